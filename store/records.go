@@ -1,0 +1,147 @@
+// Package store keeps varmenne's records and enforces, in the database itself, the
+// invariants the rest of the server relies on: a serial is unique, an EAB key binds at
+// most one account, an order leaves "ready" once, a public key is certified once.
+// It imports nothing of the project; callers declare the small interfaces they need.
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors; wrap-compatible with errors.Is.
+var (
+	// ErrNotFound: no record with that key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrDuplicate: a unique key (serial, thumbprint, key hash, kid) is already taken.
+	ErrDuplicate = errors.New("store: duplicate")
+	// ErrConflict: a conditional state transition found the record in another state.
+	ErrConflict = errors.New("store: state conflict")
+)
+
+// Organisation is a SOTE organisation as the register and the operators know it.
+type Organisation struct {
+	OID       string // THL register code, e.g. 1.2.246.10.1234567.10.0
+	Name      string
+	LongName  string
+	Domains   []string // domains the organisation administers
+	CreatedAt time.Time
+}
+
+// EAB key states.
+const (
+	EABApproved = "approved"
+	EABBound    = "bound"
+	EABRevoked  = "revoked"
+)
+
+// EABKey is an External Account Binding key bound to one organisation.
+type EABKey struct {
+	KID       string
+	OrgOID    string
+	HMACKey   []byte
+	Domains   []string // empty: all of the organisation's domains
+	Status    string
+	AccountID string // set once bound
+	CreatedAt time.Time
+	BoundAt   time.Time
+}
+
+// Account is an ACME account; it belongs to its organisation for life.
+type Account struct {
+	ID         string
+	Thumbprint string // RFC 7638 SHA-256 thumbprint of the key, base64url; unique
+	JWK        []byte // the public JWK as JSON
+	OrgOID     string
+	EABKID     string
+	Contacts   []string
+	Status     string // valid, deactivated, revoked
+	CreatedAt  time.Time
+}
+
+// Order is an ACME order. Names are the dns identifiers in the order the client sent.
+type Order struct {
+	ID         string
+	AccountID  string
+	OrgOID     string
+	Status     string // pending, ready, processing, valid, invalid
+	Expires    time.Time
+	Names      []string
+	Profile    string
+	NotBefore  time.Time // zero: not requested
+	NotAfter   time.Time // zero: not requested
+	AuthzIDs   []string  // in the order of Names
+	Error      []byte    // problem document JSON when invalid
+	CertSerial string    // lower-case hex, set when valid
+	CreatedAt  time.Time
+}
+
+// Authorization is an ACME authorization for one name.
+type Authorization struct {
+	ID         string
+	AccountID  string
+	Name       string
+	Wildcard   bool
+	Status     string // pending, valid, invalid, deactivated
+	Expires    time.Time
+	Challenges []Challenge
+	CreatedAt  time.Time
+}
+
+// Challenge is one way to prove control of an authorization's name.
+type Challenge struct {
+	ID        string
+	AuthzID   string
+	Type      string
+	Token     string
+	Status    string // pending, processing, valid, invalid
+	Validated time.Time
+	Error     []byte // problem document JSON when invalid
+}
+
+// IssuanceIntent is written before the issuer key is asked to sign anything, so a
+// crash between the two leaves a visible record, never a lost certificate.
+type IssuanceIntent struct {
+	Serial    string // lower-case hex
+	OrderID   string
+	Issuer    string
+	Names     []string
+	KeyHash   string // hex SHA-256 of the SubjectPublicKeyInfo DER
+	LintTBS   []byte // the TBS that was checked before signing (may be empty)
+	CreatedAt time.Time
+}
+
+// Certificate is an issued certificate.
+type Certificate struct {
+	Serial    string // lower-case hex, unique
+	Issuer    string // issuer name in configuration, e.g. "production", "test"
+	DER       []byte
+	Names     []string
+	KeyHash   string // unique: a key is certified once
+	NotBefore time.Time
+	NotAfter  time.Time
+	OrgOID    string
+	AccountID string
+	OrderID   string
+	Profile   string
+	CreatedAt time.Time
+}
+
+// Revocation is final; records are never deleted.
+type Revocation struct {
+	Serial       string
+	RevokedAt    time.Time
+	Reason       int // RFC 5280 CRLReason
+	RequestedBy  string
+	IdentifiedBy string
+	PerformedBy  string
+	Note         string
+}
+
+// BlockedKey is a public key that may never be certified or used as an account key.
+type BlockedKey struct {
+	KeyHash   string
+	Reason    string
+	Source    string
+	CreatedAt time.Time
+}
