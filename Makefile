@@ -1,0 +1,37 @@
+# varmenne — the two commands a newcomer needs are `make run` and `make test`.
+GO       ?= go
+DATA     ?= varmenne-data
+BIN      := bin/varmenne
+
+.PHONY: all build run test test-deps vet fmt-check bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/varmenne
+
+## run: start the server on the embedded default (SQLite, development PKI) in ./$(DATA)
+run: build
+	./$(BIN) serve --data $(DATA)
+
+## test: every test, with the race detector, after installing what the tests need
+test: test-deps vet fmt-check
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## test-deps: install the real ACME clients the end-to-end tests drive (Debian packages)
+test-deps:
+	./scripts/install-test-deps
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
+
+## bench: Go benchmarks of the issuance path
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin
