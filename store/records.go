@@ -17,6 +17,8 @@ var (
 	ErrDuplicate = errors.New("store: duplicate")
 	// ErrConflict: a conditional state transition found the record in another state.
 	ErrConflict = errors.New("store: state conflict")
+	// ErrKeyInUse: the public key is certified, or an issuance for it is under way.
+	ErrKeyInUse = errors.New("store: public key already certified")
 )
 
 // Organisation is a SOTE organisation as the register and the operators know it.
@@ -108,8 +110,17 @@ type IssuanceIntent struct {
 	Names     []string
 	KeyHash   string // hex SHA-256 of the SubjectPublicKeyInfo DER
 	LintTBS   []byte // the TBS that was checked before signing (may be empty)
+	Status    string // IntentPending, IntentIssued or IntentFailed; set by the store
 	CreatedAt time.Time
 }
+
+// Issuance intent states. A pending or issued intent holds its key; a failed one
+// (the issuer never signed) frees it for another try.
+const (
+	IntentPending = "pending"
+	IntentIssued  = "issued"
+	IntentFailed  = "failed"
+)
 
 // Certificate is an issued certificate.
 type Certificate struct {

@@ -1,0 +1,177 @@
+// Package authority holds the ACME business rules: accounts and their External
+// Account Binding, orders and authorisations, validation orchestration, finalize and
+// revocation rights. It receives requests that acme/server has already authenticated
+// (JWS, nonce, url) and answers with store records or typed *acme.Error refusals; it
+// never sees HTTP types and never builds URLs.
+package authority
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/store"
+)
+
+// AccountStore is what the authority needs of accounts, organisations and EAB keys.
+type AccountStore interface {
+	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
+	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
+	CreateAccount(ctx context.Context, acct store.Account, eabKID string) error
+	GetAccount(ctx context.Context, id string) (*store.Account, error)
+	GetAccountByThumbprint(ctx context.Context, thumbprint string) (*store.Account, error)
+	UpdateAccountContacts(ctx context.Context, id string, contacts []string) error
+	DeactivateAccount(ctx context.Context, id string) error
+	ChangeAccountKey(ctx context.Context, id, oldThumbprint, newThumbprint string, newJWK []byte) error
+}
+
+// OrderStore is what the authority needs of orders, authorisations and challenges.
+type OrderStore interface {
+	CreateOrder(ctx context.Context, o store.Order, authzs []store.Authorization) error
+	GetOrder(ctx context.Context, id string) (*store.Order, error)
+	ListOrderIDs(ctx context.Context, accountID string) ([]string, error)
+	GetAuthorization(ctx context.Context, id string) (*store.Authorization, error)
+	GetChallenge(ctx context.Context, id string) (*store.Challenge, error)
+	StartChallenge(ctx context.Context, challengeID string) error
+	FinishChallenge(ctx context.Context, challengeID string, valid bool, validated time.Time, problem []byte) error
+	BeginFinalize(ctx context.Context, orderID string) error
+	FailOrder(ctx context.Context, orderID string, problem []byte) error
+}
+
+// CertificateStore is what the authority needs of certificates, keys and revocations.
+type CertificateStore interface {
+	FinishIssuance(ctx context.Context, c store.Certificate) error
+	GetCertificate(ctx context.Context, serial string) (*store.Certificate, error)
+	KeyCertified(ctx context.Context, keyHash string) (bool, error)
+	KeyBlocked(ctx context.Context, keyHash string) (bool, error)
+	Revoke(ctx context.Context, r store.Revocation, block *store.BlockedKey) error
+	GetRevocation(ctx context.Context, serial string) (*store.Revocation, error)
+}
+
+// Store is the union the authority is wired with.
+type Store interface {
+	AccountStore
+	OrderStore
+	CertificateStore
+}
+
+// Validator proves control of a name.
+type Validator interface {
+	HTTP01(ctx context.Context, name, token, keyAuth string) error
+}
+
+// CA signs certificates for one profile.
+type CA interface {
+	Issue(ctx context.Context, req signer.Request) (*signer.Issued, error)
+	Issuer() *signer.Issuer
+}
+
+// Config tunes the authority; zero values take the defaults.
+type Config struct {
+	OrderLifetime     time.Duration // how long a pending order lives (default 7 days)
+	AuthzLifetime     time.Duration // how long a pending authorisation lives (default 7 days)
+	ValidationWait    time.Duration // how long a challenge POST waits for its result (default 3 s)
+	ValidationTimeout time.Duration // deadline of one validation (default 15 s)
+	MaxIdentifiers    int           // per order (default 100)
+	DefaultProfile    string        // default "sote-server"
+	MaxValidity       time.Duration // of the default profile (default 365 days)
+	Backdate          time.Duration // how far the signer backdates notBefore (default 1 min)
+}
+
+func (c *Config) setDefaults() {
+	if c.OrderLifetime == 0 {
+		c.OrderLifetime = 7 * 24 * time.Hour
+	}
+	if c.AuthzLifetime == 0 {
+		c.AuthzLifetime = 7 * 24 * time.Hour
+	}
+	if c.ValidationWait == 0 {
+		c.ValidationWait = 3 * time.Second
+	}
+	if c.ValidationTimeout == 0 {
+		c.ValidationTimeout = 15 * time.Second
+	}
+	if c.MaxIdentifiers == 0 {
+		c.MaxIdentifiers = 100
+	}
+	if c.DefaultProfile == "" {
+		c.DefaultProfile = "sote-server"
+	}
+	if c.MaxValidity == 0 {
+		c.MaxValidity = 365 * 24 * time.Hour
+	}
+	if c.Backdate == 0 {
+		c.Backdate = time.Minute
+	}
+}
+
+// Authority implements the ACME rules over a store, a validator and a CA.
+type Authority struct {
+	cfg   Config
+	store Store
+	val   Validator
+	ca    CA
+	log   *slog.Logger
+	now   func() time.Time
+
+	validations sync.WaitGroup // background validations still running
+}
+
+// New wires an Authority.
+func New(cfg Config, st Store, val Validator, ca CA, log *slog.Logger) *Authority {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Authority{cfg: cfg, store: st, val: val, ca: ca, log: log, now: time.Now}
+}
+
+// Config is the effective configuration.
+func (a *Authority) Config() Config { return a.cfg }
+
+// Issuer is the CA certificate chain certificates are served with.
+func (a *Authority) Issuer() *signer.Issuer { return a.ca.Issuer() }
+
+// Close waits for background validations to record their results.
+func (a *Authority) Close() { a.validations.Wait() }
+
+// newID returns a random 128-bit identifier, base64url.
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("authority: no randomness: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// internal logs err and returns the generic serverInternal refusal: internal details
+// never reach clients.
+func (a *Authority) internal(ctx context.Context, what string, err error) error {
+	a.log.ErrorContext(ctx, what, "err", err)
+	return acme.Errorf(acme.ServerInternal, "the server could not %s; try again later", what)
+}
+
+// notFound is the one answer for a resource that does not exist or belongs to another
+// account: existence is not leaked (ROBUSTNESS 46).
+func notFound(what string) error {
+	return acme.Errorf(acme.Malformed, "no such %s for this account", what).WithStatus(404)
+}
+
+// problemJSON renders err as the problem document stored on an order or challenge.
+func problemJSON(err error) []byte {
+	ae, ok := acme.AsError(err)
+	if !ok {
+		ae = acme.Errorf(acme.ServerInternal, "internal error")
+	}
+	b, _ := json.Marshal(ae.Problem())
+	return b
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -1,0 +1,246 @@
+package authority
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/policy/keys"
+	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/store"
+)
+
+// maxCNLength is the RFC 5280 upper bound of a commonName.
+const maxCNLength = 64
+
+// Finalize checks the CSR against the order and issues. The order leaves "ready" once:
+// the store's conditional transition decides which of concurrent requests issues.
+func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID string, payload []byte) (*store.Order, error) {
+	o, err := a.Order(ctx, acct, orderID)
+	if err != nil {
+		return nil, err
+	}
+	if o.Status != string(acme.StatusReady) {
+		return nil, notReady(o)
+	}
+	var req acme.FinalizeRequest
+	if err := strictUnmarshal(payload, &req); err != nil {
+		return nil, err
+	}
+	csr, err := parseCSR(req.CSR)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCSRNames(csr, o.Names); err != nil {
+		return nil, err
+	}
+	keyHash, err := a.checkCSRKey(ctx, csr)
+	if err != nil {
+		return nil, err
+	}
+	org, err := a.store.GetOrganisation(ctx, o.OrgOID)
+	if err != nil {
+		return nil, a.internal(ctx, "look up the organisation", err)
+	}
+
+	if err := a.store.BeginFinalize(ctx, o.ID); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			if cur, rerr := a.Order(ctx, acct, o.ID); rerr == nil {
+				return nil, notReady(cur)
+			}
+		}
+		return nil, a.internal(ctx, "start finalizing the order", err)
+	}
+	issued, err := a.ca.Issue(ctx, signer.Request{
+		OrderID:   o.ID,
+		PublicKey: csr.PublicKey,
+		Names:     o.Names,
+		Subject:   subjectFor(org),
+		NotBefore: o.NotBefore,
+		NotAfter:  o.NotAfter,
+	})
+	if err != nil {
+		return nil, a.failOrder(ctx, o.ID, "issue the certificate", err)
+	}
+	rec := store.Certificate{
+		Serial:    issued.Serial,
+		Issuer:    a.ca.Issuer().Name,
+		DER:       issued.DER,
+		Names:     o.Names,
+		KeyHash:   keyHash,
+		NotBefore: issued.Cert.NotBefore,
+		NotAfter:  issued.Cert.NotAfter,
+		OrgOID:    o.OrgOID,
+		AccountID: acct.ID,
+		OrderID:   o.ID,
+		Profile:   o.Profile,
+		CreatedAt: a.now(),
+	}
+	if err := a.store.FinishIssuance(ctx, rec); err != nil {
+		// Signed but not stored: the intent with this serial stays for the reconciler.
+		a.log.ErrorContext(ctx, "certificate signed but not stored", "serial", issued.Serial, "order", o.ID, "err", err)
+		return nil, a.failOrder(ctx, o.ID, "store the certificate", err)
+	}
+	a.log.InfoContext(ctx, "certificate issued", "serial", issued.Serial, "order", o.ID, "account", acct.ID, "org", o.OrgOID, "names", o.Names)
+	return a.Order(ctx, acct, o.ID)
+}
+
+// failOrder moves a processing order to invalid with the refusal the client sees.
+func (a *Authority) failOrder(ctx context.Context, orderID, what string, cause error) error {
+	refusal := cause
+	if errors.Is(cause, store.ErrKeyInUse) {
+		refusal = keyReused()
+	} else if errors.Is(cause, signer.ErrInvalidRequest) {
+		refusal = acme.Errorf(acme.Malformed, "the certificate cannot be issued as asked: %s", strings.TrimPrefix(cause.Error(), signer.ErrInvalidRequest.Error()+": "))
+	} else if _, ok := acme.AsError(cause); !ok {
+		refusal = a.internal(ctx, what, cause)
+	}
+	if err := a.store.FailOrder(context.WithoutCancel(ctx), orderID, problemJSON(refusal)); err != nil {
+		a.log.ErrorContext(ctx, "marking the order invalid failed", "order", orderID, "err", err)
+	}
+	return refusal
+}
+
+func keyReused() error {
+	return acme.Errorf(acme.BadCSR, "this public key was certified before; SOTE certificates are never issued twice for one key: generate a new key pair")
+}
+
+func notReady(o *store.Order) error {
+	switch o.Status {
+	case string(acme.StatusPending):
+		return acme.Errorf(acme.OrderNotReady, "the order is pending: every authorization must be valid before finalize")
+	case string(acme.StatusProcessing), string(acme.StatusValid):
+		return acme.Errorf(acme.OrderNotReady, "the order is already %s; poll it instead of finalizing again", o.Status)
+	default:
+		return acme.Errorf(acme.OrderNotReady, "the order is %s and cannot be finalized; create a new order", o.Status)
+	}
+}
+
+// parseCSR decodes base64url (unpadded, RFC 8555 7.4) DER and checks the signature.
+func parseCSR(b64 string) (*x509.CertificateRequest, error) {
+	if b64 == "" {
+		return nil, acme.Errorf(acme.Malformed, "the finalize request has no csr")
+	}
+	if strings.ContainsAny(b64, "=+/ \n") {
+		return nil, acme.Errorf(acme.Malformed, "csr must be unpadded base64url (RFC 8555 section 7.4)")
+	}
+	der, err := base64.RawURLEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, acme.Errorf(acme.Malformed, "csr is not valid base64url")
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, acme.Errorf(acme.BadCSR, "the CSR cannot be parsed: %v", err)
+	}
+	switch csr.SignatureAlgorithm {
+	case x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA,
+		x509.ECDSAWithSHA256, x509.ECDSAWithSHA384, x509.ECDSAWithSHA512,
+		x509.SHA256WithRSAPSS, x509.SHA384WithRSAPSS, x509.SHA512WithRSAPSS:
+	default:
+		return nil, acme.Errorf(acme.BadCSR, "the CSR is signed with %v; use SHA-256 or stronger", csr.SignatureAlgorithm)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, acme.Errorf(acme.BadCSR, "the CSR signature does not verify: %v", err)
+	}
+	return csr, nil
+}
+
+// checkCSRNames requires the CSR's names to be exactly the order's.
+func checkCSRNames(csr *x509.CertificateRequest, orderNames []string) error {
+	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 || len(csr.IPAddresses) > 0 {
+		return acme.Errorf(acme.BadCSR, "the CSR may only ask for DNS names; remove its e-mail, URI and IP address entries")
+	}
+	cn := csr.Subject.CommonName
+	if len(cn) > maxCNLength {
+		return acme.Errorf(acme.BadCSR, "the CSR's common name is %d characters; at most %d are allowed", len(cn), maxCNLength)
+	}
+	seen := map[string]bool{}
+	for _, n := range csr.DNSNames {
+		norm := names.Normalize(n)
+		if seen[norm] {
+			return acme.Errorf(acme.BadCSR, "the CSR lists %s twice", norm)
+		}
+		seen[norm] = true
+	}
+	if cn != "" && !seen[names.Normalize(cn)] {
+		if len(csr.DNSNames) > 0 || !slices.Contains(orderNames, names.Normalize(cn)) {
+			return acme.Errorf(acme.BadCSR, "the CSR's common name %q is not among its DNS names", cn)
+		}
+		seen[names.Normalize(cn)] = true
+	}
+	var missing, extra []string
+	for _, n := range orderNames {
+		if !seen[n] {
+			missing = append(missing, n)
+		}
+	}
+	for n := range seen {
+		if !slices.Contains(orderNames, n) {
+			extra = append(extra, n)
+		}
+	}
+	slices.Sort(extra)
+	switch {
+	case len(extra) > 0:
+		return acme.Errorf(acme.BadCSR, "the CSR asks for %s, which the order does not contain", strings.Join(extra, ", "))
+	case len(missing) > 0:
+		return acme.Errorf(acme.BadCSR, "the CSR lacks %s, which the order contains", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// checkCSRKey applies key quality, the blocked list and the never-twice rule; it
+// returns the key hash the certificate is recorded under.
+func (a *Authority) checkCSRKey(ctx context.Context, csr *x509.CertificateRequest) (string, error) {
+	if err := keys.CheckCertificateKey(csr.PublicKey); err != nil {
+		return "", err
+	}
+	hash, err := signer.KeyHash(csr.PublicKey)
+	if err != nil {
+		return "", acme.Errorf(acme.BadCSR, "the CSR's public key cannot be encoded: %v", err)
+	}
+	blocked, err := a.store.KeyBlocked(ctx, hash)
+	if err != nil {
+		return "", a.internal(ctx, "check the blocked keys", err)
+	}
+	if blocked {
+		return "", acme.Errorf(acme.BadCSR, "this public key was reported compromised and may not be certified; generate a new key pair")
+	}
+	certified, err := a.store.KeyCertified(ctx, hash)
+	if err != nil {
+		return "", a.internal(ctx, "check earlier certificates", err)
+	}
+	if certified {
+		return "", keyReused()
+	}
+	return hash, nil
+}
+
+// subjectFor is the subject every certificate of the organisation carries; what the
+// CSR asks for in its subject is ignored.
+func subjectFor(org *store.Organisation) pkix.Name {
+	s := pkix.Name{Country: []string{"FI"}, Organization: []string{org.Name}}
+	if org.LongName != "" {
+		s.OrganizationalUnit = []string{org.LongName}
+	}
+	return s
+}
+
+// Certificate returns the certificate with the given serial if the account may fetch it:
+// its own, or one of an account of the same organisation.
+func (a *Authority) Certificate(ctx context.Context, acct *store.Account, serial string) (*store.Certificate, error) {
+	c, err := a.store.GetCertificate(ctx, serial)
+	if isNotFound(err) || (err == nil && c.AccountID != acct.ID && c.OrgOID != acct.OrgOID) {
+		return nil, notFound("certificate")
+	}
+	if err != nil {
+		return nil, a.internal(ctx, "read the certificate", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,303 @@
+// Package server is varmenne's ACME HTTP front end: routes, body limits, content types,
+// the linear JWS check (parse, key, signature, nonce, url) and RFC 7807 rendering.
+// It owns URLs and HTTP types; every business rule lives in acme/authority.
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/gorilla/mux"
+
+	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/authority"
+	"github.com/varmenne/varmenne/acme/jws"
+	"github.com/varmenne/varmenne/store"
+)
+
+// Paths below the base URL.
+const (
+	DirectoryPath  = "/acme/directory"
+	newNoncePath   = "/acme/new-nonce"
+	newAccountPath = "/acme/new-account"
+	newOrderPath   = "/acme/new-order"
+	revokeCertPath = "/acme/revoke-cert"
+	keyChangePath  = "/acme/key-change"
+	accountPath    = "/acme/account/"
+	orderPath      = "/acme/order/"
+	authzPath      = "/acme/authz/"
+	challengePath  = "/acme/chall/"
+	certPath       = "/acme/cert/"
+)
+
+// DefaultMaxBody caps every request body (go-jose CVE-2025-27144: never parse unbounded input).
+const DefaultMaxBody = 64 << 10
+
+// Nonces issues and redeems replay nonces.
+type Nonces interface {
+	Issue() string
+	Redeem(nonce string) error
+}
+
+// Config of the front end.
+type Config struct {
+	BaseURL        string // scheme://host[:port] clients reach the server at, no trailing slash
+	TermsOfService string
+	Website        string
+	MaxBody        int64 // default DefaultMaxBody
+}
+
+// Server serves the ACME API.
+type Server struct {
+	cfg    Config
+	auth   *authority.Authority
+	nonces Nonces
+	log    *slog.Logger
+}
+
+// New makes a Server.
+func New(cfg Config, auth *authority.Authority, nonces Nonces, log *slog.Logger) *Server {
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, auth: auth, nonces: nonces, log: log}
+}
+
+// DirectoryURL is where clients start.
+func (s *Server) DirectoryURL() string { return s.url(DirectoryPath) }
+
+func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc(DirectoryPath, s.directory).Methods(http.MethodGet)
+	r.HandleFunc(newNoncePath, s.newNonce).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(newAccountPath, s.post(jwkOnly, s.newAccount))
+	r.Handle(newOrderPath, s.post(kidOnly, s.newOrder))
+	r.Handle(revokeCertPath, s.post(kidOrJWK, s.revokeCert))
+	r.Handle(keyChangePath, s.post(kidOnly, s.keyChange))
+	r.Handle(accountPath+"{id}", s.post(kidOnly, s.account))
+	r.Handle(accountPath+"{id}/orders", s.post(kidOnly, s.orders))
+	r.Handle(orderPath+"{id}", s.post(kidOnly, s.order))
+	r.Handle(orderPath+"{id}/finalize", s.post(kidOnly, s.finalize))
+	r.Handle(authzPath+"{id}", s.post(kidOnly, s.authorization))
+	r.Handle(challengePath+"{id}", s.post(kidOnly, s.challenge))
+	r.Handle(certPath+"{serial}", s.post(kidOnly, s.certificate))
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		s.problem(w, r, acme.Errorf(acme.Malformed, "%s is not allowed here: ACME resources are read with POST-as-GET", r.Method).WithStatus(http.StatusMethodNotAllowed))
+	})
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.problem(w, r, acme.Errorf(acme.Malformed, "no such resource: %s", r.URL.Path).WithStatus(http.StatusNotFound))
+	})
+	return s.logRequests(r)
+}
+
+// problem renders err as an RFC 7807 document. An error that is not an *acme.Error is a
+// bug or an outage: the client gets a generic serverInternal, the log gets the detail.
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
+	ae, ok := acme.AsError(err)
+	if !ok {
+		s.log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
+		ae = acme.Errorf(acme.ServerInternal, "the server failed to handle the request; try again later")
+	}
+	if ae.Location != "" {
+		w.Header().Set("Location", s.url(accountPath+ae.Location))
+	}
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.problem = string(ae.Kind)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(ae.HTTPStatus())
+	_ = json.NewEncoder(w).Encode(ae.Problem())
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// addNonce gives every response a fresh nonce and the directory link (RFC 8555 6.5, 7.1).
+func (s *Server) addNonce(w http.ResponseWriter) {
+	w.Header().Set("Replay-Nonce", s.nonces.Issue())
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Add("Link", `<`+s.DirectoryURL()+`>;rel="index"`)
+}
+
+func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, acme.Directory{
+		NewNonce:   s.url(newNoncePath),
+		NewAccount: s.url(newAccountPath),
+		NewOrder:   s.url(newOrderPath),
+		RevokeCert: s.url(revokeCertPath),
+		KeyChange:  s.url(keyChangePath),
+		Meta: acme.DirectoryMeta{
+			TermsOfService:          s.cfg.TermsOfService,
+			Website:                 s.cfg.Website,
+			ExternalAccountRequired: true,
+		},
+	})
+}
+
+func (s *Server) newNonce(w http.ResponseWriter, r *http.Request) {
+	s.addNonce(w)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// keyRule says whether a resource is signed with an account's kid, a jwk, or either.
+type keyRule int
+
+const (
+	kidOnly keyRule = iota
+	jwkOnly
+	kidOrJWK
+)
+
+// request is an authenticated POST.
+type request struct {
+	payload []byte
+	account *store.Account   // when signed with kid
+	jwk     *jose.JSONWebKey // when signed with jwk
+	url     string
+}
+
+type postHandler func(w http.ResponseWriter, r *http.Request, req *request) error
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
+
+// post is the linear request check, top to bottom: method, content type, size, JWS
+// structure, key (jwk or kid), signature, nonce, url. A bad signature never consumes
+// the nonce, so a client's retry is not punished for an attacker's replay.
+func (s *Server) post(rule keyRule, h postHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.addNonce(w)
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			s.problem(w, r, acme.Errorf(acme.Malformed, "%s is not allowed here: ACME resources are read with POST-as-GET", r.Method).WithStatus(http.StatusMethodNotAllowed))
+			return
+		}
+		req, err := s.authenticate(w, r, rule)
+		if err == nil {
+			err = h(w, r, req)
+		}
+		if err != nil {
+			s.problem(w, r, err)
+		}
+	})
+}
+
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rule keyRule) (*request, error) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/jose+json" {
+		return nil, acme.Errorf(acme.Malformed, "Content-Type must be application/jose+json, not %q", r.Header.Get("Content-Type")).WithStatus(http.StatusUnsupportedMediaType)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, acme.Errorf(acme.Malformed, "the request body is larger than %d bytes", s.cfg.MaxBody).WithStatus(http.StatusRequestEntityTooLarge)
+		}
+		return nil, acme.Errorf(acme.Malformed, "the request body could not be read")
+	}
+	msg, err := jws.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	req := &request{url: s.cfg.BaseURL + r.RequestURI}
+	key := msg.JWK
+	switch {
+	case msg.KID != "" && rule == jwkOnly:
+		return nil, acme.Errorf(acme.Malformed, "this request must be signed with a jwk, not a kid")
+	case msg.JWK != nil && rule == kidOnly:
+		return nil, acme.Errorf(acme.Malformed, "this request must be signed with the account's kid, not a jwk")
+	case msg.KID != "":
+		id, ok := strings.CutPrefix(msg.KID, s.url(accountPath))
+		if !ok || !idPattern.MatchString(id) {
+			return nil, acme.Errorf(acme.Malformed, "kid %q is not an account URL of this server", msg.KID)
+		}
+		if req.account, err = s.auth.Account(r.Context(), id); err != nil {
+			return nil, err
+		}
+		if key, err = authority.AccountKey(req.account); err != nil {
+			return nil, err
+		}
+	default:
+		req.jwk = msg.JWK
+	}
+	if req.payload, err = msg.Verify(key); err != nil {
+		return nil, err
+	}
+	if err := s.nonces.Redeem(msg.Nonce); err != nil {
+		return nil, err
+	}
+	if msg.URL != req.url {
+		return nil, acme.Errorf(acme.Malformed, "the JWS url %q does not match the request URL %q", msg.URL, req.url)
+	}
+	return req, nil
+}
+
+// postAsGet refuses a payload where only POST-as-GET (empty payload) is meaningful.
+func postAsGet(req *request) error {
+	if len(req.payload) != 0 {
+		return acme.Errorf(acme.Malformed, "this resource is read with POST-as-GET: the payload must be empty, not %q", truncate(string(req.payload), 32))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// statusRecorder remembers what a handler answered, for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status  int
+	problem string
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logRequests writes one event per request with its outcome.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "ms", time.Since(start).Milliseconds()}
+		if rec.problem != "" {
+			attrs = append(attrs, "problem", rec.problem)
+		}
+		s.log.InfoContext(r.Context(), "request", attrs...)
+	})
+}

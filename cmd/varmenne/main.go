@@ -1,0 +1,125 @@
+// Command varmenne is the SOTE ACME server and its operator tool. It is the only
+// place that wires concrete types (store, keys, validator) to the interfaces the
+// other packages declare.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+const usage = `varmenne — ACME server for SOTE service certificates
+
+Usage:
+  varmenne serve       [flags]   run the ACME server (embedded default: SQLite, development PKI)
+  varmenne org add     --oid OID --name NAME [--long-name NAME] --domain NAME...
+  varmenne eab create  --org OID [--domain NAME...] [--json]
+
+Every command takes --data DIR (default ./varmenne-data, or $VARMENNE_DATA).
+Every flag can also be set as VARMENNE_<FLAG>, e.g. VARMENNE_LISTEN=127.0.0.1:14000.
+Run "varmenne COMMAND -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "varmenne: "+err.Error())
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New(`no command given; try "varmenne serve"`)
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(ctx, rest, stdout, stderr)
+	case "org":
+		if len(rest) > 0 && rest[0] == "add" {
+			return orgAdd(ctx, rest[1:], stdout, stderr)
+		}
+		return errors.New(`"varmenne org" needs a subcommand: add`)
+	case "eab":
+		if len(rest) > 0 && rest[0] == "create" {
+			return eabCreate(ctx, rest[1:], stdout, stderr)
+		}
+		return errors.New(`"varmenne eab" needs a subcommand: create`)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q; the commands are serve, org add, eab create", cmd)
+	}
+}
+
+// newFlags makes a flag set that reports errors as one line and exits non-zero.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args and then fills every flag not given on the command line from
+// VARMENNE_<NAME> in the environment.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard) // errors are reported once, by main
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+			return err
+		}
+		return fmt.Errorf("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := "VARMENNE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// stringList is a repeatable flag; a value may also hold several comma-separated items.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", "varmenne-data", "data directory: database, development keys, roots.pem")
+}
+
+func dbPath(dataDir string) string { return filepath.Join(dataDir, "varmenne.db") }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/store"
+)
+
+var oidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
+
+// openExisting opens the data directory's database, which serve creates.
+func openExisting(ctx context.Context, dataDir string) (*store.SQL, error) {
+	if _, err := os.Stat(dbPath(dataDir)); err != nil {
+		return nil, fmt.Errorf("no database in %s: start \"varmenne serve --data %s\" once, or pass the right --data", dataDir, dataDir)
+	}
+	return store.OpenSQLite(ctx, dbPath(dataDir))
+}
+
+func orgAdd(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlags("org add", io.Discard)
+	data := dataFlag(fs)
+	oid := fs.String("oid", "", "the organisation's code in THL's SOTE register, e.g. 1.2.246.10.12345678.10.0")
+	name := fs.String("name", "", "the organisation's name (certificate O)")
+	longName := fs.String("long-name", "", "the long name from the code service (certificate OU); default: --name")
+	var domains stringList
+	fs.Var(&domains, "domain", "a domain the organisation administers (repeatable)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *oid == "":
+		return errors.New("org add: --oid is required: the organisation's THL register code, e.g. 1.2.246.10.12345678.10.0")
+	case !oidPattern.MatchString(*oid):
+		return fmt.Errorf("org add: --oid %q is not an OID; it looks like 1.2.246.10.12345678.10.0", *oid)
+	case strings.TrimSpace(*name) == "":
+		return errors.New("org add: --name is required: the organisation's name as it goes into certificates")
+	case len(domains) == 0:
+		return errors.New("org add: give at least one --domain the organisation administers")
+	}
+	for i, d := range domains {
+		d = names.Normalize(d)
+		if err := names.Check(d); err != nil || strings.HasPrefix(d, "*.") {
+			return fmt.Errorf("org add: --domain %q is not a valid domain name", domains[i])
+		}
+		domains[i] = d
+	}
+	if *longName == "" {
+		*longName = *name
+	}
+	st, err := openExisting(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = st.AddOrganisation(ctx, store.Organisation{OID: *oid, Name: *name, LongName: *longName, Domains: domains, CreatedAt: time.Now()})
+	if errors.Is(err, store.ErrDuplicate) {
+		return fmt.Errorf("org add: organisation %s already exists", *oid)
+	}
+	if err != nil {
+		return fmt.Errorf("org add: %w", err)
+	}
+	fmt.Fprintf(stdout, "organisation %s (%s) added with domains %s\n", *oid, *name, strings.Join(domains, ", "))
+	return nil
+}
+
+func eabCreate(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlags("eab create", io.Discard)
+	data := dataFlag(fs)
+	org := fs.String("org", "", "OID of the organisation the key binds accounts to")
+	asJSON := fs.Bool("json", false, `print one JSON object {"kid":…,"hmac_key":…}`)
+	var domains stringList
+	fs.Var(&domains, "domain", "limit the account to these of the organisation's domains (repeatable; default: all)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *org == "" {
+		return errors.New("eab create: --org is required: the OID of an organisation added with \"varmenne org add\"")
+	}
+	st, err := openExisting(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	o, err := st.GetOrganisation(ctx, *org)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("eab create: organisation %s is unknown; add it with \"varmenne org add --oid %s …\"", *org, *org)
+	}
+	if err != nil {
+		return fmt.Errorf("eab create: %w", err)
+	}
+	for i, d := range domains {
+		d = names.Normalize(d)
+		if !names.Within(d, o.Domains) {
+			return fmt.Errorf("eab create: --domain %s is not among organisation %s's domains (%s)", domains[i], o.OID, strings.Join(o.Domains, ", "))
+		}
+		domains[i] = d
+	}
+	key := store.EABKey{
+		KID:       randomB64(16),
+		OrgOID:    o.OID,
+		HMACKey:   randomBytes(32),
+		Domains:   domains,
+		Status:    store.EABApproved,
+		CreatedAt: time.Now(),
+	}
+	if err := st.CreateEAB(ctx, key); err != nil {
+		return fmt.Errorf("eab create: %w", err)
+	}
+	hmacKey := base64.RawURLEncoding.EncodeToString(key.HMACKey)
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]string{"kid": key.KID, "hmac_key": hmacKey})
+	}
+	fmt.Fprintf(stdout, "EAB key for organisation %s (%s); it creates one ACME account.\n  kid:      %s\n  hmac key: %s\n",
+		o.OID, o.Name, key.KID, hmacKey)
+	return nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("no randomness: " + err.Error())
+	}
+	return b
+}
+
+func randomB64(n int) string { return base64.RawURLEncoding.EncodeToString(randomBytes(n)) }

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/varmenne/varmenne/acme/authority"
+	"github.com/varmenne/varmenne/acme/nonce"
+	"github.com/varmenne/varmenne/acme/server"
+	"github.com/varmenne/varmenne/acme/validate"
+	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/signer/filekey"
+	"github.com/varmenne/varmenne/store"
+)
+
+// soteServerPolicy is the SOTE organisation certificate policy arc (SOTE.md).
+var soteServerPolicy = asn1.ObjectIdentifier{1, 2, 246, 517, 1, 10, 203}
+
+type serveConfig struct {
+	data          string
+	listen        string
+	baseURL       string
+	publicURL     string
+	http01Port    int
+	dnsResolver   string
+	allowNets     stringList
+	devKeyType    string
+	tos           string
+	website       string
+	logFormat     string
+	validationTTL time.Duration
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c serveConfig
+	fs := newFlags("serve", stderr)
+	fs.StringVar(&c.data, "data", "varmenne-data", "data directory: database, development keys, roots.pem")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:14000", "address of the ACME HTTPS listener")
+	fs.StringVar(&c.baseURL, "base-url", "", "URL clients reach the ACME listener at (default https://<listen>)")
+	fs.StringVar(&c.publicURL, "public-url", "http://127.0.0.1:14080", "base of the plain-HTTP URLs put in certificates (CRL distribution point, issuer AIA)")
+	fs.IntVar(&c.http01Port, "http01-port", 80, "port http-01 validation connects to (tests use a high port)")
+	fs.StringVar(&c.dnsResolver, "dns-resolver", "", "HOST:PORT of the DNS server validation asks (default: the system resolver)")
+	fs.Var(&c.allowNets, "validation-allow", "non-public CIDR validation may connect to, e.g. 10.20.0.0/16 for an internal network (repeatable)")
+	fs.StringVar(&c.devKeyType, "dev-key-type", "ecdsa-p384", "key type of the development root and issuers made on first start: ecdsa-p256, ecdsa-p384, rsa-4096")
+	fs.StringVar(&c.tos, "terms-of-service", "https://varmenne.example/terms", "terms-of-service URL in the directory")
+	fs.StringVar(&c.website, "website", "https://varmenne.example/", "website URL in the directory")
+	fs.StringVar(&c.logFormat, "log-format", "", "json or text (default: text on a terminal, json otherwise)")
+	fs.DurationVar(&c.validationTTL, "validation-timeout", 15*time.Second, "deadline of one validation attempt")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(c.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	var nets []netip.Prefix
+	for _, s := range c.allowNets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("serve: --validation-allow %q is not a CIDR such as 10.20.0.0/16", s)
+		}
+		nets = append(nets, p.Masked())
+	}
+	if c.dnsResolver != "" {
+		if _, _, err := net.SplitHostPort(c.dnsResolver); err != nil {
+			return fmt.Errorf("serve: --dns-resolver %q must be HOST:PORT, e.g. 127.0.0.1:53", c.dnsResolver)
+		}
+	}
+
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return fmt.Errorf("serve: cannot create the data directory: %w", err)
+	}
+	st, err := store.OpenSQLite(ctx, dbPath(c.data))
+	if err != nil {
+		return fmt.Errorf("serve: opening the database in %s: %w", c.data, err)
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("serve: cannot listen on %s: %w", c.listen, err)
+	}
+	defer ln.Close()
+	if c.baseURL == "" {
+		c.baseURL = "https://" + ln.Addr().String()
+	}
+
+	pki, created, err := filekey.EnsureDevPKI(filepath.Join(c.data, "pki"), c.devKeyType, tlsNames(c.baseURL))
+	if err != nil {
+		return fmt.Errorf("serve: development PKI: %w", err)
+	}
+	log.Warn("DEVELOPMENT PKI: the root and issuer keys are files in the data directory and are for development and testing only; production keeps issuer keys in an HSM",
+		"dir", filepath.Join(c.data, "pki"), "created", created)
+	rootsPath := filepath.Join(c.data, "roots.pem")
+	if err := os.WriteFile(rootsPath, pki.RootsPEM, 0o644); err != nil {
+		return fmt.Errorf("serve: writing %s: %w", rootsPath, err)
+	}
+
+	public := strings.TrimSuffix(c.publicURL, "/")
+	const validity, backdate = 365 * 24 * time.Hour, time.Minute // SOTE server certificate: 1 year
+	ca := signer.New(pki.Production, signer.Profile{
+		Name:        "sote-server",
+		Validity:    validity,
+		Backdate:    backdate,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		PolicyOIDs:  []asn1.ObjectIdentifier{soteServerPolicy},
+		CRLURL:      public + "/crl/" + pki.Production.Name + ".crl",
+		IssuerURL:   public + "/issuer/" + pki.Production.Name + ".cer",
+	}, st, time.Now, rand.Reader)
+
+	val, err := validate.New(validate.Config{
+		Resolver:    c.dnsResolver,
+		HTTPPort:    c.http01Port,
+		AllowedNets: nets,
+		Timeout:     c.validationTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: validator: %w", err)
+	}
+	auth := authority.New(authority.Config{ValidationTimeout: c.validationTTL, MaxValidity: validity, Backdate: backdate}, st, val, ca, log)
+	defer auth.Close()
+	acmeSrv := server.New(server.Config{BaseURL: c.baseURL, TermsOfService: c.tos, Website: c.website},
+		auth, nonce.NewPool(1<<17, time.Hour), log)
+
+	httpSrv := &http.Server{
+		Handler:           acmeSrv.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pki.TLS}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
+
+	fmt.Fprintf(stdout, `varmenne is running (embedded default: SQLite, development PKI).
+  ACME directory: %s
+  Trust roots:    %s
+Add an organisation and create an EAB key for its ACME client:
+  varmenne org add --data %s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
+  varmenne eab create --data %s --org 1.2.246.10.12345678.10.0
+`, acmeSrv.DirectoryURL(), rootsPath, c.data, c.data)
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(sctx)
+	}
+	return nil
+}
+
+// tlsNames are the names the ACME listener's certificate must carry.
+func tlsNames(baseURL string) []string {
+	host := strings.TrimPrefix(strings.TrimPrefix(baseURL, "https://"), "http://")
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "" {
+		return nil
+	}
+	return []string{host}
+}
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	default:
+		return nil, fmt.Errorf("serve: --log-format %q: use json or text", format)
+	}
+}

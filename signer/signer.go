@@ -1,0 +1,350 @@
+// Package signer turns an approved request into a signed, verified certificate: the
+// profile's template, the SOTE long serial, the issuance intent recorded before the
+// issuer key signs, and the check of the signature against the issuer afterwards.
+//
+// It owns no HTTP and no ACME state: it never imports acme/server, and it does not
+// store the certificate — the caller stores it together with the order's state change.
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/varmenne/varmenne/store"
+)
+
+// DefaultPolicyOID is the certificate policy arc of SOTE organisation certificates.
+var DefaultPolicyOID = asn1.ObjectIdentifier{1, 2, 246, 517, 1, 10, 203}
+
+// ErrInvalidRequest marks a refusal caused by the request itself (names, validity),
+// as opposed to a fault of the signer; the caller may answer it as a client error.
+var ErrInvalidRequest = errors.New("signer: invalid request")
+
+// ErrUnsigned marks a failure after the intent was recorded and before the issuer key
+// was asked to sign: no certificate with that serial exists, so the caller may
+// abandon the intent (the serial stays used) and let the key be tried again. Any
+// other failure after the intent may have reached the key and must leave it for
+// the reconciler.
+var ErrUnsigned = errors.New("signer: issuer key not used")
+
+// maxSerialTries bounds the redraws after a serial collision; with 72 random bits a
+// second collision means something other than chance is wrong.
+const maxSerialTries = 3
+
+// maxCNLen is ub-common-name from RFC 5280.
+const maxCNLen = 64
+
+// Profile is what a certificate type puts into every certificate it issues.
+type Profile struct {
+	Name        string
+	Validity    time.Duration // maximum; 365 days for sote-server
+	Backdate    time.Duration // notBefore = now - Backdate
+	ExtKeyUsage []x509.ExtKeyUsage
+	PolicyOIDs  []asn1.ObjectIdentifier // nil: DefaultPolicyOID
+	CRLURL      string                  // CRL distribution point URL for this issuer
+	IssuerURL   string                  // AIA caIssuers URL
+	OCSPURL     string                  // optional
+}
+
+// Request is an approved certificate request.
+type Request struct {
+	OrderID   string
+	PublicKey crypto.PublicKey
+	Names     []string  // DNS SANs, first becomes CN
+	Subject   pkix.Name // C, O, OU as the caller decides; CN is set to Names[0] by the signer
+	NotBefore time.Time // zero: now - Backdate
+	NotAfter  time.Time // zero: the longest the profile allows
+}
+
+// IntentRecorder is the one store method the signer needs. RecordIntent returns
+// store.ErrDuplicate when the serial exists and store.ErrKeyInUse when the key was
+// certified before.
+type IntentRecorder interface {
+	RecordIntent(ctx context.Context, in store.IssuanceIntent) error
+}
+
+// Issued is a signed certificate whose signature verified against the issuer.
+type Issued struct {
+	DER     []byte
+	Cert    *x509.Certificate
+	Serial  string // lower-case hex
+	KeyHash string // lower-case hex SHA-256 of the SubjectPublicKeyInfo DER
+}
+
+// CA issues certificates of one profile from one issuer. It is safe for concurrent
+// use when its recorder, clock and random source are.
+type CA struct {
+	issuer  *Issuer
+	profile Profile
+	rec     IntentRecorder
+	now     func() time.Time
+	random  io.Reader
+}
+
+// New returns a CA. now nil means time.Now; random (used for serials) nil means
+// crypto/rand.Reader.
+func New(issuer *Issuer, profile Profile, rec IntentRecorder, now func() time.Time, random io.Reader) *CA {
+	if now == nil {
+		now = time.Now
+	}
+	if random == nil {
+		random = rand.Reader
+	}
+	return &CA{issuer: issuer, profile: profile, rec: rec, now: now, random: random}
+}
+
+// Issuer is the issuer the CA signs with.
+func (c *CA) Issuer() *Issuer { return c.issuer }
+
+// Issue checks the request against the profile, draws a long serial, records the
+// issuance intent, signs, and verifies the signature against the issuer certificate.
+//
+// The intent carries the TBS of a throw-away pre-signature; the real certificate's
+// TBS must equal it byte for byte. A refused intent means the issuer key is not
+// asked to sign: store.ErrDuplicate draws a new serial (up to 3 tries), any other
+// error — store.ErrKeyInUse among them — is returned wrapped. Request problems wrap
+// ErrInvalidRequest; a failure after the intent that never reached the key wraps
+// ErrUnsigned. No certificate is returned unless its signature verifies.
+func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
+	if err := c.checkSetup(); err != nil {
+		return nil, err
+	}
+	if req.PublicKey == nil {
+		return nil, errors.New("signer: request has no public key")
+	}
+	spki, err := x509.MarshalPKIXPublicKey(req.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("signer: subject public key: %w", err)
+	}
+	keyHash, err := KeyHash(req.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNames(req.Names); err != nil {
+		return nil, err
+	}
+	now := c.now()
+	notBefore, notAfter, err := c.validity(now, req)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := c.template(req, spki, notBefore, notAfter)
+	if err != nil {
+		return nil, err
+	}
+
+	var serial []byte
+	var lintTBS []byte
+	for try := 1; ; try++ {
+		if serial, err = NewSerial(now, c.random); err != nil {
+			return nil, err
+		}
+		tmpl.SerialNumber = new(big.Int).SetBytes(serial)
+		if lintTBS, err = c.preSign(tmpl, req.PublicKey); err != nil {
+			return nil, err
+		}
+		err = c.rec.RecordIntent(ctx, store.IssuanceIntent{
+			Serial:    hex.EncodeToString(serial),
+			OrderID:   req.OrderID,
+			Issuer:    c.issuer.Name,
+			Names:     append([]string(nil), req.Names...),
+			KeyHash:   keyHash,
+			LintTBS:   lintTBS,
+			CreatedAt: now,
+		})
+		if err == nil {
+			break
+		}
+		if errors.Is(err, store.ErrDuplicate) && try < maxSerialTries {
+			continue
+		}
+		return nil, fmt.Errorf("signer: recording the issuance intent for serial %x: %w", serial, err)
+	}
+
+	// The intent is durable; a cancelled request should still not reach the key.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, req.PublicKey, c.issuer.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signer: signing serial %x with issuer %q: %w", serial, c.issuer.Name, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("signer: parsing signed serial %x: %w", serial, err)
+	}
+	if !bytes.Equal(cert.RawTBSCertificate, lintTBS) {
+		return nil, fmt.Errorf("signer: serial %x: signed TBS differs from the recorded TBS", serial)
+	}
+	if err := cert.CheckSignatureFrom(c.issuer.Cert); err != nil {
+		return nil, fmt.Errorf("signer: serial %x: signature does not verify against issuer %q: %w", serial, c.issuer.Name, err)
+	}
+	return &Issued{DER: der, Cert: cert, Serial: hex.EncodeToString(serial), KeyHash: keyHash}, nil
+}
+
+func (c *CA) checkSetup() error {
+	if c.issuer == nil || c.issuer.Cert == nil || c.issuer.Key == nil {
+		return errors.New("signer: CA has no issuer certificate or key")
+	}
+	if c.rec == nil {
+		return errors.New("signer: CA has no intent recorder")
+	}
+	if c.profile.Validity <= 0 {
+		return fmt.Errorf("signer: profile %q has no validity", c.profile.Name)
+	}
+	// A leaf without EKUs is good for any purpose; a profile must say what it is for.
+	if len(c.profile.ExtKeyUsage) == 0 {
+		return fmt.Errorf("signer: profile %q has no extended key usage", c.profile.Name)
+	}
+	return nil
+}
+
+func checkNames(names []string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("%w: no names", ErrInvalidRequest)
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if n == "" {
+			return fmt.Errorf("%w: empty name", ErrInvalidRequest)
+		}
+		if seen[strings.ToLower(n)] {
+			return fmt.Errorf("%w: name %q appears twice", ErrInvalidRequest, n)
+		}
+		seen[strings.ToLower(n)] = true
+	}
+	if len(names[0]) > maxCNLen {
+		return fmt.Errorf("%w: first name %q is longer than the %d characters a common name holds", ErrInvalidRequest, names[0], maxCNLen)
+	}
+	return nil
+}
+
+// validity works out notBefore and notAfter at the second resolution a certificate
+// stores. RFC 5280 counts both ends of the period, so the longest certificate ends
+// one second before notBefore+Validity.
+func (c *CA) validity(now time.Time, req Request) (notBefore, notAfter time.Time, err error) {
+	now = now.UTC().Truncate(time.Second)
+	earliest := now.Add(-c.profile.Backdate)
+	notBefore = earliest
+	if !req.NotBefore.IsZero() {
+		notBefore = req.NotBefore.UTC().Truncate(time.Second)
+		// Either way means a clock or a caller is wrong; refuse rather than sign it.
+		if notBefore.Before(earliest) {
+			return time.Time{}, time.Time{}, fmt.Errorf("%w: notBefore %s is backdated beyond %s", ErrInvalidRequest, notBefore.Format(time.RFC3339), c.profile.Backdate)
+		}
+		if notBefore.After(now) {
+			return time.Time{}, time.Time{}, fmt.Errorf("%w: notBefore %s is in the future", ErrInvalidRequest, notBefore.Format(time.RFC3339))
+		}
+	}
+	latest := notBefore.Add(c.profile.Validity - time.Second)
+	notAfter = latest
+	if !req.NotAfter.IsZero() {
+		notAfter = req.NotAfter.UTC().Truncate(time.Second)
+		if !notAfter.After(notBefore) {
+			return time.Time{}, time.Time{}, fmt.Errorf("%w: notAfter %s is not after notBefore %s", ErrInvalidRequest, notAfter.Format(time.RFC3339), notBefore.Format(time.RFC3339))
+		}
+		if notAfter.After(latest) {
+			return time.Time{}, time.Time{}, fmt.Errorf("%w: validity %s to %s is longer than profile %q allows (%s)", ErrInvalidRequest, notBefore.Format(time.RFC3339), notAfter.Format(time.RFC3339), c.profile.Name, c.profile.Validity)
+		}
+	}
+	ic := c.issuer.Cert
+	if notBefore.Before(ic.NotBefore) || notAfter.After(ic.NotAfter) {
+		return time.Time{}, time.Time{}, fmt.Errorf("signer: validity %s to %s falls outside issuer %q (%s to %s)", notBefore.Format(time.RFC3339), notAfter.Format(time.RFC3339), c.issuer.Name, ic.NotBefore.Format(time.RFC3339), ic.NotAfter.Format(time.RFC3339))
+	}
+	return notBefore, notAfter, nil
+}
+
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+func (c *CA) template(req Request, spki []byte, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	sigAlg, _, err := signatureParams(c.issuer.Key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
+	}
+	ski, err := subjectKeyID(spki)
+	if err != nil {
+		return nil, err
+	}
+	subject := req.Subject
+	subject.CommonName = req.Names[0]
+	// A CN in ExtraNames would make a second CN beside Names[0].
+	subject.ExtraNames = nil
+	for _, atv := range req.Subject.ExtraNames {
+		if !atv.Type.Equal(oidCommonName) {
+			subject.ExtraNames = append(subject.ExtraNames, atv)
+		}
+	}
+	ku := x509.KeyUsageDigitalSignature
+	if _, ok := req.PublicKey.(*rsa.PublicKey); ok {
+		ku |= x509.KeyUsageKeyEncipherment
+	}
+	oids := c.profile.PolicyOIDs
+	if oids == nil {
+		oids = []asn1.ObjectIdentifier{DefaultPolicyOID}
+	}
+	policies := make([]x509.OID, 0, len(oids))
+	for _, o := range oids {
+		p, err := x509.OIDFromASN1OID(o)
+		if err != nil {
+			return nil, fmt.Errorf("signer: profile %q: policy %s: %w", c.profile.Name, o, err)
+		}
+		policies = append(policies, p)
+	}
+	t := &x509.Certificate{
+		SignatureAlgorithm:    sigAlg,
+		Subject:               subject,
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		DNSNames:              append([]string(nil), req.Names...),
+		KeyUsage:              ku, // Go marshals key usage as critical
+		ExtKeyUsage:           append([]x509.ExtKeyUsage(nil), c.profile.ExtKeyUsage...),
+		BasicConstraintsValid: true, // CA:false, marshalled critical
+		SubjectKeyId:          ski,
+		AuthorityKeyId:        c.issuer.Cert.SubjectKeyId,
+		Policies:              policies,
+	}
+	if c.profile.CRLURL != "" {
+		t.CRLDistributionPoints = []string{c.profile.CRLURL}
+	}
+	if c.profile.IssuerURL != "" {
+		t.IssuingCertificateURL = []string{c.profile.IssuerURL}
+	}
+	if c.profile.OCSPURL != "" {
+		t.OCSPServer = []string{c.profile.OCSPURL}
+	}
+	return t, nil
+}
+
+// preSign signs the template with a throw-away key under a copy of the issuer
+// certificate that carries the throw-away public key. Issuer name, AKI and signature
+// algorithm stay the issuer's, so the TBS is the one the real key will sign.
+func (c *CA) preSign(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+	key, err := throwawayKey(c.issuer.Key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
+	}
+	parent := *c.issuer.Cert
+	parent.PublicKey = key.Public()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, &parent, pub, key)
+	if err != nil {
+		return nil, fmt.Errorf("signer: building the certificate: %w", err)
+	}
+	pre, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("signer: parsing the pre-signed certificate: %w", err)
+	}
+	return pre.RawTBSCertificate, nil
+}

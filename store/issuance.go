@@ -1,0 +1,205 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+)
+
+// RecordIntent records, with status pending, that the issuer is about to sign
+// serial for the intent's key. ErrDuplicate if the serial was ever used;
+// ErrKeyInUse if the key is certified or held by another pending or issued intent.
+func (s *SQL) RecordIntent(ctx context.Context, in IssuanceIntent) error {
+	serial, err := hexKey("serial", in.Serial)
+	if err != nil {
+		return err
+	}
+	keyHash, err := hexKey("key hash", in.KeyHash)
+	if err != nil {
+		return err
+	}
+	// One statement: the certificates check and the insert cannot be split by
+	// another writer, and the partial unique index covers concurrent intents.
+	n, err := s.exec(ctx, s.db,
+		`INSERT INTO issuance_intents (serial, order_id, issuer, names, key_hash, lint_tbs, status, created_at)
+		 SELECT ?, ?, ?, ?, ?, ?, 'pending', ?
+		 WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE key_hash = ?)`,
+		serial, in.OrderID, in.Issuer, list(in.Names), keyHash, blob(in.LintTBS), micros(in.CreatedAt), keyHash)
+	if err == nil && n == 0 {
+		err = ErrKeyInUse
+	}
+	if err != nil {
+		return s.fail("record issuance intent "+serial, err)
+	}
+	return nil
+}
+
+// GetIntent returns the issuance intent for serial, or ErrNotFound.
+func (s *SQL) GetIntent(ctx context.Context, serial string) (*IssuanceIntent, error) {
+	var in IssuanceIntent
+	var names string
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.d.rebind(
+		`SELECT serial, order_id, issuer, names, key_hash, lint_tbs, status, created_at
+		 FROM issuance_intents WHERE serial = ?`), normalHex(serial)).
+		Scan(&in.Serial, &in.OrderID, &in.Issuer, &names, &in.KeyHash, &in.LintTBS, &in.Status, &created)
+	if err != nil {
+		return nil, s.fail("get issuance intent "+serial, err)
+	}
+	if in.Names, err = fromList(names); err != nil {
+		return nil, err
+	}
+	in.CreatedAt = fromMicros(created)
+	return &in, nil
+}
+
+// AbandonIntent moves a pending intent to failed: the issuer never signed, so its
+// key is free for another try (its serial stays used). ErrConflict if not pending.
+func (s *SQL) AbandonIntent(ctx context.Context, serial string) error {
+	serial = normalHex(serial)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.transition(ctx, tx, "issuance_intents", "serial", serial,
+			`UPDATE issuance_intents SET status = 'failed' WHERE status = 'pending' AND serial = ?`, serial)
+	})
+	if err != nil {
+		return s.fail("abandon issuance intent "+serial, err)
+	}
+	return nil
+}
+
+// FinishIssuance stores the signed certificate, marks its pending intent (same
+// serial) issued and moves its order from processing to valid, in one transaction.
+// ErrDuplicate if the serial is taken, ErrKeyInUse if the key is certified,
+// ErrConflict if the intent is not pending or the order not processing.
+func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
+	serial, err := hexKey("serial", c.Serial)
+	if err != nil {
+		return err
+	}
+	keyHash, err := hexKey("key hash", c.KeyHash)
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx,
+			`INSERT INTO certificates (serial, issuer, der, names, key_hash, not_before, not_after,
+			 org_oid, account_id, order_id, profile, created_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			serial, c.Issuer, c.DER, list(c.Names), keyHash, micros(c.NotBefore), micros(c.NotAfter),
+			c.OrgOID, c.AccountID, c.OrderID, c.Profile, micros(c.CreatedAt)); err != nil {
+			return err
+		}
+		// A certificate is stored only for a serial that was recorded before signing.
+		if err := s.transition(ctx, tx, "issuance_intents", "serial", serial,
+			`UPDATE issuance_intents SET status = 'issued' WHERE status = 'pending' AND serial = ?`, serial); err != nil {
+			return err
+		}
+		return s.transition(ctx, tx, "orders", "id", c.OrderID,
+			`UPDATE orders SET status = 'valid', cert_serial = ? WHERE status = 'processing' AND id = ?`,
+			serial, c.OrderID)
+	})
+	if err != nil {
+		return s.fail("finish issuance of "+serial, err)
+	}
+	return nil
+}
+
+// GetCertificate returns the certificate with that serial, or ErrNotFound.
+func (s *SQL) GetCertificate(ctx context.Context, serial string) (*Certificate, error) {
+	var c Certificate
+	var names string
+	var notBefore, notAfter, created int64
+	err := s.db.QueryRowContext(ctx, s.d.rebind(
+		`SELECT serial, issuer, der, names, key_hash, not_before, not_after, org_oid, account_id,
+		 order_id, profile, created_at FROM certificates WHERE serial = ?`), normalHex(serial)).
+		Scan(&c.Serial, &c.Issuer, &c.DER, &names, &c.KeyHash, &notBefore, &notAfter, &c.OrgOID, &c.AccountID,
+			&c.OrderID, &c.Profile, &created)
+	if err != nil {
+		return nil, s.fail("get certificate "+serial, err)
+	}
+	if c.Names, err = fromList(names); err != nil {
+		return nil, err
+	}
+	c.NotBefore, c.NotAfter, c.CreatedAt = fromMicros(notBefore), fromMicros(notAfter), fromMicros(created)
+	return &c, nil
+}
+
+// KeyCertified reports whether a certificate for the key with that hash exists.
+func (s *SQL) KeyCertified(ctx context.Context, keyHash string) (bool, error) {
+	return s.exists(ctx, "key certified", `SELECT COUNT(*) FROM certificates WHERE key_hash = ?`, normalHex(keyHash))
+}
+
+// BlockKey records a blocked key; blocking a key again changes nothing.
+func (s *SQL) BlockKey(ctx context.Context, b BlockedKey) error {
+	if err := s.blockKey(ctx, s.db, b); err != nil {
+		return s.fail("block key "+b.KeyHash, err)
+	}
+	return nil
+}
+
+func (s *SQL) blockKey(ctx context.Context, q querier, b BlockedKey) error {
+	keyHash, err := hexKey("key hash", b.KeyHash)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, q,
+		`INSERT INTO blocked_keys (key_hash, reason, source, created_at) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (key_hash) DO NOTHING`,
+		keyHash, b.Reason, b.Source, micros(b.CreatedAt))
+	return err
+}
+
+// KeyBlocked reports whether the key with that hash is blocked.
+func (s *SQL) KeyBlocked(ctx context.Context, keyHash string) (bool, error) {
+	return s.exists(ctx, "key blocked", `SELECT COUNT(*) FROM blocked_keys WHERE key_hash = ?`, normalHex(keyHash))
+}
+
+// Revoke records the revocation of a stored certificate and, when block is not nil,
+// blocks its key, in one transaction. ErrNotFound if there is no such certificate,
+// ErrDuplicate if it is already revoked.
+func (s *SQL) Revoke(ctx context.Context, r Revocation, block *BlockedKey) error {
+	serial := normalHex(r.Serial)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := s.exec(ctx, tx,
+			`INSERT INTO revocations (serial, revoked_at, reason, requested_by, identified_by, performed_by, note)
+			 SELECT ?, ?, ?, ?, ?, ?, ?
+			 WHERE EXISTS (SELECT 1 FROM certificates WHERE serial = ?)`,
+			serial, micros(r.RevokedAt), r.Reason, r.RequestedBy, r.IdentifiedBy, r.PerformedBy, r.Note, serial)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		if block == nil {
+			return nil
+		}
+		return s.blockKey(ctx, tx, *block)
+	})
+	if err != nil {
+		return s.fail("revoke "+serial, err)
+	}
+	return nil
+}
+
+// GetRevocation returns the revocation of serial, or ErrNotFound if it is not revoked.
+func (s *SQL) GetRevocation(ctx context.Context, serial string) (*Revocation, error) {
+	var r Revocation
+	var revoked int64
+	err := s.db.QueryRowContext(ctx, s.d.rebind(
+		`SELECT serial, revoked_at, reason, requested_by, identified_by, performed_by, note
+		 FROM revocations WHERE serial = ?`), normalHex(serial)).
+		Scan(&r.Serial, &revoked, &r.Reason, &r.RequestedBy, &r.IdentifiedBy, &r.PerformedBy, &r.Note)
+	if err != nil {
+		return nil, s.fail("get revocation of "+serial, err)
+	}
+	r.RevokedAt = fromMicros(revoked)
+	return &r, nil
+}
+
+func (s *SQL) exists(ctx context.Context, op, query string, args ...any) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.d.rebind(query), args...).Scan(&n); err != nil {
+		return false, s.fail(op, err)
+	}
+	return n > 0, nil
+}

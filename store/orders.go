@@ -1,0 +1,258 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// CreateOrder inserts the new authorizations authzs (with their challenges), the
+// order and its links to o.AuthzIDs in one transaction. o.AuthzIDs may also name
+// authorizations that already exist (reuse); an unknown one is ErrNotFound and
+// nothing is stored. A challenge's AuthzID is taken from its authorization.
+func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, a := range authzs {
+			if _, err := s.exec(ctx, tx,
+				`INSERT INTO authorizations (id, account_id, name, wildcard, status, expires, created_at)
+				 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				a.ID, a.AccountID, a.Name, boolInt(a.Wildcard), a.Status, micros(a.Expires), micros(a.CreatedAt)); err != nil {
+				return err
+			}
+			for i, c := range a.Challenges {
+				if _, err := s.exec(ctx, tx,
+					`INSERT INTO challenges (id, authz_id, pos, type, token, status, validated, error)
+					 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+					c.ID, a.ID, i, c.Type, c.Token, c.Status, micros(c.Validated), blob(c.Error)); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := s.exec(ctx, tx,
+			`INSERT INTO orders (id, account_id, org_oid, status, expires, names, profile,
+			 not_before, not_after, error, cert_serial, created_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.ID, o.AccountID, o.OrgOID, o.Status, micros(o.Expires), list(o.Names), o.Profile,
+			micros(o.NotBefore), micros(o.NotAfter), blob(o.Error), o.CertSerial, micros(o.CreatedAt)); err != nil {
+			return err
+		}
+		for i, id := range o.AuthzIDs {
+			if _, err := s.exec(ctx, tx,
+				`INSERT INTO order_authzs (order_id, authz_id, pos) VALUES (?, ?, ?)`, o.ID, id, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.fail("create order "+o.ID, err)
+	}
+	return nil
+}
+
+// GetOrder returns the order with that id, its AuthzIDs in position order, or
+// ErrNotFound.
+func (s *SQL) GetOrder(ctx context.Context, id string) (*Order, error) {
+	var o Order
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var names string
+		var expires, notBefore, notAfter, created int64
+		err := tx.QueryRowContext(ctx, s.d.rebind(
+			`SELECT id, account_id, org_oid, status, expires, names, profile, not_before, not_after,
+			 error, cert_serial, created_at FROM orders WHERE id = ?`), id).
+			Scan(&o.ID, &o.AccountID, &o.OrgOID, &o.Status, &expires, &names, &o.Profile, &notBefore, &notAfter,
+				&o.Error, &o.CertSerial, &created)
+		if err != nil {
+			return err
+		}
+		if o.Names, err = fromList(names); err != nil {
+			return err
+		}
+		o.Expires, o.NotBefore, o.NotAfter, o.CreatedAt = fromMicros(expires), fromMicros(notBefore), fromMicros(notAfter), fromMicros(created)
+		o.AuthzIDs, err = s.column(ctx, tx, `SELECT authz_id FROM order_authzs WHERE order_id = ? ORDER BY pos`, id)
+		return err
+	})
+	if err != nil {
+		return nil, s.fail("get order "+id, err)
+	}
+	return &o, nil
+}
+
+// ListOrderIDs returns the ids of the account's orders in creation order.
+func (s *SQL) ListOrderIDs(ctx context.Context, accountID string) ([]string, error) {
+	ids, err := s.column(ctx, s.db, `SELECT id FROM orders WHERE account_id = ? ORDER BY seq`, accountID)
+	if err != nil {
+		return nil, s.fail("list orders of account "+accountID, err)
+	}
+	return ids, nil
+}
+
+// column runs a query returning one text column.
+func (s *SQL) column(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, s.d.rebind(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// GetAuthorization returns the authorization with its challenges in creation order,
+// or ErrNotFound.
+func (s *SQL) GetAuthorization(ctx context.Context, id string) (*Authorization, error) {
+	var a Authorization
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var wildcard, expires, created int64
+		err := tx.QueryRowContext(ctx, s.d.rebind(
+			`SELECT id, account_id, name, wildcard, status, expires, created_at FROM authorizations WHERE id = ?`), id).
+			Scan(&a.ID, &a.AccountID, &a.Name, &wildcard, &a.Status, &expires, &created)
+		if err != nil {
+			return err
+		}
+		a.Wildcard, a.Expires, a.CreatedAt = wildcard != 0, fromMicros(expires), fromMicros(created)
+		rows, err := tx.QueryContext(ctx, s.d.rebind(
+			`SELECT `+challengeColumns+` FROM challenges WHERE authz_id = ? ORDER BY pos`), id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanChallenge(rows)
+			if err != nil {
+				return err
+			}
+			a.Challenges = append(a.Challenges, *c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, s.fail("get authorization "+id, err)
+	}
+	return &a, nil
+}
+
+const challengeColumns = `id, authz_id, type, token, status, validated, error`
+
+func scanChallenge(row scanner) (*Challenge, error) {
+	var c Challenge
+	var validated int64
+	if err := row.Scan(&c.ID, &c.AuthzID, &c.Type, &c.Token, &c.Status, &validated, &c.Error); err != nil {
+		return nil, err
+	}
+	c.Validated = fromMicros(validated)
+	return &c, nil
+}
+
+// GetChallenge returns the challenge with that id, or ErrNotFound.
+func (s *SQL) GetChallenge(ctx context.Context, id string) (*Challenge, error) {
+	c, err := scanChallenge(s.db.QueryRowContext(ctx, s.d.rebind(
+		`SELECT `+challengeColumns+` FROM challenges WHERE id = ?`), id))
+	if err != nil {
+		return nil, s.fail("get challenge "+id, err)
+	}
+	return c, nil
+}
+
+// StartChallenge moves the challenge from pending to processing, only while its
+// authorization is pending and no other challenge of it is processing; otherwise
+// ErrConflict and nothing changes.
+func (s *SQL) StartChallenge(ctx context.Context, challengeID string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// The NOT EXISTS answers the common case; the partial unique index on
+		// processing challenges settles a race the snapshot cannot see.
+		return s.transition(ctx, tx, "challenges", "id", challengeID,
+			`UPDATE challenges SET status = 'processing'
+			 WHERE status = 'pending'
+			 AND EXISTS (SELECT 1 FROM authorizations a WHERE a.id = challenges.authz_id AND a.status = 'pending')
+			 AND NOT EXISTS (SELECT 1 FROM challenges c WHERE c.authz_id = challenges.authz_id AND c.status = 'processing')
+			 AND id = ?`, challengeID)
+	})
+	if err != nil {
+		return s.fail("start challenge "+challengeID, err)
+	}
+	return nil
+}
+
+// FinishChallenge records the outcome of a processing challenge (else ErrConflict)
+// and carries it up in the same transaction: the pending authorization becomes valid
+// or invalid; then each pending order linked to it becomes invalid with it, or ready
+// once all of its authorizations are valid. An order's Error stays empty: the client
+// reads the problem from the authorization's challenge.
+func (s *SQL) FinishChallenge(ctx context.Context, challengeID string, valid bool, validated time.Time, problem []byte) error {
+	status := "invalid"
+	if valid {
+		status = "valid"
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.transition(ctx, tx, "challenges", "id", challengeID,
+			`UPDATE challenges SET status = ?, validated = ?, error = ? WHERE status = 'processing' AND id = ?`,
+			status, micros(validated), blob(problem), challengeID)
+		if err != nil {
+			return err
+		}
+		var authzID string
+		if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT authz_id FROM challenges WHERE id = ?`), challengeID).Scan(&authzID); err != nil {
+			return err
+		}
+		// An authorization that left pending meanwhile (deactivated) keeps its state,
+		// and so do its orders.
+		n, err := s.exec(ctx, tx, `UPDATE authorizations SET status = ? WHERE status = 'pending' AND id = ?`, status, authzID)
+		if err != nil || n == 0 {
+			return err
+		}
+		if !valid {
+			_, err = s.exec(ctx, tx,
+				`UPDATE orders SET status = 'invalid'
+				 WHERE status = 'pending'
+				 AND id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?)`, authzID)
+			return err
+		}
+		_, err = s.exec(ctx, tx,
+			`UPDATE orders SET status = 'ready'
+			 WHERE status = 'pending'
+			 AND id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?)
+			 AND NOT EXISTS (
+				SELECT 1 FROM order_authzs l JOIN authorizations a ON a.id = l.authz_id
+				WHERE l.order_id = orders.id AND a.status <> 'valid')`, authzID)
+		return err
+	})
+	if err != nil {
+		return s.fail("finish challenge "+challengeID, err)
+	}
+	return nil
+}
+
+// BeginFinalize moves the order from ready to processing; ErrConflict if it is not
+// ready, so of concurrent finalize requests exactly one proceeds.
+func (s *SQL) BeginFinalize(ctx context.Context, orderID string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.transition(ctx, tx, "orders", "id", orderID,
+			`UPDATE orders SET status = 'processing' WHERE status = 'ready' AND id = ?`, orderID)
+	})
+	if err != nil {
+		return s.fail("begin finalize of order "+orderID, err)
+	}
+	return nil
+}
+
+// FailOrder moves the order from processing to invalid with the problem document;
+// ErrConflict if it is not processing.
+func (s *SQL) FailOrder(ctx context.Context, orderID string, problem []byte) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.transition(ctx, tx, "orders", "id", orderID,
+			`UPDATE orders SET status = 'invalid', error = ? WHERE status = 'processing' AND id = ?`,
+			blob(problem), orderID)
+	})
+	if err != nil {
+		return s.fail("fail order "+orderID, err)
+	}
+	return nil
+}

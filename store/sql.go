@@ -1,0 +1,333 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// SQL is the store on a SQL database. It is safe for concurrent use, also by several
+// processes on the same database.
+type SQL struct {
+	db *sql.DB
+	d  *dialect
+}
+
+// sqlitePragmas make one SQLite file safe to share between the server and the CLI:
+// WAL lets readers run beside the writer, busy_timeout makes a writer wait for the
+// lock instead of failing, IMMEDIATE transactions take the write lock at BEGIN so a
+// transaction never fails half way when it turns from reading to writing, and
+// synchronous FULL makes a committed issuance intent survive a power loss.
+const sqlitePragmas = "_pragma=busy_timeout(10000)" +
+	"&_pragma=journal_mode(WAL)" +
+	"&_pragma=synchronous(FULL)" +
+	"&_pragma=foreign_keys(1)" +
+	"&_txlock=immediate"
+
+// OpenSQLite opens the SQLite database at path (created if missing) and applies
+// migrations.
+func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		// The driver splits its options off at '?'; such a path would be misread.
+		return nil, fmt.Errorf("store: unusable SQLite path %q", path)
+	}
+	db, err := sql.Open(sqliteDialect.driver, path+"?"+sqlitePragmas)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &SQL{db: db, d: &sqliteDialect}
+	// A file system without shared memory support silently keeps the rollback
+	// journal, and then the CLI and the server would block each other's reads.
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: journal mode is %q, want wal", path, mode)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *SQL) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *SQL) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+type migration struct {
+	version int64
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order. A file is named
+// NNNN_what.sql; versions must be unique.
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, name := range names {
+		base := path.Base(name)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive version and _", base)
+		}
+		b, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies every migration not yet recorded in schema_migrations, each in its
+// own transaction with its record, so a failed migration leaves nothing behind and
+// a second opener (the CLI beside the server) finds it applied.
+func (s *SQL) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	create, err := s.d.expand(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    {{BIGINT}} NOT NULL PRIMARY KEY,
+		applied_at {{BIGINT}} NOT NULL
+	)`)
+	if err != nil {
+		return err
+	}
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, create)
+		return err
+	}); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	// An older binary must not write to a schema it does not know.
+	var newest int64
+	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&newest); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if known := ms[len(ms)-1].version; newest > known {
+		return fmt.Errorf("database schema version %d is newer than this program knows (%d); upgrade varmenne", newest, known)
+	}
+	for _, m := range ms {
+		body, err := s.d.expand(m.sql)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, s.d.rebind("SELECT COUNT(*) FROM schema_migrations WHERE version = ?"), m.version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, body); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
+				m.version, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// maxTxAttempts bounds the retries of a transaction the database aborted for
+// serialization or deadlock.
+const maxTxAttempts = 5
+
+// inTx runs fn in one read-write transaction and commits it, or rolls it back when fn
+// fails. fn may run more than once, so it must not have effects outside tx.
+func (s *SQL) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.runTx(ctx, &sql.TxOptions{Isolation: s.d.isolation}, fn)
+		if err == nil || attempt == maxTxAttempts || !s.d.retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// readTx runs fn in a read-only transaction, so what it reads is one snapshot.
+func (s *SQL) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.runTx(ctx, &sql.TxOptions{Isolation: s.d.isolation, ReadOnly: true}, fn)
+}
+
+func (s *SQL) runTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// exec runs a statement and returns the number of rows it changed.
+func (s *SQL) exec(ctx context.Context, q querier, query string, args ...any) (int64, error) {
+	res, err := q.ExecContext(ctx, s.d.rebind(query), args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// constraintErrors names the unique constraints whose violation means something
+// other than ErrDuplicate.
+var constraintErrors = map[string]error{
+	"certificates_key_hash_key":     ErrKeyInUse,
+	"issuance_intents_key_hash_key": ErrKeyInUse,
+	// The second of two challenges of one authorization started at once.
+	"challenges_authz_id_key": ErrConflict,
+}
+
+// fail turns a database error into the store's sentinel errors where it is a
+// constraint violation, and wraps it as an internal failure otherwise.
+func (s *SQL) fail(op string, err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate), errors.Is(err, ErrConflict), errors.Is(err, ErrKeyInUse):
+		return err
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	if name, ok := s.d.uniqueConstraint(err); ok {
+		if sentinel, ok := constraintErrors[name]; ok {
+			return fmt.Errorf("%s: %w", op, sentinel)
+		}
+		return fmt.Errorf("%s: %w (%s)", op, ErrDuplicate, name)
+	}
+	if s.d.foreignKey(err) {
+		return fmt.Errorf("%s: %w (a referenced record is missing)", op, ErrNotFound)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// transition runs a conditional UPDATE meant to change the row of table whose keyCol
+// is key, and explains zero changed rows: ErrNotFound when the row is missing,
+// ErrConflict when it is in another state. The explanation is read in the same
+// transaction, after the write has decided.
+func (s *SQL) transition(ctx context.Context, tx *sql.Tx, table, keyCol, key, query string, args ...any) error {
+	n, err := s.exec(ctx, tx, query, args...)
+	if err != nil || n > 0 {
+		return err
+	}
+	var found int
+	err = tx.QueryRowContext(ctx, s.d.rebind("SELECT COUNT(*) FROM "+table+" WHERE "+keyCol+" = ?"), key).Scan(&found)
+	switch {
+	case err != nil:
+		return err
+	case found == 0:
+		return fmt.Errorf("%s %s: %w", table, key, ErrNotFound)
+	default:
+		return fmt.Errorf("%s %s: %w", table, key, ErrConflict)
+	}
+}
+
+// Encodings of the values the database has no type for.
+
+// micros stores a time as unix microseconds UTC; the zero time is 0.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// list stores a []string as a JSON array; nil and empty both become "[]".
+func list(v []string) string {
+	if len(v) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(v) // a []string always marshals
+	return string(b)
+}
+
+// fromList reads a JSON array back; an empty list is nil.
+func fromList(s string) ([]string, error) {
+	var v []string
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, fmt.Errorf("store: bad list %q: %w", s, err)
+	}
+	if len(v) == 0 {
+		return nil, nil
+	}
+	return v, nil
+}
+
+// blob stores empty bytes as NULL so that nil and empty read back alike (as nil).
+func blob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// hexKey normalises a serial or key hash to lower-case hex, so that "AB" and "ab" can
+// never pass a unique constraint as two keys.
+func hexKey(what, v string) (string, error) {
+	v = strings.ToLower(v)
+	if _, err := hex.DecodeString(v); err != nil || v == "" {
+		return "", fmt.Errorf("store: %s %q is not hex", what, v)
+	}
+	return v, nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// normalHex lower-cases a serial or key hash used for a lookup.
+func normalHex(v string) string { return strings.ToLower(v) }
