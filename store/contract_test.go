@@ -14,6 +14,8 @@ import (
 // empty, migrated store; the suite closes it.
 func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("round trips", func(t *testing.T) { testRoundTrips(t, open) })
+	t.Run("storage encoding", func(t *testing.T) { testEncoding(t, open) })
+	t.Run("hex refusals", func(t *testing.T) { testHexRefusals(t, open) })
 	t.Run("sentinel errors", func(t *testing.T) { testSentinels(t, open) })
 	t.Run("challenge outcomes", func(t *testing.T) { testChallengeOutcomes(t, open) })
 	t.Run("issuance", func(t *testing.T) { testIssuance(t, open) })
@@ -167,8 +169,8 @@ func (w *world) intentStatus(serial string) string {
 	return in.Status
 }
 
-// normalized is what the store gives back for v: times at microsecond precision in
-// UTC, empty slices as nil.
+// normalized is a deep copy of v as the store gives it back: times at microsecond
+// precision in UTC, empty slices as nil.
 func normalized[T any](v T) T {
 	normalize(reflect.ValueOf(&v).Elem())
 	return v
@@ -191,6 +193,10 @@ func normalize(v reflect.Value) {
 			v.Set(reflect.Zero(v.Type()))
 			return
 		}
+		// Copy, so that neither normalizing nor editing the result changes the input.
+		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(c, v)
+		v.Set(c)
 		for i := range v.Len() {
 			normalize(v.Index(i))
 		}
@@ -438,6 +444,60 @@ func testRoundTrips(t *testing.T, open func(t *testing.T) *SQL) {
 					t.Errorf("KeyBlocked(%s) = %v, want %v", tc.keyHash, got, tc.want)
 				}
 			})
+		}
+	})
+}
+
+// testEncoding checks the stored form other programs (the CLI, SQL reports) rely on.
+func testEncoding(t *testing.T, open func(t *testing.T) *SQL) {
+	w := newWorld(t, open)
+	w.must(w.s.AddOrganisation(w.ctx, Organisation{OID: "zero"}))
+	w.must(w.s.AddOrganisation(w.ctx, Organisation{OID: "full", Domains: []string{"a.fi", "b.fi"}, CreatedAt: t0}))
+	cases := []struct {
+		name, query, arg, want string
+	}{
+		{"zero time is 0", "SELECT created_at FROM organisations WHERE oid = ?", "zero", "0"},
+		{"time is unix microseconds", "SELECT created_at FROM organisations WHERE oid = ?", "full", fmt.Sprint(t0.UnixMicro())},
+		{"empty list is an empty JSON array", "SELECT domains FROM organisations WHERE oid = ?", "zero", "[]"},
+		{"list is a JSON array", "SELECT domains FROM organisations WHERE oid = ?", "full", `["a.fi","b.fi"]`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got string
+			w.must(w.s.db.QueryRowContext(w.ctx, w.s.d.rebind(tc.query), tc.arg).Scan(&got))
+			mustEqual(t, tc.query, got, tc.want)
+		})
+	}
+}
+
+// testHexRefusals: a serial or key hash that is not hex is refused before it is
+// stored, since it could never match the lower-case hex the issuer computes.
+func testHexRefusals(t *testing.T, open func(t *testing.T) *SQL) {
+	w := newWorld(t, open)
+	w.processingOrder("o1")
+	cases := []struct {
+		name string
+		do   func() error
+	}{
+		{"RecordIntent with a serial that is not hex", func() error { return w.s.RecordIntent(w.ctx, intent("0x1f", "o1", "aa")) }},
+		{"RecordIntent with an empty key hash", func() error { return w.s.RecordIntent(w.ctx, intent("1f", "o1", "")) }},
+		{"FinishIssuance with a key hash that is not hex", func() error { return w.s.FinishIssuance(w.ctx, cert("1f", "o1", "a-b")) }},
+		{"BlockKey with a key hash that is not hex", func() error { return w.s.BlockKey(w.ctx, BlockedKey{KeyHash: "zz"}) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.do(); err == nil {
+				t.Error("accepted, want an error")
+			}
+		})
+	}
+	t.Run("nothing was stored", func(t *testing.T) {
+		for _, table := range []string{"issuance_intents", "certificates", "blocked_keys"} {
+			var n int
+			w.must(w.s.db.QueryRowContext(w.ctx, "SELECT COUNT(*) FROM "+table).Scan(&n))
+			if n != 0 {
+				t.Errorf("%s has %d rows, want 0", table, n)
+			}
 		}
 	})
 }

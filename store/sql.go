@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +38,7 @@ const sqlitePragmas = "_pragma=busy_timeout(10000)" +
 // OpenSQLite opens the SQLite database at path (created if missing) and applies
 // migrations.
 func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
-	if path == "" || strings.ContainsAny(path, "?#") {
+	if path == "" || strings.Contains(path, "?") {
 		// The driver splits its options off at '?'; such a path would be misread.
 		return nil, fmt.Errorf("store: unusable SQLite path %q", path)
 	}
@@ -229,7 +228,7 @@ var constraintErrors = map[string]error{
 func (s *SQL) fail(op string, err error) error {
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate), errors.Is(err, ErrConflict), errors.Is(err, ErrKeyInUse):
-		return err
+		return fmt.Errorf("%s: %w", op, err)
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%s: %w", op, ErrNotFound)
 	}
@@ -313,10 +312,11 @@ func blob(b []byte) any {
 }
 
 // hexKey normalises a serial or key hash to lower-case hex, so that "AB" and "ab" can
-// never pass a unique constraint as two keys.
+// never pass a unique constraint as two keys. Odd lengths are allowed: a serial may
+// come from big.Int.Text(16).
 func hexKey(what, v string) (string, error) {
-	v = strings.ToLower(v)
-	if _, err := hex.DecodeString(v); err != nil || v == "" {
+	v = normalHex(v)
+	if v == "" || strings.Trim(v, "0123456789abcdef") != "" {
 		return "", fmt.Errorf("store: %s %q is not hex", what, v)
 	}
 	return v, nil

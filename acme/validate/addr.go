@@ -134,6 +134,8 @@ func refusedError(host string, refused []netip.Addr) *acme.Error {
 func (v *Validator) dnsError(ctx context.Context, host string, err error) *acme.Error {
 	var de *net.DNSError
 	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return acme.Errorf(acme.DNS, "DNS lookup of %s was cancelled", host)
 	case ctx.Err() != nil || errors.As(err, &de) && de.IsTimeout:
 		return acme.Errorf(acme.DNS, "DNS lookup of %s timed out within the validation deadline of %s", host, v.cfg.Timeout)
 	case de != nil && de.IsNotFound:

@@ -65,7 +65,8 @@ func (v *Validator) HTTP01(ctx context.Context, name, token, keyAuth string) err
 		location := resp.Header.Get("Location")
 		resp.Body.Close()
 		if redirects == v.cfg.MaxRedirects {
-			return acme.Errorf(acme.Connection, "too many redirects: %s redirected again after %d redirects", shortURL(target), redirects)
+			return acme.Errorf(acme.Connection, "too many redirects: %s redirected again after %d redirects; at most %d are followed",
+				shortURL(target), redirects, v.cfg.MaxRedirects)
 		}
 		if target, err = v.redirectTarget(target, location); err != nil {
 			return err
@@ -167,6 +168,8 @@ func (v *Validator) connectionError(ctx context.Context, u *url.URL, p *pin, err
 func (v *Validator) reason(ctx context.Context, u *url.URL, err error) string {
 	var alert tls.AlertError
 	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return "the validation was cancelled"
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Sprintf("no complete answer within the validation deadline of %s", v.cfg.Timeout)
 	case errors.Is(err, syscall.ECONNREFUSED):
