@@ -153,9 +153,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   ACME directory: %s
   Trust roots:    %s
 Add an organisation and create an EAB key for its ACME client:
-  varmenne org add --data %s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
-  varmenne eab create --data %s --org 1.2.246.10.12345678.10.0
-`, acmeSrv.DirectoryURL(), rootsPath, c.data, c.data)
+  %[3]s org add --data %[4]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
+  %[3]s eab create --data %[4]s --org 1.2.246.10.12345678.10.0
+`, acmeSrv.DirectoryURL(), rootsPath, os.Args[0], c.data)
 
 	select {
 	case err := <-errc:
