@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
+	"maps"
 	"math/big"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,24 @@ type fakeRecorder struct {
 	ev      *events
 	errs    []error
 	intents []store.IssuanceIntent
+	failed  map[string]string // serial → reason, from FailIntent
+}
+
+func (r *fakeRecorder) FailIntent(_ context.Context, serial, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ev.add("fail")
+	if r.failed == nil {
+		r.failed = map[string]string{}
+	}
+	r.failed[serial] = reason
+	return nil
+}
+
+func (r *fakeRecorder) failedReasons() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.failed)
 }
 
 func (r *fakeRecorder) RecordIntent(_ context.Context, in store.IssuanceIntent) error {

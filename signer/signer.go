@@ -57,6 +57,9 @@ type Profile struct {
 	CRLURL      string                  // CRL distribution point URL for this issuer
 	IssuerURL   string                  // AIA caIssuers URL
 	OCSPURL     string                  // optional
+	// Linter checks every certificate before the issuer key signs it; nil means
+	// DefaultLinter (SOTE). Linting cannot be switched off.
+	Linter *Linter
 }
 
 // Request is an approved certificate request.
@@ -74,6 +77,32 @@ type Request struct {
 // certified before.
 type IntentRecorder interface {
 	RecordIntent(ctx context.Context, in store.IssuanceIntent) error
+}
+
+// IntentFailer is the store method the signer uses, when its recorder has it, to
+// close an intent whose certificate was never signed (a lint failure, a request
+// cancelled before signing) with the reason, so the key is free for another try
+// and the reason stays on record.
+type IntentFailer interface {
+	FailIntent(ctx context.Context, serial, reason string) error
+}
+
+// ContextSigner is an issuer key that can honour a request's deadline, as
+// signer/pkcs11 keys do. crypto.Signer has no context, so the CA hands the
+// request's context to keys that implement this.
+type ContextSigner interface {
+	crypto.Signer
+	SignContext(ctx context.Context, rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error)
+}
+
+// boundSigner gives a ContextSigner's Sign the context of one request.
+type boundSigner struct {
+	ctx context.Context
+	ContextSigner
+}
+
+func (b boundSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return b.ContextSigner.SignContext(b.ctx, rand, digest, opts)
 }
 
 // Issued is a signed certificate whose signature verified against the issuer.
@@ -110,10 +139,14 @@ func New(issuer *Issuer, profile Profile, rec IntentRecorder, now func() time.Ti
 func (c *CA) Issuer() *Issuer { return c.issuer }
 
 // Issue checks the request against the profile, draws a long serial, records the
-// issuance intent, signs, and verifies the signature against the issuer certificate.
+// issuance intent, lints, signs, and verifies the signature against the issuer
+// certificate.
 //
-// The intent carries the TBS of a throw-away pre-signature; the real certificate's
-// TBS must equal it byte for byte. A refused intent means the issuer key is not
+// The intent carries the TBS of a throw-away pre-signature; zlint checks that
+// pre-signed certificate, and the real certificate's TBS must equal it byte for
+// byte. A lint error or fatal means the issuer key is not called: the error wraps
+// ErrLint and ErrUnsigned, and the intent is closed with the findings as its
+// reason when the recorder is an IntentFailer. A refused intent means the issuer key is not
 // asked to sign: store.ErrDuplicate draws a new serial (up to 3 tries), any other
 // error — store.ErrKeyInUse among them — is returned wrapped. Request problems wrap
 // ErrInvalidRequest; a failure after the intent that never reached the key wraps
@@ -147,13 +180,13 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	}
 
 	var serial []byte
-	var lintTBS []byte
+	var preDER, lintTBS []byte
 	for try := 1; ; try++ {
 		if serial, err = NewSerial(now, c.random); err != nil {
 			return nil, err
 		}
 		tmpl.SerialNumber = new(big.Int).SetBytes(serial)
-		if lintTBS, err = c.preSign(tmpl, req.PublicKey); err != nil {
+		if preDER, lintTBS, err = c.preSign(tmpl, req.PublicKey); err != nil {
 			return nil, err
 		}
 		err = c.rec.RecordIntent(ctx, store.IssuanceIntent{
@@ -174,11 +207,25 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		return nil, fmt.Errorf("signer: recording the issuance intent for serial %x: %w", serial, err)
 	}
 
-	// The intent is durable; a cancelled request should still not reach the key.
-	if err := ctx.Err(); err != nil {
+	// The intent is durable. A certificate that fails lint never reaches the key.
+	linter := c.profile.Linter
+	if linter == nil {
+		linter = DefaultLinter()
+	}
+	if err := linter.Lint(preDER); err != nil {
+		c.failIntent(ctx, serial, err.Error())
 		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, req.PublicKey, c.issuer.Key)
+	// A cancelled request should still not reach the key.
+	if err := ctx.Err(); err != nil {
+		c.failIntent(ctx, serial, "request ended before signing: "+err.Error())
+		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
+	}
+	var key crypto.Signer = c.issuer.Key
+	if cs, ok := key.(ContextSigner); ok {
+		key = boundSigner{ctx: ctx, ContextSigner: cs}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, req.PublicKey, key)
 	if err != nil {
 		return nil, fmt.Errorf("signer: signing serial %x with issuer %q: %w", serial, c.issuer.Name, err)
 	}
@@ -193,6 +240,14 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		return nil, fmt.Errorf("signer: serial %x: signature does not verify against issuer %q: %w", serial, c.issuer.Name, err)
 	}
 	return &Issued{DER: der, Cert: cert, Serial: hex.EncodeToString(serial), KeyHash: keyHash}, nil
+}
+
+// failIntent closes the intent of a certificate that was never signed. It is best
+// effort: an intent left pending is still visible to the reconciler.
+func (c *CA) failIntent(ctx context.Context, serial []byte, reason string) {
+	if f, ok := c.rec.(IntentFailer); ok {
+		_ = f.FailIntent(context.WithoutCancel(ctx), hex.EncodeToString(serial), reason)
+	}
 }
 
 func (c *CA) checkSetup() error {
@@ -331,20 +386,23 @@ func (c *CA) template(req Request, spki []byte, notBefore, notAfter time.Time) (
 // preSign signs the template with a throw-away key under a copy of the issuer
 // certificate that carries the throw-away public key. Issuer name, AKI and signature
 // algorithm stay the issuer's, so the TBS is the one the real key will sign.
-func (c *CA) preSign(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+//
+// It returns the pre-signed certificate, which is linted, and its TBS, which is
+// recorded.
+func (c *CA) preSign(tmpl *x509.Certificate, pub crypto.PublicKey) (der, tbs []byte, err error) {
 	key, err := throwawayKey(c.issuer.Key.Public())
 	if err != nil {
-		return nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
+		return nil, nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
 	}
 	parent := *c.issuer.Cert
 	parent.PublicKey = key.Public()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, &parent, pub, key)
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, &parent, pub, key)
 	if err != nil {
-		return nil, fmt.Errorf("signer: building the certificate: %w", err)
+		return nil, nil, fmt.Errorf("signer: building the certificate: %w", err)
 	}
 	pre, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("signer: parsing the pre-signed certificate: %w", err)
+		return nil, nil, fmt.Errorf("signer: parsing the pre-signed certificate: %w", err)
 	}
-	return pre.RawTBSCertificate, nil
+	return der, pre.RawTBSCertificate, nil
 }

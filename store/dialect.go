@@ -30,6 +30,19 @@ type dialect struct {
 	// (serialization, deadlock) after which the whole transaction may run again.
 	isolation sql.IsolationLevel
 	retryable func(err error) bool
+	// readIsolation is the level of read-only transactions: one consistent
+	// snapshot is all they need.
+	readIsolation sql.IsolationLevel
+	// lockingIsolation is the level of transactions that take the row locks their
+	// decisions depend on (forUpdate) and leave the rest to constraints; each of
+	// their statements sees what committed before it.
+	lockingIsolation sql.IsolationLevel
+	// forUpdate is appended to a SELECT to lock the rows it reads; "" where a
+	// writing transaction holds the whole database (SQLite).
+	forUpdate string
+	// relaxedCommit, run first in a transaction, lets it commit without waiting for
+	// the disk; "" where the dialect has no such setting.
+	relaxedCommit string
 }
 
 // sqliteDialect needs no retries: transactions begin IMMEDIATE, so writers queue on

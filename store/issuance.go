@@ -153,22 +153,16 @@ func (s *SQL) KeyBlocked(ctx context.Context, keyHash string) (bool, error) {
 	return s.exists(ctx, "key blocked", `SELECT COUNT(*) FROM blocked_keys WHERE key_hash = ?`, normalHex(keyHash))
 }
 
-// Revoke records the revocation of a stored certificate and, when block is not nil,
-// blocks its key, in one transaction. ErrNotFound if there is no such certificate,
-// ErrDuplicate if it is already revoked.
+// Revoke records the revocation of serial and, when block is not nil, blocks its key,
+// in one transaction. The serial is a stored certificate's or, when the certificate
+// was never stored, that of an issuance intent that may have reached the issuer key
+// (not failed): such a certificate may exist, so it must be revocable and listed.
+// ErrNotFound if neither exists, ErrDuplicate if it is already revoked.
 func (s *SQL) Revoke(ctx context.Context, r Revocation, block *BlockedKey) error {
 	serial := normalHex(r.Serial)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		n, err := s.exec(ctx, tx,
-			`INSERT INTO revocations (serial, revoked_at, reason, requested_by, identified_by, performed_by, note)
-			 SELECT ?, ?, ?, ?, ?, ?, ?
-			 WHERE EXISTS (SELECT 1 FROM certificates WHERE serial = ?)`,
-			serial, micros(r.RevokedAt), r.Reason, r.RequestedBy, r.IdentifiedBy, r.PerformedBy, r.Note, serial)
-		if err != nil {
+		if err := s.revoke(ctx, tx, serial, r); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		if block == nil {
 			return nil
@@ -181,18 +175,43 @@ func (s *SQL) Revoke(ctx context.Context, r Revocation, block *BlockedKey) error
 	return nil
 }
 
+// revoke inserts the revocation row of serial, copying from the certificate (or
+// the intent) what CRLs need: issuer, organisation and notAfter.
+func (s *SQL) revoke(ctx context.Context, tx *sql.Tx, serial string, r Revocation) error {
+	t, err := s.revocationTarget(ctx, tx, serial)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, tx,
+		`INSERT INTO revocations (serial, issuer, org_oid, not_after, revoked_at, requested_at, reason,
+		 invalidity_date, requested_by, identified_by, performed_by, note)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		serial, t.issuer, t.orgOID, micros(t.notAfter), micros(r.RevokedAt), micros(r.RequestedAt), r.Reason,
+		micros(r.InvalidityDate), r.RequestedBy, r.IdentifiedBy, r.PerformedBy, r.Note)
+	return err
+}
+
 // GetRevocation returns the revocation of serial, or ErrNotFound if it is not revoked.
 func (s *SQL) GetRevocation(ctx context.Context, serial string) (*Revocation, error) {
-	var r Revocation
-	var revoked int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
-		`SELECT serial, revoked_at, reason, requested_by, identified_by, performed_by, note
-		 FROM revocations WHERE serial = ?`), normalHex(serial)).
-		Scan(&r.Serial, &revoked, &r.Reason, &r.RequestedBy, &r.IdentifiedBy, &r.PerformedBy, &r.Note)
+	r, err := scanRevocation(s.db.QueryRowContext(ctx, s.d.rebind(
+		`SELECT `+revocationColumns+` FROM revocations WHERE serial = ?`), normalHex(serial)))
 	if err != nil {
 		return nil, s.fail("get revocation of "+serial, err)
 	}
-	r.RevokedAt = fromMicros(revoked)
+	return r, nil
+}
+
+const revocationColumns = `serial, revoked_at, reason, requested_by, identified_by, performed_by, note,
+	requested_at, invalidity_date`
+
+func scanRevocation(row interface{ Scan(...any) error }) (*Revocation, error) {
+	var r Revocation
+	var revoked, requested, invalidity int64
+	if err := row.Scan(&r.Serial, &revoked, &r.Reason, &r.RequestedBy, &r.IdentifiedBy, &r.PerformedBy, &r.Note,
+		&requested, &invalidity); err != nil {
+		return nil, err
+	}
+	r.RevokedAt, r.RequestedAt, r.InvalidityDate = fromMicros(revoked), fromMicros(requested), fromMicros(invalidity)
 	return &r, nil
 }
 

@@ -165,9 +165,9 @@ func (s *SQL) GetChallenge(ctx context.Context, id string) (*Challenge, error) {
 // authorization is pending and no other challenge of it is processing; otherwise
 // ErrConflict and nothing changes.
 func (s *SQL) StartChallenge(ctx context.Context, challengeID string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// The NOT EXISTS answers the common case; the partial unique index on
-		// processing challenges settles a race the snapshot cannot see.
+	// No row lock needed: the NOT EXISTS answers the common case, and the partial
+	// unique index on processing challenges settles a race the statement cannot see.
+	err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, "challenges", "id", challengeID,
 			`UPDATE challenges SET status = 'processing'
 			 WHERE status = 'pending'
@@ -191,7 +191,7 @@ func (s *SQL) FinishChallenge(ctx context.Context, challengeID string, valid boo
 	if valid {
 		status = "valid"
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
 		err := s.transition(ctx, tx, "challenges", "id", challengeID,
 			`UPDATE challenges SET status = ?, validated = ?, error = ? WHERE status = 'processing' AND id = ?`,
 			status, micros(validated), blob(problem), challengeID)
@@ -213,6 +213,17 @@ func (s *SQL) FinishChallenge(ctx context.Context, challengeID string, valid boo
 				`UPDATE orders SET status = 'invalid'
 				 WHERE status = 'pending'
 				 AND id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?)`, authzID)
+			return err
+		}
+		// Two last authorizations of an order finishing at once: each locks the
+		// order before looking at its other authorizations, so the second looks
+		// after the first committed and sees both valid.
+		rows, err := tx.QueryContext(ctx, s.d.rebind(
+			`SELECT id FROM orders WHERE id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?) ORDER BY id`+s.d.forUpdate), authzID)
+		if err != nil {
+			return err
+		}
+		if err := rows.Close(); err != nil {
 			return err
 		}
 		_, err = s.exec(ctx, tx,

@@ -111,6 +111,7 @@ type IssuanceIntent struct {
 	KeyHash   string // hex SHA-256 of the SubjectPublicKeyInfo DER
 	LintTBS   []byte // the TBS that was checked before signing (may be empty)
 	Status    string // IntentPending, IntentIssued or IntentFailed; set by the store
+	Reason    string // why a failed intent was never signed; set by FailIntent
 	CreatedAt time.Time
 }
 
@@ -138,15 +139,18 @@ type Certificate struct {
 	CreatedAt time.Time
 }
 
-// Revocation is final; records are never deleted.
+// Revocation is final; records are never deleted. RevokedAt is when it was carried
+// out (the time CRLs and OCSP give); RequestedAt when it was asked for.
 type Revocation struct {
-	Serial       string
-	RevokedAt    time.Time
-	Reason       int // RFC 5280 CRLReason
-	RequestedBy  string
-	IdentifiedBy string
-	PerformedBy  string
-	Note         string
+	Serial         string
+	RevokedAt      time.Time
+	Reason         int // RFC 5280 CRLReason
+	RequestedBy    string
+	IdentifiedBy   string
+	PerformedBy    string
+	Note           string
+	RequestedAt    time.Time // zero: the same as RevokedAt
+	InvalidityDate time.Time // zero: not given; when the key is known or suspected to have been compromised
 }
 
 // BlockedKey is a public key that may never be certified or used as an account key.

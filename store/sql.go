@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"path"
 	"sort"
 	"strconv"
@@ -166,24 +167,50 @@ func (s *SQL) migrate(ctx context.Context) error {
 	return nil
 }
 
-// maxTxAttempts bounds the retries of a transaction the database aborted for
-// serialization or deadlock.
-const maxTxAttempts = 5
+// maxTxAttempts bounds the runs of a transaction the database aborted for
+// serialization or deadlock. Between runs a random pause, doubling up to
+// maxTxBackoff, spreads competing transactions apart: under load PostgreSQL's
+// SERIALIZABLE aborts some transactions that did not really conflict (its predicate
+// locks cover index pages, and whole small tables), and retrying at once would
+// meet the same competitors again.
+const (
+	maxTxAttempts  = 10
+	firstTxBackoff = 2 * time.Millisecond
+	maxTxBackoff   = 250 * time.Millisecond
+)
 
 // inTx runs fn in one read-write transaction and commits it, or rolls it back when fn
 // fails. fn may run more than once, so it must not have effects outside tx.
 func (s *SQL) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.retryTx(ctx, s.d.isolation, fn)
+}
+
+// inLockingTx is inTx for a transaction that is correct without serializable
+// isolation: it locks (s.d.forUpdate) every row its decision reads that a
+// concurrent writer could change, and constraints settle the rest.
+func (s *SQL) inLockingTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.retryTx(ctx, s.d.lockingIsolation, fn)
+}
+
+func (s *SQL) retryTx(ctx context.Context, level sql.IsolationLevel, fn func(tx *sql.Tx) error) error {
+	backoff := firstTxBackoff
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, &sql.TxOptions{Isolation: s.d.isolation}, fn)
+		err := s.runTx(ctx, &sql.TxOptions{Isolation: level}, fn)
 		if err == nil || attempt == maxTxAttempts || !s.d.retryable(err) || ctx.Err() != nil {
 			return err
 		}
+		select {
+		case <-time.After(rand.N(backoff)):
+		case <-ctx.Done():
+			return err
+		}
+		backoff = min(2*backoff, maxTxBackoff)
 	}
 }
 
 // readTx runs fn in a read-only transaction, so what it reads is one snapshot.
 func (s *SQL) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return s.runTx(ctx, &sql.TxOptions{Isolation: s.d.isolation, ReadOnly: true}, fn)
+	return s.runTx(ctx, &sql.TxOptions{Isolation: s.d.readIsolation, ReadOnly: true}, fn)
 }
 
 func (s *SQL) runTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {

@@ -2,7 +2,6 @@ package authority
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/mail"
 	"strings"
@@ -64,7 +63,12 @@ func AccountKey(acct *store.Account) (*jose.JSONWebKey, error) {
 func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, key *jose.JSONWebKey, url string) (*store.Account, bool, error) {
 	existing, err := a.AccountByKey(ctx, key)
 	if err == nil {
-		return existing, false, nil // RFC 8555 7.3.1: an existing key returns its account
+		// RFC 8555 7.3.1: an existing key returns its account; 7.3.6: a deactivated
+		// account's key is no longer accepted.
+		if existing.Status != string(acme.StatusValid) {
+			return nil, false, acme.Errorf(acme.Unauthorized, "account %s is %s and can no longer be used; register a new key with a new EAB key", existing.ID, existing.Status)
+		}
+		return existing, false, nil
 	}
 	if !acme.IsKind(err, acme.AccountDoesNotExist) || req.OnlyReturnExisting {
 		return nil, false, err
@@ -95,8 +99,12 @@ func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, 
 	if err := eab.VerifyMAC(ek.HMACKey); err != nil {
 		return nil, false, err
 	}
-	if ek.Status != store.EABApproved {
-		return nil, false, acme.Errorf(acme.Unauthorized, "EAB key %s is %s: an EAB key creates one account only; ask for a new key", ek.KID, ek.Status)
+	switch ek.Status {
+	case store.EABApproved:
+	case store.EABBound:
+		return nil, false, acme.Errorf(acme.Unauthorized, "EAB key %s was already used: an EAB key creates one account only; ask your registrar for a new key", ek.KID)
+	default:
+		return nil, false, acme.Errorf(acme.Unauthorized, "EAB key %s is %s and cannot be used; ask your registrar for a new key", ek.KID, ek.Status)
 	}
 	jwkJSON, err := key.MarshalJSON()
 	if err != nil {
@@ -133,7 +141,7 @@ func (a *Authority) UpdateAccount(ctx context.Context, acct *store.Account, payl
 		return acct, nil // POST-as-GET
 	}
 	var req acme.AccountUpdateRequest
-	if err := strictUnmarshal(payload, &req); err != nil {
+	if err := acme.DecodePayload(payload, &req); err != nil {
 		return nil, err
 	}
 	switch req.Status {
@@ -193,7 +201,11 @@ func (a *Authority) ChangeKey(ctx context.Context, acct *store.Account, accountU
 	}
 	switch err := a.store.ChangeAccountKey(ctx, acct.ID, acct.Thumbprint, newTP, jwkJSON); {
 	case errors.Is(err, store.ErrDuplicate):
-		return nil, acme.Errorf(acme.Malformed, "the new key already belongs to an account").WithStatus(409)
+		e := acme.Errorf(acme.Malformed, "the new key already belongs to an account").WithStatus(409)
+		if other, err := a.store.GetAccountByThumbprint(ctx, newTP); err == nil {
+			e.Location = other.ID
+		}
+		return nil, e
 	case errors.Is(err, store.ErrConflict):
 		return nil, acme.Errorf(acme.Malformed, "the account key changed meanwhile; fetch the account and try again").WithStatus(409)
 	case err != nil:
@@ -248,13 +260,4 @@ func checkContacts(contacts []string) ([]string, error) {
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-// strictUnmarshal decodes a JSON payload, refusing unknown types: a malformed payload is
-// the client's error.
-func strictUnmarshal(payload []byte, v any) error {
-	if err := json.Unmarshal(payload, v); err != nil {
-		return acme.Errorf(acme.Malformed, "the payload is not valid JSON for this request: %v", err)
-	}
-	return nil
 }

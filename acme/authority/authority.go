@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -55,16 +56,31 @@ type CertificateStore interface {
 	GetRevocation(ctx context.Context, serial string) (*store.Revocation, error)
 }
 
+// AuthzStore is what authorisation reuse and lifetimes need.
+type AuthzStore interface {
+	FindReusableAuthorization(ctx context.Context, accountID, name string, wildcard bool, validatedSince, expiresAfter time.Time) (*store.Authorization, error)
+	SetValidAuthorizationExpiry(ctx context.Context, authzID string, expires time.Time) error
+}
+
 // Store is the union the authority is wired with.
 type Store interface {
 	AccountStore
 	OrderStore
 	CertificateStore
+	AuthzStore
 }
 
-// Validator proves control of a name.
+// Validator proves control of a name and checks its CAA records. Every method
+// returns nil or an *acme.Error the client may see.
 type Validator interface {
 	HTTP01(ctx context.Context, name, token, keyAuth string) error
+	// DNS01 and TLSALPN01 take the authorisation's name; for a wildcard authorisation
+	// that is its base name.
+	DNS01(ctx context.Context, name, keyAuth string) error
+	TLSALPN01(ctx context.Context, name, keyAuth string) error
+	// CAA takes the name as the certificate will hold it ("*.x" for a wildcard), the
+	// account's URL (RFC 8657 accounturi) and the challenge type that proved control.
+	CAA(ctx context.Context, name, accountURI, method string) error
 }
 
 // CA signs certificates for one profile.
@@ -75,8 +91,25 @@ type CA interface {
 
 // Config tunes the authority; zero values take the defaults.
 type Config struct {
-	OrderLifetime     time.Duration // how long a pending order lives (default 7 days)
-	AuthzLifetime     time.Duration // how long a pending authorisation lives (default 7 days)
+	OrderLifetime time.Duration // how long a pending order lives (default 7 days)
+	AuthzLifetime time.Duration // how long a pending authorisation lives (default 7 days)
+	// ValidAuthzLifetime is how long an authorisation stays valid after its
+	// validation (default 30 days).
+	ValidAuthzLifetime time.Duration
+	// AuthzReuse is how long after its validation a valid authorisation is reused for
+	// a new order of the same account and name (default 7 days, at most 30 days);
+	// negative: never reused.
+	AuthzReuse time.Duration
+	// CAARecheckAfter: at finalize, the CAA records of every name whose validation is
+	// older than this are checked again (default and maximum 8 hours, the CA/B Forum
+	// Baseline Requirements' limit on relying on a CAA answer).
+	CAARecheckAfter time.Duration
+	// AllowWildcards lets orders hold wildcard names ("*.example.fi"), proven with
+	// dns-01 only (default false).
+	AllowWildcards bool
+	// AccountURIPrefix followed by an account id is the account's URL, which CAA
+	// accounturi parameters name (RFC 8657). acme/server serves accounts there.
+	AccountURIPrefix  string
 	ValidationWait    time.Duration // how long a challenge POST waits for its result (default 3 s)
 	ValidationTimeout time.Duration // deadline of one validation (default 15 s)
 	MaxIdentifiers    int           // per order (default 100)
@@ -91,6 +124,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.AuthzLifetime == 0 {
 		c.AuthzLifetime = 7 * 24 * time.Hour
+	}
+	if c.ValidAuthzLifetime == 0 {
+		c.ValidAuthzLifetime = 30 * 24 * time.Hour
+	}
+	if c.AuthzReuse == 0 {
+		c.AuthzReuse = 7 * 24 * time.Hour
+	}
+	if c.CAARecheckAfter == 0 {
+		c.CAARecheckAfter = MaxCAARecheckAfter
 	}
 	if c.ValidationWait == 0 {
 		c.ValidationWait = 3 * time.Second
@@ -110,6 +152,28 @@ func (c *Config) setDefaults() {
 	if c.Backdate == 0 {
 		c.Backdate = time.Minute
 	}
+}
+
+// Limits of Config.
+const (
+	MaxAuthzReuse      = 30 * 24 * time.Hour
+	MaxCAARecheckAfter = 8 * time.Hour
+)
+
+// Validate says which setting is unusable, with the defaults filled in.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.AuthzReuse > MaxAuthzReuse:
+		return fmt.Errorf("authorization reuse of %s is longer than the maximum of 30 days", c.AuthzReuse)
+	case c.AuthzReuse > c.ValidAuthzLifetime:
+		return fmt.Errorf("authorization reuse of %s is longer than valid authorizations live (%s)", c.AuthzReuse, c.ValidAuthzLifetime)
+	case c.ValidAuthzLifetime < 0 || c.AuthzLifetime < 0 || c.OrderLifetime < 0:
+		return errors.New("order and authorization lifetimes must be positive")
+	case c.CAARecheckAfter < 0 || c.CAARecheckAfter > MaxCAARecheckAfter:
+		return fmt.Errorf("CAA recheck window of %s is outside 0 to 8 hours: a CAA answer may not be relied on for longer", c.CAARecheckAfter)
+	}
+	return nil
 }
 
 // Authority implements the ACME rules over a store, a validator and a CA.
@@ -175,3 +239,12 @@ func problemJSON(err error) []byte {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// accountURI is the account's URL as CAA accounturi parameters name it; "" when the
+// prefix is not configured, and then no accounturi matches.
+func (a *Authority) accountURI(accountID string) string {
+	if a.cfg.AccountURIPrefix == "" {
+		return ""
+	}
+	return a.cfg.AccountURIPrefix + accountID
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/policy/keys"
@@ -18,6 +19,9 @@ import (
 
 // maxCNLength is the RFC 5280 upper bound of a commonName.
 const maxCNLength = 64
+
+// issueTimeout bounds signing and storing a certificate once an order is processing.
+const issueTimeout = time.Minute
 
 // Finalize checks the CSR against the order and issues. The order leaves "ready" once:
 // the store's conditional transition decides which of concurrent requests issues.
@@ -30,7 +34,7 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 		return nil, notReady(o)
 	}
 	var req acme.FinalizeRequest
-	if err := strictUnmarshal(payload, &req); err != nil {
+	if err := acme.DecodePayload(payload, &req); err != nil {
 		return nil, err
 	}
 	csr, err := parseCSR(req.CSR)
@@ -42,6 +46,9 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	}
 	keyHash, err := a.checkCSRKey(ctx, csr)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.recheckCAA(ctx, acct, o); err != nil {
 		return nil, err
 	}
 	org, err := a.store.GetOrganisation(ctx, o.OrgOID)
@@ -57,6 +64,10 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 		}
 		return nil, a.internal(ctx, "start finalizing the order", err)
 	}
+	// The order is processing now: finish even if the client goes away, so that a
+	// disconnect neither fails the order nor leaves a signed certificate unstored.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), issueTimeout)
+	defer cancel()
 	issued, err := a.ca.Issue(ctx, signer.Request{
 		OrderID:   o.ID,
 		PublicKey: csr.PublicKey,
@@ -136,7 +147,7 @@ func parseCSR(b64 string) (*x509.CertificateRequest, error) {
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, acme.Errorf(acme.BadCSR, "the CSR cannot be parsed: %v", err)
+		return nil, acme.Errorf(acme.BadCSR, "the CSR is not a DER-encoded PKCS#10 certification request")
 	}
 	switch csr.SignatureAlgorithm {
 	case x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA,

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,13 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	if err != nil {
 		return nil, err
 	}
+	// The first name becomes the certificate's common name: refuse now an order that
+	// could only fail at finalize.
+	if first := list[0]; len(first) > maxCNLength {
+		detail := fmt.Sprintf("%s is %d characters long, but the order's first name becomes the certificate's common name, which holds at most %d; put a shorter name first", first, len(first), maxCNLength)
+		return nil, &acme.Error{Kind: acme.RejectedIdentifier, Detail: detail, Subproblems: []acme.Subproblem{{
+			Type: acme.RejectedIdentifier.URN(), Detail: detail, Identifier: &acme.Identifier{Type: acme.IdentifierDNS, Value: first}}}}
+	}
 	notBefore, notAfter, err := a.checkValidityRequest(req.NotBefore, req.NotAfter)
 	if err != nil {
 		return nil, err
@@ -65,30 +73,77 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 		CreatedAt: now,
 	}
 	authzs := make([]store.Authorization, 0, len(list))
+	var reused []string
 	for _, name := range list {
+		// An authorisation names the base of a wildcard and says it is one (RFC 8555 7.1.4).
+		base, wildcard := strings.CutPrefix(name, "*.")
+		prior, err := a.reusableAuthz(ctx, acct, base, wildcard, now)
+		if err != nil {
+			return nil, err
+		}
+		if prior != nil {
+			o.AuthzIDs = append(o.AuthzIDs, prior.ID)
+			reused = append(reused, prior.ID)
+			continue
+		}
 		az := store.Authorization{
 			ID:        newID(),
 			AccountID: acct.ID,
-			Name:      name,
+			Name:      base,
+			Wildcard:  wildcard,
 			Status:    string(acme.StatusPending),
 			Expires:   now.Add(a.cfg.AuthzLifetime),
 			CreatedAt: now,
 		}
-		az.Challenges = []store.Challenge{{
-			ID:      newID(),
-			AuthzID: az.ID,
-			Type:    acme.ChallengeHTTP01,
-			Token:   newToken(),
-			Status:  string(acme.StatusPending),
-		}}
+		for _, typ := range challengeTypes(wildcard) {
+			az.Challenges = append(az.Challenges, store.Challenge{
+				ID:      newID(),
+				AuthzID: az.ID,
+				Type:    typ,
+				Token:   newToken(),
+				Status:  string(acme.StatusPending),
+			})
+		}
 		authzs = append(authzs, az)
 		o.AuthzIDs = append(o.AuthzIDs, az.ID)
+	}
+	if len(authzs) == 0 {
+		o.Status = string(acme.StatusReady) // every name is already proven
 	}
 	if err := a.store.CreateOrder(ctx, o, authzs); err != nil {
 		return nil, a.internal(ctx, "create the order", err)
 	}
-	a.log.InfoContext(ctx, "order created", "order", o.ID, "account", acct.ID, "names", list)
+	a.log.InfoContext(ctx, "order created", "order", o.ID, "account", acct.ID, "names", list, "reused_authzs", reused)
 	return &o, nil
+}
+
+// challengeTypes are the challenges offered for a name, http-01 first. A wildcard
+// can only be proven in DNS: control of one host says nothing of its siblings.
+func challengeTypes(wildcard bool) []string {
+	if wildcard {
+		return []string{acme.ChallengeDNS01}
+	}
+	return []string{acme.ChallengeHTTP01, acme.ChallengeDNS01, acme.ChallengeTLSALPN01}
+}
+
+// reusableAuthz finds the account's valid authorisation for the name validated
+// within the reuse window, or nil. Only the same account's: never another account's,
+// and so never another organisation's. It must outlive the new order, so that an
+// order never holds an expired authorisation.
+func (a *Authority) reusableAuthz(ctx context.Context, acct *store.Account, name string, wildcard bool, now time.Time) (*store.Authorization, error) {
+	if a.cfg.AuthzReuse < 0 {
+		return nil, nil
+	}
+	az, err := a.store.FindReusableAuthorization(ctx, acct.ID, name, wildcard, now.Add(-a.cfg.AuthzReuse), now.Add(a.cfg.OrderLifetime))
+	switch {
+	case isNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, a.internal(ctx, "look up earlier authorizations", err)
+	case az.AccountID != acct.ID:
+		return nil, a.internal(ctx, "look up earlier authorizations", errors.New("the store returned another account's authorization"))
+	}
+	return az, nil
 }
 
 // checkIdentifiers normalises and deduplicates the names and refuses the order as a
@@ -121,8 +176,8 @@ func (a *Authority) checkIdentifiers(ids []acme.Identifier, orgOID string, allow
 			refuse(id, ae.Kind, ae.Detail)
 			continue
 		}
-		if strings.HasPrefix(name, "*.") {
-			refuse(id, acme.RejectedIdentifier, name+": wildcard names need dns-01 validation, which this server does not offer yet")
+		if strings.HasPrefix(name, "*.") && !a.cfg.AllowWildcards {
+			refuse(id, acme.RejectedIdentifier, name+": this server does not issue wildcard certificates; order each host name instead")
 			continue
 		}
 		if !names.Within(name, allowed) {
@@ -203,7 +258,7 @@ func (a *Authority) Authorization(ctx context.Context, acct *store.Account, id s
 	if err != nil {
 		return nil, a.internal(ctx, "read the authorization", err)
 	}
-	if az.Status == string(acme.StatusPending) && a.now().After(az.Expires) {
+	if (az.Status == string(acme.StatusPending) || az.Status == string(acme.StatusValid)) && a.now().After(az.Expires) {
 		az.Status = string(acme.StatusExpired)
 	}
 	return az, nil
@@ -251,7 +306,7 @@ func (a *Authority) RespondChallenge(ctx context.Context, acct *store.Account, i
 	go func() {
 		defer a.validations.Done()
 		defer close(done)
-		a.validate(context.WithoutCancel(ctx), ch, az.Name, keyAuth)
+		a.validate(context.WithoutCancel(ctx), acct, ch, az, keyAuth)
 	}()
 	wait := time.NewTimer(a.cfg.ValidationWait)
 	defer wait.Stop()
@@ -264,15 +319,34 @@ func (a *Authority) RespondChallenge(ctx context.Context, acct *store.Account, i
 }
 
 // validate runs one validation and records its result; it outlives the request.
-func (a *Authority) validate(ctx context.Context, ch *store.Challenge, name, keyAuth string) {
+// CAA is checked beside the challenge: a name proven but closed to this CA by CAA
+// does not become valid.
+func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store.Challenge, az *store.Authorization, keyAuth string) {
 	vctx, cancel := context.WithTimeout(ctx, a.cfg.ValidationTimeout)
 	defer cancel()
+	name := az.Name
+	caaName := name
+	if az.Wildcard {
+		caaName = "*." + name
+	}
+	caa := make(chan error, 1)
+	go func() { caa <- a.val.CAA(vctx, caaName, a.accountURI(acct.ID), ch.Type) }()
 	var verr error
-	switch ch.Type {
-	case acme.ChallengeHTTP01:
+	switch {
+	case ch.Type == acme.ChallengeDNS01:
+		verr = a.val.DNS01(vctx, name, keyAuth)
+	case az.Wildcard:
+		// Never offered; refused should a stored challenge say otherwise.
+		verr = acme.Errorf(acme.Unauthorized, "a wildcard name can only be proven with dns-01")
+	case ch.Type == acme.ChallengeHTTP01:
 		verr = a.val.HTTP01(vctx, name, ch.Token, keyAuth)
+	case ch.Type == acme.ChallengeTLSALPN01:
+		verr = a.val.TLSALPN01(vctx, name, keyAuth)
 	default:
 		verr = acme.Errorf(acme.Malformed, "challenge type %s is not supported", ch.Type)
+	}
+	if cerr := <-caa; verr == nil {
+		verr = cerr
 	}
 	var problem []byte
 	if verr != nil {
@@ -284,9 +358,17 @@ func (a *Authority) validate(ctx context.Context, ch *store.Challenge, name, key
 	// Record the result even when the request that started it is long gone.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
-	if err := a.store.FinishChallenge(rctx, ch.ID, verr == nil, a.now(), problem); err != nil {
+	validated := a.now()
+	if err := a.store.FinishChallenge(rctx, ch.ID, verr == nil, validated, problem); err != nil {
 		a.log.ErrorContext(ctx, "recording a validation result failed", "challenge", ch.ID, "err", err)
 		return
+	}
+	if verr == nil {
+		// A valid authorisation lives longer than a pending one. Should this fail, it
+		// keeps the shorter pending lifetime: safe, only less convenient.
+		if err := a.store.SetValidAuthorizationExpiry(rctx, az.ID, validated.Add(a.cfg.ValidAuthzLifetime)); err != nil && !errors.Is(err, store.ErrConflict) {
+			a.log.ErrorContext(ctx, "extending a valid authorization failed", "authz", az.ID, "err", err)
+		}
 	}
 	a.log.InfoContext(ctx, "validation finished", "challenge", ch.ID, "name", name, "valid", verr == nil, "problem", string(problem))
 }

@@ -4,11 +4,13 @@
 // in-memory Pool keeps a bounded window of outstanding nonces: a nonce is accepted
 // once, a nonce evicted from the window or issued before a restart is refused with
 // badNonce, which every client answers by retrying with the fresh nonce it is given.
-// Sharing nonces between replicas is a store's job, behind the same two methods.
+// Shared does the same for any number of replicas on one database: a nonce issued by
+// one is accepted once by any of them.
 package nonce
 
 import (
 	"container/list"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"strings"
@@ -44,12 +46,8 @@ type entry struct {
 
 // NewPool makes a pool that remembers at most max outstanding nonces, each for ttl.
 func NewPool(max int, ttl time.Duration) *Pool {
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("nonce: no randomness: " + err.Error()) // crypto/rand never fails on Linux
-	}
 	return &Pool{
-		prefix: base64.RawURLEncoding.EncodeToString(b[:]),
+		prefix: newPrefix(),
 		max:    max,
 		ttl:    ttl,
 		now:    time.Now,
@@ -58,13 +56,9 @@ func NewPool(max int, ttl time.Duration) *Pool {
 	}
 }
 
-// Issue returns a fresh nonce.
-func (p *Pool) Issue() string {
-	var b [randomLen]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("nonce: no randomness: " + err.Error())
-	}
-	n := p.prefix + base64.RawURLEncoding.EncodeToString(b[:])
+// Issue returns a fresh nonce; it never fails.
+func (p *Pool) Issue(context.Context) (string, error) {
+	n := newNonce(p.prefix)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.order.Len() >= p.max {
@@ -73,11 +67,11 @@ func (p *Pool) Issue() string {
 		p.order.Remove(oldest)
 	}
 	p.live[n] = p.order.PushBack(entry{nonce: n, issued: p.now()})
-	return n
+	return n, nil
 }
 
 // Redeem accepts n once. Every refusal is a badNonce *acme.Error.
-func (p *Pool) Redeem(n string) error {
+func (p *Pool) Redeem(_ context.Context, n string) error {
 	if err := checkForm(n); err != nil {
 		return err
 	}
@@ -96,6 +90,24 @@ func (p *Pool) Redeem(n string) error {
 		return acme.Errorf(acme.BadNonce, "the nonce has expired; retry with the nonce in this response")
 	}
 	return nil
+}
+
+// newNonce is prefix followed by randomLen random bytes, base64url.
+func newNonce(prefix string) string {
+	var b [randomLen]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("nonce: no randomness: " + err.Error()) // crypto/rand never fails on Linux
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// newPrefix names an issuing instance.
+func newPrefix() string {
+	var b [prefixLen * 6 / 8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("nonce: no randomness: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func checkForm(n string) error {

@@ -1,18 +1,30 @@
 package nonce
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
 )
 
+var ctx = context.Background()
+
+// issue is Issue of a pool, which never fails.
+func issue(t testing.TB, p *Pool) string {
+	n, err := p.Issue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestRedeem(t *testing.T) {
 	p := NewPool(100, time.Hour)
 	other := NewPool(100, time.Hour)
-	good := p.Issue()
-	used := p.Issue()
-	if err := p.Redeem(used); err != nil {
+	good := issue(t, p)
+	used := issue(t, p)
+	if err := p.Redeem(ctx, used); err != nil {
 		t.Fatalf("first redeem: %v", err)
 	}
 	tests := []struct {
@@ -27,12 +39,12 @@ func TestRedeem(t *testing.T) {
 		{"wrong length refused", good[:Len-1], false},
 		{"not base64url refused", good[:Len-1] + "+", false},
 		{"padding refused", good[:Len-1] + "=", false},
-		{"another instance's prefix refused", other.Issue(), false},
+		{"another instance's prefix refused", issue(t, other), false},
 		{"unknown nonce with our prefix refused", p.prefix + "AAAAAAAAAAAAAAAAAAAAAA", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := p.Redeem(tc.nonce)
+			err := p.Redeem(ctx, tc.nonce)
 			if tc.ok && err != nil {
 				t.Fatalf("want accepted, got %v", err)
 			}
@@ -47,17 +59,17 @@ func TestExpiryAndEviction(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	p := NewPool(2, time.Minute)
 	p.now = func() time.Time { return now }
-	old := p.Issue()
+	old := issue(t, p)
 	now = now.Add(2 * time.Minute)
-	if err := p.Redeem(old); !acme.IsKind(err, acme.BadNonce) {
+	if err := p.Redeem(ctx, old); !acme.IsKind(err, acme.BadNonce) {
 		t.Fatalf("expired nonce: want badNonce, got %v", err)
 	}
-	a, b, c := p.Issue(), p.Issue(), p.Issue() // a is evicted by c
-	if err := p.Redeem(a); !acme.IsKind(err, acme.BadNonce) {
+	a, b, c := issue(t, p), issue(t, p), issue(t, p) // a is evicted by c
+	if err := p.Redeem(ctx, a); !acme.IsKind(err, acme.BadNonce) {
 		t.Fatalf("evicted nonce: want badNonce, got %v", err)
 	}
 	for _, n := range []string{b, c} {
-		if err := p.Redeem(n); err != nil {
+		if err := p.Redeem(ctx, n); err != nil {
 			t.Fatalf("live nonce refused: %v", err)
 		}
 	}
@@ -69,7 +81,7 @@ func TestExpiryAndEviction(t *testing.T) {
 func BenchmarkIssueRedeem(b *testing.B) {
 	p := NewPool(1<<16, time.Hour)
 	for b.Loop() {
-		if err := p.Redeem(p.Issue()); err != nil {
+		if err := p.Redeem(ctx, issue(b, p)); err != nil {
 			b.Fatal(err)
 		}
 	}

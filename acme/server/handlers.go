@@ -16,15 +16,7 @@ import (
 )
 
 // decode parses a JSON payload into v; a wrong shape is the client's malformed request.
-func decode(payload []byte, v any) error {
-	if len(payload) == 0 {
-		return acme.Errorf(acme.Malformed, "the payload is empty; this request needs a JSON object")
-	}
-	if err := json.Unmarshal(payload, v); err != nil {
-		return acme.Errorf(acme.Malformed, "the payload is not valid JSON for this request: %v", err)
-	}
-	return nil
-}
+func decode(payload []byte, v any) error { return acme.DecodePayload(payload, v) }
 
 func (s *Server) newAccount(w http.ResponseWriter, r *http.Request, req *request) error {
 	var in acme.NewAccountRequest

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -41,11 +42,15 @@ const (
 // DefaultMaxBody caps every request body (go-jose CVE-2025-27144: never parse unbounded input).
 const DefaultMaxBody = 64 << 10
 
-// Nonces issues and redeems replay nonces.
+// Nonces issues and redeems replay nonces. An error that is not an *acme.Error
+// (the shared nonce store is unreachable) is answered as serverInternal.
 type Nonces interface {
-	Issue() string
-	Redeem(nonce string) error
+	Issue(ctx context.Context) (string, error)
+	Redeem(ctx context.Context, nonce string) error
 }
+
+// nonceTimeout bounds issuing a nonce, which may write to the database.
+const nonceTimeout = 5 * time.Second
 
 // Config of the front end.
 type Config struct {
@@ -53,6 +58,9 @@ type Config struct {
 	TermsOfService string
 	Website        string
 	MaxBody        int64 // default DefaultMaxBody
+	// CAAIdentities are the domain names CAA records name this CA by (RFC 8659),
+	// announced in the directory's meta.caaIdentities.
+	CAAIdentities []string
 }
 
 // Server serves the ACME API.
@@ -80,9 +88,18 @@ func (s *Server) DirectoryURL() string { return s.url(DirectoryPath) }
 
 func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
 
+// getMethods are the methods of the resources read with GET, for the Allow header.
+var getMethods = map[string]string{
+	DirectoryPath: http.MethodGet,
+	newNoncePath:  http.MethodGet + ", " + http.MethodHead,
+}
+
 // Handler returns the routes.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
+	// A path like /acme//new-order is not ours: answer 404 with a problem, not the
+	// router's 301 to the cleaned path, which has no nonce and no problem document.
+	r.SkipClean(true)
 	r.HandleFunc(DirectoryPath, s.directory).Methods(http.MethodGet)
 	r.HandleFunc(newNoncePath, s.newNonce).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(newAccountPath, s.post(jwkOnly, s.newAccount))
@@ -96,11 +113,19 @@ func (s *Server) Handler() http.Handler {
 	r.Handle(authzPath+"{id}", s.post(kidOnly, s.authorization))
 	r.Handle(challengePath+"{id}", s.post(kidOnly, s.challenge))
 	r.Handle(certPath+"{serial}", s.post(kidOnly, s.certificate))
+	// The router refuses a method only on the GET resources; POST ones refuse in post.
+	// Error responses carry a nonce too (RFC 8555 section 6.5).
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", http.MethodPost)
-		s.problem(w, r, acme.Errorf(acme.Malformed, "%s is not allowed here: ACME resources are read with POST-as-GET", r.Method).WithStatus(http.StatusMethodNotAllowed))
+		_ = s.addNonce(w) // without a nonce store, the problem goes without a nonce
+		allow := getMethods[r.URL.Path]
+		if allow == "" {
+			allow = http.MethodPost
+		}
+		w.Header().Set("Allow", allow)
+		s.problem(w, r, acme.Errorf(acme.Malformed, "%s is not allowed here; use %s", r.Method, allow).WithStatus(http.StatusMethodNotAllowed))
 	})
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = s.addNonce(w)
 		s.problem(w, r, acme.Errorf(acme.Malformed, "no such resource: %s", r.URL.Path).WithStatus(http.StatusNotFound))
 	})
 	return s.logRequests(r)
@@ -134,10 +159,18 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // addNonce gives every response a fresh nonce and the directory link (RFC 8555 6.5, 7.1).
-func (s *Server) addNonce(w http.ResponseWriter) {
-	w.Header().Set("Replay-Nonce", s.nonces.Issue())
+// It fails only when no nonce can be issued (database outage); error responses
+// then go without one.
+func (s *Server) addNonce(w http.ResponseWriter) error {
+	ctx, cancel := context.WithTimeout(context.Background(), nonceTimeout)
+	defer cancel()
+	n, err := s.nonces.Issue(ctx)
+	if err == nil {
+		w.Header().Set("Replay-Nonce", n)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Add("Link", `<`+s.DirectoryURL()+`>;rel="index"`)
+	return err
 }
 
 func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
@@ -150,13 +183,17 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 		Meta: acme.DirectoryMeta{
 			TermsOfService:          s.cfg.TermsOfService,
 			Website:                 s.cfg.Website,
+			CAAIdentities:           s.cfg.CAAIdentities,
 			ExternalAccountRequired: true,
 		},
 	})
 }
 
 func (s *Server) newNonce(w http.ResponseWriter, r *http.Request) {
-	s.addNonce(w)
+	if err := s.addNonce(w); err != nil {
+		s.problem(w, r, err)
+		return
+	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -190,7 +227,10 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 // the nonce, so a client's retry is not punished for an attacker's replay.
 func (s *Server) post(rule keyRule, h postHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.addNonce(w)
+		if err := s.addNonce(w); err != nil {
+			s.problem(w, r, err)
+			return
+		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			s.problem(w, r, acme.Errorf(acme.Malformed, "%s is not allowed here: ACME resources are read with POST-as-GET", r.Method).WithStatus(http.StatusMethodNotAllowed))
@@ -247,7 +287,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rule keyRu
 	if req.payload, err = msg.Verify(key); err != nil {
 		return nil, err
 	}
-	if err := s.nonces.Redeem(msg.Nonce); err != nil {
+	if err := s.nonces.Redeem(r.Context(), msg.Nonce); err != nil {
 		return nil, err
 	}
 	if msg.URL != req.url {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,12 @@ type Config struct {
 	Timeout time.Duration
 	// MaxRedirects is the most redirects one attempt follows (default 10).
 	MaxRedirects int
+	// TLSALPNPort is the port tls-alpn-01 connects to (default 443).
+	TLSALPNPort int
+	// CAAIdentities are the issuer domain names (RFC 8659) that CAA "issue" and
+	// "issuewild" properties name this CA by. With none, only names without CAA
+	// records pass the CAA check.
+	CAAIdentities []string
 }
 
 // Defaults of Config.
@@ -43,6 +50,7 @@ const (
 	DefaultHTTPSPort    = 443
 	DefaultTimeout      = 10 * time.Second
 	DefaultMaxRedirects = 10
+	DefaultTLSALPNPort  = 443
 )
 
 // userAgent names us to the servers we fetch from, so their operators can tell
@@ -57,6 +65,8 @@ type Validator struct {
 	// dial opens the TCP connection to an already checked address; tests replace it
 	// to see every address dialled.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// dnsServers are the "ip:port" servers dns-01 and CAA questions go to.
+	dnsServers []string
 }
 
 // New checks cfg, fills in defaults and returns a Validator.
@@ -73,6 +83,9 @@ func New(cfg Config) (*Validator, error) {
 	if cfg.MaxRedirects == 0 {
 		cfg.MaxRedirects = DefaultMaxRedirects
 	}
+	if cfg.TLSALPNPort == 0 {
+		cfg.TLSALPNPort = DefaultTLSALPNPort
+	}
 	switch {
 	case cfg.HTTPPort < 1 || cfg.HTTPPort > 65535:
 		return nil, fmt.Errorf("validate: HTTPPort %d is not a TCP port", cfg.HTTPPort)
@@ -82,7 +95,18 @@ func New(cfg Config) (*Validator, error) {
 		return nil, fmt.Errorf("validate: Timeout %s is negative", cfg.Timeout)
 	case cfg.MaxRedirects < 0:
 		return nil, fmt.Errorf("validate: MaxRedirects %d is negative", cfg.MaxRedirects)
+	case cfg.TLSALPNPort < 1 || cfg.TLSALPNPort > 65535:
+		return nil, fmt.Errorf("validate: TLSALPNPort %d is not a TCP port", cfg.TLSALPNPort)
 	}
+	ids := make([]string, 0, len(cfg.CAAIdentities))
+	for _, id := range cfg.CAAIdentities {
+		norm := strings.ToLower(strings.TrimSuffix(id, "."))
+		if !validHostname(norm) {
+			return nil, fmt.Errorf("validate: CAA identity %q is not a domain name such as ca.example.fi", id)
+		}
+		ids = append(ids, norm)
+	}
+	cfg.CAAIdentities = ids
 
 	nets := make([]netip.Prefix, 0, len(cfg.AllowedNets))
 	for _, p := range cfg.AllowedNets {
@@ -97,13 +121,14 @@ func New(cfg Config) (*Validator, error) {
 	}
 	cfg.AllowedNets = nets
 
-	v := &Validator{cfg: cfg, resolver: net.DefaultResolver}
+	v := &Validator{cfg: cfg, resolver: net.DefaultResolver, dnsServers: systemDNSServers()}
 	if cfg.Resolver != "" {
 		// An address, not a name: resolving the resolver would need the system resolver.
 		server, err := netip.ParseAddrPort(cfg.Resolver)
 		if err != nil {
 			return nil, fmt.Errorf("validate: Resolver %q must be an IP address and port such as 127.0.0.1:53", cfg.Resolver)
 		}
+		v.dnsServers = []string{server.String()}
 		v.resolver = &net.Resolver{
 			PreferGo: true,
 			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {

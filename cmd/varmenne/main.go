@@ -22,6 +22,13 @@ Usage:
   varmenne serve       [flags]   run the ACME server (embedded default: SQLite, development PKI)
   varmenne org add     --oid OID --name NAME [--long-name NAME] --domain NAME...
   varmenne eab create  --org OID [--domain NAME...] [--json]
+  varmenne revoke      --serial S | --org OID  --reason R --requested-by NAME --identified-by METHOD
+                       [--note TEXT] [--invalidity-date RFC3339] [--requested-at RFC3339] [--performed-by NAME]
+  varmenne crl show    [--issuer production|test] [--out FILE]
+  varmenne init        --pkcs11-module PATH --pkcs11-token LABEL [--pkcs11-pin-file F] --operator A --operator B
+                       [--key-type rsa-4096] [--tls-name NAME...] [--tls-only]   key ceremony: keys inside the HSM
+  varmenne intents list [--json]   issuance intents without a certificate (pending or failed)
+  varmenne audit verify            check the audit log's hash chain
 
 Every command takes --data DIR (default ./varmenne-data, or $VARMENNE_DATA).
 Every flag can also be set as VARMENNE_<FLAG>, e.g. VARMENNE_LISTEN=127.0.0.1:14000.
@@ -58,11 +65,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return eabCreate(ctx, rest[1:], stdout, stderr)
 		}
 		return errors.New(`"varmenne eab" needs a subcommand: create`)
+	case "revoke":
+		return revoke(ctx, rest, stdout, stderr)
+	case "crl":
+		if len(rest) > 0 && rest[0] == "show" {
+			return crlShow(ctx, rest[1:], stdout, stderr)
+		}
+		return errors.New(`"varmenne crl" needs a subcommand: show`)
+	case "init", "intents", "audit":
+		return keyCommands(ctx, cmd, rest, stdout, stderr) // init, intents list, audit verify (keycmds.go)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q; the commands are serve, org add, eab create", cmd)
+		return fmt.Errorf("unknown command %q; the commands are serve, org add, eab create, revoke, crl show, init, intents list, audit verify", cmd)
 	}
 }
 
@@ -76,10 +92,11 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 // parseFlags parses args and then fills every flag not given on the command line from
 // VARMENNE_<NAME> in the environment.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	out := fs.Output()       // where -h prints the flags: the command's stderr
 	fs.SetOutput(io.Discard) // errors are reported once, by main
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
+			fs.SetOutput(out)
 			fs.PrintDefaults()
 			return err
 		}

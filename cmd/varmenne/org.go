@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -19,17 +18,10 @@ import (
 
 var oidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
 
-// openExisting opens the data directory's database, which serve creates.
-func openExisting(ctx context.Context, dataDir string) (*store.SQL, error) {
-	if _, err := os.Stat(dbPath(dataDir)); err != nil {
-		return nil, fmt.Errorf("no database in %s: start \"varmenne serve --data %s\" once, or pass the right --data", dataDir, dataDir)
-	}
-	return store.OpenSQLite(ctx, dbPath(dataDir))
-}
-
-func orgAdd(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlags("org add", io.Discard)
+func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("org add", stderr)
 	data := dataFlag(fs)
+	db := dbFlag(fs)
 	oid := fs.String("oid", "", "the organisation's code in THL's SOTE register, e.g. 1.2.246.10.12345678.10.0")
 	name := fs.String("name", "", "the organisation's name (certificate O)")
 	longName := fs.String("long-name", "", "the long name from the code service (certificate OU); default: --name")
@@ -58,7 +50,7 @@ func orgAdd(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if *longName == "" {
 		*longName = *name
 	}
-	st, err := openExisting(ctx, *data)
+	st, err := openExisting(ctx, *db, *data)
 	if err != nil {
 		return err
 	}
@@ -74,9 +66,10 @@ func orgAdd(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	return nil
 }
 
-func eabCreate(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlags("eab create", io.Discard)
+func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eab create", stderr)
 	data := dataFlag(fs)
+	db := dbFlag(fs)
 	org := fs.String("org", "", "OID of the organisation the key binds accounts to")
 	asJSON := fs.Bool("json", false, `print one JSON object {"kid":…,"hmac_key":…}`)
 	var domains stringList
@@ -87,7 +80,7 @@ func eabCreate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if *org == "" {
 		return errors.New("eab create: --org is required: the OID of an organisation added with \"varmenne org add\"")
 	}
-	st, err := openExisting(ctx, *data)
+	st, err := openExisting(ctx, *db, *data)
 	if err != nil {
 		return err
 	}
@@ -101,6 +94,9 @@ func eabCreate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	}
 	for i, d := range domains {
 		d = names.Normalize(d)
+		if err := names.Check(d); err != nil || strings.HasPrefix(d, "*.") {
+			return fmt.Errorf("eab create: --domain %q is not a valid domain name", domains[i])
+		}
 		if !names.Within(d, o.Domains) {
 			return fmt.Errorf("eab create: --domain %s is not among organisation %s's domains (%s)", domains[i], o.OID, strings.Join(o.Domains, ", "))
 		}

@@ -15,16 +15,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/varmenne/varmenne/acme/authority"
-	"github.com/varmenne/varmenne/acme/nonce"
 	"github.com/varmenne/varmenne/acme/server"
 	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
-	"github.com/varmenne/varmenne/store"
 )
 
 // soteServerPolicy is the SOTE organisation certificate policy arc (SOTE.md).
@@ -43,7 +42,17 @@ type serveConfig struct {
 	website       string
 	logFormat     string
 	validationTTL time.Duration
+	// Domain control (issue 8).
+	tlsALPNPort    int
+	caaIdentities  stringList
+	caaRecheck     time.Duration
+	authzReuse     time.Duration
+	allowWildcards bool
 }
+
+// defaultCAAIdentity is the CAA issuer domain name used when --caa-identity is not
+// given; production sets the CA's real domain.
+const defaultCAAIdentity = "varmenne.example"
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c serveConfig
@@ -51,7 +60,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.data, "data", "varmenne-data", "data directory: database, development keys, roots.pem")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:14000", "address of the ACME HTTPS listener")
 	fs.StringVar(&c.baseURL, "base-url", "", "URL clients reach the ACME listener at (default https://<listen>)")
-	fs.StringVar(&c.publicURL, "public-url", "http://127.0.0.1:14080", "base of the plain-HTTP URLs put in certificates (CRL distribution point, issuer AIA)")
+	fs.StringVar(&c.publicURL, "public-url", "http://127.0.0.1:14080", "base of the plain-HTTP URLs put in certificates (CRL distribution point, OCSP, issuer AIA)")
 	fs.IntVar(&c.http01Port, "http01-port", 80, "port http-01 validation connects to (tests use a high port)")
 	fs.StringVar(&c.dnsResolver, "dns-resolver", "", "HOST:PORT of the DNS server validation asks (default: the system resolver)")
 	fs.Var(&c.allowNets, "validation-allow", "non-public CIDR validation may connect to, e.g. 10.20.0.0/16 for an internal network (repeatable)")
@@ -60,6 +69,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.website, "website", "https://varmenne.example/", "website URL in the directory")
 	fs.StringVar(&c.logFormat, "log-format", "", "json or text (default: text on a terminal, json otherwise)")
 	fs.DurationVar(&c.validationTTL, "validation-timeout", 15*time.Second, "deadline of one validation attempt")
+	db := dbFlag(fs)
+	opsListen := fs.String("ops-listen", "127.0.0.1:14090", "address of the plain-HTTP operator listener: /healthz, /readyz (empty: none)")
+	fs.IntVar(&c.tlsALPNPort, "tlsalpn01-port", 443, "port tls-alpn-01 validation connects to (tests use a high port)")
+	fs.Var(&c.caaIdentities, "caa-identity", "domain name CAA issue/issuewild records name this CA by (repeatable; default "+defaultCAAIdentity+")")
+	fs.DurationVar(&c.caaRecheck, "caa-recheck-after", authority.MaxCAARecheckAfter, "at finalize, check CAA again for names validated longer ago than this (at most 8h)")
+	fs.DurationVar(&c.authzReuse, "authz-reuse", 7*24*time.Hour, "reuse an account's valid authorization validated within this window (at most 720h; 0: never)")
+	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi), proven with dns-01 only")
+	// Issuer keys in an HSM (keys.go).
+	hsm := hsmFlags(fs, "production", "test")
+	revFlags := addRevocationFlags(fs) // --public-listen, --crl-validity (crl.go)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -76,19 +95,54 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		nets = append(nets, p.Masked())
 	}
 	if c.dnsResolver != "" {
-		if _, _, err := net.SplitHostPort(c.dnsResolver); err != nil {
-			return fmt.Errorf("serve: --dns-resolver %q must be HOST:PORT, e.g. 127.0.0.1:53", c.dnsResolver)
+		// An address, not a name: the validator would need a resolver to find it.
+		if _, err := netip.ParseAddrPort(c.dnsResolver); err != nil {
+			return fmt.Errorf("serve: --dns-resolver %q must be IP:PORT, e.g. 127.0.0.1:53", c.dnsResolver)
 		}
+	}
+	if c.devKeyType != "" && !slices.Contains(filekey.KeyTypes, c.devKeyType) {
+		return fmt.Errorf("serve: --dev-key-type %q: use one of %s", c.devKeyType, strings.Join(filekey.KeyTypes, ", "))
+	}
+	if len(c.caaIdentities) == 0 {
+		c.caaIdentities = stringList{defaultCAAIdentity}
+	}
+	// Built before anything starts, so a bad flag stops the start with nothing made.
+	val, err := validate.New(validate.Config{
+		Resolver:      c.dnsResolver,
+		HTTPPort:      c.http01Port,
+		AllowedNets:   nets,
+		Timeout:       c.validationTTL,
+		TLSALPNPort:   c.tlsALPNPort,
+		CAAIdentities: c.caaIdentities,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: validator: %w", err)
+	}
+	authCfg := authority.Config{ValidationTimeout: c.validationTTL, AuthzReuse: c.authzReuse,
+		CAARecheckAfter: c.caaRecheck, AllowWildcards: c.allowWildcards}
+	if c.authzReuse == 0 {
+		authCfg.AuthzReuse = -1 // the flag's 0 means never; the Config's 0 means the default
+	}
+	if c.caaRecheck == 0 {
+		authCfg.CAARecheckAfter = time.Nanosecond // always recheck
+	}
+	if err := authCfg.Validate(); err != nil {
+		return fmt.Errorf("serve: --authz-reuse / --caa-recheck-after: %w", err)
 	}
 
 	if err := os.MkdirAll(c.data, 0o700); err != nil {
 		return fmt.Errorf("serve: cannot create the data directory: %w", err)
 	}
-	st, err := store.OpenSQLite(ctx, dbPath(c.data))
+	st, err := openStore(ctx, *db, c.data)
 	if err != nil {
-		return fmt.Errorf("serve: opening the database in %s: %w", c.data, err)
+		return fmt.Errorf("serve: opening the database %s: %w", describeDB(*db, c.data), err)
 	}
 	defer st.Close()
+	opsAddr, stopOps, err := startOps(*opsListen, st, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer stopOps()
 
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -99,12 +153,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.baseURL = "https://" + ln.Addr().String()
 	}
 
-	pki, created, err := filekey.EnsureDevPKI(filepath.Join(c.data, "pki"), c.devKeyType, tlsNames(c.baseURL))
+	// The development PKI of file keys, or the HSM keys varmenne init made (keys.go).
+	pki, closeKeys, err := issuerKeys(ctx, hsm, c.data, c.devKeyType, tlsNames(c.baseURL), log)
 	if err != nil {
-		return fmt.Errorf("serve: development PKI: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
-	log.Warn("DEVELOPMENT PKI: the root and issuer keys are files in the data directory and are for development and testing only; production keeps issuer keys in an HSM",
-		"dir", filepath.Join(c.data, "pki"), "created", created)
+	defer closeKeys()
 	rootsPath := filepath.Join(c.data, "roots.pem")
 	if err := os.WriteFile(rootsPath, pki.RootsPEM, 0o644); err != nil {
 		return fmt.Errorf("serve: writing %s: %w", rootsPath, err)
@@ -120,21 +174,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		PolicyOIDs:  []asn1.ObjectIdentifier{soteServerPolicy},
 		CRLURL:      public + "/crl/" + pki.Production.Name + ".crl",
 		IssuerURL:   public + "/issuer/" + pki.Production.Name + ".cer",
+		OCSPURL:     ocspURL(public, pki.Production.Name),
 	}, st, time.Now, rand.Reader)
 
-	val, err := validate.New(validate.Config{
-		Resolver:    c.dnsResolver,
-		HTTPPort:    c.http01Port,
-		AllowedNets: nets,
-		Timeout:     c.validationTTL,
-	})
+	publicAddr, stopRevocation, err := startRevocationStatus(ctx, revFlags, st, pki, public, log) // CRLs, OCSP (crl.go)
 	if err != nil {
-		return fmt.Errorf("serve: validator: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
-	auth := authority.New(authority.Config{ValidationTimeout: c.validationTTL, MaxValidity: validity, Backdate: backdate}, st, val, ca, log)
+	defer stopRevocation()
+
+	authCfg.MaxValidity, authCfg.Backdate = validity, backdate
+	// acme/server serves accounts at <base>/acme/account/<id>; CAA accounturi names them.
+	authCfg.AccountURIPrefix = strings.TrimSuffix(c.baseURL, "/") + "/acme/account/"
+	auth := authority.New(authCfg, st, val, ca, log)
 	defer auth.Close()
-	acmeSrv := server.New(server.Config{BaseURL: c.baseURL, TermsOfService: c.tos, Website: c.website},
-		auth, nonce.NewPool(1<<17, time.Hour), log)
+	acmeSrv := server.New(server.Config{BaseURL: c.baseURL, TermsOfService: c.tos, Website: c.website, CAAIdentities: val.CAAIdentities()},
+		auth, newNonces(ctx, st, *db, log), log)
 
 	httpSrv := &http.Server{
 		Handler:           acmeSrv.Handler(),
@@ -156,6 +211,13 @@ Add an organisation and create an EAB key for its ACME client:
   %[3]s org add --data %[4]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
   %[3]s eab create --data %[4]s --org 1.2.246.10.12345678.10.0
 `, acmeSrv.DirectoryURL(), rootsPath, os.Args[0], c.data)
+	if isPostgres(*db) {
+		fmt.Fprintf(stdout, "  Database:       PostgreSQL %s (give org add and eab create the same --db)\n", redact(*db))
+	}
+	if opsAddr != "" {
+		fmt.Fprintf(stdout, "  Health:         http://%s/healthz, http://%[1]s/readyz\n", opsAddr)
+	}
+	fmt.Fprintf(stdout, "  CRLs and OCSP:  %s (listening on %s)\n", crlURL(public, pki.Production.Name), publicAddr)
 
 	select {
 	case err := <-errc:

@@ -147,9 +147,11 @@ func TestCheckPunycode(t *testing.T) {
 		{"non-ASCII refused", "münchen.example.fi", malformed, "use the punycode (xn--) form"},
 		{"Kelvin sign refused", "\u212aelvin.example.fi", malformed, "use the punycode (xn--) form"},
 		{"invalid punycode refused", "xn--a.example.fi", malformed, "not valid punycode"},
+		// Whether idna refuses these at decoding or at the round trip depends on the
+		// x/net version; either way the name is malformed and the detail says punycode.
 		{"empty punycode refused", "xn--.example.fi", malformed, "not the canonical punycode form"},
-		{"punycode of plain ASCII refused", "xn--abc-.example.fi", malformed, "not the canonical punycode form"},
-		{"punycode of a digit refused", "xn--0-.example.fi", malformed, "not the canonical punycode form"},
+		{"punycode of plain ASCII refused", "xn--abc-.example.fi", malformed, "punycode"},
+		{"punycode of a digit refused", "xn--0-.example.fi", malformed, "punycode"},
 		{"punycode of upper case refused", "xn--ggg.example.fi", malformed, "punycode"},
 		{"disallowed code point refused", "xn--a-ecp.example.fi", malformed, "not valid punycode"},
 		{"other R-LDH label refused", "ab--c.example.fi", malformed, "reserved for xn-- (punycode) labels"},

@@ -29,6 +29,9 @@ type DevPKI struct {
 	Test       *signer.Issuer
 	TLS        tls.Certificate // for the ACME listener: localhost, 127.0.0.1, ::1 (+ extra names given)
 	RootsPEM   []byte          // PEM of the root(s) a client must trust
+	// The issuers' delegated OCSP responders (id-kp-OCSPSigning, id-pkix-ocsp-nocheck).
+	ProductionOCSP *Responder
+	TestOCSP       *Responder
 }
 
 const (
@@ -55,8 +58,11 @@ func files(dir, name string) pkiFiles {
 //
 // keyType is used for the root and the issuers when they are made ("" means
 // "ecdsa-p384"); existing keys are kept whatever their type. The TLS key is always
-// ecdsa-p256. Files in dir: root.pem root.key production.pem production.key test.pem
-// test.key tls.pem tls.key (keys 0600). created reports whether CA keys were made now.
+// ecdsa-p256. Each issuer also gets a delegated OCSP responder (90 days, ecdsa-p256,
+// re-issued like the TLS certificate when it ends within 30 days). Files in dir:
+// root.pem root.key production.pem production.key test.pem test.key tls.pem tls.key
+// production-ocsp.pem production-ocsp.key test-ocsp.pem test-ocsp.key (keys 0600).
+// created reports whether CA keys were made now.
 //
 // A CA certificate whose key file is missing, a key that does not match its
 // certificate, or an issuer that does not chain to the root is an error naming the
@@ -118,12 +124,22 @@ func EnsureDevPKI(dir, keyType string, tlsNames []string) (pki *DevPKI, created 
 	if err != nil {
 		return nil, false, err
 	}
+	prodOCSP, err := ensureResponder(files(dir, "production-ocsp"), prod, now)
+	if err != nil {
+		return nil, false, err
+	}
+	testOCSP, err := ensureResponder(files(dir, "test-ocsp"), test, now)
+	if err != nil {
+		return nil, false, err
+	}
 	return &DevPKI{
-		Root:       root,
-		Production: prod,
-		Test:       test,
-		TLS:        tlsCert,
-		RootsPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		Root:           root,
+		Production:     prod,
+		Test:           test,
+		TLS:            tlsCert,
+		RootsPEM:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		ProductionOCSP: prodOCSP,
+		TestOCSP:       testOCSP,
 	}, created, nil
 }
 

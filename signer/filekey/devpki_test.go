@@ -158,6 +158,8 @@ func TestEnsureDevPKICreatesThenReloads(t *testing.T) {
 		ca := signer.New(second.Production, signer.Profile{
 			Name: "sote-server", Validity: 365 * 24 * time.Hour, Backdate: time.Minute,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			// Every certificate needs a CRL and an issuer URL (lint).
+			CRLURL: "http://crl.example.fi/production.crl", IssuerURL: "http://ca.example.fi/production.cer",
 		}, nopRecorder{}, nil, nil)
 		key, _ := Generate("ecdsa-p256")
 		got, err := ca.Issue(context.Background(), signer.Request{PublicKey: key.Public(), Names: []string{"www.example.fi"}})

@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopPostgres()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -58,6 +59,8 @@ type instance struct {
 	cmd        *exec.Cmd
 	logs       *syncBuffer
 	done       chan error
+	extra      []string // further serve flags, from startWith
+	publicAddr string   // the CRL/OCSP listener (--public-listen), kept across restarts
 }
 
 // freePort finds a loopback TCP port nobody listens on.
@@ -75,6 +78,12 @@ func freePort(t *testing.T) int {
 // it to print its directory URL.
 func start(t *testing.T, data string) *instance {
 	t.Helper()
+	return startWith(t, data)
+}
+
+// startWith is start with further `varmenne serve` flags, e.g. "--allow-wildcards".
+func startWith(t *testing.T, data string, extraArgs ...string) *instance {
+	t.Helper()
 	dns, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +92,8 @@ func start(t *testing.T, data string) *instance {
 	if data == "" {
 		data = t.TempDir()
 	}
-	in := &instance{t: t, data: data, dns: dns, http01Port: freePort(t), logs: &syncBuffer{}, done: make(chan error, 1)}
+	in := &instance{t: t, data: data, dns: dns, http01Port: freePort(t), logs: &syncBuffer{}, done: make(chan error, 1), extra: extraArgs}
+	in.publicAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	in.launch()
 	return in
 }
@@ -99,7 +109,10 @@ func (in *instance) launch() {
 		"--validation-allow", "127.0.0.0/8",
 		"--validation-timeout", "10s",
 		"--log-format", "json",
+		"--ops-listen", "127.0.0.1:0",
+		"--public-listen", in.publicAddr, "--public-url", "http://"+in.publicAddr,
 	)
+	in.cmd.Args = append(in.cmd.Args, in.extra...)
 	stdout, err := in.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

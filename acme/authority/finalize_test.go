@@ -1,0 +1,340 @@
+package authority
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/store"
+)
+
+func TestParseCSR(t *testing.T) {
+	key := newKey(t)
+	// A DER whose length is not a multiple of 3 has padding in standard base64.
+	var der []byte
+	for range 50 {
+		der = makeCSR(t, key, &x509.CertificateRequest{DNSNames: []string{"www.example.fi"}})
+		if len(der)%3 != 0 {
+			break
+		}
+	}
+	if len(der)%3 == 0 {
+		t.Fatal("could not make a CSR that needs padding")
+	}
+	good := base64.RawURLEncoding.EncodeToString(der)
+	tampered := slices.Clone(der)
+	tampered[len(tampered)-3] ^= 0xff // inside the signature
+
+	tests := []struct {
+		name string
+		csr  string
+		want acme.ErrorKind
+	}{
+		{"unpadded base64url DER is accepted", good, ""},
+		{"padded base64url is malformed", base64.URLEncoding.EncodeToString(der), acme.Malformed},
+		{"the standard base64 alphabet is malformed", base64.StdEncoding.EncodeToString([]byte{0xfb, 0xff, 0xfe}), acme.Malformed},
+		{"characters outside base64url are malformed", good[:10] + "!" + good[11:], acme.Malformed},
+		{"a line break is malformed", good[:10] + "\n" + good[10:], acme.Malformed},
+		{"an empty csr is malformed", "", acme.Malformed},
+		{"garbage DER is badCSR", base64.RawURLEncoding.EncodeToString([]byte("this is not a certificate request")), acme.BadCSR},
+		{"a truncated CSR is badCSR", base64.RawURLEncoding.EncodeToString(der[:len(der)/2]), acme.BadCSR},
+		{"a CSR whose signature does not verify is badCSR", base64.RawURLEncoding.EncodeToString(tampered), acme.BadCSR},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			csr, err := parseCSR(tt.csr)
+			wantKind(t, err, tt.want)
+			if tt.want == "" && !slices.Equal(csr.DNSNames, []string{"www.example.fi"}) {
+				t.Errorf("parsed names %q", csr.DNSNames)
+			}
+		})
+	}
+}
+
+func TestCheckCSRNames(t *testing.T) {
+	key := newKey(t)
+	long := strings.Repeat("a", 60) + ".example.fi" // 71 characters, a valid name
+	at64 := strings.Repeat("a", 53) + ".example.fi" // 64 characters
+	one := []string{"www.example.fi"}
+	two := []string{"www.example.fi", "api.example.fi"}
+
+	tests := []struct {
+		name  string
+		tmpl  x509.CertificateRequest
+		order []string
+		want  acme.ErrorKind
+	}{
+		{"SANs equal to the order are accepted", x509.CertificateRequest{DNSNames: two}, two, ""},
+		{"SANs in another order than the order's are accepted", x509.CertificateRequest{DNSNames: []string{"api.example.fi", "www.example.fi"}}, two, ""},
+		{"SANs in another case than the order's are accepted", x509.CertificateRequest{DNSNames: []string{"WWW.Example.FI"}}, one, ""},
+		{"a CN among the SANs is accepted", x509.CertificateRequest{Subject: pkix.Name{CommonName: "api.example.fi"}, DNSNames: two}, two, ""},
+		{"a CN only, equal to the order's one name, is accepted", x509.CertificateRequest{Subject: pkix.Name{CommonName: "www.example.fi"}}, one, ""},
+		{"a CN only, equal but for case, is accepted", x509.CertificateRequest{Subject: pkix.Name{CommonName: "WWW.example.fi"}}, one, ""},
+		{"a CN of 64 characters is accepted", x509.CertificateRequest{Subject: pkix.Name{CommonName: at64}, DNSNames: []string{at64}}, []string{at64}, ""},
+		{"a CN not among the SANs is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: "api.example.fi"}, DNSNames: one}, two, acme.BadCSR},
+		{"a CN only, not the order's name, is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: "api.example.fi"}}, one, acme.BadCSR},
+		{"a CN only, for an order of two names, is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: "www.example.fi"}}, two, acme.BadCSR},
+		{"no names at all is badCSR", x509.CertificateRequest{}, one, acme.BadCSR},
+		{"an extra SAN is badCSR", x509.CertificateRequest{DNSNames: two}, one, acme.BadCSR},
+		{"a missing SAN is badCSR", x509.CertificateRequest{DNSNames: one}, two, acme.BadCSR},
+		{"a SAN outside the order in place of one of it is badCSR", x509.CertificateRequest{DNSNames: []string{"www.example.fi", "www.muu.fi"}}, two, acme.BadCSR},
+		{"a case-folded duplicate SAN is badCSR", x509.CertificateRequest{DNSNames: []string{"www.example.fi", "WWW.example.fi"}}, one, acme.BadCSR},
+		{"an exact duplicate SAN is badCSR", x509.CertificateRequest{DNSNames: []string{"www.example.fi", "www.example.fi"}}, one, acme.BadCSR},
+		{"an email SAN is badCSR", x509.CertificateRequest{DNSNames: one, EmailAddresses: []string{"admin@example.fi"}}, one, acme.BadCSR},
+		{"an IP SAN is badCSR", x509.CertificateRequest{DNSNames: one, IPAddresses: []net.IP{net.ParseIP("192.0.2.1")}}, one, acme.BadCSR},
+		{"a URI SAN is badCSR", x509.CertificateRequest{DNSNames: one, URIs: []*url.URL{{Scheme: "https", Host: "www.example.fi"}}}, one, acme.BadCSR},
+		{"an IP address as CN is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: "192.0.2.1"}, DNSNames: one}, one, acme.BadCSR},
+		{"a CN over 64 characters is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: long}, DNSNames: []string{long}}, []string{long}, acme.BadCSR},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			csr, err := x509.ParseCertificateRequest(makeCSR(t, key, &tt.tmpl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantKind(t, checkCSRNames(csr, tt.order), tt.want)
+		})
+	}
+}
+
+func TestFinalizeConcurrentRequestsIssueOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct := f.account()
+	o := f.readyOrder(acct, "www.example.fi")
+
+	const n = 8
+	csrs := make([][]byte, n)
+	hashes := make([]string, n)
+	for i := range n {
+		key := newKey(t) // a key each, so that only the order's state can stop them
+		csrs[i] = makeCSR(t, key, &x509.CertificateRequest{DNSNames: []string{"www.example.fi"}})
+		hashes[i] = keyHash(t, key.Public())
+	}
+	errs := make([]error, n)
+	orders := make([]*store.Order, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			orders[i], errs[i] = f.finalize(acct, o.ID, csrs[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var winners int
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			winners++
+			if orders[i].Status != string(acme.StatusValid) {
+				t.Errorf("finalize %d succeeded with order status %q", i, orders[i].Status)
+			}
+		case acme.IsKind(err, acme.OrderNotReady):
+		default:
+			t.Errorf("finalize %d: %v; want success or orderNotReady", i, err)
+		}
+	}
+	if winners != 1 {
+		t.Errorf("%d finalize requests succeeded, want 1", winners)
+	}
+	if got := f.rec.n.Load(); got != 1 {
+		t.Errorf("%d issuance intents recorded, want 1", got)
+	}
+	certified := 0
+	for _, h := range hashes {
+		if ok, err := f.st.KeyCertified(f.ctx, h); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			certified++
+		}
+	}
+	if certified != 1 {
+		t.Errorf("%d of the keys were certified, want 1", certified)
+	}
+	final, err := f.a.Order(f.ctx, acct, o.ID)
+	if err != nil || final.Status != string(acme.StatusValid) || final.CertSerial == "" {
+		t.Errorf("order %+v, %v; want valid with a certificate", final, err)
+	}
+}
+
+func TestFinalizeRefusesKeys(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct := f.account()
+	_, _, certifiedKey := f.issue(acct, "old.example.fi")
+	blockedKey := newKey(t)
+	if err := f.st.BlockKey(f.ctx, store.BlockedKey{KeyHash: keyHash(t, blockedKey.Public()), Reason: "keyCompromise", Source: "test", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		key  *ecdsa.PrivateKey
+	}{
+		{"a key already certified is badCSR", certifiedKey},
+		{"a blocked key is badCSR", blockedKey},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := []string{"a.example.fi", "b.example.fi"}[i]
+			o := f.readyOrder(acct, name)
+			before := f.rec.n.Load()
+			_, err := f.finalize(acct, o.ID, makeCSR(t, tt.key, &x509.CertificateRequest{DNSNames: []string{name}}))
+			wantKind(t, err, acme.BadCSR)
+			if f.rec.n.Load() != before {
+				t.Error("an issuance intent was recorded for a refused key")
+			}
+			// A refused CSR does not use up the order: a good key still finalizes it.
+			if cur, _ := f.a.Order(f.ctx, acct, o.ID); cur.Status != string(acme.StatusReady) {
+				t.Errorf("order %q after the refusal, want still ready", cur.Status)
+			}
+			if _, err := f.finalize(acct, o.ID, makeCSR(t, newKey(t), &x509.CertificateRequest{DNSNames: []string{name}})); err != nil {
+				t.Errorf("finalize with a fresh key after the refusal: %v", err)
+			}
+		})
+	}
+}
+
+func TestFinalizeSubjectComesFromTheOrganisation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct := f.account()
+	names := []string{"www.example.fi", "api.example.fi"}
+	o := f.readyOrder(acct, names...)
+	key := newKey(t)
+	csr := makeCSR(t, key, &x509.CertificateRequest{
+		Subject: pkix.Name{
+			CommonName:         "api.example.fi", // the second name, not the first
+			Country:            []string{"SE"},
+			Organization:       []string{"Evil Corp"},
+			OrganizationalUnit: []string{"Phishing"},
+			Locality:           []string{"Stockholm"},
+			SerialNumber:       "12345",
+		},
+		DNSNames: []string{"api.example.fi", "www.example.fi"},
+	})
+	o, err := f.finalize(acct, o.ID, csr)
+	if err != nil {
+		t.Fatalf("Finalize: %v", err)
+	}
+	rec, err := f.st.GetCertificate(f.ctx, o.CertSerial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cert.Subject
+	checks := []struct {
+		name      string
+		got, want []string
+	}{
+		{"C is FI", s.Country, []string{"FI"}},
+		{"O is the organisation's name", s.Organization, []string{testOrgName}},
+		{"OU is the organisation's long name", s.OrganizationalUnit, []string{testOrgLong}},
+		{"CN is the order's first name", []string{s.CommonName}, []string{"www.example.fi"}},
+		{"no locality from the CSR", s.Locality, nil},
+		{"no serial number from the CSR", []string{s.SerialNumber}, []string{""}},
+		{"SANs are the order's names", cert.DNSNames, names},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if !slices.Equal(c.got, c.want) {
+				t.Errorf("got %q, want %q", c.got, c.want)
+			}
+		})
+	}
+	if len(s.Names) != 4 {
+		t.Errorf("subject has %d attributes (%s), want C, O, OU and CN", len(s.Names), s)
+	}
+	if rec.OrgOID != testOrgOID || rec.AccountID != acct.ID || rec.OrderID != o.ID || rec.KeyHash != keyHash(t, key.Public()) {
+		t.Errorf("certificate record %+v does not name the organisation, account, order and key", rec)
+	}
+}
+
+func TestFinalizeRefusesOrdersNotReady(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct := f.account()
+	pending := f.order(acct, "a.example.fi")
+	_, _, _ = f.issue(acct, "b.example.fi")
+	valid, _ := f.a.Orders(f.ctx, acct)
+	csr := makeCSR(t, newKey(t), &x509.CertificateRequest{DNSNames: []string{"a.example.fi"}})
+
+	tests := []struct {
+		name string
+		id   string
+	}{
+		{"a pending order is not ready", pending.ID},
+		{"a valid order is not finalized again", valid[len(valid)-1]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.finalize(acct, tt.id, csr)
+			wantKind(t, err, acme.OrderNotReady)
+		})
+	}
+	if n := f.rec.n.Load(); n != 1 {
+		t.Errorf("%d intents recorded, want only the one of b.example.fi", n)
+	}
+}
+
+// TestFinalizeOutlivesTheRequest: once the order is processing, a client that goes
+// away must not leave it invalid and its key held by a dangling issuance intent.
+func TestFinalizeOutlivesTheRequest(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct := f.account()
+	o := f.readyOrder(acct, "www.example.fi")
+	key := newKey(t)
+	csr := "{\"csr\":\"" + base64.RawURLEncoding.EncodeToString(makeCSR(t, key, &x509.CertificateRequest{DNSNames: []string{"www.example.fi"}})) + "\"}"
+
+	ctx, cancel := context.WithCancel(f.ctx)
+	f.rec.afterRecord = cancel // the client disconnects between the intent and the signature
+	_, _ = f.a.Finalize(ctx, acct, o.ID, []byte(csr))
+	f.rec.afterRecord = nil
+
+	cur, err := f.a.Order(f.ctx, acct, o.ID)
+	if err != nil || cur.Status != string(acme.StatusValid) || cur.CertSerial == "" {
+		t.Fatalf("order %+v, %v after the client went away; want valid with a certificate", cur, err)
+	}
+	if ok, _ := f.st.KeyCertified(f.ctx, keyHash(t, key.Public())); !ok {
+		t.Error("the key is not recorded as certified")
+	}
+}
+
+func TestFinalizeCSRWithCommonNameOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct := f.account()
+	o := f.readyOrder(acct, "www.example.fi")
+	o, err := f.finalize(acct, o.ID, makeCSR(t, newKey(t), &x509.CertificateRequest{Subject: pkix.Name{CommonName: "WWW.example.fi"}}))
+	if err != nil {
+		t.Fatalf("Finalize with a CN-only CSR: %v", err)
+	}
+	rec, err := f.st.GetCertificate(f.ctx, o.CertSerial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.CommonName != "www.example.fi" || !slices.Equal(cert.DNSNames, []string{"www.example.fi"}) {
+		t.Errorf("certificate CN %q SANs %q, want the order's name in both", cert.Subject.CommonName, cert.DNSNames)
+	}
+}

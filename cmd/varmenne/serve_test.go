@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/varmenne/varmenne/acme"
+)
+
+func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
+	isolate(t)
+	tests := []struct {
+		name  string
+		flags []string
+		wants []string
+	}{
+		{"--validation-allow without a prefix length", []string{"--validation-allow", "10.20.0.0"}, []string{"--validation-allow", `"10.20.0.0"`, "CIDR"}},
+		{"--validation-allow with a prefix too long", []string{"--validation-allow", "10.20.0.0/33"}, []string{"--validation-allow", "10.20.0.0/33"}},
+		{"--validation-allow with a name", []string{"--validation-allow", "10.0.0.0/8,intranet"}, []string{"--validation-allow", `"intranet"`}},
+		{"--dns-resolver without a port", []string{"--dns-resolver", "127.0.0.1"}, []string{"--dns-resolver", `"127.0.0.1"`}},
+		{"--dns-resolver with a host name", []string{"--dns-resolver", "dns.example:53"}, []string{"--dns-resolver", `"dns.example:53"`}},
+		{"--dns-resolver with a named port", []string{"--dns-resolver", "127.0.0.1:domain"}, []string{"--dns-resolver", `"127.0.0.1:domain"`}},
+		{"--log-format that is neither json nor text", []string{"--log-format", "yaml"}, []string{"--log-format", `"yaml"`, "json", "text"}},
+		{"--http01-port out of range", []string{"--http01-port", "70000"}, []string{"70000"}},
+		{"--validation-timeout negative", []string{"--validation-timeout", "-5s"}, []string{"-5s"}},
+		{"--dev-key-type unknown", []string{"--dev-key-type", "rsa-1024"}, []string{"--dev-key-type", "rsa-1024"}},
+		{"--listen unknown flag spelling", []string{"--listen-addr", "127.0.0.1:0"}, []string{"listen-addr"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"}, tt.flags...)
+			var stdout, stderr syncBuffer
+			done := make(chan error, 1)
+			go func() { done <- run(context.Background(), args, &stdout, &stderr) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve started instead of refusing the flag")
+			}
+			wantOneLineError(t, err, tt.wants...)
+			if _, serr := os.Stat(data); !os.IsNotExist(serr) {
+				t.Errorf("the data directory was made before the refusal (stat: %v)", serr)
+			}
+			if stdout.String() != "" {
+				t.Errorf("stdout %q before the refusal", stdout.String())
+			}
+		})
+	}
+}
+
+func TestServeStartsAndStops(t *testing.T) {
+	isolate(t)
+	data := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0", "--dev-key-type", "ecdsa-p256", "--log-format", "text"}, pw, &stderr)
+		pw.Close()
+	}()
+
+	// Read stdout until the directory line; keep draining after it.
+	lineRE := regexp.MustCompile(`ACME directory: (https://127\.0\.0\.1:(\d+)/acme/directory)$`)
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sent := false
+		for sc.Scan() {
+			if m := lineRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				found <- m
+				sent = true
+			}
+		}
+		if !sent {
+			close(found)
+		}
+	}()
+	var m []string
+	select {
+	case m = <-found:
+	case err := <-done:
+		t.Fatalf("serve returned %v before printing the directory; stderr: %s", err, stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no directory line within 15s; stderr: %s", stderr.String())
+	}
+	if m == nil {
+		t.Fatalf("stdout ended without the directory line; stderr: %s", stderr.String())
+	}
+	if port, _ := strconv.Atoi(m[2]); port == 0 {
+		t.Errorf("directory URL %s has port 0, not the port listened on", m[1])
+	}
+
+	roots, err := os.ReadFile(filepath.Join(data, "roots.pem"))
+	if err != nil {
+		t.Fatalf("roots.pem: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if block, _ := pem.Decode(roots); block == nil || block.Type != "CERTIFICATE" || !pool.AppendCertsFromPEM(roots) {
+		t.Fatalf("roots.pem holds no certificate: %q", roots)
+	}
+
+	// The listener is up and trusted through roots.pem.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(m[1])
+	if err != nil {
+		t.Fatalf("GET %s: %v", m[1], err)
+	}
+	var dir acme.Directory
+	err = json.NewDecoder(resp.Body).Decode(&dir)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || dir.NewAccount == "" {
+		t.Errorf("directory: status %d %+v, %v", resp.StatusCode, dir, err)
+	}
+	client.CloseIdleConnections()
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve returned %v after its context was cancelled, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15s of its context being cancelled")
+	}
+	if _, err := os.Stat(dbPath(data)); err != nil {
+		t.Errorf("no database after serve: %v", err)
+	}
+	// The database serve made is the one org add needs.
+	if err, _, _ := runCmd(t, "org", "add", "--data", data, "--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki.example"); err != nil {
+		t.Errorf("org add after serve: %v", err)
+	}
+}
+
+// syncBuffer is a bytes buffer safe for the server's goroutines and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}

@@ -1,0 +1,84 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// AuditEvent is one entry of the append-only audit log. Seq, PrevHash and Hash are
+// set by AppendAudit; the audit package decides how the hash is computed.
+type AuditEvent struct {
+	Seq      int64
+	Time     time.Time
+	Actor    string
+	Action   string
+	Object   string
+	Outcome  string
+	PrevHash string
+	Hash     string
+}
+
+// maxAuditAppendTries bounds the retries when two writers (replicas) take the same
+// sequence number at once; the loser reads the new last event and tries again.
+const maxAuditAppendTries = 5
+
+// AppendAudit appends e after the last event in one transaction: it reads the last
+// event, sets e.Seq and e.PrevHash, asks seal for e.Hash, and inserts. It returns
+// the event as stored. seal must have no effects outside its result.
+func (s *SQL) AppendAudit(ctx context.Context, e AuditEvent, seal func(AuditEvent) (string, error)) (AuditEvent, error) {
+	for try := 1; ; try++ {
+		out := e
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			var last int64
+			var prev string
+			err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			out.Seq, out.PrevHash = last+1, prev
+			out.Time = fromMicros(micros(e.Time)) // the precision the log keeps
+			if out.Hash, err = seal(out); err != nil {
+				return err
+			}
+			_, err = s.exec(ctx, tx,
+				`INSERT INTO audit_log (seq, at, actor, action, object, outcome, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				out.Seq, micros(out.Time), out.Actor, out.Action, out.Object, out.Outcome, out.PrevHash, out.Hash)
+			return err
+		})
+		if err == nil {
+			return out, nil
+		}
+		err = s.fail(fmt.Sprintf("append audit event %q", e.Action), err)
+		if !errors.Is(err, ErrDuplicate) || try == maxAuditAppendTries {
+			return AuditEvent{}, err
+		}
+	}
+}
+
+// AuditEvents returns up to limit events with seq > after, in sequence order.
+func (s *SQL) AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(
+		`SELECT seq, at, actor, action, object, outcome, prev_hash, hash FROM audit_log
+		 WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	if err != nil {
+		return nil, s.fail("read audit log", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		var e AuditEvent
+		var at int64
+		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.Action, &e.Object, &e.Outcome, &e.PrevHash, &e.Hash); err != nil {
+			return nil, s.fail("read audit log", err)
+		}
+		e.Time = fromMicros(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("read audit log", err)
+	}
+	return out, nil
+}

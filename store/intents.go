@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+)
+
+// FailIntent moves a pending intent to failed and records why: the issuer never
+// signed (a lint refusal, a request that ended first), so its key is free for
+// another try; its serial stays used. ErrConflict if the intent is not pending.
+func (s *SQL) FailIntent(ctx context.Context, serial, reason string) error {
+	serial = normalHex(serial)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.transition(ctx, tx, "issuance_intents", "serial", serial,
+			`UPDATE issuance_intents SET status = 'failed', reason = ? WHERE status = 'pending' AND serial = ?`,
+			reason, serial)
+	})
+	if err != nil {
+		return s.fail("fail issuance intent "+serial, err)
+	}
+	return nil
+}
+
+// IntentsWithoutCertificate returns every intent whose serial has no stored
+// certificate, oldest first: pending ones (the process may have stopped between
+// recording and storing; the reconciler must find out whether the key signed) and
+// failed ones (never signed, with their reason). LintTBS is left out.
+func (s *SQL) IntentsWithoutCertificate(ctx context.Context) ([]IssuanceIntent, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(
+		`SELECT i.serial, i.order_id, i.issuer, i.names, i.key_hash, i.status, i.reason, i.created_at
+		 FROM issuance_intents i
+		 WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = i.serial)
+		 ORDER BY i.created_at, i.serial`))
+	if err != nil {
+		return nil, s.fail("list intents without certificate", err)
+	}
+	defer rows.Close()
+	var out []IssuanceIntent
+	for rows.Next() {
+		var in IssuanceIntent
+		var names string
+		var created int64
+		if err := rows.Scan(&in.Serial, &in.OrderID, &in.Issuer, &names, &in.KeyHash, &in.Status, &in.Reason, &created); err != nil {
+			return nil, s.fail("list intents without certificate", err)
+		}
+		if in.Names, err = fromList(names); err != nil {
+			return nil, err
+		}
+		in.CreatedAt = fromMicros(created)
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("list intents without certificate", err)
+	}
+	return out, nil
+}
+
+// CertificateSerials returns the serials of every stored certificate, for checks
+// that compare what clients hold with what the store has.
+func (s *SQL) CertificateSerials(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT serial FROM certificates ORDER BY serial`)
+	if err != nil {
+		return nil, s.fail("list certificate serials", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, s.fail("list certificate serials", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("list certificate serials", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/varmenne/varmenne/signer/pkcs11/softhsmtest"
+)
+
+// hsm is a SoftHSM2 token for one test, and the flags that point varmenne at it.
+type hsm struct {
+	token *softhsmtest.Token
+	args  []string // --pkcs11-module, --pkcs11-token, --pkcs11-pin-file
+}
+
+// newHSM makes a private SoftHSM2 token and points SOFTHSM2_CONF (inherited by the
+// varmenne processes the test starts) at it. A missing softhsm2 fails the test.
+func newHSM(t *testing.T) *hsm {
+	t.Helper()
+	if err := softhsmtest.Check(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf, err := softhsmtest.Config(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOFTHSM2_CONF", conf)
+	tok, err := softhsmtest.NewToken(conf, "varmenne-e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinFile := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pinFile, []byte(tok.PIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &hsm{token: tok, args: []string{"--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label, "--pkcs11-pin-file", pinFile}}
+}
+
+// varmenne runs a command of the binary and returns its output and error.
+func varmenne(args ...string) (string, error) {
+	out, err := exec.Command(binary, args...).CombinedOutput()
+	return string(out), err
+}
+
+// ceremony runs varmenne init on data with two operators.
+func (h *hsm) ceremony(t *testing.T, data, keyType string) string {
+	t.Helper()
+	args := append([]string{"init", "--data", data, "--operator", "Aino Virtanen", "--operator", "Eero Korhonen", "--key-type", keyType}, h.args...)
+	out, err := varmenne(args...)
+	if err != nil {
+		t.Fatalf("varmenne init: %v\n%s", err, out)
+	}
+	return out
+}
+
+func fingerprint(t *testing.T, path string) string {
+	t.Helper()
+	block, _ := pem.Decode(mustRead(t, path))
+	if block == nil {
+		t.Fatalf("%s holds no PEM", path)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestHSMCertbot: the key ceremony makes RSA-4096 keys inside SoftHSM2, serve signs
+// with them, certbot gets a certificate, and openssl verifies the chain to the root
+// the ceremony printed.
+func TestHSMCertbot(t *testing.T) {
+	certbot, err := exec.LookPath("certbot")
+	if err != nil {
+		t.Fatal("certbot is not installed: run ./scripts/install-test-deps (make test does)")
+	}
+	h := newHSM(t)
+	data := t.TempDir()
+	out := h.ceremony(t, data, "rsa-4096")
+
+	t.Run("init prints the fingerprints of what it wrote", func(t *testing.T) {
+		for _, role := range []string{"root", "production", "test"} {
+			fp := fingerprint(t, filepath.Join(data, "pki", role+".pem"))
+			if !strings.Contains(out, fp) {
+				t.Errorf("init output lacks the %s fingerprint %s:\n%s", role, fp, out)
+			}
+		}
+	})
+	t.Run("the ceremony is in the audit log, which verifies", func(t *testing.T) {
+		v, err := varmenne("audit", "verify", "--data", data)
+		if err != nil || !strings.Contains(v, "intact") {
+			t.Fatalf("audit verify: %v: %s", err, v)
+		}
+	})
+	t.Run("no private key file was written", func(t *testing.T) {
+		for _, f := range []string{"root.key", "production.key", "test.key"} {
+			if _, err := os.Stat(filepath.Join(data, "pki", f)); err == nil {
+				t.Errorf("%s exists: CA keys must stay in the HSM", f)
+			}
+		}
+	})
+
+	in := startWith(t, data, h.args...)
+	logs := in.logs.String()
+	if strings.Contains(logs, "DEVELOPMENT PKI") || !strings.Contains(logs, "passed its self-test") {
+		t.Fatalf("serve with --pkcs11-module did not report HSM keys:\n%s", logs)
+	}
+	kid, mac := in.org("1.2.246.10.44444444.10.0", "HSM-apteekki", "hsm.example")
+	name := "www.hsm.example"
+	in.pointAt(name)
+	dir := t.TempDir()
+	cmd := exec.Command(certbot, "certonly",
+		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+		"--server", in.directory, "--eab-kid", kid, "--eab-hmac-key", mac,
+		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.http01Port),
+		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
+		"--key-type", "rsa", "--rsa-key-size", "2048", "-d", name)
+	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.roots)
+	if cout, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "logs", "letsencrypt.log"))
+		t.Fatalf("certbot: %v\n%s\n%s\n--- server log ---\n%s", err, cout, tail(log, 3000), tail([]byte(in.logs.String()), 3000))
+	}
+	live := filepath.Join(dir, "config", "live", name)
+	certPath, chainPath := filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem")
+	verify := exec.Command("openssl", "verify", "-CAfile", in.roots, "-untrusted", chainPath, certPath)
+	if vout, err := verify.CombinedOutput(); err != nil || !bytes.Contains(vout, []byte(": OK")) {
+		t.Fatalf("openssl verify: %v: %s", err, vout)
+	}
+	block, _ := pem.Decode(mustRead(t, certPath))
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.SignatureAlgorithm != x509.SHA512WithRSA {
+		t.Errorf("leaf signed with %v, want sha512WithRSAEncryption", leaf.SignatureAlgorithm)
+	}
+	chainBlock, _ := pem.Decode(mustRead(t, chainPath))
+	issuer, err := x509.ParseCertificate(chainBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := issuer.PublicKey.(*rsa.PublicKey); !ok || k.N.BitLen() != 4096 {
+		t.Errorf("issuer key %T, want RSA-4096", issuer.PublicKey)
+	}
+	if fp := fingerprint(t, in.roots); fp != fingerprint(t, filepath.Join(data, "pki", "root.pem")) {
+		t.Errorf("roots.pem is not the ceremony's root")
+	}
+}
+
+// TestHSMRefusesToStart: serve stops before listening when the HSM does not hold
+// the keys the certificates name, or the PIN is wrong.
+func TestHSMRefusesToStart(t *testing.T) {
+	h := newHSM(t)
+	base := t.TempDir()
+	h.ceremony(t, base, "ecdsa-p256")
+	tests := []struct {
+		name   string
+		change func(t *testing.T, data string) []string // returns extra serve flags
+		want   string
+	}{
+		{"issuer certificate of another key", func(t *testing.T, data string) []string {
+			prod := filepath.Join(data, "pki", "production.pem")
+			if err := os.WriteFile(prod, mustRead(t, filepath.Join(data, "pki", "test.pem")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, `is not for HSM key "varmenne-production"`},
+		{"key label not in the token", func(*testing.T, string) []string {
+			return []string{"--pkcs11-production-key", "no-such-key"}
+		}, `no private key labelled "no-such-key"`},
+		{"wrong PIN", func(t *testing.T, data string) []string {
+			bad := filepath.Join(data, "bad-pin")
+			if err := os.WriteFile(bad, []byte("000000\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"--pkcs11-pin-file", bad}
+		}, "refused the PIN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := t.TempDir()
+			if err := os.CopyFS(data, os.DirFS(base)); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "",
+				"--public-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, h.args...)
+			args = append(args, tt.change(t, data)...)
+			cmd := exec.Command(binary, args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("serve exited 0")
+				}
+			case <-time.After(60 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+				t.Fatalf("serve started; want a refusal\n%s", stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("serve said %q, want it to say %q", stderr.String(), tt.want)
+			}
+			if strings.Contains(stderr.String(), h.token.PIN) {
+				t.Error("the PIN appears in serve's output")
+			}
+		})
+	}
+}
