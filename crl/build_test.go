@@ -35,7 +35,7 @@ func sampleEntries(t testing.TB) []Entry {
 	return []Entry{
 		{Serial: mustHex(t, soteSerial), RevokedAt: t0.Add(-time.Hour), Reason: KeyCompromise, InvalidityDate: t0.Add(-72 * time.Hour)},
 		{Serial: mustHex(t, oldSerial), RevokedAt: t0.Add(-2 * time.Hour), Reason: Unspecified},
-		{Serial: mustHex(t, highSerial), RevokedAt: time.Date(2051, 1, 2, 3, 4, 5, 0, time.UTC), Reason: Superseded},
+		{Serial: mustHex(t, highSerial), RevokedAt: t0.Add(-3 * time.Hour), Reason: Superseded},
 	}
 }
 
@@ -182,6 +182,31 @@ func serialTLV(t *testing.T, der []byte, tbs bool) []byte {
 	return serial
 }
 
+// TestBuildAfter2049: from 2050 on, times are GeneralizedTime (RFC 5280 5.1.2.4).
+func TestBuildAfter2049(t *testing.T) {
+	is := newIssuer(t, "production", nil)
+	this := time.Date(2051, 1, 2, 4, 0, 0, 0, time.UTC)
+	tmpl := Template{Number: big.NewInt(1), ThisUpdate: this, NextUpdate: this.Add(8 * time.Hour)}
+	entries := []Entry{{Serial: []byte{1}, RevokedAt: this.Add(-time.Hour), Reason: Superseded}}
+	der, err := Build(is.Cert, is.Key, tmpl, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(der, is.Cert, tmpl, entries, this); err != nil {
+		t.Fatal(err)
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rl.ThisUpdate.Equal(this) || !rl.RevokedCertificateEntries[0].RevocationTime.Equal(this.Add(-time.Hour)) {
+		t.Errorf("thisUpdate %s, revocation %s", rl.ThisUpdate, rl.RevokedCertificateEntries[0].RevocationTime)
+	}
+	if n := bytes.Count(der, []byte("2051010204")); n != 1 || !bytes.Contains(der, []byte{0x18, 15, '2', '0', '5', '1'}) {
+		t.Error("times after 2049 are not GeneralizedTime")
+	}
+}
+
 func TestBuildWithoutEntriesLeavesTheListOut(t *testing.T) {
 	is := newIssuer(t, "test", nil)
 	der, err := Build(is.Cert, is.Key, template(7), nil)
@@ -266,6 +291,11 @@ func TestCheckRefusesWhatWasNotMeant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	future := append([]Entry{{Serial: []byte{5}, RevokedAt: t0.Add(time.Second)}}, entries...)
+	futureDER, err := Build(is.Cert, is.Key, tmpl, future)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tampered := bytes.Clone(der)
 	tampered[bytes.Index(tampered, mustHex(t, soteSerial))+5] ^= 1
 
@@ -293,6 +323,7 @@ func TestCheckRefusesWhatWasNotMeant(t *testing.T) {
 		{name: "an entry too many", entries: edit(func(e []Entry) []Entry { return e[:2] }), want: "more entries"},
 		{name: "another reason", entries: edit(func(e []Entry) []Entry { e[1].Reason = Superseded; return e }), want: "reason 0, want 4"},
 		{name: "another time", entries: edit(func(e []Entry) []Entry { e[0].RevokedAt = t0; return e }), want: "revocation time"},
+		{name: "a revocation after thisUpdate", der: futureDER, entries: future, want: "after thisUpdate"},
 		{name: "no invalidity date wanted", entries: edit(func(e []Entry) []Entry { e[0].InvalidityDate = time.Time{}; return e }), want: "invalidity"},
 		{name: "another serial", entries: edit(func(e []Entry) []Entry { e[1].Serial = []byte{0x0b, 0xf4, 0xea, 0xb1}; return e }), want: "serial"},
 	}

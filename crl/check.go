@@ -21,7 +21,8 @@ const MaxValidity = 8 * time.Hour
 // name and authority key identifier of the issuer, number t.Number below 2^159,
 // thisUpdate t.ThisUpdate and not after now, nextUpdate t.NextUpdate at most
 // MaxValidity later, the distribution point t.DistributionPoint, and exactly the
-// entries given, in order: serial, time, reason and invalidity date each.
+// entries given, in order: serial, time (not after thisUpdate), reason and
+// invalidity date each.
 //
 // It walks the DER without building an object per entry, so checking a CRL of a
 // million entries costs about what building it did.
@@ -99,7 +100,7 @@ func check(der []byte, issuer *x509.Certificate, t Template, entries []Entry, no
 		if len(entries) == 0 {
 			return errors.New("revokedCertificates is present but empty of meaning: no entries were given")
 		}
-		if err := checkEntries(revoked, entries); err != nil {
+		if err := checkEntries(revoked, entries, thisUpdate); err != nil {
 			return err
 		}
 	} else if len(entries) > 0 {
@@ -170,7 +171,7 @@ func checkExtensions(exts cryptobyte.String, issuer *x509.Certificate, t Templat
 }
 
 // checkEntries compares the encoded entries with the wanted ones, in order.
-func checkEntries(revoked cryptobyte.String, entries []Entry) error {
+func checkEntries(revoked cryptobyte.String, entries []Entry, thisUpdate time.Time) error {
 	for i := range entries {
 		want := &entries[i]
 		var entry, serial cryptobyte.String
@@ -192,6 +193,10 @@ func checkEntries(revoked cryptobyte.String, entries []Entry) error {
 		at, ok := readTime(&entry)
 		if !ok || !at.Equal(want.RevokedAt.UTC().Truncate(time.Second)) {
 			return fmt.Errorf("entry %x: revocation time %s, want %s", wantSerial, at, want.RevokedAt.UTC())
+		}
+		if at.After(thisUpdate) {
+			// Recorded by a process whose clock is ahead of this one's.
+			return fmt.Errorf("entry %x: revocation time %s is after thisUpdate %s (clocks of the processes differ?)", wantSerial, at, thisUpdate)
 		}
 		reason, invalidity := Unspecified, time.Time{}
 		if !entry.Empty() {

@@ -27,7 +27,7 @@ var testNow = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 // One RSA-2048 key per test binary: generating RSA keys is slow under -race.
 var testRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
 
-func newKey(t *testing.T, kind string) crypto.Signer {
+func newKey(t testing.TB, kind string) crypto.Signer {
 	t.Helper()
 	var k crypto.Signer
 	var err error
@@ -56,7 +56,7 @@ type testPKI struct {
 	issuer  *Issuer
 }
 
-func newTestPKI(t *testing.T, issuerKind string) *testPKI {
+func newTestPKI(t testing.TB, issuerKind string) *testPKI {
 	t.Helper()
 	rootKey := newKey(t, "p256")
 	root := makeCA(t, "test root", rootKey.Public(), nil, rootKey, caLifetime)
@@ -70,7 +70,7 @@ const caLifetime = 5 * 365 * 24 * time.Hour
 var caSerial atomic.Int64
 
 // makeCA makes a CA certificate valid from a day before testNow for lifetime.
-func makeCA(t *testing.T, cn string, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer, lifetime time.Duration) *x509.Certificate {
+func makeCA(t testing.TB, cn string, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer, lifetime time.Duration) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(caSerial.Add(1)),
@@ -197,7 +197,7 @@ type harness struct {
 	ca  *CA
 }
 
-func newHarness(t *testing.T, issuerKind string, profile Profile, recErrs ...error) *harness {
+func newHarness(t testing.TB, issuerKind string, profile Profile, recErrs ...error) *harness {
 	t.Helper()
 	pki := newTestPKI(t, issuerKind)
 	ev := &events{}
@@ -209,7 +209,7 @@ func newHarness(t *testing.T, issuerKind string, profile Profile, recErrs ...err
 		ca: New(&iss, profile, rec, func() time.Time { return testNow }, nil)}
 }
 
-func testRequest(t *testing.T, subjectKind string) Request {
+func testRequest(t testing.TB, subjectKind string) Request {
 	return Request{
 		OrderID:   "order-1",
 		PublicKey: newKey(t, subjectKind).Public(),

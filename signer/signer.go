@@ -1,6 +1,8 @@
 // Package signer turns an approved request into a signed, verified certificate: the
 // profile's template, the SOTE long serial, the issuance intent recorded before the
-// issuer key signs, and the check of the signature against the issuer afterwards.
+// issuer key signs, the zlint check of a throw-away pre-signature (a lint error
+// means the issuer key is never called), and the check of the signature against the
+// issuer afterwards.
 //
 // It owns no HTTP and no ACME state: it never imports acme/server, and it does not
 // store the certificate — the caller stores it together with the order's state change.
@@ -37,7 +39,8 @@ var ErrInvalidRequest = errors.New("signer: invalid request")
 // was asked to sign: no certificate with that serial exists, so the caller may
 // abandon the intent (the serial stays used) and let the key be tried again. Any
 // other failure after the intent may have reached the key and must leave it for
-// the reconciler.
+// the reconciler. An issuer key (signer/pkcs11) wraps it in a Sign error that
+// happened before the token was asked to sign; the CA then closes the intent.
 var ErrUnsigned = errors.New("signer: issuer key not used")
 
 // maxSerialTries bounds the redraws after a serial collision; with 72 random bits a
@@ -227,6 +230,11 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, req.PublicKey, key)
 	if err != nil {
+		// A key that reports it never signed (an HSM with no session to give)
+		// frees the intent; any other failure may have reached the key.
+		if errors.Is(err, ErrUnsigned) {
+			c.failIntent(ctx, serial, "issuer key not used: "+err.Error())
+		}
 		return nil, fmt.Errorf("signer: signing serial %x with issuer %q: %w", serial, c.issuer.Name, err)
 	}
 	cert, err := x509.ParseCertificate(der)

@@ -3,13 +3,33 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
+// onBothDialects runs fn on a fresh SQLite file and a fresh PostgreSQL database.
+func onBothDialects(t *testing.T, fn func(t *testing.T, open func(t *testing.T) *SQL)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, openTempSQLite) })
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, func(t *testing.T) *SQL {
+			s, err := OpenPostgres(context.Background(), cluster.NewDatabase(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
 func TestFailIntentAndIntentsWithoutCertificate(t *testing.T) {
-	w := newWorld(t, func(t *testing.T) *SQL { return openTempSQLite(t) })
+	onBothDialects(t, testFailIntent)
+}
+
+func testFailIntent(t *testing.T, open func(t *testing.T) *SQL) {
+	w := newWorld(t, open)
 	w.issue("aa01", "ee01") // issued: has a certificate, never listed
 	w.processingOrder("o-pending")
 	w.must(w.s.RecordIntent(w.ctx, intent("aa02", "o-pending", "ee02")))
@@ -62,7 +82,11 @@ func TestFailIntentAndIntentsWithoutCertificate(t *testing.T) {
 }
 
 func TestAppendAuditChainsEvents(t *testing.T) {
-	s := openTempSQLite(t)
+	onBothDialects(t, testAppendAudit)
+}
+
+func testAppendAudit(t *testing.T, open func(t *testing.T) *SQL) {
+	s := open(t)
 	defer s.Close()
 	ctx := context.Background()
 	seal := func(e AuditEvent) (string, error) {
@@ -101,4 +125,47 @@ func TestAppendAuditChainsEvents(t *testing.T) {
 	if after, _ := s.AuditEvents(ctx, 2, 10); len(after) != 1 || after[0].Action != "c" {
 		t.Errorf("events after 2 = %+v, want only c", after)
 	}
+}
+
+// TestAppendAuditConcurrently: writers appending at once (replicas on one
+// database) each get their own sequence number, and the chain stays linear.
+func TestAppendAuditConcurrently(t *testing.T) {
+	onBothDialects(t, func(t *testing.T, open func(t *testing.T) *SQL) {
+		s := open(t)
+		defer s.Close()
+		ctx := context.Background()
+		seal := func(e AuditEvent) (string, error) { return fmt.Sprintf("h%d<%s", e.Seq, e.PrevHash), nil }
+		const writers, each = 4, 5
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*each)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					_, err := s.AppendAudit(ctx, AuditEvent{Time: t0, Actor: fmt.Sprint("w", w), Action: fmt.Sprint("a", i), Outcome: "ok"}, seal)
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.AuditEvents(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != writers*each {
+			t.Fatalf("%d events, want %d", len(got), writers*each)
+		}
+		for i, e := range got {
+			if e.Seq != int64(i+1) || (i > 0 && e.PrevHash != got[i-1].Hash) {
+				t.Fatalf("event %d (seq %d) does not follow event %d", i, e.Seq, i-1)
+			}
+		}
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	p11 "github.com/miekg/pkcs11"
+	"github.com/varmenne/varmenne/signer"
 )
 
 // Key is a private key in the token, found by its label. It is a crypto.Signer and
@@ -70,9 +71,10 @@ func (k *Key) SignContext(ctx context.Context, _ io.Reader, digest []byte, opts 
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("pkcs11: key %q: %w", k.label, err)
+		return nil, fmt.Errorf("pkcs11: key %q: %w: %w", k.label, signer.ErrUnsigned, err)
 	}
 	var sig []byte
+	reached := false // whether C_Sign was called: only then may the token have signed
 	err = k.pool.with(ctx, func(s *session) error {
 		obj, err := k.object(s)
 		if err != nil {
@@ -82,9 +84,15 @@ func (k *Key) SignContext(ctx context.Context, _ io.Reader, digest []byte, opts 
 		if err := c.SignInit(s.h, []*p11.Mechanism{p11.NewMechanism(mech, nil)}, obj); err != nil {
 			return err
 		}
+		reached = true
 		sig, err = c.Sign(s.h, input)
 		return err
 	})
+	if err != nil && !reached {
+		// No session, no login, no key handle, or a refused C_SignInit: the token
+		// signed nothing, so the caller may close its issuance intent.
+		return nil, fmt.Errorf("pkcs11: signing with key %q: %w: %w", k.label, signer.ErrUnsigned, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: signing with key %q: %w", k.label, err)
 	}

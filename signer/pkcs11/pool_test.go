@@ -4,15 +4,22 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	p11 "github.com/miekg/pkcs11"
+	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/signer/signertest"
+	"github.com/varmenne/varmenne/store"
 )
 
 func TestOpenRefusals(t *testing.T) {
@@ -172,6 +179,22 @@ func TestRecoversFromLostSessions(t *testing.T) {
 			if errs[1] != nil {
 				t.Errorf("second request after %s failed: %v (first: %v)", op, errs[1], errs[0])
 			}
+
+			// The same through signer.CA: the second issuance after the fault yields a
+			// certificate that verifies (Issue returns none that does not).
+			_, iss := signertest.PKI(t, k)
+			ca := signer.New(iss, signertest.Profile(), signertest.NewRecorder(), nil, nil)
+			hsmOp(t, p, op)
+			for i := range 2 {
+				sub, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				got, err := ca.Issue(context.Background(), signer.Request{OrderID: "o", PublicKey: sub.Public(), Names: []string{"www.example.fi"}})
+				if i == 1 && err != nil {
+					t.Errorf("second issuance after %s failed: %v", op, err)
+				}
+				if err == nil && got.Cert.CheckSignatureFrom(iss.Cert) != nil {
+					t.Error("an issued certificate does not verify")
+				}
+			}
 		})
 	}
 }
@@ -240,4 +263,61 @@ func TestClosedPoolRefuses(t *testing.T) {
 	if _, err := k.Sign(rand.Reader, d[:], crypto.SHA256); !errors.Is(err, ErrClosed) {
 		t.Errorf("Sign after Close = %v, want ErrClosed", err)
 	}
+}
+
+func TestLostErrors(t *testing.T) {
+	tests := []struct {
+		err  error
+		lost bool
+	}{
+		{p11.Error(p11.CKR_SESSION_HANDLE_INVALID), true},
+		{p11.Error(p11.CKR_SESSION_CLOSED), true},
+		{p11.Error(p11.CKR_USER_NOT_LOGGED_IN), true},
+		{p11.Error(p11.CKR_DEVICE_REMOVED), true},
+		{p11.Error(p11.CKR_TOKEN_NOT_PRESENT), true},
+		{fmt.Errorf("wrapped: %w", p11.Error(p11.CKR_DEVICE_REMOVED)), true},
+		{p11.Error(p11.CKR_DATA_LEN_RANGE), false},
+		{p11.Error(p11.CKR_PIN_INCORRECT), false},
+		{errors.New("not a PKCS#11 error"), false},
+	}
+	for _, tt := range tests {
+		if got := lost(tt.err); got != tt.lost {
+			t.Errorf("lost(%v) = %v, want %v", tt.err, got, tt.lost)
+		}
+	}
+}
+
+// TestIssueThroughClosedPool: a signature the token never started is reported as
+// signer.ErrUnsigned, so the CA closes the intent and frees the subject's key.
+func TestIssueThroughClosedPool(t *testing.T) {
+	p, err := Open(testConfig(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := key(t, p, "ecdsa-p256")
+	_, iss := signertest.PKI(t, k)
+	rec := &failRecorder{}
+	ca := signer.New(iss, signertest.Profile(), rec, nil, nil)
+	p.Close()
+	sub, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, err = ca.Issue(context.Background(), signer.Request{OrderID: "o", PublicKey: sub.Public(), Names: []string{"www.example.fi"}})
+	if !errors.Is(err, signer.ErrUnsigned) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("Issue through a closed pool = %v, want ErrUnsigned and ErrClosed", err)
+	}
+	if len(rec.failed) != 1 || !strings.Contains(rec.failed[0], "issuer key not used") {
+		t.Errorf("intents closed: %q, want one, saying the key was not used", rec.failed)
+	}
+}
+
+type failRecorder struct {
+	mu     sync.Mutex
+	failed []string
+}
+
+func (r *failRecorder) RecordIntent(context.Context, store.IssuanceIntent) error { return nil }
+func (r *failRecorder) FailIntent(_ context.Context, serial, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = append(r.failed, reason)
+	return nil
 }
