@@ -5,33 +5,26 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	sotserial "github.com/varmenne/varmenne/policy/serial"
 )
 
 // SerialLen is the length in bytes of a SOTE long serial.
-const SerialLen = 18
-
-// serialFormat is the first byte of every long serial (SOTE.md, "Serial numbers").
-const serialFormat = 0x01
+const SerialLen = sotserial.Len
 
 // NewSerial returns the SOTE long serial: 0x01 ‖ 8-byte big-endian unix time in ms ‖
-// 9 random bytes (18 bytes). The leading 0x01 keeps the DER INTEGER positive and its
-// length fixed, so the serial round-trips byte for byte through a certificate.
+// 9 random bytes (18 bytes), as policy/serial draws it. The leading 0x01 keeps the
+// DER INTEGER positive and its length fixed, so the serial round-trips byte for byte
+// through a certificate.
 func NewSerial(now time.Time, random io.Reader) ([]byte, error) {
-	ms := now.UnixMilli()
-	if ms < 0 {
-		return nil, fmt.Errorf("signer: serial time %s is before 1970", now.UTC())
-	}
-	s := make([]byte, SerialLen)
-	s[0] = serialFormat
-	binary.BigEndian.PutUint64(s[1:9], uint64(ms))
-	if _, err := io.ReadFull(random, s[9:]); err != nil {
-		return nil, fmt.Errorf("signer: serial randomness: %w", err)
+	s, err := sotserial.New(now, random)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
 	}
 	return s, nil
 }

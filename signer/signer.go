@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	sotserial "github.com/varmenne/varmenne/policy/serial"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -56,10 +57,20 @@ type Profile struct {
 	Validity    time.Duration // maximum; 365 days for sote-server
 	Backdate    time.Duration // notBefore = now - Backdate
 	ExtKeyUsage []x509.ExtKeyUsage
-	PolicyOIDs  []asn1.ObjectIdentifier // nil: DefaultPolicyOID
-	CRLURL      string                  // CRL distribution point URL for this issuer
-	IssuerURL   string                  // AIA caIssuers URL
-	OCSPURL     string                  // optional
+	// NoExtKeyUsage lets a profile issue without an EKU extension. A leaf without
+	// EKUs is good for any purpose, so a profile must ask for it explicitly: SOTE
+	// system signature certificates sign documents, and SOTE names no EKU for them.
+	NoExtKeyUsage bool
+	// KeyUsage is the (critical) key usage of every certificate. Zero means the TLS
+	// server usage: digitalSignature, plus keyEncipherment for RSA keys.
+	KeyUsage x509.KeyUsage
+	// MaxStartDelay is how far in the future a requested notBefore may lie; zero
+	// refuses a notBefore after now.
+	MaxStartDelay time.Duration
+	PolicyOIDs    []asn1.ObjectIdentifier // nil: DefaultPolicyOID
+	CRLURL        string                  // CRL distribution point URL for this issuer
+	IssuerURL     string                  // AIA caIssuers URL
+	OCSPURL       string                  // optional
 	// Linter checks every certificate before the issuer key signs it; nil means
 	// DefaultLinter (SOTE). Linting cannot be switched off.
 	Linter *Linter
@@ -188,6 +199,10 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		if serial, err = NewSerial(now, c.random); err != nil {
 			return nil, err
 		}
+		// Every serial is checked against the SOTE long format before it is recorded.
+		if err := sotserial.Check(serial, now); err != nil {
+			return nil, fmt.Errorf("signer: drawn serial %x: %w", serial, err)
+		}
 		tmpl.SerialNumber = new(big.Int).SetBytes(serial)
 		if preDER, lintTBS, err = c.preSign(tmpl, req.PublicKey); err != nil {
 			return nil, err
@@ -268,9 +283,13 @@ func (c *CA) checkSetup() error {
 	if c.profile.Validity <= 0 {
 		return fmt.Errorf("signer: profile %q has no validity", c.profile.Name)
 	}
-	// A leaf without EKUs is good for any purpose; a profile must say what it is for.
-	if len(c.profile.ExtKeyUsage) == 0 {
+	// A leaf without EKUs is good for any purpose; a profile must say what it is for,
+	// or say explicitly that it issues without EKUs (NoExtKeyUsage, system signature).
+	if len(c.profile.ExtKeyUsage) == 0 && !c.profile.NoExtKeyUsage {
 		return fmt.Errorf("signer: profile %q has no extended key usage", c.profile.Name)
+	}
+	if len(c.profile.ExtKeyUsage) > 0 && c.profile.NoExtKeyUsage {
+		return fmt.Errorf("signer: profile %q lists extended key usages and NoExtKeyUsage", c.profile.Name)
 	}
 	return nil
 }
@@ -308,8 +327,8 @@ func (c *CA) validity(now time.Time, req Request) (notBefore, notAfter time.Time
 		if notBefore.Before(earliest) {
 			return time.Time{}, time.Time{}, fmt.Errorf("%w: notBefore %s is backdated beyond %s", ErrInvalidRequest, notBefore.Format(time.RFC3339), c.profile.Backdate)
 		}
-		if notBefore.After(now) {
-			return time.Time{}, time.Time{}, fmt.Errorf("%w: notBefore %s is in the future", ErrInvalidRequest, notBefore.Format(time.RFC3339))
+		if notBefore.After(now.Add(c.profile.MaxStartDelay)) {
+			return time.Time{}, time.Time{}, fmt.Errorf("%w: notBefore %s is further in the future than profile %q allows (%s)", ErrInvalidRequest, notBefore.Format(time.RFC3339), c.profile.Name, c.profile.MaxStartDelay)
 		}
 	}
 	latest := notBefore.Add(c.profile.Validity - time.Second)
@@ -350,9 +369,16 @@ func (c *CA) template(req Request, spki []byte, notBefore, notAfter time.Time) (
 			subject.ExtraNames = append(subject.ExtraNames, atv)
 		}
 	}
-	ku := x509.KeyUsageDigitalSignature
-	if _, ok := req.PublicKey.(*rsa.PublicKey); ok {
-		ku |= x509.KeyUsageKeyEncipherment
+	ku := c.profile.KeyUsage
+	if ku == 0 {
+		ku = x509.KeyUsageDigitalSignature
+		if _, ok := req.PublicKey.(*rsa.PublicKey); ok {
+			ku |= x509.KeyUsageKeyEncipherment
+		}
+	}
+	rawSubject, err := encodeSubject(subject)
+	if err != nil {
+		return nil, fmt.Errorf("%w: subject: %w", ErrInvalidRequest, err)
 	}
 	oids := c.profile.PolicyOIDs
 	if oids == nil {
@@ -369,6 +395,7 @@ func (c *CA) template(req Request, spki []byte, notBefore, notAfter time.Time) (
 	t := &x509.Certificate{
 		SignatureAlgorithm:    sigAlg,
 		Subject:               subject,
+		RawSubject:            rawSubject,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		DNSNames:              append([]string(nil), req.Names...),

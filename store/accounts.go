@@ -11,8 +11,8 @@ type scanner interface{ Scan(dest ...any) error }
 // AddOrganisation records an organisation; ErrDuplicate if its OID is taken.
 func (s *SQL) AddOrganisation(ctx context.Context, o Organisation) error {
 	_, err := s.exec(ctx, s.db,
-		`INSERT INTO organisations (oid, name, long_name, domains, created_at) VALUES (?, ?, ?, ?, ?)`,
-		o.OID, o.Name, o.LongName, list(o.Domains), micros(o.CreatedAt))
+		`INSERT INTO organisations (oid, name, long_name, domains, created_at, test_only) VALUES (?, ?, ?, ?, ?, ?)`,
+		o.OID, o.Name, o.LongName, list(o.Domains), micros(o.CreatedAt), flag(o.TestOnly))
 	if err != nil {
 		return s.fail("add organisation "+o.OID, err)
 	}
@@ -23,10 +23,10 @@ func (s *SQL) AddOrganisation(ctx context.Context, o Organisation) error {
 func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, error) {
 	var o Organisation
 	var domains string
-	var created int64
+	var created, testOnly int64
 	err := s.db.QueryRowContext(ctx, s.d.rebind(
-		`SELECT oid, name, long_name, domains, created_at FROM organisations WHERE oid = ?`), oid).
-		Scan(&o.OID, &o.Name, &o.LongName, &domains, &created)
+		`SELECT oid, name, long_name, domains, created_at, test_only FROM organisations WHERE oid = ?`), oid).
+		Scan(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly)
 	if err != nil {
 		return nil, s.fail("get organisation "+oid, err)
 	}
@@ -34,6 +34,7 @@ func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, e
 		return nil, err
 	}
 	o.CreatedAt = fromMicros(created)
+	o.TestOnly = testOnly != 0
 	return &o, nil
 }
 
@@ -41,9 +42,9 @@ func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, e
 // its organisation is unknown.
 func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 	_, err := s.exec(ctx, s.db,
-		`INSERT INTO eab_keys (kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.KID, k.OrgOID, k.HMACKey, list(k.Domains), k.Status, k.AccountID, micros(k.CreatedAt), micros(k.BoundAt))
+		`INSERT INTO eab_keys (kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.KID, k.OrgOID, k.HMACKey, list(k.Domains), k.Status, k.AccountID, micros(k.CreatedAt), micros(k.BoundAt), list(k.Profiles))
 	if err != nil {
 		return s.fail("create EAB key "+k.KID, err)
 	}
@@ -53,16 +54,19 @@ func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 // GetEAB returns the EAB key with that kid, or ErrNotFound.
 func (s *SQL) GetEAB(ctx context.Context, kid string) (*EABKey, error) {
 	var k EABKey
-	var domains string
+	var domains, profiles string
 	var created, bound int64
 	err := s.db.QueryRowContext(ctx, s.d.rebind(
-		`SELECT kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at
+		`SELECT kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles
 		 FROM eab_keys WHERE kid = ?`), kid).
-		Scan(&k.KID, &k.OrgOID, &k.HMACKey, &domains, &k.Status, &k.AccountID, &created, &bound)
+		Scan(&k.KID, &k.OrgOID, &k.HMACKey, &domains, &k.Status, &k.AccountID, &created, &bound, &profiles)
 	if err != nil {
 		return nil, s.fail("get EAB key "+kid, err)
 	}
 	if k.Domains, err = fromList(domains); err != nil {
+		return nil, err
+	}
+	if k.Profiles, err = fromList(profiles); err != nil {
 		return nil, err
 	}
 	k.CreatedAt, k.BoundAt = fromMicros(created), fromMicros(bound)
@@ -175,4 +179,12 @@ func (s *SQL) ChangeAccountKey(ctx context.Context, id, oldThumbprint, newThumbp
 		return s.fail("change key of account "+id, err)
 	}
 	return nil
+}
+
+// flag stores a bool as 0 or 1, which every dialect's INTEGER holds.
+func flag(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -23,6 +23,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("revocations and CRLs", func(t *testing.T) { testCRL(t, open) })
 	t.Run("shared by replicas", func(t *testing.T) { testShared(t, open) })
 	t.Run("authorization reuse", func(t *testing.T) { testAuthzReuse(t, open) })
+	t.Run("register and conformity", func(t *testing.T) { testRegister(t, open) })
 }
 
 const (
@@ -241,6 +242,7 @@ func testRoundTrips(t *testing.T, open func(t *testing.T) *SQL) {
 			{name: "all fields", in: Organisation{OID: "1.2.246.10.1111111.10.0", Name: "Klinikka", LongName: "Klinikka Oy",
 				Domains: []string{"klinikka.fi", "klinikka.example"}, CreatedAt: t0}},
 			{name: "no domains and zero time", in: Organisation{OID: "1.2.246.10.2222222.10.0", Domains: []string{}}},
+			{name: "test only", in: Organisation{OID: "1.2.246.10.3333333.10.0", Name: "Testiklinikka", Domains: []string{"testi.example"}, TestOnly: true, CreatedAt: t0}},
 		}, func(w *world, o Organisation) error { return w.s.AddOrganisation(w.ctx, o) },
 			func(w *world, o Organisation) (*Organisation, error) { return w.s.GetOrganisation(w.ctx, o.OID) })
 	})
@@ -252,6 +254,8 @@ func testRoundTrips(t *testing.T, open func(t *testing.T) *SQL) {
 			{name: "no domains and zero times", in: EABKey{KID: "k2", OrgOID: org2, HMACKey: []byte("x"), Status: EABApproved}},
 			{name: "bound fields", in: EABKey{KID: "k3", OrgOID: org1, HMACKey: []byte("x"), Status: EABBound,
 				AccountID: "acct-9", CreatedAt: t0, BoundAt: t0.Add(time.Minute)}},
+			{name: "limited to profiles", in: EABKey{KID: "k4", OrgOID: org1, HMACKey: []byte("x"), Status: EABApproved,
+				Profiles: []string{"sote-server-test", "sote-system-signature-test"}, CreatedAt: t0}},
 		}, func(w *world, k EABKey) error { return w.s.CreateEAB(w.ctx, k) },
 			func(w *world, k EABKey) (*EABKey, error) { return w.s.GetEAB(w.ctx, k.KID) })
 	})

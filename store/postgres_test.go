@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -212,4 +213,61 @@ func TestPostgresSerializationRetry(t *testing.T) {
 		t.Errorf("%d attempts for %d writers: no transaction was retried, so the test proved nothing", attempts.Load(), writers)
 	}
 	t.Logf("%d writers, %d attempts", writers, attempts.Load())
+}
+
+// TestPostgresLastAuthorizationsInterleaved forces the interleaving that READ
+// COMMITTED alone gets wrong: the last two authorizations of an order are both
+// marked valid before either transaction looks at the order. Each must then wait
+// for the order's row lock, and the second to get it must see both valid.
+func TestPostgresLastAuthorizationsInterleaved(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenPostgres(ctx, cluster.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := &world{t: t, s: s, ctx: ctx}
+	w.must(s.AddOrganisation(ctx, Organisation{OID: org1, Name: "x", CreatedAt: t0}))
+	w.eab("kid-bound", EABApproved)
+	w.must(s.CreateAccount(ctx, account("acct-1", "thumb-1"), "kid-bound"))
+	w.pendingOrder("o1", "az0", "az1")
+	w.must(s.StartChallenge(ctx, "az0-c0"))
+	w.must(s.StartChallenge(ctx, "az1-c0"))
+
+	// Another session holds the order's row lock while both finish.
+	holder, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.ExecContext(ctx, "SELECT id FROM orders WHERE id = 'o1' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() { errs <- s.FinishChallenge(ctx, fmt.Sprintf("az%d-c0", i), true, t0, nil) }()
+	}
+	waiting := 0
+	for range 200 {
+		if err := s.db.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if waiting != 2 {
+		holder.Rollback()
+		t.Fatalf("%d finishing transactions wait for the order's lock, want both", waiting)
+	}
+	if err := holder.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("FinishChallenge: %v", err)
+		}
+	}
+	mustEqual(t, "order", w.orderStatus("o1"), "ready")
 }

@@ -28,6 +28,7 @@ type Organisation struct {
 	LongName  string
 	Domains   []string // domains the organisation administers
 	CreatedAt time.Time
+	TestOnly  bool // may order test profiles only
 }
 
 // EAB key states.
@@ -43,6 +44,7 @@ type EABKey struct {
 	OrgOID    string
 	HMACKey   []byte
 	Domains   []string // empty: all of the organisation's domains
+	Profiles  []string // empty: every profile the organisation may use
 	Status    string
 	AccountID string // set once bound
 	CreatedAt time.Time
@@ -158,5 +160,40 @@ type BlockedKey struct {
 	KeyHash   string
 	Reason    string
 	Source    string
+	CreatedAt time.Time
+}
+
+// OrganisationRegister is what THL's SOTE organisation register said about an
+// organisation at the last register import that listed it ("varmenne org import").
+// It is kept beside the Organisation: GetOrganisation does not read it;
+// GetOrganisationRegister and ListOrganisations do.
+type OrganisationRegister struct {
+	OrgOID         string
+	Abbreviation   string
+	BusinessID     string    // Y-tunnus, e.g. 1234567-8
+	Sector         string    // "public", "private" or "" (unknown)
+	Intermediary   bool      // a Kanta intermediary, which may apply in its own name
+	Status         string    // register status: active, passive, proposal, deleted, …
+	BeginDate      time.Time // zero: open
+	ExpirationDate time.Time // zero: open
+	Parent         string    // OID of the organisation it belongs to; "" at the top
+	SyncedAt       time.Time // the last import that listed it; zero: never imported
+	LeftAt         time.Time // the first import that no longer listed it; zero while listed
+}
+
+// RegisteredOrganisation is an organisation with its register data.
+type RegisteredOrganisation struct {
+	Organisation
+	Register OrganisationRegister
+}
+
+// ConformityCertificate is a certificate of conformity of an information system,
+// on file for an organisation: a private provider needs an unexpired one before it
+// gets a system signature certificate. Organisation, system and expiry are its key.
+type ConformityCertificate struct {
+	OrgOID    string
+	System    string    // the information system it certifies
+	Expires   time.Time // valid until this instant
+	AddedBy   string    // the operator who recorded it
 	CreatedAt time.Time
 }

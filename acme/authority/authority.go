@@ -13,10 +13,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/policy"
+	"github.com/varmenne/varmenne/policy/keys"
+	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/policy/validity"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"
 )
@@ -89,6 +95,23 @@ type CA interface {
 	Issuer() *signer.Issuer
 }
 
+// Policy judges a profile's requests: the profile's plugin chain (*policy.Chain).
+// Each method returns nil to allow or an *acme.Error refusal.
+type Policy interface {
+	CheckOrder(ctx context.Context, r *policy.Request) error
+	CheckCSR(ctx context.Context, r *policy.Request) error
+}
+
+// Profile is one certificate profile the authority offers (draft-ietf-acme-profiles):
+// the CA that signs it, bound to the profile's issuer, and the policy that guards it.
+type Profile struct {
+	Name        string
+	Description string // shown in the directory's meta.profiles
+	Test        bool   // a test profile; test-only organisations get only these
+	CA          CA
+	Policy      Policy
+}
+
 // Config tunes the authority; zero values take the defaults.
 type Config struct {
 	OrderLifetime time.Duration // how long a pending order lives (default 7 days)
@@ -105,7 +128,8 @@ type Config struct {
 	// Baseline Requirements' limit on relying on a CAA answer).
 	CAARecheckAfter time.Duration
 	// AllowWildcards lets orders hold wildcard names ("*.example.fi"), proven with
-	// dns-01 only (default false).
+	// dns-01 only (default false). Only New's single profile reads it; with
+	// NewWithProfiles each profile's policy decides.
 	AllowWildcards bool
 	// AccountURIPrefix followed by an account id is the account's URL, which CAA
 	// accounturi parameters name (RFC 8657). acme/server serves accounts there.
@@ -113,9 +137,9 @@ type Config struct {
 	ValidationWait    time.Duration // how long a challenge POST waits for its result (default 3 s)
 	ValidationTimeout time.Duration // deadline of one validation (default 15 s)
 	MaxIdentifiers    int           // per order (default 100)
-	DefaultProfile    string        // default "sote-server"
-	MaxValidity       time.Duration // of the default profile (default 365 days)
-	Backdate          time.Duration // how far the signer backdates notBefore (default 1 min)
+	DefaultProfile    string        // for orders that name no profile (default "sote-server")
+	MaxValidity       time.Duration // of New's single profile (default 365 days)
+	Backdate          time.Duration // of New's single profile: how far the signer backdates notBefore (default 1 min)
 }
 
 func (c *Config) setDefaults() {
@@ -176,32 +200,135 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Authority implements the ACME rules over a store, a validator and a CA.
+// Authority implements the ACME rules over a store, a validator and the profiles.
 type Authority struct {
-	cfg   Config
-	store Store
-	val   Validator
-	ca    CA
-	log   *slog.Logger
-	now   func() time.Time
+	cfg      Config
+	store    Store
+	val      Validator
+	profiles map[string]*Profile
+	log      *slog.Logger
+	now      func() time.Time
 
 	validations sync.WaitGroup // background validations still running
 }
 
-// New wires an Authority.
+// New wires an Authority with one server profile, cfg.DefaultProfile, signed by ca
+// and guarded by the names, keys and validity plugins (with cfg.AllowWildcards,
+// cfg.MaxValidity and cfg.Backdate; notBefore is refused). Should the chain fail to
+// build, the profile refuses every request.
 func New(cfg Config, st Store, val Validator, ca CA, log *slog.Logger) *Authority {
+	cfg.setDefaults()
+	env := policy.Env{
+		Profile: policy.ProfileInfo{Name: cfg.DefaultProfile, Kind: policy.KindServer, MaxValidity: cfg.MaxValidity,
+			Backdate: cfg.Backdate, KeyTypes: keys.KeyTypes, AllowWildcards: cfg.AllowWildcards},
+		Log: log,
+	}
+	if st != nil {
+		env.Keys, env.Orgs = st, st
+	}
+	var pol Policy
+	chain, err := policy.NewChain([]policy.Spec{{Name: names.PluginName}, {Name: keys.PluginName}, {Name: validity.PluginName}}, env)
+	if err != nil {
+		if log != nil {
+			log.Error("the default profile's policy cannot be built; it refuses every request", "err", err)
+		}
+		pol = refuseAll{}
+	} else {
+		pol = chain
+	}
+	a, err := NewWithProfiles(cfg, st, val, []Profile{{Name: cfg.DefaultProfile, Description: "SOTE server certificate", CA: ca, Policy: pol}}, log)
+	if err != nil {
+		panic("authority: " + err.Error()) // one profile named as the default cannot be refused
+	}
+	return a
+}
+
+// isNil reports whether v is nil or a nil pointer, map, func, … in an interface.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
+// refuseAll is the policy of a profile whose chain could not be built.
+type refuseAll struct{}
+
+func (refuseAll) CheckOrder(context.Context, *policy.Request) error { return errNoPolicy() }
+func (refuseAll) CheckCSR(context.Context, *policy.Request) error   { return errNoPolicy() }
+
+func errNoPolicy() error {
+	return acme.Errorf(acme.ServerInternal, "the policy of this profile could not be set up; the request is refused")
+}
+
+// NewWithProfiles wires an Authority offering profiles; cfg.DefaultProfile must be
+// one of them. A profile needs a name, a CA and a policy.
+func NewWithProfiles(cfg Config, st Store, val Validator, profiles []Profile, log *slog.Logger) (*Authority, error) {
 	cfg.setDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Authority{cfg: cfg, store: st, val: val, ca: ca, log: log, now: time.Now}
+	a := &Authority{cfg: cfg, store: st, val: val, profiles: map[string]*Profile{}, log: log, now: time.Now}
+	for i := range profiles {
+		p := profiles[i]
+		switch {
+		case p.Name == "":
+			return nil, errors.New("a profile has no name")
+		case a.profiles[p.Name] != nil:
+			return nil, fmt.Errorf("profile %q is given twice", p.Name)
+		case isNil(p.Policy):
+			// A profile without a policy would allow everything: refuse to start.
+			return nil, fmt.Errorf("profile %q has no policy", p.Name)
+		}
+		a.profiles[p.Name] = &p
+	}
+	if a.profiles[cfg.DefaultProfile] == nil {
+		return nil, fmt.Errorf("the default profile %q is not among the profiles", cfg.DefaultProfile)
+	}
+	return a, nil
 }
 
 // Config is the effective configuration.
 func (a *Authority) Config() Config { return a.cfg }
 
-// Issuer is the CA certificate chain certificates are served with.
-func (a *Authority) Issuer() *signer.Issuer { return a.ca.Issuer() }
+// Profiles maps each offered profile's name to its description, for the
+// directory's meta.profiles.
+func (a *Authority) Profiles() map[string]string {
+	m := make(map[string]string, len(a.profiles))
+	for n, p := range a.profiles {
+		m[n] = p.Description
+	}
+	return m
+}
+
+// profileNames lists the offered profiles, sorted, for details.
+func (a *Authority) profileNames() []string {
+	names := make([]string, 0, len(a.profiles))
+	for n := range a.profiles {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Issuer is the issuer of the default profile.
+func (a *Authority) Issuer() *signer.Issuer { return a.profiles[a.cfg.DefaultProfile].CA.Issuer() }
+
+// IssuerNamed is the issuer a stored certificate names (store.Certificate.Issuer),
+// whose chain the certificate is served with; the default profile's issuer when no
+// profile signs with that name.
+func (a *Authority) IssuerNamed(name string) *signer.Issuer {
+	for _, n := range a.profileNames() {
+		if ca := a.profiles[n].CA; ca != nil && ca.Issuer() != nil && ca.Issuer().Name == name {
+			return ca.Issuer()
+		}
+	}
+	return a.Issuer()
+}
 
 // Close waits for background validations to record their results.
 func (a *Authority) Close() { a.validations.Wait() }

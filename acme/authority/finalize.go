@@ -6,19 +6,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
-	"github.com/varmenne/varmenne/policy/keys"
-	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"
 )
-
-// maxCNLength is the RFC 5280 upper bound of a commonName.
-const maxCNLength = 64
 
 // issueTimeout bounds signing and storing a certificate once an order is processing.
 const issueTimeout = time.Minute
@@ -41,19 +36,34 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCSRNames(csr, o.Names); err != nil {
-		return nil, err
+	prof := a.profiles[o.Profile]
+	if prof == nil {
+		return nil, acme.Errorf(acme.InvalidProfile, "the order's profile %q is no longer offered; create a new order with one of %s", o.Profile, strings.Join(a.profileNames(), ", "))
 	}
-	keyHash, err := a.checkCSRKey(ctx, csr)
+	org, eab, err := a.accountContext(ctx, acct)
 	if err != nil {
 		return nil, err
+	}
+	keyHash, err := signer.KeyHash(csr.PublicKey)
+	if err != nil {
+		return nil, acme.Errorf(acme.BadCSR, "the CSR's public key cannot be encoded")
+	}
+	ids := make([]acme.Identifier, len(o.Names))
+	for i, n := range o.Names {
+		ids[i] = acme.Identifier{Type: acme.IdentifierDNS, Value: n}
+	}
+	// The profile's chain judges the CSR: its names against the order's (names), its
+	// key (keys: quality, type, blocked, certified before) and the dates (validity).
+	preq := &policy.Request{
+		Profile: prof.Name, Org: org, AccountID: acct.ID, EABKID: acct.EABKID,
+		Identifiers: ids, NotBefore: o.NotBefore, NotAfter: o.NotAfter, CSR: csr,
+		AllowedDomains: allowedDomains(org, eab), KeyHash: keyHash,
+	}
+	if err := prof.Policy.CheckCSR(ctx, preq); err != nil {
+		return nil, policyRefusal(err)
 	}
 	if err := a.recheckCAA(ctx, acct, o); err != nil {
 		return nil, err
-	}
-	org, err := a.store.GetOrganisation(ctx, o.OrgOID)
-	if err != nil {
-		return nil, a.internal(ctx, "look up the organisation", err)
 	}
 
 	if err := a.store.BeginFinalize(ctx, o.ID); err != nil {
@@ -68,12 +78,18 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	// disconnect neither fails the order nor leaves a signed certificate unstored.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), issueTimeout)
 	defer cancel()
-	issued, err := a.ca.Issue(ctx, signer.Request{
+	// A requested start that has passed by now becomes the issuance time (less the
+	// backdate): the certificate is valid within what was asked, never backdated.
+	notBefore := o.NotBefore
+	if !notBefore.After(a.now()) {
+		notBefore = time.Time{}
+	}
+	issued, err := prof.CA.Issue(ctx, signer.Request{
 		OrderID:   o.ID,
 		PublicKey: csr.PublicKey,
 		Names:     o.Names,
 		Subject:   subjectFor(org),
-		NotBefore: o.NotBefore,
+		NotBefore: notBefore,
 		NotAfter:  o.NotAfter,
 	})
 	if err != nil {
@@ -81,10 +97,10 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	}
 	rec := store.Certificate{
 		Serial:    issued.Serial,
-		Issuer:    a.ca.Issuer().Name,
+		Issuer:    prof.CA.Issuer().Name,
 		DER:       issued.DER,
 		Names:     o.Names,
-		KeyHash:   keyHash,
+		KeyHash:   issued.KeyHash,
 		NotBefore: issued.Cert.NotBefore,
 		NotAfter:  issued.Cert.NotAfter,
 		OrgOID:    o.OrgOID,
@@ -162,79 +178,11 @@ func parseCSR(b64 string) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-// checkCSRNames requires the CSR's names to be exactly the order's.
-func checkCSRNames(csr *x509.CertificateRequest, orderNames []string) error {
-	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 || len(csr.IPAddresses) > 0 {
-		return acme.Errorf(acme.BadCSR, "the CSR may only ask for DNS names; remove its e-mail, URI and IP address entries")
-	}
-	cn := csr.Subject.CommonName
-	if len(cn) > maxCNLength {
-		return acme.Errorf(acme.BadCSR, "the CSR's common name is %d characters; at most %d are allowed", len(cn), maxCNLength)
-	}
-	seen := map[string]bool{}
-	for _, n := range csr.DNSNames {
-		norm := names.Normalize(n)
-		if seen[norm] {
-			return acme.Errorf(acme.BadCSR, "the CSR lists %s twice", norm)
-		}
-		seen[norm] = true
-	}
-	if cn != "" && !seen[names.Normalize(cn)] {
-		if len(csr.DNSNames) > 0 || !slices.Contains(orderNames, names.Normalize(cn)) {
-			return acme.Errorf(acme.BadCSR, "the CSR's common name %q is not among its DNS names", cn)
-		}
-		seen[names.Normalize(cn)] = true
-	}
-	var missing, extra []string
-	for _, n := range orderNames {
-		if !seen[n] {
-			missing = append(missing, n)
-		}
-	}
-	for n := range seen {
-		if !slices.Contains(orderNames, n) {
-			extra = append(extra, n)
-		}
-	}
-	slices.Sort(extra)
-	switch {
-	case len(extra) > 0:
-		return acme.Errorf(acme.BadCSR, "the CSR asks for %s, which the order does not contain", strings.Join(extra, ", "))
-	case len(missing) > 0:
-		return acme.Errorf(acme.BadCSR, "the CSR lacks %s, which the order contains", strings.Join(missing, ", "))
-	}
-	return nil
-}
-
-// checkCSRKey applies key quality, the blocked list and the never-twice rule; it
-// returns the key hash the certificate is recorded under.
-func (a *Authority) checkCSRKey(ctx context.Context, csr *x509.CertificateRequest) (string, error) {
-	if err := keys.CheckCertificateKey(csr.PublicKey); err != nil {
-		return "", err
-	}
-	hash, err := signer.KeyHash(csr.PublicKey)
-	if err != nil {
-		return "", acme.Errorf(acme.BadCSR, "the CSR's public key cannot be encoded: %v", err)
-	}
-	blocked, err := a.store.KeyBlocked(ctx, hash)
-	if err != nil {
-		return "", a.internal(ctx, "check the blocked keys", err)
-	}
-	if blocked {
-		return "", acme.Errorf(acme.BadCSR, "this public key was reported compromised and may not be certified; generate a new key pair")
-	}
-	certified, err := a.store.KeyCertified(ctx, hash)
-	if err != nil {
-		return "", a.internal(ctx, "check earlier certificates", err)
-	}
-	if certified {
-		return "", keyReused()
-	}
-	return hash, nil
-}
-
-// subjectFor is the subject every certificate of the organisation carries; what the
-// CSR asks for in its subject is ignored.
+// subjectFor is the subject every certificate of the organisation carries, whatever
+// its profile: C=FI, O=the organisation's name, OU=its long name from the register;
+// the signer adds CN=the order's first name (for a system signature certificate, the
+// system's DNS name). What the CSR asks for in its subject, key usages or EKUs is
+// ignored: the profile decides.
 func subjectFor(org *store.Organisation) pkix.Name {
 	s := pkix.Name{Country: []string{"FI"}, Organization: []string{org.Name}}
 	if org.LongName != "" {

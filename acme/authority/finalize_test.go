@@ -6,10 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"net"
-	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,52 +54,6 @@ func TestParseCSR(t *testing.T) {
 			if tt.want == "" && !slices.Equal(csr.DNSNames, []string{"www.example.fi"}) {
 				t.Errorf("parsed names %q", csr.DNSNames)
 			}
-		})
-	}
-}
-
-func TestCheckCSRNames(t *testing.T) {
-	key := newKey(t)
-	long := strings.Repeat("a", 60) + ".example.fi" // 71 characters, a valid name
-	at64 := strings.Repeat("a", 53) + ".example.fi" // 64 characters
-	one := []string{"www.example.fi"}
-	two := []string{"www.example.fi", "api.example.fi"}
-
-	tests := []struct {
-		name  string
-		tmpl  x509.CertificateRequest
-		order []string
-		want  acme.ErrorKind
-	}{
-		{"SANs equal to the order are accepted", x509.CertificateRequest{DNSNames: two}, two, ""},
-		{"SANs in another order than the order's are accepted", x509.CertificateRequest{DNSNames: []string{"api.example.fi", "www.example.fi"}}, two, ""},
-		{"SANs in another case than the order's are accepted", x509.CertificateRequest{DNSNames: []string{"WWW.Example.FI"}}, one, ""},
-		{"a CN among the SANs is accepted", x509.CertificateRequest{Subject: pkix.Name{CommonName: "api.example.fi"}, DNSNames: two}, two, ""},
-		{"a CN only, equal to the order's one name, is accepted", x509.CertificateRequest{Subject: pkix.Name{CommonName: "www.example.fi"}}, one, ""},
-		{"a CN only, equal but for case, is accepted", x509.CertificateRequest{Subject: pkix.Name{CommonName: "WWW.example.fi"}}, one, ""},
-		{"a CN of 64 characters is accepted", x509.CertificateRequest{Subject: pkix.Name{CommonName: at64}, DNSNames: []string{at64}}, []string{at64}, ""},
-		{"a CN not among the SANs is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: "api.example.fi"}, DNSNames: one}, two, acme.BadCSR},
-		{"a CN only, not the order's name, is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: "api.example.fi"}}, one, acme.BadCSR},
-		{"a CN only, for an order of two names, is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: "www.example.fi"}}, two, acme.BadCSR},
-		{"no names at all is badCSR", x509.CertificateRequest{}, one, acme.BadCSR},
-		{"an extra SAN is badCSR", x509.CertificateRequest{DNSNames: two}, one, acme.BadCSR},
-		{"a missing SAN is badCSR", x509.CertificateRequest{DNSNames: one}, two, acme.BadCSR},
-		{"a SAN outside the order in place of one of it is badCSR", x509.CertificateRequest{DNSNames: []string{"www.example.fi", "www.muu.fi"}}, two, acme.BadCSR},
-		{"a case-folded duplicate SAN is badCSR", x509.CertificateRequest{DNSNames: []string{"www.example.fi", "WWW.example.fi"}}, one, acme.BadCSR},
-		{"an exact duplicate SAN is badCSR", x509.CertificateRequest{DNSNames: []string{"www.example.fi", "www.example.fi"}}, one, acme.BadCSR},
-		{"an email SAN is badCSR", x509.CertificateRequest{DNSNames: one, EmailAddresses: []string{"admin@example.fi"}}, one, acme.BadCSR},
-		{"an IP SAN is badCSR", x509.CertificateRequest{DNSNames: one, IPAddresses: []net.IP{net.ParseIP("192.0.2.1")}}, one, acme.BadCSR},
-		{"a URI SAN is badCSR", x509.CertificateRequest{DNSNames: one, URIs: []*url.URL{{Scheme: "https", Host: "www.example.fi"}}}, one, acme.BadCSR},
-		{"an IP address as CN is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: "192.0.2.1"}, DNSNames: one}, one, acme.BadCSR},
-		{"a CN over 64 characters is badCSR", x509.CertificateRequest{Subject: pkix.Name{CommonName: long}, DNSNames: []string{long}}, []string{long}, acme.BadCSR},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			csr, err := x509.ParseCertificateRequest(makeCSR(t, key, &tt.tmpl))
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantKind(t, checkCSRNames(csr, tt.order), tt.want)
 		})
 	}
 }

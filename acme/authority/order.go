@@ -5,18 +5,20 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/validate"
+	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/names"
 	"github.com/varmenne/varmenne/store"
 )
 
-// NewOrder checks the identifiers against syntax and the organisation's domains and
+// NewOrder resolves the order's profile, checks that the account may use it, runs
+// the profile's policy chain over the identifiers and the requested validity, and
 // creates the order with one pending authorisation per name.
 func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.NewOrderRequest) (*store.Order, error) {
 	if len(req.Identifiers) == 0 {
@@ -25,39 +27,44 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	if len(req.Identifiers) > a.cfg.MaxIdentifiers {
 		return nil, acme.Errorf(acme.RejectedIdentifier, "the order has %d identifiers; at most %d are allowed", len(req.Identifiers), a.cfg.MaxIdentifiers)
 	}
-	profile := req.Profile
-	if profile == "" {
-		profile = a.cfg.DefaultProfile
-	}
-	if profile != a.cfg.DefaultProfile {
-		return nil, acme.Errorf(acme.InvalidProfile, "profile %q is not offered; this server offers %q", req.Profile, a.cfg.DefaultProfile)
-	}
-	org, err := a.store.GetOrganisation(ctx, acct.OrgOID)
-	if err != nil {
-		return nil, a.internal(ctx, "look up the organisation", err)
-	}
-	allowed := org.Domains
-	if ek, err := a.store.GetEAB(ctx, acct.EABKID); err == nil && len(ek.Domains) > 0 {
-		allowed = ek.Domains
-	} else if err != nil && !isNotFound(err) {
-		return nil, a.internal(ctx, "look up the EAB key", err)
-	}
-
-	list, err := a.checkIdentifiers(req.Identifiers, org.OID, allowed)
+	prof, err := a.profileFor(req.Profile)
 	if err != nil {
 		return nil, err
 	}
-	// The first name becomes the certificate's common name: refuse now an order that
-	// could only fail at finalize.
-	if first := list[0]; len(first) > maxCNLength {
-		detail := fmt.Sprintf("%s is %d characters long, but the order's first name becomes the certificate's common name, which holds at most %d; put a shorter name first", first, len(first), maxCNLength)
-		return nil, &acme.Error{Kind: acme.RejectedIdentifier, Detail: detail, Subproblems: []acme.Subproblem{{
-			Type: acme.RejectedIdentifier.URN(), Detail: detail, Identifier: &acme.Identifier{Type: acme.IdentifierDNS, Value: first}}}}
-	}
-	notBefore, notAfter, err := a.checkValidityRequest(req.NotBefore, req.NotAfter)
+	org, eab, err := a.accountContext(ctx, acct)
 	if err != nil {
 		return nil, err
 	}
+	if err := profileAllowed(prof, org, eab); err != nil {
+		return nil, err
+	}
+	notBefore, err := parseOrderTime("notBefore", req.NotBefore)
+	if err != nil {
+		return nil, err
+	}
+	notAfter, err := parseOrderTime("notAfter", req.NotAfter)
+	if err != nil {
+		return nil, err
+	}
+	preq := &policy.Request{
+		Profile: prof.Name, Org: org, AccountID: acct.ID, EABKID: acct.EABKID,
+		Identifiers: req.Identifiers, NotBefore: notBefore, NotAfter: notAfter,
+		AllowedDomains: allowedDomains(org, eab),
+	}
+	if err := prof.Policy.CheckOrder(ctx, preq); err != nil {
+		return nil, policyRefusal(err)
+	}
+	// The chain's names plugin judged every identifier; what is left is to use one
+	// spelling per name, in the order the client sent them.
+	var list []string
+	seen := map[string]bool{}
+	for _, id := range req.Identifiers {
+		if n := names.Normalize(id.Value); !seen[n] {
+			seen[n] = true
+			list = append(list, n)
+		}
+	}
+	profile := prof.Name
 
 	now := a.now()
 	o := store.Order{
@@ -146,83 +153,81 @@ func (a *Authority) reusableAuthz(ctx context.Context, acct *store.Account, name
 	return az, nil
 }
 
-// checkIdentifiers normalises and deduplicates the names and refuses the order as a
-// whole when any one is bad, with a subproblem per bad identifier.
-func (a *Authority) checkIdentifiers(ids []acme.Identifier, orgOID string, allowed []string) ([]string, error) {
-	var (
-		list []string
-		seen = map[string]bool{}
-		subs []acme.Subproblem
-		kind = acme.RejectedIdentifier
-	)
-	refuse := func(id acme.Identifier, k acme.ErrorKind, detail string) {
-		subs = append(subs, acme.Subproblem{Type: k.URN(), Detail: detail, Identifier: &id})
-		// A syntax error makes the whole order malformed; an unsupported type outranks a policy refusal.
-		if k == acme.Malformed || (k == acme.UnsupportedIdentifier && kind != acme.Malformed) {
-			kind = k
-		}
+// profileFor is the named profile, or the default one for "".
+func (a *Authority) profileFor(name string) (*Profile, error) {
+	if name == "" {
+		name = a.cfg.DefaultProfile
 	}
-	for _, id := range ids {
-		if id.Type != acme.IdentifierDNS {
-			refuse(id, acme.UnsupportedIdentifier, "identifier type \""+id.Type+"\" is not supported; use \"dns\"")
-			continue
-		}
-		name := names.Normalize(id.Value)
-		if err := names.Check(name); err != nil {
-			ae, _ := acme.AsError(err)
-			if ae == nil {
-				ae = acme.Errorf(acme.Malformed, "%v", err)
-			}
-			refuse(id, ae.Kind, ae.Detail)
-			continue
-		}
-		if strings.HasPrefix(name, "*.") && !a.cfg.AllowWildcards {
-			refuse(id, acme.RejectedIdentifier, name+": this server does not issue wildcard certificates; order each host name instead")
-			continue
-		}
-		if !names.Within(name, allowed) {
-			refuse(id, acme.RejectedIdentifier, name+" is outside the domains approved for organisation "+orgOID+" (allowed: "+strings.Join(allowed, ", ")+")")
-			continue
-		}
-		if !seen[name] {
-			seen[name] = true
-			list = append(list, name)
-		}
+	p := a.profiles[name]
+	if p == nil {
+		return nil, acme.Errorf(acme.InvalidProfile, "profile %q is not offered; this server offers %s (see the directory's meta.profiles)", name, strings.Join(a.profileNames(), ", "))
 	}
-	if len(subs) == 0 {
-		return list, nil
-	}
-	detail := subs[0].Detail
-	if len(subs) > 1 {
-		detail = "the order was refused for " + plural(len(subs), "identifier") + "; see the subproblems"
-	}
-	return nil, &acme.Error{Kind: kind, Detail: detail, Subproblems: subs}
+	return p, nil
 }
 
-// checkValidityRequest honours notAfter when inside the profile's limit. A certificate
-// starts when it is issued (backdated by the profile's small margin), so notBefore is
-// refused: the signer never signs a start time in the future or far in the past.
-func (a *Authority) checkValidityRequest(nb, na string) (time.Time, time.Time, error) {
-	if nb != "" {
-		return time.Time{}, time.Time{}, acme.Errorf(acme.Malformed, "notBefore is not supported: a certificate starts when it is issued; leave notBefore out")
-	}
-	if na == "" {
-		return time.Time{}, time.Time{}, nil
-	}
-	notAfter, err := time.Parse(time.RFC3339, na)
+// accountContext is the account's organisation and, when it still exists, the EAB
+// key that bound the account (nil otherwise).
+func (a *Authority) accountContext(ctx context.Context, acct *store.Account) (*store.Organisation, *store.EABKey, error) {
+	org, err := a.store.GetOrganisation(ctx, acct.OrgOID)
 	if err != nil {
-		return time.Time{}, time.Time{}, acme.Errorf(acme.Malformed, "notAfter %q is not an RFC 3339 date-time", na)
+		return nil, nil, a.internal(ctx, "look up the organisation", err)
 	}
-	now := a.now()
-	// The certificate starts at finalize minus the backdate; leave room for both.
-	latest := now.Add(a.cfg.MaxValidity - a.cfg.Backdate - time.Second)
+	ek, err := a.store.GetEAB(ctx, acct.EABKID)
 	switch {
-	case !notAfter.After(now):
-		return time.Time{}, time.Time{}, acme.Errorf(acme.Malformed, "notAfter %s is in the past", na)
-	case notAfter.After(latest):
-		return time.Time{}, time.Time{}, acme.Errorf(acme.Malformed, "notAfter %s gives a validity over the profile's maximum of %d days; ask for %s or earlier", na, int(a.cfg.MaxValidity.Hours()/24), latest.UTC().Format(time.RFC3339))
+	case isNotFound(err):
+		return org, nil, nil
+	case err != nil:
+		return nil, nil, a.internal(ctx, "look up the EAB key", err)
 	}
-	return time.Time{}, notAfter.UTC(), nil
+	return org, ek, nil
+}
+
+// allowedDomains are the EAB key's domains when it was limited to some, else the
+// organisation's.
+func allowedDomains(org *store.Organisation, eab *store.EABKey) []string {
+	if eab != nil && len(eab.Domains) > 0 {
+		return eab.Domains
+	}
+	return org.Domains
+}
+
+// profileAllowed refuses a profile the account may not order: one outside the
+// profiles its EAB key was limited to, or a production profile for a test-only
+// organisation. These are access rules, not configurable policy: they hold for every
+// profile whatever its plugins.
+func profileAllowed(p *Profile, org *store.Organisation, eab *store.EABKey) error {
+	if eab != nil && len(eab.Profiles) > 0 && !slices.Contains(eab.Profiles, p.Name) {
+		return acme.Errorf(acme.Unauthorized, "this account's EAB key allows profiles %s only, not %s; order one of those, or ask the CA for an EAB key for %s",
+			strings.Join(eab.Profiles, ", "), p.Name, p.Name)
+	}
+	if org.TestOnly && !p.Test {
+		return acme.Errorf(acme.Unauthorized, "organisation %s may order test profiles only, not %s; order a test profile such as %s-test",
+			org.OID, p.Name, p.Name)
+	}
+	return nil
+}
+
+// parseOrderTime reads a newOrder notBefore or notAfter; "" is the zero time.
+// Whether the time is acceptable is the profile's policy (validity plugin).
+func parseOrderTime(field, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, acme.Errorf(acme.Malformed, "%s %q is not an RFC 3339 date-time such as 2026-05-01T12:00:00Z", field, v)
+	}
+	return t.UTC(), nil
+}
+
+// policyRefusal makes sure a policy's answer reaches the client as an *acme.Error
+// and never as an allow. A Policy that is not a *policy.Chain might return another
+// error: that is a failure, and the request is refused.
+func policyRefusal(err error) error {
+	if ae, ok := acme.AsError(err); ok && ae != nil && ae.Kind != "" {
+		return ae
+	}
+	return acme.Errorf(acme.ServerInternal, "the policy check failed, so the request is refused; try again later")
 }
 
 // Order returns the account's order, its status brought up to date with expiry.

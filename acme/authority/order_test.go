@@ -11,161 +11,6 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-func TestCheckIdentifiers(t *testing.T) {
-	email := acme.Identifier{Type: "email", Value: "admin@example.fi"}
-	dns := func(v string) acme.Identifier { return acme.Identifier{Type: acme.IdentifierDNS, Value: v} }
-	allowed := []string{"example.fi"}
-
-	tests := []struct {
-		name     string
-		ids      []acme.Identifier
-		wantList []string
-		wantKind acme.ErrorKind // "" means accepted
-		// refused identifier values with their subproblem kinds, in request order
-		wantSubs map[string]acme.ErrorKind
-	}{
-		{
-			name:     "a name under the organisation's domain is accepted",
-			ids:      []acme.Identifier{dns("www.example.fi")},
-			wantList: []string{"www.example.fi"},
-		},
-		{
-			name:     "the organisation's domain itself is accepted",
-			ids:      []acme.Identifier{dns("example.fi")},
-			wantList: []string{"example.fi"},
-		},
-		{
-			name:     "case-folded duplicates become one name at the first one's place",
-			ids:      []acme.Identifier{dns("WWW.Example.FI"), dns("api.example.fi"), dns("www.example.fi"), dns("www.EXAMPLE.fi")},
-			wantList: []string{"www.example.fi", "api.example.fi"},
-		},
-		{
-			name:     "a name outside the organisation's domains is rejected",
-			ids:      []acme.Identifier{dns("www.muu.fi")},
-			wantKind: acme.RejectedIdentifier,
-			wantSubs: map[string]acme.ErrorKind{"www.muu.fi": acme.RejectedIdentifier},
-		},
-		{
-			name:     "a look-alike domain ending in the organisation's domain is rejected",
-			ids:      []acme.Identifier{dns("notexample.fi")},
-			wantKind: acme.RejectedIdentifier,
-			wantSubs: map[string]acme.ErrorKind{"notexample.fi": acme.RejectedIdentifier},
-		},
-		{
-			name:     "a wildcard under the organisation's domain is rejected",
-			ids:      []acme.Identifier{dns("*.example.fi")},
-			wantKind: acme.RejectedIdentifier,
-			wantSubs: map[string]acme.ErrorKind{"*.example.fi": acme.RejectedIdentifier},
-		},
-		{
-			name:     "a misplaced wildcard is malformed",
-			ids:      []acme.Identifier{dns("www.*.example.fi")},
-			wantKind: acme.Malformed,
-			wantSubs: map[string]acme.ErrorKind{"www.*.example.fi": acme.Malformed},
-		},
-		{
-			name:     "an IP address in a dns identifier is malformed",
-			ids:      []acme.Identifier{dns("10.0.0.1")},
-			wantKind: acme.Malformed,
-			wantSubs: map[string]acme.ErrorKind{"10.0.0.1": acme.Malformed},
-		},
-		{
-			name:     "an email identifier is unsupported",
-			ids:      []acme.Identifier{email},
-			wantKind: acme.UnsupportedIdentifier,
-			wantSubs: map[string]acme.ErrorKind{"admin@example.fi": acme.UnsupportedIdentifier},
-		},
-		{
-			name:     "one bad name refuses the whole order with a subproblem for it alone",
-			ids:      []acme.Identifier{dns("www.example.fi"), dns("www.muu.fi"), dns("api.example.fi")},
-			wantKind: acme.RejectedIdentifier,
-			wantSubs: map[string]acme.ErrorKind{"www.muu.fi": acme.RejectedIdentifier},
-		},
-		{
-			name:     "each bad identifier has its own subproblem",
-			ids:      []acme.Identifier{dns("www.muu.fi"), dns("www.example.fi"), dns("*.example.fi"), dns("muu.example.com")},
-			wantKind: acme.RejectedIdentifier,
-			wantSubs: map[string]acme.ErrorKind{"www.muu.fi": acme.RejectedIdentifier, "*.example.fi": acme.RejectedIdentifier, "muu.example.com": acme.RejectedIdentifier},
-		},
-		{
-			name:     "malformed beats unsupported and rejected",
-			ids:      []acme.Identifier{dns("www.muu.fi"), email, dns("bad_name.example.fi")},
-			wantKind: acme.Malformed,
-			wantSubs: map[string]acme.ErrorKind{"www.muu.fi": acme.RejectedIdentifier, "admin@example.fi": acme.UnsupportedIdentifier, "bad_name.example.fi": acme.Malformed},
-		},
-		{
-			name:     "malformed first stays malformed after unsupported",
-			ids:      []acme.Identifier{dns("a..example.fi"), email},
-			wantKind: acme.Malformed,
-			wantSubs: map[string]acme.ErrorKind{"a..example.fi": acme.Malformed, "admin@example.fi": acme.UnsupportedIdentifier},
-		},
-		{
-			name:     "unsupported beats rejected that comes before it",
-			ids:      []acme.Identifier{dns("www.muu.fi"), email},
-			wantKind: acme.UnsupportedIdentifier,
-			wantSubs: map[string]acme.ErrorKind{"www.muu.fi": acme.RejectedIdentifier, "admin@example.fi": acme.UnsupportedIdentifier},
-		},
-		{
-			name:     "unsupported beats rejected that comes after it",
-			ids:      []acme.Identifier{email, dns("www.muu.fi")},
-			wantKind: acme.UnsupportedIdentifier,
-			wantSubs: map[string]acme.ErrorKind{"www.muu.fi": acme.RejectedIdentifier, "admin@example.fi": acme.UnsupportedIdentifier},
-		},
-	}
-	a := New(Config{}, nil, nil, nil, nil)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			list, err := a.checkIdentifiers(tt.ids, testOrgOID, allowed)
-			ae := wantKind(t, err, tt.wantKind)
-			if ae == nil {
-				if !slices.Equal(list, tt.wantList) {
-					t.Errorf("names %q, want %q", list, tt.wantList)
-				}
-				return
-			}
-			if list != nil {
-				t.Errorf("names %q returned with a refusal", list)
-			}
-			if len(ae.Subproblems) != len(tt.wantSubs) {
-				t.Fatalf("%d subproblems %+v, want %d", len(ae.Subproblems), ae.Subproblems, len(tt.wantSubs))
-			}
-			for _, sp := range ae.Subproblems {
-				if sp.Identifier == nil {
-					t.Fatalf("subproblem %q names no identifier", sp.Detail)
-				}
-				kind, ok := tt.wantSubs[sp.Identifier.Value]
-				if !ok {
-					t.Errorf("subproblem for %q, which is not refused", sp.Identifier.Value)
-					continue
-				}
-				if sp.Type != kind.URN() {
-					t.Errorf("subproblem for %q has type %s, want %s", sp.Identifier.Value, sp.Type, kind.URN())
-				}
-				if sp.Detail == "" {
-					t.Errorf("subproblem for %q has no detail", sp.Identifier.Value)
-				}
-			}
-			switch {
-			case len(ae.Subproblems) == 1 && ae.Detail != ae.Subproblems[0].Detail:
-				t.Errorf("detail %q, want the one subproblem's %q", ae.Detail, ae.Subproblems[0].Detail)
-			case len(ae.Subproblems) > 1 && !strings.Contains(ae.Detail, "subproblems"):
-				t.Errorf("detail %q does not point at the subproblems", ae.Detail)
-			}
-		})
-	}
-}
-
-func TestCheckIdentifiersOutsideDetailNamesOrganisation(t *testing.T) {
-	a := New(Config{}, nil, nil, nil, nil)
-	_, err := a.checkIdentifiers(dnsIDs("www.muu.fi"), testOrgOID, []string{"example.fi", "example.com"})
-	ae := wantKind(t, err, acme.RejectedIdentifier)
-	for _, want := range []string{"www.muu.fi", testOrgOID, "example.fi, example.com"} {
-		if !strings.Contains(ae.Detail, want) {
-			t.Errorf("detail %q lacks %q", ae.Detail, want)
-		}
-	}
-}
-
 func TestNewOrderIdentifierLimits(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, Config{MaxIdentifiers: 3})
@@ -195,6 +40,10 @@ func TestNewOrderIdentifierLimits(t *testing.T) {
 		{"a first name over 64 characters, which would be the CN, is rejected", orgWide, acme.NewOrderRequest{Identifiers: dnsIDs(long71, "a.example.fi")}, acme.RejectedIdentifier, nil},
 		{"a name over 64 characters after a short first name is accepted", orgWide, acme.NewOrderRequest{Identifiers: dnsIDs("c.example.fi", long71)}, "", []string{"c.example.fi", long71}},
 		{"the default profile by name is accepted", orgWide, acme.NewOrderRequest{Identifiers: dnsIDs("a.example.fi"), Profile: "sote-server"}, "", []string{"a.example.fi"}},
+		{"case-folded duplicates become one name at the first one's place", orgWide, acme.NewOrderRequest{Identifiers: dnsIDs("WWW.Example.FI", "api.example.fi", "www.EXAMPLE.fi")}, "", []string{"www.example.fi", "api.example.fi"}},
+		{"notBefore is refused by a profile without a start delay", orgWide, acme.NewOrderRequest{Identifiers: dnsIDs("a.example.fi"), NotBefore: time.Now().Add(time.Hour).Format(time.RFC3339)}, acme.Malformed, nil},
+		{"notAfter that is not RFC 3339 is malformed", orgWide, acme.NewOrderRequest{Identifiers: dnsIDs("a.example.fi"), NotAfter: "2026-12-01"}, acme.Malformed, nil},
+		{"notAfter two years away is refused for a server profile", orgWide, acme.NewOrderRequest{Identifiers: dnsIDs("a.example.fi"), NotAfter: time.Now().AddDate(2, 0, 0).Format(time.RFC3339)}, acme.Malformed, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,47 +73,6 @@ func TestNewOrderIdentifierLimits(t *testing.T) {
 						t.Errorf("challenge %+v, want pending with a 256-bit token", ch)
 					}
 				}
-			}
-		})
-	}
-}
-
-func TestCheckValidityRequest(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	a := New(Config{}, nil, nil, nil, nil) // 365 days, 1 minute backdate
-	a.now = func() time.Time { return now }
-	latest := now.Add(365*24*time.Hour - time.Minute - time.Second)
-	helsinki := time.FixedZone("EET", 2*60*60)
-	rfc := func(t time.Time) string { return t.Format(time.RFC3339) }
-
-	tests := []struct {
-		name         string
-		nb, na       string
-		want         acme.ErrorKind
-		wantNotAfter time.Time
-	}{
-		{"neither given leaves the validity to the profile", "", "", "", time.Time{}},
-		{"notBefore is refused", rfc(now.Add(time.Hour)), "", acme.Malformed, time.Time{}},
-		{"notBefore is refused even with a good notAfter", rfc(now), rfc(now.Add(24 * time.Hour)), acme.Malformed, time.Time{}},
-		{"notAfter that is not RFC 3339 is refused", "", "2026-12-01", acme.Malformed, time.Time{}},
-		{"notAfter in the past is refused", "", rfc(now.Add(-time.Hour)), acme.Malformed, time.Time{}},
-		{"notAfter equal to now is refused", "", rfc(now), acme.Malformed, time.Time{}},
-		{"notAfter a second past MaxValidity less the backdate is refused", "", rfc(latest.Add(time.Second)), acme.Malformed, time.Time{}},
-		{"notAfter a full MaxValidity away is refused", "", rfc(now.Add(365 * 24 * time.Hour)), acme.Malformed, time.Time{}},
-		{"notAfter two years away is refused", "", rfc(now.AddDate(2, 0, 0)), acme.Malformed, time.Time{}},
-		{"notAfter at the latest allowed second is honoured", "", rfc(latest), "", latest},
-		{"notAfter in 30 days is honoured", "", rfc(now.AddDate(0, 0, 30)), "", now.AddDate(0, 0, 30)},
-		{"notAfter with an offset is honoured in UTC", "", now.AddDate(0, 0, 30).In(helsinki).Format(time.RFC3339), "", now.AddDate(0, 0, 30)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			nb, na, err := a.checkValidityRequest(tt.nb, tt.na)
-			wantKind(t, err, tt.want)
-			if !nb.IsZero() {
-				t.Errorf("notBefore %s, want none", nb)
-			}
-			if !na.Equal(tt.wantNotAfter) || (!na.IsZero() && na.Location() != time.UTC) {
-				t.Errorf("notAfter %s, want %s in UTC", na, tt.wantNotAfter)
 			}
 		})
 	}

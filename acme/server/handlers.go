@@ -265,7 +265,7 @@ func (s *Server) certificate(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	var buf bytes.Buffer
 	_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
-	buf.Write(s.auth.Issuer().ChainPEM())
+	buf.Write(s.auth.IssuerNamed(c.Issuer).ChainPEM()) // the chain of the issuer that signed it
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
 	_, _ = w.Write(buf.Bytes())
 	return nil

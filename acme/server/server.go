@@ -185,6 +185,7 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 			Website:                 s.cfg.Website,
 			CAAIdentities:           s.cfg.CAAIdentities,
 			ExternalAccountRequired: true,
+			Profiles:                s.auth.Profiles(),
 		},
 	})
 }

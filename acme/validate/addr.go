@@ -63,6 +63,11 @@ func isPublic(ip netip.Addr) bool {
 	return public6.Contains(ip) && !containedIn(ip, nonPublic6)
 }
 
+// IsPublic reports whether ip is a globally reachable unicast address, by the rules
+// validation uses; IPv4-mapped IPv6 addresses are judged as IPv4. Other packages that
+// connect out on a client's or operator's behalf (policy/webhook) use it too.
+func IsPublic(ip netip.Addr) bool { return isPublic(ip.Unmap().WithZone("")) }
+
 func containedIn(ip netip.Addr, nets []netip.Prefix) bool {
 	for _, p := range nets {
 		if p.Contains(ip) {

@@ -36,7 +36,12 @@ func openStore(ctx context.Context, db, dataDir string) (*store.SQL, error) {
 	case isPostgres(db):
 		return store.OpenPostgres(ctx, db)
 	default:
-		return nil, fmt.Errorf("--db %q is not a postgres:// URL; leave it empty for SQLite in the data directory", redact(db))
+		// Not echoed: the value may hold a password.
+		what := "a value without a URL scheme"
+		if u, err := url.Parse(db); err == nil && u.Scheme != "" {
+			what = "a " + u.Scheme + ":// URL"
+		}
+		return nil, fmt.Errorf("--db must be a postgres:// URL, or empty for SQLite in the data directory; it is %s", what)
 	}
 }
 

@@ -21,6 +21,9 @@ const usage = `varmenne — ACME server for SOTE service certificates
 Usage:
   varmenne serve       [flags]   run the ACME server (embedded default: SQLite, development PKI)
   varmenne org add     --oid OID --name NAME [--long-name NAME] --domain NAME...
+  varmenne org import  FILE|URL [--format json|xml]   THL SOTE register export: add and update organisations
+  varmenne org show    OID        register data, domains, EAB keys, certificates, certificates of conformity
+  varmenne org conformity add OID --system NAME --expires YYYY-MM-DD
   varmenne eab create  --org OID [--domain NAME...] [--json]
   varmenne revoke      --serial S | --org OID  --reason R --requested-by NAME --identified-by METHOD
                        [--note TEXT] [--invalidity-date RFC3339] [--requested-at RFC3339] [--performed-by NAME]
@@ -56,10 +59,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "serve":
 		return serve(ctx, rest, stdout, stderr)
 	case "org":
-		if len(rest) > 0 && rest[0] == "add" {
-			return orgAdd(ctx, rest[1:], stdout, stderr)
+		sub := ""
+		if len(rest) > 0 {
+			sub = rest[0]
 		}
-		return errors.New(`"varmenne org" needs a subcommand: add`)
+		switch {
+		case sub == "add":
+			return orgAdd(ctx, rest[1:], stdout, stderr)
+		case sub == "import":
+			return orgImport(ctx, rest[1:], stdout, stderr) // orgregister.go
+		case sub == "show":
+			return orgShow(ctx, rest[1:], stdout, stderr)
+		case sub == "conformity" && len(rest) > 1 && rest[1] == "add":
+			return orgConformityAdd(ctx, rest[2:], stdout, stderr)
+		}
+		return errors.New(`"varmenne org" needs a subcommand: add, import, show, conformity add`)
 	case "eab":
 		if len(rest) > 0 && rest[0] == "create" {
 			return eabCreate(ctx, rest[1:], stdout, stderr)

@@ -27,6 +27,7 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	longName := fs.String("long-name", "", "the long name from the code service (certificate OU); default: --name")
 	var domains stringList
 	fs.Var(&domains, "domain", "a domain the organisation administers (repeatable)")
+	testOnly := fs.Bool("test-only", false, "the organisation may order test profiles only (sote-server-test, sote-system-signature-test)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -55,14 +56,18 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer st.Close()
-	err = st.AddOrganisation(ctx, store.Organisation{OID: *oid, Name: *name, LongName: *longName, Domains: domains, CreatedAt: time.Now()})
+	err = st.AddOrganisation(ctx, store.Organisation{OID: *oid, Name: *name, LongName: *longName, Domains: domains, TestOnly: *testOnly, CreatedAt: time.Now()})
 	if errors.Is(err, store.ErrDuplicate) {
 		return fmt.Errorf("org add: organisation %s already exists", *oid)
 	}
 	if err != nil {
 		return fmt.Errorf("org add: %w", err)
 	}
-	fmt.Fprintf(stdout, "organisation %s (%s) added with domains %s\n", *oid, *name, strings.Join(domains, ", "))
+	only := ""
+	if *testOnly {
+		only = " (test profiles only)"
+	}
+	fmt.Fprintf(stdout, "organisation %s (%s) added with domains %s%s\n", *oid, *name, strings.Join(domains, ", "), only)
 	return nil
 }
 
@@ -74,6 +79,9 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	asJSON := fs.Bool("json", false, `print one JSON object {"kid":…,"hmac_key":…}`)
 	var domains stringList
 	fs.Var(&domains, "domain", "limit the account to these of the organisation's domains (repeatable; default: all)")
+	var profiles stringList
+	fs.Var(&profiles, "profile", "limit the account to this certificate profile (repeatable; default: every profile the organisation may use)")
+	configFile := fs.String("config", "", "the server's profile configuration file, to check --profile against (default: the built-in profiles)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -102,11 +110,15 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		domains[i] = d
 	}
+	if err := checkEABProfiles(profiles, o, *configFile); err != nil {
+		return fmt.Errorf("eab create: %w", err)
+	}
 	key := store.EABKey{
 		KID:       randomB64(16),
 		OrgOID:    o.OID,
 		HMACKey:   randomBytes(32),
 		Domains:   domains,
+		Profiles:  profiles,
 		Status:    store.EABApproved,
 		CreatedAt: time.Now(),
 	}
@@ -119,6 +131,9 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "EAB key for organisation %s (%s); it creates one ACME account.\n  kid:      %s\n  hmac key: %s\n",
 		o.OID, o.Name, key.KID, hmacKey)
+	if len(profiles) > 0 {
+		fmt.Fprintf(stdout, "  profiles: %s\n", strings.Join(profiles, ", "))
+	}
 	return nil
 }
 
@@ -131,3 +146,29 @@ func randomBytes(n int) []byte {
 }
 
 func randomB64(n int) string { return base64.RawURLEncoding.EncodeToString(randomBytes(n)) }
+
+// checkEABProfiles refuses profile names the server does not offer, names given
+// twice, and production profiles for a test-only organisation.
+func checkEABProfiles(names []string, o *store.Organisation, configFile string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	set, err := loadProfiles(configFile, false)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		p, ok := set.Profiles[n]
+		switch {
+		case !ok:
+			return fmt.Errorf("--profile %q is not offered; use one of %s", n, strings.Join(set.Names(), ", "))
+		case seen[n]:
+			return fmt.Errorf("--profile %s is given twice", n)
+		case o.TestOnly && !p.Test:
+			return fmt.Errorf("--profile %s: organisation %s may use test profiles only", n, o.OID)
+		}
+		seen[n] = true
+	}
+	return nil
+}

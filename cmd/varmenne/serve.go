@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -22,12 +19,8 @@ import (
 	"github.com/varmenne/varmenne/acme/authority"
 	"github.com/varmenne/varmenne/acme/server"
 	"github.com/varmenne/varmenne/acme/validate"
-	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 )
-
-// soteServerPolicy is the SOTE organisation certificate policy arc (SOTE.md).
-var soteServerPolicy = asn1.ObjectIdentifier{1, 2, 246, 517, 1, 10, 203}
 
 type serveConfig struct {
 	data          string
@@ -75,10 +68,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Var(&c.caaIdentities, "caa-identity", "domain name CAA issue/issuewild records name this CA by (repeatable; default "+defaultCAAIdentity+")")
 	fs.DurationVar(&c.caaRecheck, "caa-recheck-after", authority.MaxCAARecheckAfter, "at finalize, check CAA again for names validated longer ago than this (at most 8h)")
 	fs.DurationVar(&c.authzReuse, "authz-reuse", 7*24*time.Hour, "reuse an account's valid authorization validated within this window (at most 720h; 0: never)")
-	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi), proven with dns-01 only")
+	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi) in every server profile, proven with dns-01 only")
+	configFile := fs.String("config", "", "JSON file of certificate profiles and their policy plugins (default: the four built-in SOTE profiles)")
 	// Issuer keys in an HSM (keys.go).
 	hsm := hsmFlags(fs, "production", "test")
 	revFlags := addRevocationFlags(fs) // --public-listen, --crl-validity (crl.go)
+	regFlags := addRegisterFlags(fs)   // --register-source, --register-refresh, --register-max-stale (orgregister.go)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -118,8 +113,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: validator: %w", err)
 	}
+	profiles, err := loadProfiles(*configFile, c.allowWildcards) // profiles.go
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	authCfg := authority.Config{ValidationTimeout: c.validationTTL, AuthzReuse: c.authzReuse,
-		CAARecheckAfter: c.caaRecheck, AllowWildcards: c.allowWildcards}
+		CAARecheckAfter: c.caaRecheck, DefaultProfile: profiles.Default}
 	if c.authzReuse == 0 {
 		authCfg.AuthzReuse = -1 // the flag's 0 means never; the Config's 0 means the default
 	}
@@ -165,17 +164,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	public := strings.TrimSuffix(c.publicURL, "/")
-	const validity, backdate = 365 * 24 * time.Hour, time.Minute // SOTE server certificate: 1 year
-	ca := signer.New(pki.Production, signer.Profile{
-		Name:        "sote-server",
-		Validity:    validity,
-		Backdate:    backdate,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		PolicyOIDs:  []asn1.ObjectIdentifier{soteServerPolicy},
-		CRLURL:      public + "/crl/" + pki.Production.Name + ".crl",
-		IssuerURL:   public + "/issuer/" + pki.Production.Name + ".cer",
-		OCSPURL:     ocspURL(public, pki.Production.Name),
-	}, st, time.Now, rand.Reader)
+	// THL's register for the thl and sote plugins, put into the default chains (orgregister.go).
+	if err := startRegister(ctx, regFlags, profiles, log); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	// One signer.CA per profile, on its issuer, and its policy chain (profiles.go).
+	authProfiles, err := buildProfiles(profiles, pki, public, st, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 
 	publicAddr, stopRevocation, err := startRevocationStatus(ctx, revFlags, st, pki, public, log) // CRLs, OCSP (crl.go)
 	if err != nil {
@@ -183,10 +180,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopRevocation()
 
-	authCfg.MaxValidity, authCfg.Backdate = validity, backdate
 	// acme/server serves accounts at <base>/acme/account/<id>; CAA accounturi names them.
 	authCfg.AccountURIPrefix = strings.TrimSuffix(c.baseURL, "/") + "/acme/account/"
-	auth := authority.New(authCfg, st, val, ca, log)
+	auth, err := authority.NewWithProfiles(authCfg, st, val, authProfiles, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	defer auth.Close()
 	acmeSrv := server.New(server.Config{BaseURL: c.baseURL, TermsOfService: c.tos, Website: c.website, CAAIdentities: val.CAAIdentities()},
 		auth, newNonces(ctx, st, *db, log), log)

@@ -1,0 +1,458 @@
+package main
+
+// THL's SOTE organisation register on the operator's side: "org import", "org show"
+// and "org conformity add", and the serve flags that keep the register the "thl" and
+// "sote" plugins read fresh.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/user"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/varmenne/varmenne/policy"
+	"github.com/varmenne/varmenne/policy/sote"
+	"github.com/varmenne/varmenne/policy/thl"
+	"github.com/varmenne/varmenne/profile"
+	"github.com/varmenne/varmenne/store"
+)
+
+// splitArgs separates the positional arguments from the flags of fs, so that
+// "org show OID --data D" and "org show --data D OID" both work.
+func splitArgs(fs *flag.FlagSet, args []string) (pos, flags []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(pos, args[i+1:]...), flags
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // parseFlags reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return pos, flags
+}
+
+// onePositional parses args and returns its one positional argument.
+func onePositional(fs *flag.FlagSet, args []string, what string) (string, error) {
+	pos, flags := splitArgs(fs, args)
+	if err := parseFlags(fs, flags); err != nil {
+		return "", err
+	}
+	switch len(pos) {
+	case 0:
+		return "", fmt.Errorf("%s: give %s", fs.Name(), what)
+	case 1:
+		return pos[0], nil
+	}
+	return "", fmt.Errorf("%s: unexpected argument %q", fs.Name(), pos[1])
+}
+
+// registerEntry is the register's view of stored register data, for its rules.
+func registerEntry(r store.OrganisationRegister) thl.Entry {
+	return thl.Entry{OID: r.OrgOID, Status: thl.Status(r.Status), BeginDate: r.BeginDate, ExpirationDate: r.ExpirationDate}
+}
+
+func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("org import", stderr)
+	data := dataFlag(fs)
+	db := dbFlag(fs)
+	format := fs.String("format", "", "json or xml (default: told apart by the export's first character)")
+	timeout := fs.Duration("timeout", thl.DefaultTimeout, "deadline of each HTTP request when the source is a URL")
+	location, err := onePositional(fs, args, "the register export: a file or the code service's URL, e.g. \"varmenne org import register.json\"")
+	if err != nil {
+		return err
+	}
+	f, err := thl.ParseFormat(*format)
+	if err != nil {
+		return fmt.Errorf("org import: --format %q: use json or xml", *format)
+	}
+	src := thl.Source{Location: location, Format: f, Client: &http.Client{Timeout: *timeout}}
+	if err := src.Validate(); err != nil {
+		return fmt.Errorf("org import: %v", err)
+	}
+	st, err := openExisting(ctx, *db, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	entries, err := src.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("org import: %s; nothing was imported", strings.TrimPrefix(err.Error(), "thl: "))
+	}
+	known, err := st.ListOrganisations(ctx)
+	if err != nil {
+		return fmt.Errorf("org import: %w", err)
+	}
+	have := map[string]bool{}
+	for _, o := range known {
+		have[o.OID] = true
+	}
+	now := time.Now()
+	byOID := make(map[string]thl.Entry, len(entries))
+	for _, e := range entries {
+		byOID[e.OID] = e
+	}
+	var imports []store.RegisterImport
+	skipped := 0
+	for _, e := range entries {
+		// An organisation the store lacks is added only while it is active: the
+		// register keeps ended and passive records for ever.
+		if !have[e.OID] && !e.ActiveAt(now) {
+			skipped++
+			continue
+		}
+		imports = append(imports, store.RegisterImport{
+			OID: e.OID, Name: topName(e, byOID), LongName: e.LongName,
+			Register: store.OrganisationRegister{Abbreviation: e.Abbreviation, BusinessID: e.BusinessID, Sector: string(e.Sector),
+				Intermediary: e.Intermediary, Status: string(e.Status), BeginDate: e.BeginDate, ExpirationDate: e.ExpirationDate, Parent: e.Parent},
+		})
+	}
+	if len(imports) == 0 {
+		return fmt.Errorf("org import: the register from %s lists no active organisation and none this server knows; nothing was imported", src)
+	}
+	changes, err := st.ImportRegister(ctx, imports, now)
+	if err != nil {
+		return fmt.Errorf("org import: %w", err)
+	}
+
+	var added, updated, unchanged int
+	var gone []store.RegisterChange // left the register, or no longer active in it
+	for _, c := range changes {
+		switch {
+		case c.Left:
+			gone = append(gone, c)
+			continue
+		case c.Added:
+			added++
+		case c.Updated:
+			updated++
+		default:
+			unchanged++
+		}
+		wasActive := c.Before.SyncedAt.IsZero() || registerEntry(c.Before).ActiveAt(now)
+		if !c.Added && wasActive && !registerEntry(c.After).ActiveAt(now) {
+			gone = append(gone, c)
+		}
+	}
+	fmt.Fprintf(stdout, "THL register from %s: %d records\n", src, len(entries))
+	fmt.Fprintf(stdout, "organisations: %d added, %d updated, %d unchanged, %d left the register or are no longer active; %d inactive records of unknown organisations skipped\n",
+		added, updated, unchanged, len(gone), skipped)
+	for _, c := range gone {
+		why := "is no longer listed"
+		if !c.Left {
+			why = registerEntry(c.After).InactiveReason(now)
+		}
+		certs, err := st.ValidCertificates(ctx, c.OID, now)
+		if err != nil {
+			return fmt.Errorf("org import: the register was imported, but listing the certificates of %s failed: %w", c.OID, err)
+		}
+		name := c.BeforeLongName
+		if e, ok := byOID[c.OID]; ok && e.LongName != "" {
+			name = e.LongName
+		}
+		fmt.Fprintf(stdout, "organisation %s (%s) %s in the register; valid certificates: %d\n", c.OID, nameOr(name, c.After.Abbreviation), why, len(certs))
+		for _, cert := range certs {
+			fmt.Fprintf(stdout, "  %s  %s  until %s  %s\n", cert.Serial, cert.Profile, cert.NotAfter.UTC().Format(time.DateOnly), strings.Join(cert.Names, ","))
+		}
+		if len(certs) > 0 {
+			fmt.Fprintf(stdout, "  revoke them with: varmenne revoke --org %s --reason cessationOfOperation --requested-by \"THL SOTE register\" --identified-by \"register import of %s\"\n",
+				c.OID, now.UTC().Format(time.DateOnly))
+		}
+	}
+	for _, o := range known {
+		if _, listed := byOID[o.OID]; !listed && o.Register.SyncedAt.IsZero() {
+			fmt.Fprintf(stdout, "organisation %s (%s) was added by hand and is not in the register: the thl plugin refuses its orders\n", o.OID, o.Name)
+		}
+	}
+	return nil
+}
+
+// nameOr picks the long name for a message: the one stored before, else the other.
+func nameOr(longName, other string) string {
+	if longName != "" {
+		return longName
+	}
+	return other
+}
+
+// topName is the name (certificate O) of an organisation the import adds: the long
+// name of the top of its hierarchy in the register, as a unit belongs to its
+// provider; its own long name when it is the top.
+func topName(e thl.Entry, byOID map[string]thl.Entry) string {
+	top := e
+	for range 32 { // a register hierarchy is a few levels deep; a cycle ends here
+		p, ok := byOID[top.Parent]
+		if top.Parent == "" || !ok || p.LongName == "" {
+			break
+		}
+		top = p
+	}
+	switch {
+	case top.LongName != "":
+		return top.LongName
+	case e.Abbreviation != "":
+		return e.Abbreviation
+	}
+	return e.OID
+}
+
+func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("org show", stderr)
+	data := dataFlag(fs)
+	db := dbFlag(fs)
+	oid, err := onePositional(fs, args, "the organisation's OID, e.g. \"varmenne org show 1.2.246.10.12345678.10.0\"")
+	if err != nil {
+		return err
+	}
+	st, err := openExisting(ctx, *db, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	o, err := st.GetOrganisation(ctx, oid)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("org show: organisation %s is unknown; add it with \"varmenne org add\" or \"varmenne org import\"", oid)
+	}
+	if err != nil {
+		return fmt.Errorf("org show: %w", err)
+	}
+	reg, err := st.GetOrganisationRegister(ctx, oid)
+	if err != nil {
+		return fmt.Errorf("org show: %w", err)
+	}
+	counts, err := st.CountOrganisation(ctx, oid)
+	if err != nil {
+		return fmt.Errorf("org show: %w", err)
+	}
+	now := time.Now()
+	valid, err := st.ValidCertificates(ctx, oid, now)
+	if err != nil {
+		return fmt.Errorf("org show: %w", err)
+	}
+	conf, err := st.ListConformityCertificates(ctx, oid)
+	if err != nil {
+		return fmt.Errorf("org show: %w", err)
+	}
+
+	w := func(label, format string, args ...any) {
+		fmt.Fprintf(stdout, "  %-20s %s\n", label+":", fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintf(stdout, "organisation %s\n", o.OID)
+	w("name", "%s (certificate O)", o.Name)
+	w("long name", "%s (certificate OU)", nameOr(o.LongName, "—"))
+	w("domains", "%s", nameOr(strings.Join(o.Domains, ", "), "none: add them before an EAB key is of use"))
+	if o.TestOnly {
+		w("profiles", "test profiles only")
+	}
+	switch {
+	case reg.SyncedAt.IsZero():
+		w("register", "never imported (added by hand): run \"varmenne org import\"")
+	default:
+		state := reg.Status
+		if reason := registerEntry(*reg).InactiveReason(now); reason == "" {
+			state = "active"
+		} else if reason != "is "+reg.Status {
+			state += ", " + reason
+		}
+		if !reg.LeftAt.IsZero() {
+			state = fmt.Sprintf("no longer listed since the import of %s (last listed as %s)", reg.LeftAt.Format(time.RFC3339), state)
+		}
+		w("register", "%s", state)
+		w("register sync", "%s", reg.SyncedAt.Format(time.RFC3339))
+		w("business id", "%s", nameOr(reg.BusinessID, "—"))
+		w("abbreviation", "%s", nameOr(reg.Abbreviation, "—"))
+		w("sector", "%s", nameOr(reg.Sector, "unknown (treated as private)"))
+		w("Kanta intermediary", "%s", yesNo(reg.Intermediary))
+		w("in force", "%s to %s", dayOr(reg.BeginDate, "always"), dayOr(reg.ExpirationDate, "open"))
+		w("parent", "%s", nameOr(reg.Parent, "— (top of its hierarchy)"))
+	}
+	w("EAB keys", "%d", counts.EABKeys)
+	w("accounts", "%d", counts.Accounts)
+	w("certificates", "%d issued, %d valid", counts.Certificates, len(valid))
+	if len(conf) == 0 {
+		w("conformity", "none on file")
+	}
+	for i, c := range conf {
+		label := ""
+		if i == 0 {
+			label = "conformity"
+		}
+		state := "valid"
+		if !c.Expires.After(now) {
+			state = "expired"
+		}
+		w(label, "%s, until %s (%s)", c.System, c.Expires.UTC().Format(time.DateOnly), state)
+	}
+	return nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func dayOr(t time.Time, none string) string {
+	if t.IsZero() {
+		return none
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+// parseExpiry reads --expires: a date is valid through its last second (UTC), an
+// RFC 3339 time until that instant.
+func parseExpiry(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.Add(24*time.Hour - time.Second), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+func orgConformityAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("org conformity add", stderr)
+	data := dataFlag(fs)
+	db := dbFlag(fs)
+	system := fs.String("system", "", "the information system the certificate of conformity is for")
+	expires := fs.String("expires", "", "the certificate's last day, YYYY-MM-DD (or an RFC 3339 time)")
+	addedBy := fs.String("added-by", "", "who records it (default: the operating system user running this command)")
+	oid, err := onePositional(fs, args, "the organisation's OID, e.g. \"varmenne org conformity add 1.2.246.10.12345678.10.0 --system NAME --expires 2027-12-31\"")
+	if err != nil {
+		return err
+	}
+	switch {
+	case !oidPattern.MatchString(oid):
+		return fmt.Errorf("org conformity add: %q is not an OID; it looks like 1.2.246.10.12345678.10.0", oid)
+	case strings.TrimSpace(*system) == "":
+		return errors.New("org conformity add: --system is required: the information system the certificate of conformity is for")
+	case *expires == "":
+		return errors.New("org conformity add: --expires is required: the certificate's last day, e.g. 2027-12-31")
+	}
+	exp, err := parseExpiry(*expires)
+	if err != nil {
+		return fmt.Errorf("org conformity add: --expires %q is not a date such as 2027-12-31", *expires)
+	}
+	now := time.Now()
+	if !exp.After(now) {
+		return fmt.Errorf("org conformity add: --expires %s is in the past; only a valid certificate of conformity counts", *expires)
+	}
+	if *addedBy == "" {
+		if u, err := user.Current(); err == nil && u.Username != "" {
+			*addedBy = u.Username
+		} else {
+			return errors.New("org conformity add: cannot tell who runs this command; give --added-by NAME")
+		}
+	}
+	st, err := openExisting(ctx, *db, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	o, err := st.GetOrganisation(ctx, oid)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("org conformity add: organisation %s is unknown; add it with \"varmenne org add\" or \"varmenne org import\"", oid)
+	}
+	if err != nil {
+		return fmt.Errorf("org conformity add: %w", err)
+	}
+	err = st.AddConformityCertificate(ctx, store.ConformityCertificate{OrgOID: oid, System: strings.TrimSpace(*system), Expires: exp, AddedBy: *addedBy, CreatedAt: now})
+	if errors.Is(err, store.ErrDuplicate) {
+		return fmt.Errorf("org conformity add: a certificate of conformity for %q expiring %s is already on file for %s", *system, *expires, oid)
+	}
+	if err != nil {
+		return fmt.Errorf("org conformity add: %w", err)
+	}
+	fmt.Fprintf(stdout, "certificate of conformity for %s of organisation %s (%s) on file until %s\n",
+		strings.TrimSpace(*system), oid, o.Name, exp.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// registerConfig is serve's THL register flags.
+type registerConfig struct {
+	source   string
+	format   string
+	refresh  time.Duration
+	maxStale time.Duration
+}
+
+// addRegisterFlags adds --register-source, --register-format, --register-refresh
+// and --register-max-stale to serve.
+func addRegisterFlags(fs *flag.FlagSet) *registerConfig {
+	var c registerConfig
+	fs.StringVar(&c.source, "register-source", "", "THL SOTE organisation register export: a file, or the code service's URL; issuance then requires an organisation active in it (empty: the register is not checked, for development)")
+	fs.StringVar(&c.format, "register-format", "", "json or xml (default: told apart by the export's first character)")
+	fs.DurationVar(&c.refresh, "register-refresh", thl.DefaultRefresh, "how often the register is loaded again")
+	fs.DurationVar(&c.maxStale, "register-max-stale", thl.DefaultMaxStale, "how old the last good copy of the register may be before issuance pauses")
+	return &c
+}
+
+// startRegister loads the register when --register-source is given, makes it the
+// one the thl and sote plugins read, keeps it fresh until ctx ends, and puts those
+// plugins into the chains of the profiles that use the default chain: thl first in
+// every one, sote after the others in the system signature ones. A configuration
+// error stops the start; a register that cannot be loaded now does not (issuance
+// waits, refused, until a retry loads it).
+func startRegister(ctx context.Context, c *registerConfig, set *profile.Set, log *slog.Logger) error {
+	if c.source == "" {
+		thl.UseRegister(nil)
+		log.Warn("no THL register (--register-source): organisations are not checked against THL's SOTE organisation register; development only")
+		return nil
+	}
+	f, err := thl.ParseFormat(c.format)
+	if err != nil {
+		return fmt.Errorf("--register-format %q: use json or xml", c.format)
+	}
+	src := thl.Source{Location: c.source, Format: f}
+	if err := src.Validate(); err != nil {
+		return fmt.Errorf("--register-source: %v", err)
+	}
+	reg, err := thl.NewRegister(thl.Config{Source: src, Refresh: c.refresh, MaxStale: c.maxStale, Log: log.With("component", "thl-register")})
+	if err != nil {
+		return fmt.Errorf("--register-refresh / --register-max-stale: %s", strings.TrimPrefix(err.Error(), "thl: "))
+	}
+	if err := reg.Refresh(ctx); err != nil {
+		log.Error("the THL register could not be loaded at start; orders are refused until it is", "source", src.String(), "err", err)
+	}
+	go reg.Run(ctx)
+	thl.UseRegister(reg)
+	for name, p := range set.Profiles {
+		if !slices.EqualFunc(p.Plugins, profile.DefaultPlugins, func(a, b policy.Spec) bool { return a.Name == b.Name && len(a.Config) == 0 }) {
+			if !slices.ContainsFunc(p.Plugins, func(s policy.Spec) bool { return s.Name == thl.PluginName }) {
+				log.Warn("profile names its own plugins without \"thl\": the THL register does not guard it", "profile", name)
+			}
+			continue
+		}
+		p.Plugins = append([]policy.Spec{{Name: thl.PluginName}}, p.Plugins...)
+		if p.Kind == policy.KindSystemSignature {
+			p.Plugins = append(p.Plugins, policy.Spec{Name: sote.PluginName})
+		}
+		set.Profiles[name] = p
+	}
+	st := reg.State()
+	log.Info("THL register", "source", src.String(), "organisations", st.Organisations, "refresh", c.refresh.String(), "max_stale", c.maxStale.String())
+	return nil
+}

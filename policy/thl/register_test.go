@@ -1,0 +1,291 @@
+package thl
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a fake clock tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeSource answers loads with what the test sets.
+type fakeSource struct {
+	mu      sync.Mutex
+	entries []Entry
+	err     error
+	loads   int
+}
+
+func (f *fakeSource) Load(ctx context.Context) ([]Entry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loads++
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.entries, nil
+}
+
+func (f *fakeSource) set(entries []Entry, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries, f.err = entries, err
+}
+
+var now0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func newTestRegister(t *testing.T, src Loader, c *clock) *Register {
+	t.Helper()
+	r, err := NewRegister(Config{Source: src, Refresh: 24 * time.Hour, MaxStale: 72 * time.Hour, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestLookupActiveRules(t *testing.T) {
+	c := &clock{t: now0}
+	r := newTestRegister(t, &fakeSource{entries: sample}, c)
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		oid    string
+		active bool
+		reason string
+	}{
+		{"a private pharmacy is active", "1.2.246.10.12345678.10.0", true, ""},
+		{"a public hospital district without an expiration date is active", "1.2.246.10.23456789.10.0", true, ""},
+		{"a unit with a parent is active", "1.2.246.10.23456789.10.1001", true, ""},
+		{"a Kanta intermediary is active", "1.2.246.10.34567890.10.0", true, ""},
+		{"an organisation that expired is not", "1.2.246.10.45678901.10.0", false, "ended on 2020-12-31"},
+		{"a passive organisation is not", "1.2.246.10.56789012.10.0", false, "is passive"},
+		{"an organisation that has not begun is not", "1.2.246.10.67890123.10.0", false, "begins on 2099-01-01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := r.Lookup(tt.oid)
+			if err != nil {
+				t.Fatalf("Lookup: %v", err)
+			}
+			if e.OID != tt.oid {
+				t.Errorf("Lookup returned %s", e.OID)
+			}
+			if got := e.ActiveAt(c.Now()); got != tt.active {
+				t.Errorf("ActiveAt = %v, want %v", got, tt.active)
+			}
+			if got := e.InactiveReason(c.Now()); got != tt.reason {
+				t.Errorf("InactiveReason = %q, want %q", got, tt.reason)
+			}
+		})
+	}
+	t.Run("an OID the register lacks is ErrNotListed", func(t *testing.T) {
+		_, err := r.Lookup("1.2.246.10.99999999.10.0")
+		if !errors.Is(err, ErrNotListed) || !strings.Contains(err.Error(), "1.2.246.10.99999999.10.0") {
+			t.Errorf("Lookup: %v, want ErrNotListed naming the OID", err)
+		}
+	})
+}
+
+func TestEntryActiveBoundaries(t *testing.T) {
+	e := Entry{Status: StatusActive, BeginDate: date(2026, 1, 1, 0, 0, 0), ExpirationDate: date(2026, 12, 31, 23, 59, 59)}
+	tests := []struct {
+		name string
+		at   time.Time
+		want bool
+	}{
+		{"the instant it begins", e.BeginDate, true},
+		{"just before it begins", e.BeginDate.Add(-time.Nanosecond), false},
+		{"the instant it expires", e.ExpirationDate, true},
+		{"just after it expires", e.ExpirationDate.Add(time.Nanosecond), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := e.ActiveAt(tt.at); got != tt.want {
+				t.Errorf("ActiveAt(%s) = %v, want %v", tt.at, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRefreshKeepsLastGood(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: now0}
+	src := &fakeSource{entries: sample}
+	r := newTestRegister(t, src, c)
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	loaded := c.Now()
+	c.Add(24 * time.Hour)
+	src.set(nil, errors.New("GET https://koodistopalvelu.example/: 503 Service Unavailable"))
+	if err := r.Refresh(ctx); err == nil {
+		t.Fatal("Refresh succeeded with a failing source")
+	}
+	t.Run("lookups answer from the last good copy", func(t *testing.T) {
+		e, err := r.Lookup("1.2.246.10.12345678.10.0")
+		if err != nil || e.LongName != "Helsingin VI apteekki" {
+			t.Errorf("Lookup = %+v, %v; want the pharmacy", e, err)
+		}
+	})
+	t.Run("the state names the last good load and the failure", func(t *testing.T) {
+		s := r.State()
+		if !s.LoadedAt.Equal(loaded) || s.Organisations != len(sample) || s.LastErr == nil || s.Stale {
+			t.Errorf("State = %+v; want loaded at %s, %d organisations, an error, not stale", s, loaded, len(sample))
+		}
+	})
+	t.Run("a refresh that succeeds replaces the copy", func(t *testing.T) {
+		src.set(sample[:1], nil)
+		if err := r.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Lookup("1.2.246.10.23456789.10.0"); !errors.Is(err, ErrNotListed) {
+			t.Errorf("an organisation dropped from the register is still found (%v)", err)
+		}
+		if s := r.State(); s.LastErr != nil || s.Organisations != 1 {
+			t.Errorf("State = %+v after a good load", s)
+		}
+	})
+}
+
+func TestStaleRegisterFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	const oid = "1.2.246.10.12345678.10.0"
+	c := &clock{t: now0}
+	src := &fakeSource{entries: sample}
+	r := newTestRegister(t, src, c)
+
+	t.Run("before the first load", func(t *testing.T) {
+		_, err := r.Lookup(oid)
+		var stale *StaleError
+		if !errors.As(err, &stale) || !strings.Contains(err.Error(), "has not been loaded") || !strings.Contains(err.Error(), "issuance is paused") {
+			t.Errorf("Lookup: %v, want a StaleError saying it was never loaded", err)
+		}
+	})
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src.set(nil, errors.New("connection refused"))
+	steps := []struct {
+		name    string
+		advance time.Duration
+		stale   bool
+	}{
+		{"a day later, after a failed refresh", 24 * time.Hour, false},
+		{"exactly at the maximum staleness", 48 * time.Hour, false},
+		{"just past the maximum staleness", time.Nanosecond, true},
+		{"a week later", 7 * 24 * time.Hour, true},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			c.Add(st.advance)
+			r.Refresh(ctx)
+			_, err := r.Lookup(oid)
+			var stale *StaleError
+			if got := errors.As(err, &stale); got != st.stale {
+				t.Fatalf("Lookup: %v; stale %v, want %v", err, got, st.stale)
+			}
+			if st.stale {
+				for _, w := range []string{"last loaded at 2026-06-01T12:00:00Z", "issuance is paused until it can be refreshed"} {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				if stale.LastErr == nil || !r.State().Stale {
+					t.Errorf("the stale error or state lacks the last failure: %+v, %+v", stale, r.State())
+				}
+			}
+		})
+	}
+	t.Run("a successful refresh ends the pause", func(t *testing.T) {
+		src.set(sample, nil)
+		if err := r.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Lookup(oid); err != nil {
+			t.Errorf("Lookup after a good refresh: %v", err)
+		}
+	})
+}
+
+func TestNewRegisterRefusesConfig(t *testing.T) {
+	src := &fakeSource{entries: sample}
+	tests := []struct {
+		name  string
+		cfg   Config
+		wants string
+	}{
+		{"no source", Config{}, "needs a source"},
+		{"staleness not longer than refresh", Config{Source: src, Refresh: 24 * time.Hour, MaxStale: 24 * time.Hour}, "must be longer than its refresh interval"},
+		{"a negative refresh", Config{Source: src, Refresh: -time.Hour}, "must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewRegister(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.wants) {
+				t.Errorf("NewRegister: %v, want an error saying %q", err, tt.wants)
+			}
+		})
+	}
+	t.Run("defaults are 24h and 72h", func(t *testing.T) {
+		r, err := NewRegister(Config{Source: src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.refresh != DefaultRefresh || r.maxStale != DefaultMaxStale || DefaultRefresh != 24*time.Hour || DefaultMaxStale != 72*time.Hour {
+			t.Errorf("refresh %s, max stale %s", r.refresh, r.maxStale)
+		}
+	})
+}
+
+// TestRunRetriesAfterFailure: after a failed first load, Run tries again at the retry
+// interval and the register becomes usable.
+func TestRunRetriesAfterFailure(t *testing.T) {
+	loaded := make(chan struct{})
+	var once sync.Once
+	calls := 0
+	src := LoaderFunc(func(ctx context.Context) ([]Entry, error) {
+		calls++
+		if calls == 1 {
+			return nil, errors.New("the code service is down")
+		}
+		once.Do(func() { close(loaded) })
+		return sample, nil
+	})
+	r, err := NewRegister(Config{Source: src, Refresh: time.Hour, MaxStale: 3 * time.Hour, Retry: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := r.Refresh(ctx); err == nil {
+		t.Fatal("the first load succeeded")
+	}
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	select {
+	case <-loaded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run never retried the failed load")
+	}
+	cancel()
+	<-done
+	if _, err := r.Lookup("1.2.246.10.12345678.10.0"); err != nil {
+		t.Errorf("Lookup after the retry: %v", err)
+	}
+}

@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The sample THL register of policy/thl: the pharmacy is private and active, the
+// medical centre ended on 2020-12-31.
+const (
+	sampleRegister = "../../policy/thl/testdata/register.json"
+	regPharmacy    = "1.2.246.10.12345678.10.0"
+	regEnded       = "1.2.246.10.45678901.10.0"
+	regUnlisted    = "1.2.246.10.11111111.10.0"
+)
+
+// wantProblem fails unless err is a problem of kind whose detail holds every want.
+func wantProblem(t *testing.T, err error, kind string, wants ...string) {
+	t.Helper()
+	p, ok := err.(*problem)
+	if !ok || p.Type != "urn:ietf:params:acme:error:"+kind {
+		t.Fatalf("newOrder: %v, want a %s problem", err, kind)
+	}
+	for _, w := range wants {
+		if !strings.Contains(p.Detail, w) {
+			t.Errorf("detail %q does not mention %q", p.Detail, w)
+		}
+	}
+}
+
+// TestRegisterGuardsIssuance runs the server with THL's register from a file: only
+// organisations active in it get certificates, with the register's long name as OU;
+// a private provider gets a system signature certificate only with a certificate of
+// conformity on file; and a register that cannot be refreshed for longer than
+// --register-max-stale pauses issuance until it can.
+func TestRegisterGuardsIssuance(t *testing.T) {
+	sample, err := os.ReadFile(sampleRegister)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regFile := filepath.Join(t.TempDir(), "register.json")
+	if err := os.WriteFile(regFile, sample, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := startWith(t, "", "--register-source", regFile, "--register-refresh", "1s", "--register-max-stale", "4s")
+	r := in.responder()
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := in.cli(args...)
+		if err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	cli("org", "add", "--oid", regPharmacy, "--name", "Apteekki Oy", "--long-name", "typed by hand", "--domain", "apteekki.example")
+	cli("org", "add", "--oid", regUnlisted, "--name", "Rekisteritön Oy", "--domain", "muu.example")
+	cli("org", "add", "--oid", regEnded, "--name", "Lakannut Oy", "--domain", "lakannut.example")
+	if out := cli("org", "import", regFile); !strings.Contains(out, "organisation "+regUnlisted+" (Rekisteritön Oy) was added by hand and is not in the register") {
+		t.Errorf("org import did not point out the unlisted organisation:\n%s", out)
+	}
+	pharmacy := in.client(in.eab(regPharmacy))
+
+	t.Run("an organisation in the register gets a certificate with the register's long name", func(t *testing.T) {
+		chain, _ := in.obtain(pharmacy, r, newKey(t), "www.apteekki.example")
+		leaf, err := x509.ParseCertificate(chain[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(leaf.Subject.OrganizationalUnit, []string{"Helsingin VI apteekki"}) || !slices.Equal(leaf.Subject.Organization, []string{"Apteekki Oy"}) {
+			t.Errorf("subject %s; want O=Apteekki Oy, OU=Helsingin VI apteekki (the register's long name)", leaf.Subject)
+		}
+	})
+	t.Run("an organisation not in the register is refused at newOrder", func(t *testing.T) {
+		c := in.client(in.eab(regUnlisted))
+		_, err := in.newOrder(c, "", "", "www.muu.example")
+		wantProblem(t, err, "unauthorized", regUnlisted, "is not in THL's SOTE organisation register", "ask THL")
+	})
+	t.Run("an organisation that ended in the register is refused with the date", func(t *testing.T) {
+		c := in.client(in.eab(regEnded))
+		_, err := in.newOrder(c, "", "", "www.lakannut.example")
+		wantProblem(t, err, "unauthorized", regEnded, "ended on 2020-12-31")
+	})
+	t.Run("a private provider needs a certificate of conformity for system signature", func(t *testing.T) {
+		_, err := in.newOrder(pharmacy, "sote-system-signature", "", "allekirjoitus.apteekki.example")
+		wantProblem(t, err, "unauthorized", "is a private provider and has no valid certificate of conformity on file",
+			"varmenne org conformity add "+regPharmacy)
+		cli("org", "conformity", "add", regPharmacy, "--system", "Apteekkijärjestelmä Y", "--expires", "2099-12-31", "--added-by", "e2e")
+		o, err := in.newOrder(pharmacy, "sote-system-signature", "", "allekirjoitus.apteekki.example")
+		if err != nil {
+			t.Fatalf("newOrder with a certificate of conformity on file: %v", err)
+		}
+		certs, err := in.finish(pharmacy, r, o, newKey(t), "allekirjoitus.apteekki.example")
+		if err != nil {
+			t.Fatalf("finalize: %v", err)
+		}
+		if !slices.Equal(certs[0].Subject.OrganizationalUnit, []string{"Helsingin VI apteekki"}) {
+			t.Errorf("system signature certificate subject %s", certs[0].Subject)
+		}
+		if out := cli("org", "show", regPharmacy); !strings.Contains(out, "Apteekkijärjestelmä Y, until 2099-12-31 (valid)") || !strings.Contains(out, "2 issued, 2 valid") {
+			t.Errorf("org show:\n%s", out)
+		}
+	})
+	t.Run("a register that cannot be refreshed pauses issuance, and a refresh resumes it", func(t *testing.T) {
+		if err := os.WriteFile(regFile, []byte(`{"conceptCodes": [`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			if _, err = in.newOrder(pharmacy, "", "", "paussi.apteekki.example"); err != nil {
+				break
+			}
+		}
+		wantProblem(t, err, "serverInternal", "the THL register was last loaded at", "issuance is paused until it can be refreshed")
+		if !strings.Contains(in.logs.String(), "loading the THL register failed") {
+			t.Errorf("the log does not record the failed refreshes")
+		}
+		if err := os.WriteFile(regFile, sample, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			if _, err = in.newOrder(pharmacy, "", "", "paussi.apteekki.example"); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Errorf("issuance did not resume after the register could be loaded again: %v", err)
+		}
+	})
+}
+
+// TestRegisterNeverLoadedFailsClosed: a server whose register source cannot be read
+// at start runs, and refuses every order until the register is loaded.
+func TestRegisterNeverLoadedFailsClosed(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "register.json")
+	in := startWith(t, "", "--register-source", missing)
+	c := in.client(in.org(regPharmacy, "Helsingin VI apteekki", "apteekki.example"))
+	_, err := in.newOrder(c, "", "", "www.apteekki.example")
+	wantProblem(t, err, "serverInternal", "has not been loaded", "issuance is paused")
+}
