@@ -203,8 +203,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
 
-	fmt.Fprintf(stdout, `varmenne is running (embedded default: SQLite, development PKI).
-  ACME directory: %s
+	storage, keys := "SQLite", "development PKI of file keys"
+	if isPostgres(*db) {
+		storage = "PostgreSQL"
+	}
+	if hsm.enabled() {
+		keys = "issuer keys in the HSM"
+	}
+	fmt.Fprintf(stdout, "varmenne is running (%s, %s).\n", storage, keys)
+	fmt.Fprintf(stdout, `  ACME directory: %s
   Trust roots:    %s
 Add an organisation and create an EAB key for its ACME client:
   %[3]s org add --data %[4]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
