@@ -164,18 +164,29 @@ func (v *Validator) connectionError(ctx context.Context, u *url.URL, p *pin, err
 	return acme.Errorf(acme.Connection, "fetching %s%s failed: %s", shortURL(u), from, v.reason(ctx, u, err))
 }
 
-// reason is the part of a network failure a person can act on.
-func (v *Validator) reason(ctx context.Context, u *url.URL, err error) string {
-	var alert tls.AlertError
+// transportReason names the failures every method shares: cancellation, the deadline,
+// a refused connection and an unreachable address.
+func (v *Validator) transportReason(ctx context.Context, err error) (string, bool) {
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
-		return "the validation was cancelled"
+		return "the validation was cancelled", true
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Sprintf("no complete answer within the validation deadline of %s", v.cfg.Timeout)
+		return fmt.Sprintf("no complete answer within the validation deadline of %s", v.cfg.Timeout), true
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
+		return "connection refused", true
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return "no route to the address"
+		return "no route to the address", true
+	}
+	return "", false
+}
+
+// reason is the part of a network failure a person can act on.
+func (v *Validator) reason(ctx context.Context, u *url.URL, err error) string {
+	if r, ok := v.transportReason(ctx, err); ok {
+		return r
+	}
+	var alert tls.AlertError
+	switch {
 	case errors.As(err, &alert):
 		return "TLS handshake failed: the server sent the alert " + strconv.Quote(alert.Error())
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

@@ -10,10 +10,8 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -169,15 +167,10 @@ func (v *Validator) netReason(ctx context.Context, err error) string {
 	var alert tls.AlertError
 	var recErr tls.RecordHeaderError
 	var op *net.OpError
+	if r, ok := v.transportReason(ctx, err); ok {
+		return r
+	}
 	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		return "the validation was cancelled"
-	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Sprintf("no complete answer within the validation deadline of %s", v.cfg.Timeout)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return "no route to the address"
 	case errors.As(err, &alert):
 		return "the server sent the TLS alert " + strconv.Quote(alert.Error())
 	case errors.As(err, &op) && op.Op == "remote error":
