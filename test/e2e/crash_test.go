@@ -55,13 +55,13 @@ func readyOrder(ctx context.Context, c *acme.Client, r *responder, name string) 
 	return order.FinalizeURL, nil
 }
 
-// TestCrashDuringIssuance: the server is killed with SIGKILL while 60 orders
+// TestCrashDuringIssuance: the server is killed with SIGKILL while 200 orders
 // finalize at once, at a random point after some certificates were delivered.
 // After a restart on the same data directory every certificate a client received is
 // in the store, byte for byte; no serial is used twice; every intent without a
 // certificate is listed by `varmenne intents list`; and issuance works again.
 func TestCrashDuringIssuance(t *testing.T) {
-	const orders = 60
+	const orders = 200
 	in := start(t, "")
 	kid, mac := in.org("1.2.246.10.55555555.10.0", "Kaatuva apteekki", "crash.example")
 	c := in.client(kid, mac)
