@@ -117,3 +117,15 @@ func (l *Log) Verify(ctx context.Context) (int64, error) {
 		}
 	}
 }
+
+// Recorder appends events of one actor to a log; it is a signer.Auditor.
+type Recorder struct {
+	Log   *Log
+	Actor string
+}
+
+// Audit appends one event of r.Actor.
+func (r Recorder) Audit(ctx context.Context, action, object, outcome string) error {
+	_, err := r.Log.Append(ctx, r.Actor, action, object, outcome)
+	return err
+}

@@ -1,6 +1,8 @@
 package crl
 
 import (
+	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
+	"github.com/varmenne/varmenne/signer/pkcs11"
+	"github.com/varmenne/varmenne/signer/pkcs11/softhsmtest"
 )
 
 // benchIssuer is an RSA-4096 issuer with a file key, as the development PKI makes
@@ -21,6 +25,11 @@ var benchIssuer = sync.OnceValues(func() (Issuer, error) {
 	if err != nil {
 		return Issuer{}, err
 	}
+	return benchIssuerWith(key)
+})
+
+// benchIssuerWith is a self-signed bench issuer on key.
+func benchIssuerWith(key crypto.Signer) (Issuer, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "varmenne bench issuer"},
 		NotBefore: t0.AddDate(-1, 0, 0), NotAfter: t0.AddDate(5, 0, 0),
@@ -32,7 +41,7 @@ var benchIssuer = sync.OnceValues(func() (Issuer, error) {
 	}
 	cert, err := x509.ParseCertificate(der)
 	return Issuer{Name: "production", Cert: cert, Key: key, CRLURL: "http://127.0.0.1:14080/crl/production.crl"}, err
-})
+}
 
 // BenchmarkCRL builds and checks, as a publication does, a full CRL of 10 000,
 // 100 000 and 1 000 000 SOTE serials signed by an RSA-4096 key. It reports the
@@ -43,6 +52,42 @@ func BenchmarkCRL(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchCRL(b, is)
+}
+
+// BenchmarkCRLSoftHSM is BenchmarkCRL with the RSA-4096 issuer key in SoftHSM2,
+// made in a private token for the run. Only -bench runs it, so go test is not slower.
+func BenchmarkCRLSoftHSM(b *testing.B) {
+	if err := softhsmtest.Check(); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	conf, err := softhsmtest.Config(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("SOFTHSM2_CONF", conf)
+	tok, err := softhsmtest.NewToken(conf, "varmenne-crl-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool, err := pkcs11.Open(pkcs11.Config{Module: softhsmtest.Module, TokenLabel: tok.Label, PIN: tok.PIN, Sessions: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pool.Close() })
+	key, err := pool.Generate(context.Background(), "crl-bench", "rsa-4096")
+	if err != nil {
+		b.Fatal(err)
+	}
+	is, err := benchIssuerWith(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchCRL(b, is)
+}
+
+func benchCRL(b *testing.B, is Issuer) {
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(itoa(n), func(b *testing.B) {
 			entries := make([]Entry, n)

@@ -14,6 +14,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -119,6 +120,19 @@ func (b boundSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts)
 	return b.ContextSigner.SignContext(b.ctx, rand, digest, opts)
 }
 
+// Auditor appends one event to the audit log (audit.Recorder is one): action says
+// what ("certificate.sign.begin"), object on what, outcome how it went. An event
+// must never carry a secret.
+type Auditor interface {
+	Audit(ctx context.Context, action, object, outcome string) error
+}
+
+// Audit actions of a signature.
+const (
+	AuditSignBegin = "certificate.sign.begin"
+	AuditSignEnd   = "certificate.sign.end"
+)
+
 // Issued is a signed certificate whose signature verified against the issuer.
 type Issued struct {
 	DER     []byte
@@ -135,6 +149,15 @@ type CA struct {
 	rec     IntentRecorder
 	now     func() time.Time
 	random  io.Reader
+	auditor Auditor
+}
+
+// WithAuditor makes the CA record an audit event before the issuer key is asked to
+// sign and another after; if the first cannot be recorded the key is not asked.
+// It returns c.
+func (c *CA) WithAuditor(a Auditor) *CA {
+	c.auditor = a
+	return c
 }
 
 // New returns a CA. now nil means time.Now; random (used for serials) nil means
@@ -239,11 +262,35 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		c.failIntent(ctx, serial, "request ended before signing: "+err.Error())
 		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
 	}
+	// Every signature is audit-logged before and after; no event, no signature.
+	if c.auditor != nil {
+		object := fmt.Sprintf("serial=%x order=%s profile=%s issuer=%s names=%s",
+			serial, req.OrderID, c.profile.Name, c.issuer.Name, strings.Join(req.Names, ","))
+		if err := c.auditor.Audit(ctx, AuditSignBegin, object, "pending"); err != nil {
+			c.failIntent(ctx, serial, "audit log not written before signing")
+			return nil, fmt.Errorf("signer: serial %x: %w: audit log: %w", serial, ErrUnsigned, err)
+		}
+	}
+	issued, err := c.sign(ctx, tmpl, req.PublicKey, serial, lintTBS, keyHash)
+	if c.auditor != nil {
+		// Best effort: the certificate exists either way, and the begin event says so.
+		object, outcome := fmt.Sprintf("serial=%x", serial), "failed: signing or verifying the signature failed"
+		if err == nil {
+			sum := sha256.Sum256(issued.DER)
+			object, outcome = fmt.Sprintf("serial=%x sha256=%x", serial, sum), "ok"
+		}
+		_ = c.auditor.Audit(context.WithoutCancel(ctx), AuditSignEnd, object, outcome)
+	}
+	return issued, err
+}
+
+// sign has the issuer key sign tmpl and checks the result.
+func (c *CA) sign(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey, serial, lintTBS []byte, keyHash string) (*Issued, error) {
 	var key crypto.Signer = c.issuer.Key
 	if cs, ok := key.(ContextSigner); ok {
 		key = boundSigner{ctx: ctx, ContextSigner: cs}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, req.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, pub, key)
 	if err != nil {
 		// A key that reports it never signed (an HSM with no session to give)
 		// frees the intent; any other failure may have reached the key.

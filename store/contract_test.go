@@ -24,6 +24,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("shared by replicas", func(t *testing.T) { testShared(t, open) })
 	t.Run("authorization reuse", func(t *testing.T) { testAuthzReuse(t, open) })
 	t.Run("register and conformity", func(t *testing.T) { testRegister(t, open) })
+	t.Run("sweep of stuck processing", func(t *testing.T) { testSweep(t, open) })
 }
 
 const (

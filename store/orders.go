@@ -169,11 +169,11 @@ func (s *SQL) StartChallenge(ctx context.Context, challengeID string) error {
 	// unique index on processing challenges settles a race the statement cannot see.
 	err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, "challenges", "id", challengeID,
-			`UPDATE challenges SET status = 'processing'
+			`UPDATE challenges SET status = 'processing', processing_since = ?
 			 WHERE status = 'pending'
 			 AND EXISTS (SELECT 1 FROM authorizations a WHERE a.id = challenges.authz_id AND a.status = 'pending')
 			 AND NOT EXISTS (SELECT 1 FROM challenges c WHERE c.authz_id = challenges.authz_id AND c.status = 'processing')
-			 AND id = ?`, challengeID)
+			 AND id = ?`, processingSince(), challengeID)
 	})
 	if err != nil {
 		return s.fail("start challenge "+challengeID, err)
@@ -187,53 +187,8 @@ func (s *SQL) StartChallenge(ctx context.Context, challengeID string) error {
 // once all of its authorizations are valid. An order's Error stays empty: the client
 // reads the problem from the authorization's challenge.
 func (s *SQL) FinishChallenge(ctx context.Context, challengeID string, valid bool, validated time.Time, problem []byte) error {
-	status := "invalid"
-	if valid {
-		status = "valid"
-	}
 	err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
-		err := s.transition(ctx, tx, "challenges", "id", challengeID,
-			`UPDATE challenges SET status = ?, validated = ?, error = ? WHERE status = 'processing' AND id = ?`,
-			status, micros(validated), blob(problem), challengeID)
-		if err != nil {
-			return err
-		}
-		var authzID string
-		if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT authz_id FROM challenges WHERE id = ?`), challengeID).Scan(&authzID); err != nil {
-			return err
-		}
-		// An authorization that left pending meanwhile (deactivated) keeps its state,
-		// and so do its orders.
-		n, err := s.exec(ctx, tx, `UPDATE authorizations SET status = ? WHERE status = 'pending' AND id = ?`, status, authzID)
-		if err != nil || n == 0 {
-			return err
-		}
-		if !valid {
-			_, err = s.exec(ctx, tx,
-				`UPDATE orders SET status = 'invalid'
-				 WHERE status = 'pending'
-				 AND id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?)`, authzID)
-			return err
-		}
-		// Two last authorizations of an order finishing at once: each locks the
-		// order before looking at its other authorizations, so the second looks
-		// after the first committed and sees both valid.
-		rows, err := tx.QueryContext(ctx, s.d.rebind(
-			`SELECT id FROM orders WHERE id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?) ORDER BY id`+s.d.forUpdate), authzID)
-		if err != nil {
-			return err
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		_, err = s.exec(ctx, tx,
-			`UPDATE orders SET status = 'ready'
-			 WHERE status = 'pending'
-			 AND id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?)
-			 AND NOT EXISTS (
-				SELECT 1 FROM order_authzs l JOIN authorizations a ON a.id = l.authz_id
-				WHERE l.order_id = orders.id AND a.status <> 'valid')`, authzID)
-		return err
+		return s.finishChallenge(ctx, tx, challengeID, valid, validated, problem, time.Time{})
 	})
 	if err != nil {
 		return s.fail("finish challenge "+challengeID, err)
@@ -241,12 +196,71 @@ func (s *SQL) FinishChallenge(ctx context.Context, challengeID string, valid boo
 	return nil
 }
 
+// finishChallenge is FinishChallenge in tx. A nonzero startedBefore finishes the
+// challenge only if it has been processing since before then (else ErrConflict).
+func (s *SQL) finishChallenge(ctx context.Context, tx *sql.Tx, challengeID string, valid bool, validated time.Time, problem []byte, startedBefore time.Time) error {
+	status := "invalid"
+	if valid {
+		status = "valid"
+	}
+	query := `UPDATE challenges SET status = ?, validated = ?, error = ? WHERE status = 'processing' AND id = ?`
+	args := []any{status, micros(validated), blob(problem), challengeID}
+	if !startedBefore.IsZero() {
+		query += ` AND processing_since < ?`
+		args = append(args, micros(startedBefore))
+	}
+	if err := s.transition(ctx, tx, "challenges", "id", challengeID, query, args...); err != nil {
+		return err
+	}
+	var authzID string
+	if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT authz_id FROM challenges WHERE id = ?`), challengeID).Scan(&authzID); err != nil {
+		return err
+	}
+	// An authorization that left pending meanwhile (deactivated) keeps its state,
+	// and so do its orders.
+	n, err := s.exec(ctx, tx, `UPDATE authorizations SET status = ? WHERE status = 'pending' AND id = ?`, status, authzID)
+	if err != nil || n == 0 {
+		return err
+	}
+	if !valid {
+		_, err = s.exec(ctx, tx,
+			`UPDATE orders SET status = 'invalid'
+			 WHERE status = 'pending'
+			 AND id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?)`, authzID)
+		return err
+	}
+	// Two last authorizations of an order finishing at once: each locks the
+	// order before looking at its other authorizations, so the second looks
+	// after the first committed and sees both valid.
+	rows, err := tx.QueryContext(ctx, s.d.rebind(
+		`SELECT id FROM orders WHERE id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?) ORDER BY id`+s.d.forUpdate), authzID)
+	if err != nil {
+		return err
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, tx,
+		`UPDATE orders SET status = 'ready'
+		 WHERE status = 'pending'
+		 AND id IN (SELECT order_id FROM order_authzs WHERE authz_id = ?)
+		 AND NOT EXISTS (
+			SELECT 1 FROM order_authzs l JOIN authorizations a ON a.id = l.authz_id
+			WHERE l.order_id = orders.id AND a.status <> 'valid')`, authzID)
+	return err
+}
+
+// processingSince is when a challenge or an order becomes processing: this
+// process's clock, which the sweeper's ages are measured against.
+func processingSince() int64 { return time.Now().UnixMicro() }
+
 // BeginFinalize moves the order from ready to processing; ErrConflict if it is not
 // ready, so of concurrent finalize requests exactly one proceeds.
 func (s *SQL) BeginFinalize(ctx context.Context, orderID string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, "orders", "id", orderID,
-			`UPDATE orders SET status = 'processing' WHERE status = 'ready' AND id = ?`, orderID)
+			`UPDATE orders SET status = 'processing', processing_since = ? WHERE status = 'ready' AND id = ?`,
+			processingSince(), orderID)
 	})
 	if err != nil {
 		return s.fail("begin finalize of order "+orderID, err)

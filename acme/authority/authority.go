@@ -74,6 +74,7 @@ type Store interface {
 	OrderStore
 	CertificateStore
 	AuthzStore
+	SweepStore
 }
 
 // Validator proves control of a name and checks its CAA records. Every method
@@ -140,6 +141,8 @@ type Config struct {
 	DefaultProfile    string        // for orders that name no profile (default "sote-server")
 	MaxValidity       time.Duration // of New's single profile (default 365 days)
 	Backdate          time.Duration // of New's single profile: how far the signer backdates notBefore (default 1 min)
+	// Audit, when set, gets an audit log event for every revocation (audit.Recorder).
+	Audit signer.Auditor
 }
 
 func (c *Config) setDefaults() {

@@ -174,9 +174,21 @@ func hsmPKI(ctx context.Context, pool *pkcs11.Pool, h *hsmConfig, dir string, na
 	if err != nil {
 		return nil, err
 	}
+	// Each issuer's delegated OCSP responder: its certificate is signed here by the
+	// issuer key in the HSM, made on first start and renewed within 30 days of its
+	// end; its own key is a file (pki/<issuer>-ocsp.key), see filekey.EnsureResponder.
+	prodOCSP, err := filekey.EnsureResponder(dir, prod, now)
+	if err != nil {
+		return nil, fmt.Errorf("OCSP responder of the production issuer: %w", err)
+	}
+	testOCSP, err := filekey.EnsureResponder(dir, test, now)
+	if err != nil {
+		return nil, fmt.Errorf("OCSP responder of the test issuer: %w", err)
+	}
 	return &filekey.DevPKI{
 		Root: root, Production: prod, Test: test, TLS: tlsCert,
-		RootsPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		RootsPEM:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		ProductionOCSP: prodOCSP, TestOCSP: testOCSP,
 	}, nil
 }
 

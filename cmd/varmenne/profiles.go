@@ -46,7 +46,7 @@ func loadProfiles(configFile string, allowWildcards bool) (*profile.Set, error) 
 // buildProfiles wires each profile to a signer.CA on its issuer (test profiles on the
 // test issuer, the others on the production issuer) and to its plugin chain. An
 // unknown plugin or a configuration a plugin refuses stops the start.
-func buildProfiles(set *profile.Set, pki *filekey.DevPKI, public string, st *store.SQL, log *slog.Logger) ([]authority.Profile, error) {
+func buildProfiles(set *profile.Set, pki *filekey.DevPKI, public string, st *store.SQL, aud signer.Auditor, log *slog.Logger) ([]authority.Profile, error) {
 	issuers := map[string]*signer.Issuer{}
 	for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
 		if iss != nil {
@@ -77,7 +77,7 @@ func buildProfiles(set *profile.Set, pki *filekey.DevPKI, public string, st *sto
 		}
 		out = append(out, authority.Profile{
 			Name: name, Description: p.Description, Test: p.Test,
-			CA:     signer.New(iss, sp, st, time.Now, rand.Reader),
+			CA:     signer.New(iss, sp, st, time.Now, rand.Reader).WithAuditor(aud), // every signature audit-logged
 			Policy: chain,
 		})
 		log.Info("profile offered", "profile", name, "issuer", iss.Name, "max_validity_days", p.MaxValidityDays, "plugins", chain.Plugins())

@@ -12,7 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/acme/authority"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/crl"
+	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -60,6 +63,7 @@ func revoke(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("revoke: %w", err)
 	}
 	defer st.Close()
+	aud := audit.Recorder{Log: audit.New(st, nil), Actor: r.PerformedBy}
 
 	if *org != "" {
 		serials, err := st.RevokeOrganisation(ctx, *org, now, r, blockKeys)
@@ -70,15 +74,26 @@ func revoke(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("revoke: %w", err)
 		}
 		fmt.Fprintf(stdout, "revoked %d certificates of organisation %s (reason %s)\n", len(serials), *org, crl.ReasonName(r.Reason))
+		var auditErr error
 		for _, s := range serials {
 			fmt.Fprintln(stdout, s)
+			r.Serial = s
+			auditErr = errors.Join(auditErr, auditRevocation(ctx, aud, r))
 		}
-		return nil
+		return auditErr
 	}
-	return revokeOne(ctx, st, *serialArg, *base, r, blockKeys, stdout)
+	return revokeOne(ctx, st, aud, *serialArg, *base, r, blockKeys, stdout)
 }
 
-func revokeOne(ctx context.Context, st revokeStore, arg, base string, r store.Revocation, blockKeys bool, stdout io.Writer) error {
+// auditRevocation writes a carried-out revocation to the audit log.
+func auditRevocation(ctx context.Context, aud signer.Auditor, r store.Revocation) error {
+	if err := aud.Audit(ctx, authority.AuditRevoke, authority.RevocationAuditObject(r, crl.ReasonName(r.Reason)), audit.OK); err != nil {
+		return fmt.Errorf("revoke: certificate %s is revoked, but the audit log could not be written: %w", r.Serial, err)
+	}
+	return nil
+}
+
+func revokeOne(ctx context.Context, st revokeStore, aud signer.Auditor, arg, base string, r store.Revocation, blockKeys bool, stdout io.Writer) error {
 	status, err := findSerial(ctx, st, arg, base)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
@@ -110,7 +125,7 @@ func revokeOne(ctx context.Context, st revokeStore, arg, base string, r store.Re
 		fmt.Fprintln(stdout, "its key is blocked: it will never be certified again")
 	}
 	fmt.Fprintln(stdout, "a running server publishes a new CRL and answers OCSP with it within seconds")
-	return nil
+	return auditRevocation(ctx, aud, r)
 }
 
 // revocationRecord checks the operator's flags and makes the record.

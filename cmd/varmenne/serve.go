@@ -19,6 +19,7 @@ import (
 	"github.com/varmenne/varmenne/acme/authority"
 	"github.com/varmenne/varmenne/acme/server"
 	"github.com/varmenne/varmenne/acme/validate"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/signer/filekey"
 )
 
@@ -169,7 +170,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	// One signer.CA per profile, on its issuer, and its policy chain (profiles.go).
-	authProfiles, err := buildProfiles(profiles, pki, public, st, log)
+	// Every signature and revocation, and this start and stop, go to the audit log.
+	aud := audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
+	authCfg.Audit = aud
+	authProfiles, err := buildProfiles(profiles, pki, public, st, aud, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -187,6 +191,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer auth.Close()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()                         // before the store closes: deferred calls run last-in first
+	go auth.RunSweeper(sweepCtx, time.Minute) // fails what a dead replica left processing (ROBUSTNESS 76)
 	acmeSrv := server.New(server.Config{BaseURL: c.baseURL, TermsOfService: c.tos, Website: c.website, CAAIdentities: val.CAAIdentities()},
 		auth, newNonces(ctx, st, *db, log), log)
 
@@ -200,9 +207,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
-
 	storage, keys := "SQLite", "development PKI of file keys"
 	if isPostgres(*db) {
 		storage = "PostgreSQL"
@@ -210,6 +214,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if hsm.enabled() {
 		keys = "issuer keys in the HSM"
 	}
+	auditObject := fmt.Sprintf("listen=%s keys=%q", ln.Addr(), keys)
+	if err := aud.Audit(ctx, "serve.start", auditObject, audit.OK); err != nil {
+		return fmt.Errorf("serve: cannot write the audit log: %w", err)
+	}
+	stopOutcome := audit.OK
+	defer func() {
+		if err := aud.Audit(context.WithoutCancel(ctx), "serve.stop", auditObject, stopOutcome); err != nil {
+			log.Error("serve stop not written to the audit log", "err", err)
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
+
 	fmt.Fprintf(stdout, "varmenne is running (%s, %s).\n", storage, keys)
 	fmt.Fprintf(stdout, `  ACME directory: %s
   Trust roots:    %s
@@ -228,6 +245,7 @@ Add an organisation and create an EAB key for its ACME client:
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
+			stopOutcome = audit.Failed + ": the listener stopped with an error"
 			return fmt.Errorf("serve: %w", err)
 		}
 	case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -33,6 +34,22 @@ const (
 // oidOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1); its value is NULL.
 var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
+// EnsureResponder loads or makes issuer's delegated OCSP responder in dir, in the
+// files <issuer name>-ocsp.pem and <issuer name>-ocsp.key, as EnsureDevPKI does for
+// the development issuers. serve uses it when the issuer keys are in an HSM: the
+// responder certificate is signed by the issuer key (one HSM signature per renewal),
+// while the responder's own key is a file key. That is acceptable because the key can
+// only sign OCSP answers for this issuer (EKU id-kp-OCSPSigning, not a CA), its
+// certificate lives at most 90 days and is replaced 30 days before it ends, and it
+// carries id-pkix-ocsp-nocheck by design; keeping it out of the HSM keeps every OCSP
+// answer from needing an HSM signature.
+func EnsureResponder(dir string, issuer *signer.Issuer, now time.Time) (*Responder, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("filekey: %w", err)
+	}
+	return ensureResponder(files(dir, issuer.Name+"-ocsp"), issuer, now)
+}
+
 // ensureResponder loads the issuer's responder from f, or makes a new key and
 // certificate when they are missing, do not load, are not the issuer's, or end
 // within responderRenewBefore. Nothing depends on an old responder key: relying
@@ -51,7 +68,8 @@ func ensureResponder(f pkiFiles, issuer *signer.Issuer, now time.Time) (*Respond
 	if notAfter.After(issuer.Cert.NotAfter) {
 		notAfter = issuer.Cert.NotAfter
 	}
-	subject := pkix.Name{CommonName: issuer.Cert.Subject.CommonName + " OCSP responder", Organization: []string{devOrg}, Country: []string{"FI"}}
+	subject := pkix.Name{CommonName: issuer.Cert.Subject.CommonName + " OCSP responder",
+		Organization: issuer.Cert.Subject.Organization, Country: issuer.Cert.Subject.Country}
 	tmpl := &x509.Certificate{
 		Subject:               subject,
 		NotBefore:             now.Add(-backdate),

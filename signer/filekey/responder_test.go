@@ -1,6 +1,7 @@
 package filekey
 
 import (
+	"crypto"
 	"crypto/x509"
 	"path/filepath"
 	"slices"
@@ -96,4 +97,30 @@ func TestEnsureResponderRenews(t *testing.T) {
 			t.Errorf("not re-issued by the issuer asked for: %v", err)
 		}
 	})
+}
+
+// opaqueSigner hides the key type, as an HSM key does: only Public and Sign.
+type opaqueSigner struct{ crypto.Signer }
+
+func TestEnsureResponderForAnHSMIssuer(t *testing.T) {
+	pki := mustEnsure(t, filepath.Join(t.TempDir(), "pki"), "", nil, true)
+	issuer := &signer.Issuer{Name: "production", Cert: pki.Production.Cert, Key: opaqueSigner{pki.Production.Key}}
+	dir := filepath.Join(t.TempDir(), "hsm-pki")
+	r, err := EnsureResponder(dir, issuer, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Cert.CheckSignatureFrom(issuer.Cert); err != nil {
+		t.Errorf("not signed by the issuer key: %v", err)
+	}
+	if !responderUsable(r.Cert, r.Key, issuer.Cert, time.Now()) {
+		t.Error("the responder made is not usable")
+	}
+	again, err := EnsureResponder(dir, issuer, time.Now())
+	if err != nil || !again.Cert.Equal(r.Cert) {
+		t.Errorf("reload re-issued a responder still good (err %v)", err)
+	}
+	if _, err := Load(filepath.Join(dir, "production-ocsp.key")); err != nil {
+		t.Errorf("responder key file: %v", err)
+	}
 }

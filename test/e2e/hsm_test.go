@@ -154,6 +154,31 @@ func TestHSMCertbot(t *testing.T) {
 	if fp := fingerprint(t, in.roots); fp != fingerprint(t, filepath.Join(data, "pki", "root.pem")) {
 		t.Errorf("roots.pem is not the ceremony's root")
 	}
+
+	t.Run("OCSP answers good through a responder the HSM issuer key signed", func(t *testing.T) {
+		ocspURL := "http://" + in.publicAddr + "/ocsp/production"
+		if len(leaf.OCSPServer) != 1 || leaf.OCSPServer[0] != ocspURL {
+			t.Fatalf("AIA OCSP %v, want %s", leaf.OCSPServer, ocspURL)
+		}
+		out, err := openssl(t, "ocsp", "-issuer", chainPath, "-cert", certPath, "-url", ocspURL, "-CAfile", in.roots, "-no_nonce", "-resp_text")
+		if err != nil || !strings.Contains(out, "Response verify OK") || !strings.Contains(out, certPath+": good") {
+			t.Fatalf("openssl ocsp: %v\n%s", err, out)
+		}
+		block, _ := pem.Decode(mustRead(t, filepath.Join(data, "pki", "production-ocsp.pem")))
+		if block == nil {
+			t.Fatal("pki/production-ocsp.pem holds no PEM")
+		}
+		responder, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := responder.CheckSignatureFrom(issuer); err != nil {
+			t.Errorf("responder certificate is not signed by the HSM production issuer: %v", err)
+		}
+		if !strings.Contains(out, "OCSP No Check") || !strings.Contains(out, "OCSP Signing") {
+			t.Errorf("the response does not carry the delegated responder certificate (OCSP Signing, OCSP No Check):\n%s", out)
+		}
+	})
 }
 
 // TestHSMRefusesToStart: serve stops before listening when the HSM does not hold

@@ -1,0 +1,77 @@
+package authority
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/signer"
+)
+
+// failingAuditor refuses every event.
+type failingAuditor struct{}
+
+func (failingAuditor) Audit(context.Context, string, string, string) error {
+	return errors.New("audit log unavailable")
+}
+
+func TestAuditIssueAndRevoke(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	log := audit.New(f.st, nil)
+	rec := audit.Recorder{Log: log, Actor: "varmenne serve"}
+	f.a.cfg.Audit = rec
+	f.ca.WithAuditor(rec)
+
+	acct := f.account()
+	cr, _, _ := f.issue(acct, "www.example.fi")
+	reason := 4
+	if err := f.a.Revoke(f.ctx, Revoker{Account: acct}, revokeRequest(cr.DER, &reason)); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	events, err := f.st.AuditEvents(f.ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range events {
+		actions = append(actions, e.Action)
+	}
+	want := []string{signer.AuditSignBegin, signer.AuditSignEnd, AuditRevoke}
+	if strings.Join(actions, " ") != strings.Join(want, " ") {
+		t.Fatalf("audit actions = %v, want %v", actions, want)
+	}
+	rev := events[2]
+	for _, s := range []string{"serial=" + cr.Serial, "reason=superseded", "requested_by=", acct.ID, "identified_by=", "performed_by="} {
+		if !strings.Contains(rev.Object, s) {
+			t.Errorf("revocation event object %q lacks %q", rev.Object, s)
+		}
+	}
+	if rev.Outcome != audit.OK || rev.Actor != "varmenne serve" {
+		t.Errorf("revocation event = %+v", rev)
+	}
+	if n, err := log.Verify(f.ctx); err != nil || n != 3 {
+		t.Errorf("Verify = %d, %v; want 3, nil", n, err)
+	}
+}
+
+func TestAuditFailureRefusesIssuance(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	f.ca.WithAuditor(failingAuditor{})
+	acct := f.account()
+	o := f.readyOrder(acct, "www.example.fi")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.finalize(acct, o.ID, makeCSR(t, key, &x509.CertificateRequest{DNSNames: []string{"www.example.fi"}}))
+	wantKind(t, err, acme.ServerInternal)
+}

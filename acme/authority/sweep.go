@@ -1,0 +1,57 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/varmenne/varmenne/acme"
+)
+
+// SweepStore is what the sweeper needs: failing challenges and orders that have been
+// processing for longer than any live validation or issuance takes.
+type SweepStore interface {
+	SweepStuckChallenges(ctx context.Context, olderThan time.Time, problem []byte) (int, error)
+	SweepStuckOrders(ctx context.Context, olderThan time.Time, problem []byte) (int, error)
+}
+
+// sweepGrace is added to the longest a validation or an issuance may take before
+// what is still processing is taken for abandoned.
+const sweepGrace = time.Minute
+
+// Sweep fails what a replica that died, or a database that was down while a result
+// was recorded, left processing (ROBUSTNESS 76): challenges processing for longer
+// than ValidationTimeout plus a minute (their authorizations and pending orders
+// become invalid with them) and orders processing for longer than the issuance
+// timeout plus a minute with no certificate. The client is told to start over. Every
+// change is conditional on the row still being stuck, so replicas may sweep at once.
+func (a *Authority) Sweep(ctx context.Context) (challenges, orders int, err error) {
+	now := a.now()
+	chProblem := problemJSON(acme.Errorf(acme.ServerInternal, "the validation was interrupted; create a new order"))
+	challenges, cerr := a.store.SweepStuckChallenges(ctx, now.Add(-(a.cfg.ValidationTimeout + sweepGrace)), chProblem)
+	if challenges > 0 {
+		a.log.WarnContext(ctx, "interrupted validations failed", "challenges", challenges)
+	}
+	orderProblem := problemJSON(acme.Errorf(acme.ServerInternal, "issuance was interrupted; create a new order with a new key"))
+	orders, oerr := a.store.SweepStuckOrders(ctx, now.Add(-(issueTimeout + sweepGrace)), orderProblem)
+	if orders > 0 {
+		a.log.WarnContext(ctx, "interrupted issuances failed; their intents are left for reconciliation (varmenne intents list)", "orders", orders)
+	}
+	return challenges, orders, errors.Join(cerr, oerr)
+}
+
+// RunSweeper sweeps every interval until ctx ends. Safe on every replica at once.
+func (a *Authority) RunSweeper(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, _, err := a.Sweep(ctx); err != nil && ctx.Err() == nil {
+			a.log.ErrorContext(ctx, "sweeping stuck challenges and orders failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

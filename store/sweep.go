@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// The sweepers fail what has been processing for longer than any live validation or
+// issuance can take: a replica that died, or a database that was down while a
+// result was recorded, would otherwise leave it processing for good (ROBUSTNESS 76).
+// Every change is conditional on the row still being processing since before
+// olderThan, so any number of replicas may sweep at once and a result recorded
+// meanwhile wins. processing_since is the clock of the process that started the
+// processing; rows already processing before migration 0008 count as processing
+// since 0.
+
+// SweepStuckChallenges makes each challenge processing since before olderThan
+// invalid with problem, exactly as FinishChallenge records a failed validation: its
+// pending authorization becomes invalid, and so do the pending orders that hold it.
+// It returns how many challenges it failed.
+func (s *SQL) SweepStuckChallenges(ctx context.Context, olderThan time.Time, problem []byte) (int, error) {
+	ids, err := s.column(ctx, s.db,
+		`SELECT id FROM challenges WHERE status = 'processing' AND processing_since < ? ORDER BY id`, micros(olderThan))
+	if err != nil {
+		return 0, s.fail("find stuck challenges", err)
+	}
+	swept := 0
+	for _, id := range ids {
+		err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
+			return s.finishChallenge(ctx, tx, id, false, time.Now(), problem, olderThan)
+		})
+		switch {
+		case err == nil:
+			swept++
+		case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
+			// Finished meanwhile, by its validation or another sweeper.
+		default:
+			return swept, s.fail("sweep stuck challenge "+id, err)
+		}
+	}
+	return swept, nil
+}
+
+// SweepStuckOrders makes each order processing since before olderThan, and with no
+// certificate, invalid with problem. Its issuance intents stay as they are: a
+// certificate that was signed but not stored remains visible to the reconciliation
+// (varmenne intents list). It returns how many orders it failed.
+func (s *SQL) SweepStuckOrders(ctx context.Context, olderThan time.Time, problem []byte) (int, error) {
+	n, err := s.exec(ctx, s.db,
+		`UPDATE orders SET status = 'invalid', error = ?
+		 WHERE status = 'processing' AND processing_since < ? AND cert_serial = ''
+		 AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)`,
+		blob(problem), micros(olderThan))
+	if err != nil {
+		return 0, s.fail("sweep stuck orders", err)
+	}
+	return int(n), nil
+}
