@@ -221,18 +221,11 @@ func loadListenerCert(dir string, root *x509.Certificate, names []string, now ti
 	return c, nil
 }
 
+// readCert reads an issuer certificate that varmenne init made.
 func readCert(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	c, err := filekey.LoadCertificate(path)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%v; the HSM PKI is made by varmenne init --pkcs11-module …", err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE", path)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	return c, nil
+	return c, err
 }

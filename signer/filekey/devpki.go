@@ -316,6 +316,9 @@ func saveCert(path string, c *x509.Certificate) error {
 	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644)
 }
 
+// LoadCertificate reads one PEM CERTIFICATE from path.
+func LoadCertificate(path string) (*x509.Certificate, error) { return loadCert(path) }
+
 func loadCert(path string) (*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
