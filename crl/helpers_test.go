@@ -1,7 +1,6 @@
 package crl
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/store"
+	"github.com/varmenne/varmenne/test/logbuf"
 )
 
 // t0 is the fake clock's start: whole seconds, as CRL times are.
@@ -172,24 +172,6 @@ func (d *db) revoke(serial string, at time.Time, reason int, invalidity time.Tim
 		RequestedBy: "test", IdentifiedBy: "test", PerformedBy: "test"}, nil))
 }
 
-// logBuffer collects JSON log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newLog() (*slog.Logger, *logBuffer) {
 	b := &logBuffer{}
 	return slog.New(slog.NewJSONHandler(b, nil)), b
@@ -203,3 +185,6 @@ func mustHex(t testing.TB, s string) []byte {
 	}
 	return b
 }
+
+// logBuffer collects JSON log lines.
+type logBuffer = logbuf.Buffer

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/acmetest"
 	"github.com/varmenne/varmenne/acme/jws/jwstest"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
@@ -362,44 +362,6 @@ func dnsIDs(names ...string) []acme.Identifier {
 	return ids
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// makeCSR signs the CSR template with key and returns its DER.
-func makeCSR(t testing.TB, key crypto.Signer, tmpl *x509.CertificateRequest) []byte {
-	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatalf("CreateCertificateRequest: %v", err)
-	}
-	return der
-}
-
-// wantKind fails unless err is an *acme.Error of kind; kind "" means no error.
-func wantKind(t testing.TB, err error, kind acme.ErrorKind) *acme.Error {
-	t.Helper()
-	if kind == "" {
-		if err != nil {
-			t.Fatalf("got error %v, want none", err)
-		}
-		return nil
-	}
-	ae, ok := acme.AsError(err)
-	if !ok {
-		t.Fatalf("got %v, want an *acme.Error of kind %s", err, kind)
-	}
-	if ae.Kind != kind {
-		t.Fatalf("got kind %s (%s), want %s", ae.Kind, ae.Detail, kind)
-	}
-	return ae
-}
-
 // keyHash is the store's key of a public key.
 func keyHash(t testing.TB, pub crypto.PublicKey) string {
 	t.Helper()
@@ -411,3 +373,10 @@ func keyHash(t testing.TB, pub crypto.PublicKey) string {
 }
 
 func isStoreNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// Shared with the other packages' tests.
+var (
+	newKey   = acmetest.NewKey
+	makeCSR  = acmetest.CSR
+	wantKind = acmetest.WantKind
+)

@@ -38,6 +38,7 @@ import (
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
+	"github.com/varmenne/varmenne/test/logbuf"
 )
 
 // Two organisations, so that "another organisation" is a real one.
@@ -87,24 +88,6 @@ func (v *fakeValidator) callsFor(name string) int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.calls[name]
-}
-
-// syncBuffer is a log sink the server's goroutines and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // env is one running server with its own database and PKI.
@@ -626,3 +609,6 @@ func (e *env) issue(t *testing.T, a *account, names ...string) *issued {
 	t.Helper()
 	return e.finalize(t, a, e.readyOrder(t, a, names...))
 }
+
+// syncBuffer is the shared test log sink.
+type syncBuffer = logbuf.Buffer

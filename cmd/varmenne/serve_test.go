@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/test/logbuf"
 )
 
 func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
@@ -148,21 +148,5 @@ func TestServeStartsAndStops(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes buffer safe for the server's goroutines and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
+// syncBuffer is safe for the server's goroutines and the test.
+type syncBuffer = logbuf.Buffer

@@ -2,10 +2,6 @@ package names
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -15,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/acmetest"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/store"
 )
@@ -41,43 +38,6 @@ func dnsIDs(names ...string) []acme.Identifier {
 		ids[i] = acme.Identifier{Type: acme.IdentifierDNS, Value: n}
 	}
 	return ids
-}
-
-func newKey(t testing.TB) crypto.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func makeCSR(t testing.TB, key crypto.Signer, tmpl *x509.CertificateRequest) []byte {
-	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatalf("CreateCertificateRequest: %v", err)
-	}
-	return der
-}
-
-// wantKind fails unless err is an *acme.Error of kind; kind "" means no error.
-func wantKind(t testing.TB, err error, kind acme.ErrorKind) *acme.Error {
-	t.Helper()
-	if kind == "" {
-		if err != nil {
-			t.Fatalf("got error %v, want none", err)
-		}
-		return nil
-	}
-	ae, ok := acme.AsError(err)
-	if !ok {
-		t.Fatalf("got %v, want an *acme.Error of kind %s", err, kind)
-	}
-	if ae.Kind != kind {
-		t.Fatalf("got kind %s (%s), want %s", ae.Kind, ae.Detail, kind)
-	}
-	return ae
 }
 
 func TestPluginCheckOrder(t *testing.T) {
@@ -358,3 +318,10 @@ func TestConstraints(t *testing.T) {
 		})
 	}
 }
+
+// Shared with the other packages' tests.
+var (
+	newKey   = acmetest.NewKey
+	makeCSR  = acmetest.CSR
+	wantKind = acmetest.WantKind
+)

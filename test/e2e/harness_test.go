@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/test/dnsserver"
+	"github.com/varmenne/varmenne/test/logbuf"
 )
 
 // binary is the varmenne binary built once for the package.
@@ -270,26 +271,11 @@ func (r *responder) set(token, keyAuth string) {
 
 func (r *responder) close() { _ = r.srv.Close() }
 
-// syncBuffer collects the server's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// syncBuffer collects the server's log.
+type syncBuffer = logbuf.Buffer
