@@ -93,12 +93,9 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer st.Close()
-	o, err := st.GetOrganisation(ctx, *org)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("eab create: organisation %s is unknown; add it with \"varmenne org add --oid %s …\"", *org, *org)
-	}
+	o, err := findOrganisation(ctx, st, "eab create", *org)
 	if err != nil {
-		return fmt.Errorf("eab create: %w", err)
+		return err
 	}
 	for i, d := range domains {
 		d = names.Normalize(d)
@@ -171,4 +168,16 @@ func checkEABProfiles(names []string, o *store.Organisation, configFile string) 
 		seen[n] = true
 	}
 	return nil
+}
+
+// findOrganisation looks up oid for the command cmd; an unknown one is told how to add it.
+func findOrganisation(ctx context.Context, st *store.SQL, cmd, oid string) (*store.Organisation, error) {
+	o, err := st.GetOrganisation(ctx, oid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%s: organisation %s is unknown; add it with \"varmenne org add --oid %s …\" or \"varmenne org import\"", cmd, oid, oid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return o, nil
 }

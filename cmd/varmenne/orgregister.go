@@ -233,12 +233,9 @@ func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
-	o, err := st.GetOrganisation(ctx, oid)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("org show: organisation %s is unknown; add it with \"varmenne org add\" or \"varmenne org import\"", oid)
-	}
+	o, err := findOrganisation(ctx, st, "org show", oid)
 	if err != nil {
-		return fmt.Errorf("org show: %w", err)
+		return err
 	}
 	reg, err := st.GetOrganisationRegister(ctx, oid)
 	if err != nil {
@@ -372,12 +369,9 @@ func orgConformityAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	defer st.Close()
-	o, err := st.GetOrganisation(ctx, oid)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("org conformity add: organisation %s is unknown; add it with \"varmenne org add\" or \"varmenne org import\"", oid)
-	}
+	o, err := findOrganisation(ctx, st, "org conformity add", oid)
 	if err != nil {
-		return fmt.Errorf("org conformity add: %w", err)
+		return err
 	}
 	err = st.AddConformityCertificate(ctx, store.ConformityCertificate{OrgOID: oid, System: strings.TrimSpace(*system), Expires: exp, AddedBy: *addedBy, CreatedAt: now})
 	if errors.Is(err, store.ErrDuplicate) {
