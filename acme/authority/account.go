@@ -235,15 +235,16 @@ func (a *Authority) checkAccountKey(ctx context.Context, key *jose.JSONWebKey) e
 	return nil
 }
 
-// checkContacts accepts mailto: URLs with exactly one plain address.
+// checkContacts accepts mailto: URLs with exactly one plain address. The scheme is
+// case-insensitive (RFC 3986 section 3.1); it is stored as "mailto:".
 func checkContacts(contacts []string) ([]string, error) {
 	if len(contacts) > maxContacts {
 		return nil, acme.Errorf(acme.InvalidContact, "at most %d contacts are accepted, got %d", maxContacts, len(contacts))
 	}
 	out := make([]string, 0, len(contacts))
 	for _, c := range contacts {
-		addr, ok := strings.CutPrefix(c, "mailto:")
-		if !ok {
+		scheme, addr, ok := strings.Cut(c, ":")
+		if !ok || !strings.EqualFold(scheme, "mailto") {
 			return nil, acme.Errorf(acme.UnsupportedContact, "contact %q is not supported: only mailto: addresses are", c)
 		}
 		if strings.ContainsAny(addr, "?,;% \t") {
@@ -257,7 +258,7 @@ func checkContacts(contacts []string) ([]string, error) {
 		if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
 			return nil, acme.Errorf(acme.InvalidContact, "contact %q has no valid domain", c)
 		}
-		out = append(out, c)
+		out = append(out, "mailto:"+addr)
 	}
 	return out, nil
 }

@@ -60,6 +60,16 @@ func TestCheckContacts(t *testing.T) {
 	}
 }
 
+func TestCheckContactsSchemeIsCaseInsensitive(t *testing.T) {
+	got, err := checkContacts([]string{"MAILTO:admin@example.fi", "Mailto:it@example.fi"})
+	if err != nil {
+		t.Fatalf("an upper-case mailto scheme is refused: %v", err)
+	}
+	if want := []string{"mailto:admin@example.fi", "mailto:it@example.fi"}; !slices.Equal(got, want) {
+		t.Errorf("contacts stored as %q, want %q", got, want)
+	}
+}
+
 func TestNewAccountRefusals(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, Config{})
