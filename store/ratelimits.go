@@ -16,8 +16,9 @@ type RateLimitUse struct {
 	Reset   time.Time // when the window ends and the count starts again from 0
 }
 
-// rateWindow is the fixed window of length window that holds now: windows are
-// aligned to the Unix epoch, so every replica computes the same one.
+// rateWindow is the fixed window of length window that holds now. Windows are
+// multiples of window since Go's zero time (hours on the hour, days at 00:00 UTC,
+// weeks from Monday 00:00 UTC), so every replica computes the same one.
 func rateWindow(window time.Duration, now time.Time) (start, end time.Time) {
 	start = now.Truncate(window)
 	return start, start.Add(window)
