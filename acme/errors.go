@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // ErrorKind is the last part of an ACME problem type, urn:ietf:params:acme:error:<kind>.
@@ -91,10 +92,11 @@ type Subproblem struct {
 type Error struct {
 	Kind        ErrorKind
 	Detail      string
-	Status      int          // 0: the kind's default status
-	Subproblems []Subproblem // one per refused identifier
-	Algorithms  []string     // for badSignatureAlgorithm: what the server accepts
-	Location    string       // for a key-change conflict: the account that holds the key
+	Status      int           // 0: the kind's default status
+	Subproblems []Subproblem  // one per refused identifier
+	Algorithms  []string      // for badSignatureAlgorithm: what the server accepts
+	Location    string        // for a key-change conflict: the account that holds the key
+	RetryAfter  time.Duration // for rateLimited: when the client may try again (Retry-After)
 }
 
 // Errorf makes an *Error of the given kind with a formatted detail.

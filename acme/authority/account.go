@@ -106,6 +106,9 @@ func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, 
 	default:
 		return nil, false, acme.Errorf(acme.Unauthorized, "EAB key %s is %s and cannot be used; ask your registrar for a new key", ek.KID, ek.Status)
 	}
+	if err := a.limitNewAccount(ctx, ek.OrgOID); err != nil {
+		return nil, false, err
+	}
 	jwkJSON, err := key.MarshalJSON()
 	if err != nil {
 		return nil, false, a.internal(ctx, "encode the account key", err)

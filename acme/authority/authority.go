@@ -75,6 +75,7 @@ type Store interface {
 	CertificateStore
 	AuthzStore
 	SweepStore
+	RateLimitStore
 }
 
 // Validator proves control of a name and checks its CAA records. Every method
@@ -143,6 +144,8 @@ type Config struct {
 	Backdate          time.Duration // of New's single profile: how far the signer backdates notBefore (default 1 min)
 	// Audit, when set, gets an audit log event for every revocation (audit.Recorder).
 	Audit signer.Auditor
+	// RateLimits shared by the replicas; the zero value is no limits (ratelimit.go).
+	RateLimits RateLimits
 }
 
 func (c *Config) setDefaults() {
@@ -200,7 +203,7 @@ func (c Config) Validate() error {
 	case c.CAARecheckAfter < 0 || c.CAARecheckAfter > MaxCAARecheckAfter:
 		return fmt.Errorf("CAA recheck window of %s is outside 0 to 8 hours: a CAA answer may not be relied on for longer", c.CAARecheckAfter)
 	}
-	return nil
+	return c.RateLimits.Validate()
 }
 
 // Authority implements the ACME rules over a store, a validator and the profiles.

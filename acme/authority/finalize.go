@@ -65,6 +65,9 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	if err := a.recheckCAA(ctx, acct, o); err != nil {
 		return nil, err
 	}
+	if err := a.limitCertificate(ctx, o); err != nil {
+		return nil, err
+	}
 
 	if err := a.store.BeginFinalize(ctx, o.ID); err != nil {
 		if errors.Is(err, store.ErrConflict) {

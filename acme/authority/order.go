@@ -117,6 +117,12 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	if len(authzs) == 0 {
 		o.Status = string(acme.StatusReady) // every name is already proven
 	}
+	if err := a.limitPendingAuthorizations(ctx, acct, len(authzs), now); err != nil {
+		return nil, err
+	}
+	if err := a.limitNewOrder(ctx, acct); err != nil {
+		return nil, err
+	}
 	if err := a.store.CreateOrder(ctx, o, authzs); err != nil {
 		return nil, a.internal(ctx, "create the order", err)
 	}
@@ -299,6 +305,9 @@ func (a *Authority) RespondChallenge(ctx context.Context, acct *store.Account, i
 	if ch.Status != string(acme.StatusPending) || az.Status != string(acme.StatusPending) {
 		return ch, az, nil
 	}
+	if err := a.limitFailedValidations(ctx, acct, az); err != nil {
+		return nil, nil, err
+	}
 	if err := a.store.StartChallenge(ctx, ch.ID); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return a.Challenge(ctx, acct, id)
@@ -367,6 +376,9 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 	if err := a.store.FinishChallenge(rctx, ch.ID, verr == nil, validated, problem); err != nil {
 		a.log.ErrorContext(ctx, "recording a validation result failed", "challenge", ch.ID, "err", err)
 		return
+	}
+	if verr != nil {
+		a.countFailedValidation(rctx, acct, az, verr)
 	}
 	if verr == nil {
 		// A valid authorisation lives longer than a pending one. Should this fail, it

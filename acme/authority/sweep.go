@@ -48,6 +48,7 @@ func (a *Authority) RunSweeper(ctx context.Context, every time.Duration) {
 		if _, _, err := a.Sweep(ctx); err != nil && ctx.Err() == nil {
 			a.log.ErrorContext(ctx, "sweeping stuck challenges and orders failed", "err", err)
 		}
+		a.deleteExpiredRateLimits(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/varmenne/varmenne/acme"
 )
@@ -87,6 +88,23 @@ func TestProblemRendering(t *testing.T) {
 		w, _ := render(e)
 		if got := w.Header().Get("Location"); got != "https://acme.example/acme/account/AAAAAAAAAAAAAAAAAAAAAA" {
 			t.Errorf("Location %q", got)
+		}
+	})
+	t.Run("a rate limit refusal says when to retry, in whole seconds rounded up", func(t *testing.T) {
+		e := acme.Errorf(acme.RateLimited, "too many new orders")
+		e.RetryAfter = 90*time.Second + 300*time.Millisecond
+		w, p := render(e)
+		if w.Code != http.StatusTooManyRequests || p.Type != acme.RateLimited.URN() {
+			t.Errorf("got %d %+v", w.Code, p)
+		}
+		if got := w.Header().Get("Retry-After"); got != "91" {
+			t.Errorf("Retry-After %q, want 91", got)
+		}
+	})
+	t.Run("other problems carry no Retry-After", func(t *testing.T) {
+		w, _ := render(acme.Errorf(acme.Malformed, "bad"))
+		if got := w.Header().Get("Retry-After"); got != "" {
+			t.Errorf("Retry-After %q on malformed", got)
 		}
 	})
 	t.Run("subproblems and algorithms are rendered", func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,6 +142,10 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if ae.Location != "" {
 		w.Header().Set("Location", s.url(accountPath+ae.Location))
+	}
+	if ae.RetryAfter > 0 {
+		// Whole seconds, rounded up: a client that waits this long is not refused again.
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((ae.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.problem = string(ae.Kind)

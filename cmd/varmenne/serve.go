@@ -75,6 +75,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hsm := hsmFlags(fs, "production", "test")
 	revFlags := addRevocationFlags(fs) // --public-listen, --crl-validity (crl.go)
 	regFlags := addRegisterFlags(fs)   // --register-source, --register-refresh, --register-max-stale (orgregister.go)
+	// Rate limits shared by the replicas, --limit-* (ratelimits.go).
+	rateLimits := addRateLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -120,6 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	authCfg := authority.Config{ValidationTimeout: c.validationTTL, AuthzReuse: c.authzReuse,
 		CAARecheckAfter: c.caaRecheck, DefaultProfile: profiles.Default}
+	authCfg.RateLimits = *rateLimits
 	if c.authzReuse == 0 {
 		authCfg.AuthzReuse = -1 // the flag's 0 means never; the Config's 0 means the default
 	}

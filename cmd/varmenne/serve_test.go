@@ -37,6 +37,7 @@ func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{"--http01-port out of range", []string{"--http01-port", "70000"}, []string{"70000"}},
 		{"--validation-timeout negative", []string{"--validation-timeout", "-5s"}, []string{"-5s"}},
 		{"--dev-key-type unknown", []string{"--dev-key-type", "rsa-1024"}, []string{"--dev-key-type", "rsa-1024"}},
+		{"a negative rate limit", []string{"--limit-new-orders-per-account", "-1"}, []string{"limit-new-orders-per-account", `"-1"`, "0 for no limit"}},
 		{"--listen unknown flag spelling", []string{"--listen-addr", "127.0.0.1:0"}, []string{"listen-addr"}},
 	}
 	for _, tt := range tests {

@@ -87,12 +87,15 @@ type replicaSet struct {
 	replicas []*replica
 	rr       *roundRobin
 	db       *sql.DB // the test's view of what is stored
+
+	extra []string // further serve flags of every replica
 }
 
-func startReplicas(tb testing.TB, bin string, n int) *replicaSet {
+// startReplicas starts n replicas on a new database, each with the serve flags extra.
+func startReplicas(tb testing.TB, bin string, n int, extra ...string) *replicaSet {
 	tb.Helper()
 	pg := postgresCluster(tb)
-	rs := &replicaSet{tb: tb, bin: bin, pg: pg, dsn: pg.NewDatabase(tb), data: tb.TempDir(),
+	rs := &replicaSet{tb: tb, bin: bin, pg: pg, dsn: pg.NewDatabase(tb), data: tb.TempDir(), extra: extra,
 		lb: fmt.Sprintf("127.0.0.1:%d", freePortTB(tb)), lbPublic: fmt.Sprintf("127.0.0.1:%d", freePortTB(tb))}
 	dns, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
@@ -141,6 +144,7 @@ func (rs *replicaSet) launch() *replica {
 		"--validation-timeout", "10s",
 		"--log-format", "json",
 	)
+	r.cmd.Args = append(r.cmd.Args, rs.extra...)
 	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
