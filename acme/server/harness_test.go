@@ -102,6 +102,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvConfig(t, server.Config{})
+}
+
+// newEnvConfig is newEnv with front-end settings; BaseURL is set here.
+func newEnvConfig(t *testing.T, cfg server.Config) *env {
+	t.Helper()
 	ctx := context.Background()
 	tmp := t.TempDir()
 	st, err := store.OpenSQLite(ctx, filepath.Join(tmp, "varmenne.db"))
@@ -133,7 +139,8 @@ func newEnv(t *testing.T) *env {
 	// The server must know its own URL before it can be the handler: start it late.
 	ts := httptest.NewUnstartedServer(nil)
 	base := "http://" + ts.Listener.Addr().String()
-	srv := server.New(server.Config{BaseURL: base}, auth, nonce.NewPool(1024, time.Hour), log)
+	cfg.BaseURL = base
+	srv := server.New(cfg, auth, nonce.NewPool(1024, time.Hour), log)
 	ts.Config.Handler = srv.Handler()
 	ts.Start()
 	t.Cleanup(ts.Close)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"regexp"
@@ -61,6 +62,10 @@ type Config struct {
 	// CAAIdentities are the domain names CAA records name this CA by (RFC 8659),
 	// announced in the directory's meta.caaIdentities.
 	CAAIdentities []string
+	// ChaosRejectNonces, for tests only, is the share (0..1) of otherwise valid nonces
+	// refused with badNonce, as Pebble's PEBBLE_WFE_NONCEREJECT, so that clients' retry
+	// paths run. 0 in production.
+	ChaosRejectNonces float64
 }
 
 // Server serves the ACME API.
@@ -290,6 +295,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rule keyRu
 	}
 	if err := s.nonces.Redeem(r.Context(), msg.Nonce); err != nil {
 		return nil, err
+	}
+	if s.cfg.ChaosRejectNonces > 0 && rand.Float64() < s.cfg.ChaosRejectNonces {
+		return nil, acme.Errorf(acme.BadNonce, "the nonce was refused on purpose (test-only --chaos-reject-nonces); retry with the nonce in this response")
 	}
 	if msg.URL != req.url {
 		return nil, acme.Errorf(acme.Malformed, "the JWS url %q does not match the request URL %q", msg.URL, req.url)
