@@ -25,6 +25,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("authorization reuse", func(t *testing.T) { testAuthzReuse(t, open) })
 	t.Run("register and conformity", func(t *testing.T) { testRegister(t, open) })
 	t.Run("sweep of stuck processing", func(t *testing.T) { testSweep(t, open) })
+	t.Run("renewal information", func(t *testing.T) { testRenewal(t, open) })
 }
 
 const (

@@ -75,6 +75,7 @@ type Store interface {
 	CertificateStore
 	AuthzStore
 	SweepStore
+	RenewalStore
 }
 
 // Validator proves control of a name and checks its CAA records. Every method

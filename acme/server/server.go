@@ -38,6 +38,9 @@ const (
 	authzPath      = "/acme/authz/"
 	challengePath  = "/acme/chall/"
 	certPath       = "/acme/cert/"
+
+	// RenewalInfoPath is the base of ACME Renewal Information (RFC 9773), read with GET.
+	RenewalInfoPath = "/acme/renewal-info/"
 )
 
 // DefaultMaxBody caps every request body (go-jose CVE-2025-27144: never parse unbounded input).
@@ -118,11 +121,15 @@ func (s *Server) Handler() http.Handler {
 	r.Handle(authzPath+"{id}", s.post(kidOnly, s.authorization))
 	r.Handle(challengePath+"{id}", s.post(kidOnly, s.challenge))
 	r.Handle(certPath+"{serial}", s.post(kidOnly, s.certificate))
+	r.HandleFunc(RenewalInfoPath+"{certid}", s.renewalInfo).Methods(http.MethodGet) // renewal.go
 	// The router refuses a method only on the GET resources; POST ones refuse in post.
 	// Error responses carry a nonce too (RFC 8555 section 6.5).
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = s.addNonce(w) // without a nonce store, the problem goes without a nonce
 		allow := getMethods[r.URL.Path]
+		if strings.HasPrefix(r.URL.Path, RenewalInfoPath) {
+			allow = http.MethodGet
+		}
 		if allow == "" {
 			allow = http.MethodPost
 		}
@@ -192,6 +199,7 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 			ExternalAccountRequired: true,
 			Profiles:                s.auth.Profiles(),
 		},
+		RenewalInfo: strings.TrimSuffix(s.url(RenewalInfoPath), "/"),
 	})
 }
 
