@@ -46,6 +46,9 @@ type Directory struct {
 	RevokeCert string        `json:"revokeCert"`
 	KeyChange  string        `json:"keyChange"`
 	Meta       DirectoryMeta `json:"meta"`
+
+	// RenewalInfo is the base of ACME Renewal Information URLs (RFC 9773).
+	RenewalInfo string `json:"renewalInfo,omitempty"`
 }
 
 // DirectoryMeta is the directory's meta object.
@@ -78,6 +81,7 @@ type Order struct {
 	Authorizations []string     `json:"authorizations"`
 	Finalize       string       `json:"finalize"`
 	Certificate    string       `json:"certificate,omitempty"`
+	Replaces       string       `json:"replaces,omitempty"` // RFC 9773 CertID
 }
 
 // OrdersList is the account's orders list (section 7.1.2.1).
@@ -126,6 +130,7 @@ type NewOrderRequest struct {
 	NotBefore   string       `json:"notBefore"`
 	NotAfter    string       `json:"notAfter"`
 	Profile     string       `json:"profile"`
+	Replaces    string       `json:"replaces"` // RFC 9773 CertID of the certificate this order replaces
 }
 
 // FinalizeRequest is the finalize payload (section 7.4).
@@ -143,4 +148,16 @@ type RevokeRequest struct {
 type KeyChangeInner struct {
 	Account string          `json:"account"`
 	OldKey  json.RawMessage `json:"oldKey"`
+}
+
+// RenewalInfo is the ACME Renewal Information resource (RFC 9773 section 4.2).
+type RenewalInfo struct {
+	SuggestedWindow RenewalWindow `json:"suggestedWindow"`
+	ExplanationURL  string        `json:"explanationURL,omitempty"`
+}
+
+// RenewalWindow is when the server suggests the client renew.
+type RenewalWindow struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
 }

@@ -26,6 +26,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("register and conformity", func(t *testing.T) { testRegister(t, open) })
 	t.Run("sweep of stuck processing", func(t *testing.T) { testSweep(t, open) })
 	t.Run("rate limits", func(t *testing.T) { testRateLimits(t, open) })
+	t.Run("renewal information", func(t *testing.T) { testRenewal(t, open) })
 }
 
 const (

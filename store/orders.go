@@ -36,6 +36,11 @@ func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) 
 			micros(o.NotBefore), micros(o.NotAfter), blob(o.Error), o.CertSerial, micros(o.CreatedAt)); err != nil {
 			return err
 		}
+		if o.ReplacesSerial != "" {
+			if err := s.claimReplacement(ctx, tx, o); err != nil { // renewal.go
+				return err
+			}
+		}
 		for i, id := range o.AuthzIDs {
 			if _, err := s.exec(ctx, tx,
 				`INSERT INTO order_authzs (order_id, authz_id, pos) VALUES (?, ?, ?)`, o.ID, id, i); err != nil {
@@ -70,7 +75,10 @@ func (s *SQL) GetOrder(ctx context.Context, id string) (*Order, error) {
 		}
 		o.Expires, o.NotBefore, o.NotAfter, o.CreatedAt = fromMicros(expires), fromMicros(notBefore), fromMicros(notAfter), fromMicros(created)
 		o.AuthzIDs, err = s.column(ctx, tx, `SELECT authz_id FROM order_authzs WHERE order_id = ? ORDER BY pos`, id)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.readReplacement(ctx, tx, &o) // renewal.go
 	})
 	if err != nil {
 		return nil, s.fail("get order "+id, err)

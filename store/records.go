@@ -19,6 +19,9 @@ var (
 	ErrConflict = errors.New("store: state conflict")
 	// ErrKeyInUse: the public key is certified, or an issuance for it is under way.
 	ErrKeyInUse = errors.New("store: public key already certified")
+	// ErrAlreadyReplaced: an order that reached finalize already replaces the
+	// certificate (RFC 9773 "replaces").
+	ErrAlreadyReplaced = errors.New("store: certificate already replaced")
 )
 
 // Organisation is a SOTE organisation as the register and the operators know it.
@@ -78,6 +81,10 @@ type Order struct {
 	Error      []byte    // problem document JSON when invalid
 	CertSerial string    // lower-case hex, set when valid
 	CreatedAt  time.Time
+	// Replaces is the RFC 9773 CertID of the certificate the order replaces and
+	// ReplacesSerial that certificate's serial (lower-case hex); both "" when none.
+	Replaces       string
+	ReplacesSerial string
 }
 
 // Authorization is an ACME authorization for one name.

@@ -248,13 +248,16 @@ var constraintErrors = map[string]error{
 	"issuance_intents_key_hash_key": ErrKeyInUse,
 	// The second of two challenges of one authorization started at once.
 	"challenges_authz_id_key": ErrConflict,
+	// A certificate replaced by an order that reached finalize (migration 0011).
+	"order_replaces_serial_key": ErrAlreadyReplaced,
 }
 
 // fail turns a database error into the store's sentinel errors where it is a
 // constraint violation, and wraps it as an internal failure otherwise.
 func (s *SQL) fail(op string, err error) error {
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate), errors.Is(err, ErrConflict), errors.Is(err, ErrKeyInUse):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate), errors.Is(err, ErrConflict), errors.Is(err, ErrKeyInUse),
+		errors.Is(err, ErrAlreadyReplaced):
 		return fmt.Errorf("%s: %w", op, err)
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%s: %w", op, ErrNotFound)

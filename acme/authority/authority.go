@@ -76,6 +76,7 @@ type Store interface {
 	AuthzStore
 	SweepStore
 	RateLimitStore
+	RenewalStore
 }
 
 // Validator proves control of a name and checks its CAA records. Every method

@@ -65,6 +65,10 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 		}
 	}
 	profile := prof.Name
+	replacesSerial, err := a.replacement(ctx, acct, req.Replaces, list) // RFC 9773 (renewal.go)
+	if err != nil {
+		return nil, err
+	}
 
 	now := a.now()
 	o := store.Order{
@@ -79,6 +83,7 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 		NotAfter:  notAfter,
 		CreatedAt: now,
 	}
+	o.Replaces, o.ReplacesSerial = req.Replaces, replacesSerial
 	authzs := make([]store.Authorization, 0, len(list))
 	var reused []string
 	for _, name := range list {
@@ -124,6 +129,9 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 		return nil, err
 	}
 	if err := a.store.CreateOrder(ctx, o, authzs); err != nil {
+		if rerr := replacementRefusal(err, req.Replaces); rerr != nil {
+			return nil, rerr
+		}
 		return nil, a.internal(ctx, "create the order", err)
 	}
 	a.log.InfoContext(ctx, "order created", "order", o.ID, "account", acct.ID, "names", list, "reused_authzs", reused)

@@ -123,6 +123,7 @@ func (s *Server) orderJSON(o *store.Order) acme.Order {
 		out.Certificate = s.url(certPath + o.CertSerial)
 	}
 	out.Error = storedProblem(o.Error)
+	out.Replaces = o.Replaces
 	return out
 }
 

@@ -102,6 +102,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvConfig(t, server.Config{})
+}
+
+// newEnvConfig is newEnv with front-end settings; BaseURL is set here.
+func newEnvConfig(t *testing.T, cfg server.Config) *env {
+	t.Helper()
 	ctx := context.Background()
 	tmp := t.TempDir()
 	st, err := store.OpenSQLite(ctx, filepath.Join(tmp, "varmenne.db"))
@@ -133,7 +139,8 @@ func newEnv(t *testing.T) *env {
 	// The server must know its own URL before it can be the handler: start it late.
 	ts := httptest.NewUnstartedServer(nil)
 	base := "http://" + ts.Listener.Addr().String()
-	srv := server.New(server.Config{BaseURL: base}, auth, nonce.NewPool(1024, time.Hour), log)
+	cfg.BaseURL = base
+	srv := server.New(cfg, auth, nonce.NewPool(1024, time.Hour), log)
 	ts.Config.Handler = srv.Handler()
 	ts.Start()
 	t.Cleanup(ts.Close)
@@ -182,7 +189,9 @@ func (e *env) do(t *testing.T, req *http.Request) *response {
 		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
 	}
 	r := &response{status: res.StatusCode, header: res.Header, body: body}
-	if req.URL.Path != "/acme/directory" || req.Method != http.MethodGet {
+	// GET resources (the directory, renewal information) carry no nonce.
+	getResource := req.Method == http.MethodGet && (req.URL.Path == "/acme/directory" || strings.HasPrefix(req.URL.Path, server.RenewalInfoPath))
+	if !getResource {
 		if n := res.Header.Get("Replay-Nonce"); n == "" {
 			t.Errorf("%s %s answered %d without a Replay-Nonce header", req.Method, req.URL.Path, r.status)
 		}

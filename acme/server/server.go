@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"regexp"
@@ -38,6 +39,9 @@ const (
 	authzPath      = "/acme/authz/"
 	challengePath  = "/acme/chall/"
 	certPath       = "/acme/cert/"
+
+	// RenewalInfoPath is the base of ACME Renewal Information (RFC 9773), read with GET.
+	RenewalInfoPath = "/acme/renewal-info/"
 )
 
 // DefaultMaxBody caps every request body (go-jose CVE-2025-27144: never parse unbounded input).
@@ -62,6 +66,10 @@ type Config struct {
 	// CAAIdentities are the domain names CAA records name this CA by (RFC 8659),
 	// announced in the directory's meta.caaIdentities.
 	CAAIdentities []string
+	// ChaosRejectNonces, for tests only, is the share (0..1) of otherwise valid nonces
+	// refused with badNonce, as Pebble's PEBBLE_WFE_NONCEREJECT, so that clients' retry
+	// paths run. 0 in production.
+	ChaosRejectNonces float64
 }
 
 // Server serves the ACME API.
@@ -114,11 +122,15 @@ func (s *Server) Handler() http.Handler {
 	r.Handle(authzPath+"{id}", s.post(kidOnly, s.authorization))
 	r.Handle(challengePath+"{id}", s.post(kidOnly, s.challenge))
 	r.Handle(certPath+"{serial}", s.post(kidOnly, s.certificate))
+	r.HandleFunc(RenewalInfoPath+"{certid}", s.renewalInfo).Methods(http.MethodGet) // renewal.go
 	// The router refuses a method only on the GET resources; POST ones refuse in post.
 	// Error responses carry a nonce too (RFC 8555 section 6.5).
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = s.addNonce(w) // without a nonce store, the problem goes without a nonce
 		allow := getMethods[r.URL.Path]
+		if strings.HasPrefix(r.URL.Path, RenewalInfoPath) {
+			allow = http.MethodGet
+		}
 		if allow == "" {
 			allow = http.MethodPost
 		}
@@ -192,6 +204,7 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 			ExternalAccountRequired: true,
 			Profiles:                s.auth.Profiles(),
 		},
+		RenewalInfo: strings.TrimSuffix(s.url(RenewalInfoPath), "/"),
 	})
 }
 
@@ -295,6 +308,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rule keyRu
 	}
 	if err := s.nonces.Redeem(r.Context(), msg.Nonce); err != nil {
 		return nil, err
+	}
+	if s.cfg.ChaosRejectNonces > 0 && rand.Float64() < s.cfg.ChaosRejectNonces {
+		return nil, acme.Errorf(acme.BadNonce, "the nonce was refused on purpose (test-only --chaos-reject-nonces); retry with the nonce in this response")
 	}
 	if msg.URL != req.url {
 		return nil, acme.Errorf(acme.Malformed, "the JWS url %q does not match the request URL %q", msg.URL, req.url)

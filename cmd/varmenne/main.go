@@ -28,6 +28,8 @@ Usage:
   varmenne revoke      --serial S | --org OID  --reason R --requested-by NAME --identified-by METHOD
                        [--note TEXT] [--invalidity-date RFC3339] [--requested-at RFC3339] [--performed-by NAME]
   varmenne crl show    [--issuer production|test] [--out FILE]
+  varmenne renew-early --serial S | --org OID | --issuer NAME --reason TEXT [--performed-by NAME]
+                       move the ARI renewal window into the past: ARI clients renew at their next check
   varmenne init        --pkcs11-module PATH --pkcs11-token LABEL [--pkcs11-pin-file F] --operator A --operator B
                        [--key-type rsa-4096] [--tls-name NAME...] [--tls-only]   key ceremony: keys inside the HSM
   varmenne intents list [--json]   issuance intents without a certificate (pending or failed)
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New(`"varmenne eab" needs a subcommand: create`)
 	case "revoke":
 		return revoke(ctx, rest, stdout, stderr)
+	case "renew-early":
+		return renewEarly(ctx, rest, stdout, stderr) // renewearly.go
 	case "crl":
 		if len(rest) > 0 && rest[0] == "show" {
 			return crlShow(ctx, rest[1:], stdout, stderr)
@@ -92,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q; the commands are serve, org add, eab create, revoke, crl show, init, intents list, audit verify", cmd)
+		return fmt.Errorf("unknown command %q; the commands are serve, org add, eab create, revoke, renew-early, crl show, init, intents list, audit verify", cmd)
 	}
 }
 

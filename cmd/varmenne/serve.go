@@ -42,6 +42,7 @@ type serveConfig struct {
 	caaRecheck     time.Duration
 	authzReuse     time.Duration
 	allowWildcards bool
+	chaosNonces    float64 // tests only (issue 10)
 }
 
 // defaultCAAIdentity is the CAA issuer domain name used when --caa-identity is not
@@ -70,6 +71,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.caaRecheck, "caa-recheck-after", authority.MaxCAARecheckAfter, "at finalize, check CAA again for names validated longer ago than this (at most 8h)")
 	fs.DurationVar(&c.authzReuse, "authz-reuse", 7*24*time.Hour, "reuse an account's valid authorization validated within this window (at most 720h; 0: never)")
 	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi) in every server profile, proven with dns-01 only")
+	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, to exercise clients' retries (never in production)")
 	configFile := fs.String("config", "", "JSON file of certificate profiles and their policy plugins (default: the four built-in SOTE profiles)")
 	// Issuer keys in an HSM (keys.go).
 	hsm := hsmFlags(fs, "production", "test")
@@ -83,6 +85,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log, err := newLogger(c.logFormat, stderr)
 	if err != nil {
 		return err
+	}
+	if !(c.chaosNonces >= 0 && c.chaosNonces <= 1) {
+		return fmt.Errorf("serve: --chaos-reject-nonces %v must be between 0 and 1, e.g. 0.1 to refuse 10%% of nonces (tests only)", c.chaosNonces)
 	}
 	var nets []netip.Prefix
 	for _, s := range c.allowNets {
@@ -197,7 +202,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()                         // before the store closes: deferred calls run last-in first
 	go auth.RunSweeper(sweepCtx, time.Minute) // fails what a dead replica left processing (ROBUSTNESS 76)
-	acmeSrv := server.New(server.Config{BaseURL: c.baseURL, TermsOfService: c.tos, Website: c.website, CAAIdentities: val.CAAIdentities()},
+	if c.chaosNonces > 0 {
+		log.Warn("test-only chaos: refusing a share of valid nonces with badNonce; never use this in production", "chaos_reject_nonces", c.chaosNonces)
+	}
+	acmeSrv := server.New(server.Config{BaseURL: c.baseURL, TermsOfService: c.tos, Website: c.website, CAAIdentities: val.CAAIdentities(),
+		ChaosRejectNonces: c.chaosNonces},
 		auth, newNonces(ctx, st, *db, log), log)
 
 	httpSrv := &http.Server{

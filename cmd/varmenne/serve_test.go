@@ -38,6 +38,9 @@ func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{"--validation-timeout negative", []string{"--validation-timeout", "-5s"}, []string{"-5s"}},
 		{"--dev-key-type unknown", []string{"--dev-key-type", "rsa-1024"}, []string{"--dev-key-type", "rsa-1024"}},
 		{"a negative rate limit", []string{"--limit-new-orders-per-account", "-1"}, []string{"limit-new-orders-per-account", `"-1"`, "0 for no limit"}},
+		{"--chaos-reject-nonces above 1", []string{"--chaos-reject-nonces", "1.5"}, []string{"--chaos-reject-nonces", "1.5", "between 0 and 1"}},
+		{"--chaos-reject-nonces negative", []string{"--chaos-reject-nonces", "-0.1"}, []string{"--chaos-reject-nonces", "-0.1", "between 0 and 1"}},
+		{"--chaos-reject-nonces NaN", []string{"--chaos-reject-nonces", "NaN"}, []string{"--chaos-reject-nonces", "NaN", "between 0 and 1"}},
 		{"--listen unknown flag spelling", []string{"--listen-addr", "127.0.0.1:0"}, []string{"listen-addr"}},
 	}
 	for _, tt := range tests {
