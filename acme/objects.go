@@ -2,6 +2,7 @@ package acme
 
 import (
 	"encoding/json"
+	"net/netip"
 	"time"
 )
 
@@ -23,6 +24,7 @@ const (
 // Identifier types.
 const (
 	IdentifierDNS = "dns"
+	IdentifierIP  = "ip" // RFC 8738
 )
 
 // Challenge types.
@@ -36,6 +38,17 @@ const (
 type Identifier struct {
 	Type  string `json:"type"`
 	Value string `json:"value"`
+}
+
+// IdentifierOf is the identifier a stored name stands for. Orders, authorizations and
+// certificates keep IP identifiers (RFC 8738) beside DNS names, as the address's
+// canonical text; a dns identifier is never an IP literal (policy/names refuses
+// one), so the value alone says which type it is.
+func IdentifierOf(value string) Identifier {
+	if _, err := netip.ParseAddr(value); err == nil {
+		return Identifier{Type: IdentifierIP, Value: value}
+	}
+	return Identifier{Type: IdentifierDNS, Value: value}
 }
 
 // Directory is the resource that tells a client every other URL (section 7.1.1).

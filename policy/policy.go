@@ -7,6 +7,7 @@ package policy
 import (
 	"context"
 	"crypto/x509"
+	"net/netip"
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
@@ -28,6 +29,10 @@ type Request struct {
 	// AllowedDomains are the domains the account may name: its EAB key's list when
 	// the key was limited to some, else the organisation's approved domains.
 	AllowedDomains []string
+	// AllowedNetworks are the networks whose addresses the account may name in ip
+	// identifiers (RFC 8738): the organisation's approved networks, narrowed to its
+	// EAB key's when the key was limited to some.
+	AllowedNetworks []netip.Prefix
 	// KeyHash is, at finalize, the lower-case hex SHA-256 of the CSR's
 	// SubjectPublicKeyInfo DER (signer.KeyHash); empty at newOrder.
 	KeyHash string

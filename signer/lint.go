@@ -53,6 +53,12 @@ var SOTEIgnoredLints = map[string]string{
 	"e_server_cert_valid_time_longer_than_200_days": "SOTE server certificates are valid 1 year by the SOTE rules",
 	"e_server_cert_valid_time_longer_than_100_days": "SOTE server certificates are valid 1 year by the SOTE rules",
 	"e_server_cert_valid_time_longer_than_47_days":  "SOTE server certificates are valid 1 year by the SOTE rules",
+	// IP identifiers (RFC 8738) are certified only beside a DNS name and only inside
+	// the networks an operator approved for the organisation (policy/names), and
+	// validation connects to a non-public address only in the ranges the operator
+	// allowed (--validation-allow): the health network's private addresses are what
+	// a national private PKI may certify.
+	"e_ext_san_contains_reserved_ip": "private PKI: IP addresses are checked by policy/names against the organisation's approved networks",
 	// The OCSP responder is optional in SOTE (the CRL is what relying parties must
 	// check); profiles without an OCSP URL are correct.
 	"e_sub_cert_aia_does_not_contain_ocsp_url": "SOTE requires a CRL; OCSP is optional",

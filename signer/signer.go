@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -81,8 +83,8 @@ type Profile struct {
 type Request struct {
 	OrderID   string
 	PublicKey crypto.PublicKey
-	Names     []string  // DNS SANs, first becomes CN
-	Subject   pkix.Name // C, O, OU as the caller decides; CN is set to Names[0] by the signer
+	Names     []string  // DNS names and IP addresses (RFC 8738 canonical text) for the SANs; the first DNS name becomes CN
+	Subject   pkix.Name // C, O, OU as the caller decides; CN is set to the first DNS name by the signer
 	NotBefore time.Time // zero: now - Backdate
 	NotAfter  time.Time // zero: the longest the profile allows
 }
@@ -355,10 +357,27 @@ func checkNames(names []string) error {
 		}
 		seen[strings.ToLower(n)] = true
 	}
-	if len(names[0]) > maxCNLen {
-		return fmt.Errorf("%w: first name %q is longer than the %d characters a common name holds", ErrInvalidRequest, names[0], maxCNLen)
+	dnsNames, _ := splitNames(names)
+	if len(dnsNames) == 0 {
+		return fmt.Errorf("%w: no DNS name; the common name is the first DNS name", ErrInvalidRequest)
+	}
+	if len(dnsNames[0]) > maxCNLen {
+		return fmt.Errorf("%w: first name %q is longer than the %d characters a common name holds", ErrInvalidRequest, dnsNames[0], maxCNLen)
 	}
 	return nil
+}
+
+// splitNames sorts an order's names into DNS names and the addresses of its IP
+// identifiers (RFC 8738), each in the order given.
+func splitNames(names []string) (dnsNames []string, ips []net.IP) {
+	for _, n := range names {
+		if ip, err := netip.ParseAddr(n); err == nil {
+			ips = append(ips, net.IP(ip.AsSlice()))
+			continue
+		}
+		dnsNames = append(dnsNames, n)
+	}
+	return dnsNames, ips
 }
 
 // validity works out notBefore and notAfter at the second resolution a certificate
@@ -407,9 +426,10 @@ func (c *CA) template(req Request, spki []byte, notBefore, notAfter time.Time) (
 	if err != nil {
 		return nil, err
 	}
+	dnsNames, ips := splitNames(req.Names)
 	subject := req.Subject
-	subject.CommonName = req.Names[0]
-	// A CN in ExtraNames would make a second CN beside Names[0].
+	subject.CommonName = dnsNames[0]
+	// A CN in ExtraNames would make a second CN beside the first DNS name.
 	subject.ExtraNames = nil
 	for _, atv := range req.Subject.ExtraNames {
 		if !atv.Type.Equal(oidCommonName) {
@@ -445,7 +465,8 @@ func (c *CA) template(req Request, spki []byte, notBefore, notAfter time.Time) (
 		RawSubject:            rawSubject,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
-		DNSNames:              append([]string(nil), req.Names...),
+		DNSNames:              dnsNames,
+		IPAddresses:           ips,
 		KeyUsage:              ku, // Go marshals key usage as critical
 		ExtKeyUsage:           append([]x509.ExtKeyUsage(nil), c.profile.ExtKeyUsage...),
 		BasicConstraintsValid: true, // CA:false, marshalled critical

@@ -211,6 +211,35 @@ func TestIssueSubjectCN(t *testing.T) {
 	}
 }
 
+// IP identifiers (RFC 8738) become iPAddress SANs; the CN stays the first DNS name,
+// even when an address comes first.
+func TestIssueIPAddresses(t *testing.T) {
+	h := newHarness(t, "p256", testProfile())
+	req := testRequest(t, "p256")
+	req.Names = []string{"192.0.2.10", "www.example.fi", "2001:db8::10", "api.example.fi"}
+	got, err := h.ca.Issue(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := got.Cert
+	if c.Subject.CommonName != "www.example.fi" {
+		t.Errorf("CN %q, want the first DNS name www.example.fi", c.Subject.CommonName)
+	}
+	if !slices.Equal(c.DNSNames, []string{"www.example.fi", "api.example.fi"}) {
+		t.Errorf("dNSName SANs %v", c.DNSNames)
+	}
+	var ips []string
+	for _, ip := range c.IPAddresses {
+		ips = append(ips, ip.String())
+	}
+	if !slices.Equal(ips, []string{"192.0.2.10", "2001:db8::10"}) {
+		t.Errorf("iPAddress SANs %v, want 192.0.2.10 and 2001:db8::10", ips)
+	}
+	if len(c.IPAddresses[0]) != 4 {
+		t.Errorf("the IPv4 SAN is encoded in %d bytes, want 4", len(c.IPAddresses[0]))
+	}
+}
+
 // Refused requests never reach the store or the issuer key.
 func TestIssueRefusesRequests(t *testing.T) {
 	p := testProfile()
@@ -229,6 +258,8 @@ func TestIssueRefusesRequests(t *testing.T) {
 		{"an empty name", func(r *Request) { r.Names = []string{"example.fi", ""} }, true},
 		{"a name twice, differing in case", func(r *Request) { r.Names = []string{"example.fi", "EXAMPLE.fi"} }, true},
 		{"first name too long for a CN", func(r *Request) { r.Names = []string{long} }, true},
+		{"first DNS name after an IP address too long for a CN", func(r *Request) { r.Names = []string{"192.0.2.1", long} }, true},
+		{"IP addresses only", func(r *Request) { r.Names = []string{"192.0.2.1", "2001:db8::1"} }, true},
 		{"no public key", func(r *Request) { r.PublicKey = nil }, false},
 		{"unsupported public key", func(r *Request) { r.PublicKey = "key" }, false},
 		{"validity beyond the issuer's", func(r *Request) {}, false},

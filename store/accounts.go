@@ -11,8 +11,8 @@ type scanner interface{ Scan(dest ...any) error }
 // AddOrganisation records an organisation; ErrDuplicate if its OID is taken.
 func (s *SQL) AddOrganisation(ctx context.Context, o Organisation) error {
 	_, err := s.exec(ctx, s.db,
-		`INSERT INTO organisations (oid, name, long_name, domains, created_at, test_only) VALUES (?, ?, ?, ?, ?, ?)`,
-		o.OID, o.Name, o.LongName, list(o.Domains), micros(o.CreatedAt), flag(o.TestOnly))
+		`INSERT INTO organisations (oid, name, long_name, domains, created_at, test_only, networks) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		o.OID, o.Name, o.LongName, list(o.Domains), micros(o.CreatedAt), flag(o.TestOnly), prefixList(o.Networks))
 	if err != nil {
 		return s.fail("add organisation "+o.OID, err)
 	}
@@ -22,15 +22,18 @@ func (s *SQL) AddOrganisation(ctx context.Context, o Organisation) error {
 // GetOrganisation returns the organisation with that OID, or ErrNotFound.
 func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, error) {
 	var o Organisation
-	var domains string
+	var domains, networks string
 	var created, testOnly int64
 	err := s.db.QueryRowContext(ctx, s.d.rebind(
-		`SELECT oid, name, long_name, domains, created_at, test_only FROM organisations WHERE oid = ?`), oid).
-		Scan(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly)
+		`SELECT oid, name, long_name, domains, created_at, test_only, networks FROM organisations WHERE oid = ?`), oid).
+		Scan(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly, &networks)
 	if err != nil {
 		return nil, s.fail("get organisation "+oid, err)
 	}
 	if o.Domains, err = fromList(domains); err != nil {
+		return nil, err
+	}
+	if o.Networks, err = fromPrefixList(networks); err != nil {
 		return nil, err
 	}
 	o.CreatedAt = fromMicros(created)
@@ -42,9 +45,9 @@ func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, e
 // its organisation is unknown.
 func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 	_, err := s.exec(ctx, s.db,
-		`INSERT INTO eab_keys (kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.KID, k.OrgOID, k.HMACKey, list(k.Domains), k.Status, k.AccountID, micros(k.CreatedAt), micros(k.BoundAt), list(k.Profiles))
+		`INSERT INTO eab_keys (kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles, networks)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.KID, k.OrgOID, k.HMACKey, list(k.Domains), k.Status, k.AccountID, micros(k.CreatedAt), micros(k.BoundAt), list(k.Profiles), prefixList(k.Networks))
 	if err != nil {
 		return s.fail("create EAB key "+k.KID, err)
 	}
@@ -54,12 +57,12 @@ func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 // GetEAB returns the EAB key with that kid, or ErrNotFound.
 func (s *SQL) GetEAB(ctx context.Context, kid string) (*EABKey, error) {
 	var k EABKey
-	var domains, profiles string
+	var domains, profiles, networks string
 	var created, bound int64
 	err := s.db.QueryRowContext(ctx, s.d.rebind(
-		`SELECT kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles
+		`SELECT kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles, networks
 		 FROM eab_keys WHERE kid = ?`), kid).
-		Scan(&k.KID, &k.OrgOID, &k.HMACKey, &domains, &k.Status, &k.AccountID, &created, &bound, &profiles)
+		Scan(&k.KID, &k.OrgOID, &k.HMACKey, &domains, &k.Status, &k.AccountID, &created, &bound, &profiles, &networks)
 	if err != nil {
 		return nil, s.fail("get EAB key "+kid, err)
 	}
@@ -67,6 +70,9 @@ func (s *SQL) GetEAB(ctx context.Context, kid string) (*EABKey, error) {
 		return nil, err
 	}
 	if k.Profiles, err = fromList(profiles); err != nil {
+		return nil, err
+	}
+	if k.Networks, err = fromPrefixList(networks); err != nil {
 		return nil, err
 	}
 	k.CreatedAt, k.BoundAt = fromMicros(created), fromMicros(bound)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("sweep of stuck processing", func(t *testing.T) { testSweep(t, open) })
 	t.Run("rate limits", func(t *testing.T) { testRateLimits(t, open) })
 	t.Run("renewal information", func(t *testing.T) { testRenewal(t, open) })
+	t.Run("organisation domains and networks", func(t *testing.T) { testOrgNames(t, open) })
 }
 
 const (
@@ -186,6 +188,9 @@ func normalized[T any](v T) T {
 func normalize(v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Struct:
+		if !v.CanInterface() {
+			return // an unexported field of a value type such as netip.Prefix
+		}
 		if tm, ok := v.Interface().(time.Time); ok {
 			if !tm.IsZero() {
 				v.Set(reflect.ValueOf(tm.Truncate(time.Microsecond).UTC()))
@@ -246,6 +251,8 @@ func testRoundTrips(t *testing.T, open func(t *testing.T) *SQL) {
 				Domains: []string{"klinikka.fi", "klinikka.example"}, CreatedAt: t0}},
 			{name: "no domains and zero time", in: Organisation{OID: "1.2.246.10.2222222.10.0", Domains: []string{}}},
 			{name: "test only", in: Organisation{OID: "1.2.246.10.3333333.10.0", Name: "Testiklinikka", Domains: []string{"testi.example"}, TestOnly: true, CreatedAt: t0}},
+			{name: "approved networks", in: Organisation{OID: "1.2.246.10.4444444.10.0", Name: "Verkko", Domains: []string{"verkko.example"},
+				Networks: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8:10::/48"), netip.MustParsePrefix("198.51.100.7/32")}, CreatedAt: t0}},
 		}, func(w *world, o Organisation) error { return w.s.AddOrganisation(w.ctx, o) },
 			func(w *world, o Organisation) (*Organisation, error) { return w.s.GetOrganisation(w.ctx, o.OID) })
 	})
@@ -259,6 +266,8 @@ func testRoundTrips(t *testing.T, open func(t *testing.T) *SQL) {
 				AccountID: "acct-9", CreatedAt: t0, BoundAt: t0.Add(time.Minute)}},
 			{name: "limited to profiles", in: EABKey{KID: "k4", OrgOID: org1, HMACKey: []byte("x"), Status: EABApproved,
 				Profiles: []string{"sote-server-test", "sote-system-signature-test"}, CreatedAt: t0}},
+			{name: "limited to networks", in: EABKey{KID: "k5", OrgOID: org1, HMACKey: []byte("x"), Status: EABApproved,
+				Networks: []netip.Prefix{netip.MustParsePrefix("192.0.2.128/25")}, CreatedAt: t0}},
 		}, func(w *world, k EABKey) error { return w.s.CreateEAB(w.ctx, k) },
 			func(w *world, k EABKey) (*EABKey, error) { return w.s.GetEAB(w.ctx, k.KID) })
 	})

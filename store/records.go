@@ -6,6 +6,7 @@ package store
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -30,6 +31,9 @@ type Organisation struct {
 	Name      string
 	LongName  string
 	Domains   []string // domains the organisation administers
+	// Networks are the approved networks whose addresses ip identifiers may name
+	// (beside a DNS name); none: IP identifiers are refused.
+	Networks  []netip.Prefix
 	CreatedAt time.Time
 	TestOnly  bool // may order test profiles only
 }
@@ -48,6 +52,7 @@ type EABKey struct {
 	HMACKey   []byte
 	Domains   []string // empty: all of the organisation's domains
 	Profiles  []string // empty: every profile the organisation may use
+	Networks  []netip.Prefix // empty: all of the organisation's networks
 	Status    string
 	AccountID string // set once bound
 	CreatedAt time.Time

@@ -37,7 +37,8 @@ func (a *Authority) recheckCAA(ctx context.Context, acct *store.Account, o *stor
 		if ch == nil {
 			return a.internal(ctx, "find how "+name+" was validated", errors.New("valid authorization without a valid challenge"))
 		}
-		if now.Sub(ch.Validated) > a.cfg.CAARecheckAfter {
+		// CAA is a DNS record of a name; an IP address has none (RFC 8738 section 7).
+		if now.Sub(ch.Validated) > a.cfg.CAARecheckAfter && acme.IdentifierOf(az.Name).Type == acme.IdentifierDNS {
 			checks = append(checks, check{name, ch.Type})
 		}
 	}

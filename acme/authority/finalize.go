@@ -50,14 +50,14 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	}
 	ids := make([]acme.Identifier, len(o.Names))
 	for i, n := range o.Names {
-		ids[i] = acme.Identifier{Type: acme.IdentifierDNS, Value: n}
+		ids[i] = acme.IdentifierOf(n)
 	}
 	// The profile's chain judges the CSR: its names against the order's (names), its
 	// key (keys: quality, type, blocked, certified before) and the dates (validity).
 	preq := &policy.Request{
 		Profile: prof.Name, Org: org, AccountID: acct.ID, EABKID: acct.EABKID,
 		Identifiers: ids, NotBefore: o.NotBefore, NotAfter: o.NotAfter, CSR: csr,
-		AllowedDomains: allowedDomains(org, eab), KeyHash: keyHash,
+		AllowedDomains: allowedDomains(org, eab), AllowedNetworks: allowedNetworks(org, eab), KeyHash: keyHash,
 	}
 	if err := prof.Policy.CheckCSR(ctx, preq); err != nil {
 		return nil, policyRefusal(err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,7 +50,7 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	preq := &policy.Request{
 		Profile: prof.Name, Org: org, AccountID: acct.ID, EABKID: acct.EABKID,
 		Identifiers: req.Identifiers, NotBefore: notBefore, NotAfter: notAfter,
-		AllowedDomains: allowedDomains(org, eab),
+		AllowedDomains: allowedDomains(org, eab), AllowedNetworks: allowedNetworks(org, eab),
 	}
 	if err := prof.Policy.CheckOrder(ctx, preq); err != nil {
 		return nil, policyRefusal(err)
@@ -59,7 +60,7 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	var list []string
 	seen := map[string]bool{}
 	for _, id := range req.Identifiers {
-		if n := names.Normalize(id.Value); !seen[n] {
+		if n := names.Canonical(id); !seen[n] {
 			seen[n] = true
 			list = append(list, n)
 		}
@@ -107,7 +108,7 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 			Expires:   now.Add(a.cfg.AuthzLifetime),
 			CreatedAt: now,
 		}
-		for _, typ := range challengeTypes(wildcard) {
+		for _, typ := range challengeTypes(base, wildcard) {
 			az.Challenges = append(az.Challenges, store.Challenge{
 				ID:      newID(),
 				AuthzID: az.ID,
@@ -139,10 +140,15 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 }
 
 // challengeTypes are the challenges offered for a name, http-01 first. A wildcard
-// can only be proven in DNS: control of one host says nothing of its siblings.
-func challengeTypes(wildcard bool) []string {
-	if wildcard {
+// can only be proven in DNS: control of one host says nothing of its siblings. An IP
+// address has no DNS zone to put a TXT record in, so it gets http-01 and tls-alpn-01
+// only (RFC 8738 section 7).
+func challengeTypes(name string, wildcard bool) []string {
+	switch {
+	case wildcard:
 		return []string{acme.ChallengeDNS01}
+	case acme.IdentifierOf(name).Type == acme.IdentifierIP:
+		return []string{acme.ChallengeHTTP01, acme.ChallengeTLSALPN01}
 	}
 	return []string{acme.ChallengeHTTP01, acme.ChallengeDNS01, acme.ChallengeTLSALPN01}
 }
@@ -196,13 +202,23 @@ func (a *Authority) accountContext(ctx context.Context, acct *store.Account) (*s
 	return org, ek, nil
 }
 
-// allowedDomains are the EAB key's domains when it was limited to some, else the
-// organisation's.
+// allowedDomains are the organisation's approved domains, narrowed to the EAB key's
+// when the key was limited to some. A key narrows and never widens: a domain the
+// organisation no longer holds is not allowed because an older key named it.
 func allowedDomains(org *store.Organisation, eab *store.EABKey) []string {
-	if eab != nil && len(eab.Domains) > 0 {
-		return eab.Domains
+	if eab == nil {
+		return org.Domains
 	}
-	return org.Domains
+	return names.NarrowDomains(org.Domains, eab.Domains)
+}
+
+// allowedNetworks are the organisation's approved networks for ip identifiers,
+// narrowed as allowedDomains narrows domains.
+func allowedNetworks(org *store.Organisation, eab *store.EABKey) []netip.Prefix {
+	if eab == nil {
+		return org.Networks
+	}
+	return names.NarrowNetworks(org.Networks, eab.Networks)
 }
 
 // profileAllowed refuses a profile the account may not order: one outside the
@@ -352,7 +368,11 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 		caaName = "*." + name
 	}
 	caa := make(chan error, 1)
-	go func() { caa <- a.val.CAA(vctx, caaName, a.accountURI(acct.ID), ch.Type) }()
+	if acme.IdentifierOf(name).Type == acme.IdentifierIP {
+		caa <- nil // CAA is a DNS record of a name; an IP address has none (RFC 8738 section 7)
+	} else {
+		go func() { caa <- a.val.CAA(vctx, caaName, a.accountURI(acct.ID), ch.Type) }()
+	}
 	var verr error
 	switch {
 	case ch.Type == acme.ChallengeDNS01:

@@ -67,7 +67,7 @@ func TestProblemTypes(t *testing.T) {
 		wantProblem(t, e.post(t, ecKey(t), "", e.dir.NewAccount, []byte(`{"termsOfServiceAgreed":true}`)), acme.ExternalAccountRequired, http.StatusForbidden)
 	})
 	t.Run("unsupportedIdentifier", func(t *testing.T) {
-		wantProblem(t, e.as(t, a, e.dir.NewOrder, []byte(`{"identifiers":[{"type":"ip","value":"192.0.2.1"}]}`)), acme.UnsupportedIdentifier, http.StatusBadRequest)
+		wantProblem(t, e.as(t, a, e.dir.NewOrder, []byte(`{"identifiers":[{"type":"email","value":"a@example.fi"}]}`)), acme.UnsupportedIdentifier, http.StatusBadRequest)
 	})
 	t.Run("rejectedIdentifier, with a subproblem per identifier", func(t *testing.T) {
 		bad := []string{"www." + domainB, "mail." + domainB}

@@ -106,7 +106,7 @@ func (s *Server) orderJSON(o *store.Order) acme.Order {
 		Finalize: s.url(orderPath + o.ID + "/finalize"),
 	}
 	for _, n := range o.Names {
-		out.Identifiers = append(out.Identifiers, acme.Identifier{Type: acme.IdentifierDNS, Value: n})
+		out.Identifiers = append(out.Identifiers, acme.IdentifierOf(n))
 	}
 	for _, id := range o.AuthzIDs {
 		out.Authorizations = append(out.Authorizations, s.url(authzPath+id))
@@ -170,7 +170,7 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request, req *request) 
 
 func (s *Server) authzJSON(az *store.Authorization) acme.Authorization {
 	out := acme.Authorization{
-		Identifier: acme.Identifier{Type: acme.IdentifierDNS, Value: az.Name},
+		Identifier: acme.IdentifierOf(az.Name),
 		Status:     acme.Status(az.Status),
 		Expires:    az.Expires.UTC(),
 		Wildcard:   az.Wildcard,

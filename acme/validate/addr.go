@@ -86,7 +86,16 @@ func (v *Validator) allowed(ip netip.Addr) bool {
 // dial: the first allowed IPv6 and the first allowed IPv4 address, in the resolver's
 // order of preference (RFC 6724). A second address is a fallback when the first
 // cannot be connected to; more would only stretch the attempt.
+//
+// An IP identifier's address (RFC 8738) is not resolved: it is the one address to
+// dial, under the same rule of public addresses or --validation-allow ranges.
 func (v *Validator) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip = ip.Unmap().WithZone(""); !v.allowed(ip) {
+			return nil, acme.Errorf(acme.Connection, "%s is a non-public address; validation does not connect there", ip)
+		}
+		return []netip.Addr{ip}, nil
+	}
 	// The trailing dot keeps the resolver from trying the host's search domains.
 	ips, err := v.resolver.LookupNetIP(ctx, "ip", host+".")
 	if err != nil {

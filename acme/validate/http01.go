@@ -34,14 +34,19 @@ const maxEcho = 64
 // token.
 func (v *Validator) HTTP01(ctx context.Context, name, token, keyAuth string) error {
 	host := strings.ToLower(strings.TrimSuffix(name, "."))
+	ip, isIP, err := ipIdentifier("http-01", host)
 	switch {
-	case isIPLiteral(host):
-		return acme.Errorf(acme.Malformed, "http-01 validates DNS names; %s is an IP address", echo(host))
+	case err != nil:
+		return err
+	case isIP:
+		// RFC 8738 section 4: the address itself, and the Host header names it.
+		host = ip.String()
 	case strings.HasPrefix(host, "*."):
 		return acme.Errorf(acme.Malformed, "http-01 cannot prove control of the wildcard name %s", echo(host))
 	case !validHostname(host):
 		return acme.Errorf(acme.Malformed, "%s is not a valid DNS name", echo(host))
-	case !validToken(token):
+	}
+	if !validToken(token) {
 		return acme.Errorf(acme.Malformed, "the challenge token %s is not base64url text", echo(token))
 	}
 
@@ -207,6 +212,20 @@ func isRedirect(status int) bool {
 	return false
 }
 
+// ipIdentifier reports whether host is the IP address of an ip identifier (RFC 8738),
+// and refuses the spellings a certificate cannot hold: a zone, an IPv4-mapped IPv6
+// address.
+func ipIdentifier(method, host string) (netip.Addr, bool, error) {
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err != nil:
+		return netip.Addr{}, false, nil
+	case ip.Zone() != "" || ip.Is4In6():
+		return netip.Addr{}, false, acme.Errorf(acme.Malformed, "%s cannot validate %s: an IP identifier holds a plain IPv4 or IPv6 address, without a zone", method, echo(host))
+	}
+	return ip, true, nil
+}
+
 // isIPLiteral reports whether host is an IP address, zoned IPv6 included.
 func isIPLiteral(host string) bool {
 	_, err := netip.ParseAddr(host)
@@ -256,9 +275,13 @@ func portOf(u *url.URL) int {
 	return DefaultHTTPPort
 }
 
-// hostPort leaves the default port out, so the Host header is what a browser sends.
+// hostPort leaves the default port out, so the Host header is what a browser sends;
+// an IPv6 address is bracketed either way (RFC 3986 section 3.2.2).
 func hostPort(host string, port, defaultPort int) string {
 	if port == defaultPort {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
 		return host
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))

@@ -489,8 +489,9 @@ func TestHTTP01Malformed(t *testing.T) {
 	tests := []struct {
 		name, host, token, detail string
 	}{
-		{"IPv4 address as the name", "127.0.0.1", token, "is an IP address"},
-		{"IPv6 address as the name", "::1", token, "is an IP address"},
+		{"IPv6 address with a zone", "fe80::1%eth0", token, "without a zone"},
+		{"IPv4-mapped IPv6 address", "::ffff:127.0.0.1", token, "without a zone"},
+		{"IP address with a bad token", "127.0.0.1", "../../admin", "not base64url"},
 		{"wildcard name", "*.example.fi", token, "wildcard"},
 		{"name with a space", "www example.fi", token, "not a valid DNS name"},
 		{"empty name", "", token, "not a valid DNS name"},

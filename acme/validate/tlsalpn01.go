@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -40,10 +41,24 @@ var (
 // It returns nil or an *acme.Error: dns or connection as for http-01, tls when the
 // handshake fails or does not negotiate acme-tls/1, unauthorized when the certificate
 // breaks a rule of RFC 8737, and incorrectResponse when it holds another digest.
+//
+// For an IP identifier (RFC 8738 section 6) it connects to the address itself, sends
+// the address's reverse DNS name (in-addr.arpa or ip6.arpa) as SNI, and wants the one
+// subjectAltName to be the iPAddress.
 func (v *Validator) TLSALPN01(ctx context.Context, name, keyAuth string) error {
-	host, err := checkHost("tls-alpn-01", name)
+	host := strings.ToLower(strings.TrimSuffix(name, "."))
+	ip, isIP, err := ipIdentifier("tls-alpn-01", host)
 	if err != nil {
 		return err
+	}
+	serverName := ""
+	if isIP {
+		host, serverName = ip.String(), reverseName(ip)
+	} else {
+		if host, err = checkHost("tls-alpn-01", name); err != nil {
+			return err
+		}
+		serverName = host
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
@@ -59,7 +74,7 @@ func (v *Validator) TLSALPN01(ctx context.Context, name, keyAuth string) error {
 	defer conn.Close()
 
 	tc := tls.Client(conn, &tls.Config{
-		ServerName: host,
+		ServerName: serverName,
 		NextProtos: []string{ALPNProto},
 		MinVersion: tls.VersionTLS12,
 		// The certificate is self-signed by design; it is checked below instead.
@@ -124,9 +139,13 @@ func checkALPNSubjectAltName(cert *x509.Certificate, host, target string) error 
 			return acme.Errorf(acme.Unauthorized, "the subjectAltName extension of the certificate of %s cannot be parsed", target)
 		}
 	}
-	const dNSName = 2 // GeneralName CHOICE tag
-	if len(names) == 1 && names[0].Class == asn1.ClassContextSpecific && names[0].Tag == dNSName &&
-		strings.EqualFold(string(names[0].Bytes), host) {
+	const dNSName, iPAddress = 2, 7 // GeneralName CHOICE tags
+	want, wantTag, what := []byte(host), dNSName, "DNS name"
+	if ip, err := netip.ParseAddr(host); err == nil {
+		want, wantTag, what = ip.AsSlice(), iPAddress, "IP address"
+	}
+	if len(names) == 1 && names[0].Class == asn1.ClassContextSpecific && names[0].Tag == wantTag &&
+		(wantTag == iPAddress && bytes.Equal(names[0].Bytes, want) || wantTag == dNSName && strings.EqualFold(string(names[0].Bytes), host)) {
 		return nil
 	}
 	shown := append([]string(nil), cert.DNSNames...)
@@ -141,8 +160,26 @@ func checkALPNSubjectAltName(cert *x509.Certificate, host, target string) error 
 	if len(shown) > 0 {
 		holds = echoList(shown)
 	}
-	return acme.Errorf(acme.Unauthorized, "the certificate of %s must hold exactly one subjectAltName, the DNS name %s; it holds %d (%s)",
-		target, host, len(names), holds)
+	return acme.Errorf(acme.Unauthorized, "the certificate of %s must hold exactly one subjectAltName, the %s %s; it holds %d (%s)",
+		target, what, host, len(names), holds)
+}
+
+// reverseName is the reverse DNS name of ip without the trailing dot: 1.2.0.192.in-addr.arpa
+// for 192.0.2.1, 32 nibbles under ip6.arpa for an IPv6 address (RFC 8738 section 6).
+func reverseName(ip netip.Addr) string {
+	b := ip.AsSlice()
+	var labels []string
+	if ip.Is4() {
+		for i := len(b) - 1; i >= 0; i-- {
+			labels = append(labels, strconv.Itoa(int(b[i])))
+		}
+		return strings.Join(labels, ".") + ".in-addr.arpa"
+	}
+	const hexDigits = "0123456789abcdef"
+	for i := len(b) - 1; i >= 0; i-- {
+		labels = append(labels, string(hexDigits[b[i]&0xf]), string(hexDigits[b[i]>>4]))
+	}
+	return strings.Join(labels, ".") + ".ip6.arpa"
 }
 
 // dialFirst connects to the first of the checked addresses that answers on port.

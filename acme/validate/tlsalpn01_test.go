@@ -271,7 +271,7 @@ func TestTLSALPN01Connection(t *testing.T) {
 		v, _ := newValidator(t, dns, Config{AllowedNets: loopback})
 		checkErr(t, v.TLSALPN01(context.Background(), "www.example.fi", keyAuth), acme.DNS)
 	})
-	for _, bad := range []string{"*.example.fi", "192.0.2.1", "a_b.example.fi"} {
+	for _, bad := range []string{"*.example.fi", "fe80::1%eth0", "::ffff:192.0.2.1", "a_b.example.fi"} {
 		t.Run("refuses the name "+bad, func(t *testing.T) {
 			dns := startDNS(t)
 			v, _ := newValidator(t, dns, Config{})

@@ -45,7 +45,7 @@ func Check(name string) error {
 	}
 	if isIPLiteral(name) {
 		return acme.Errorf(acme.Malformed,
-			"%s is an IP address; IP identifiers are not supported, request a DNS name", shown)
+			"%s is an IP address, not a DNS name; request it as an \"ip\" identifier beside the server's DNS name", shown)
 	}
 	for i := 0; i < len(name); i++ {
 		if name[i] >= 0x80 {
@@ -81,7 +81,7 @@ func Check(name string) error {
 	if allDigits(labels[len(labels)-1]) {
 		// Also catches the IPv4 spellings netip does not parse, such as 127.1.
 		return acme.Errorf(acme.Malformed,
-			"%s ends in an all-numeric label, which no top-level domain is; IP identifiers are not supported", shown)
+			"%s ends in an all-numeric label, which no top-level domain is; an IP address goes in an \"ip\" identifier", shown)
 	}
 
 	if isPublicSuffix(base) {

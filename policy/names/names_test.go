@@ -119,13 +119,13 @@ func TestCheckLabels(t *testing.T) {
 		{"single label refused", "localhost", malformed, "at least two labels"},
 		{"bare TLD refused", "fi", malformed, "at least two labels"},
 		{"all-numeric TLD refused", "example.123", malformed, "all-numeric"},
-		{"short IPv4 spelling refused", "127.1", malformed, "IP identifiers are not supported"},
+		{"short IPv4 spelling refused", "127.1", malformed, "an IP address goes in an \"ip\" identifier"},
 		{"digits-and-letters TLD accepted", "example.x1", good, ""},
 	})
 }
 
 func TestCheckIPLiterals(t *testing.T) {
-	const detail = "IP identifiers are not supported"
+	const detail = "request it as an \"ip\" identifier"
 	runCheck(t, []row{
 		{"IPv4 loopback", "127.0.0.1", malformed, detail},
 		{"IPv4 private", "10.0.0.1", malformed, detail},

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -66,12 +67,20 @@ func (p *Plugin) CheckOrder(ctx context.Context, r *policy.Request) error {
 	if r.Org != nil {
 		org = "organisation " + r.Org.OID
 	}
+	if err := needsDNSName(r.Identifiers); err != nil {
+		return err
+	}
 	cons := Constraints{Permitted: r.AllowedDomains, Excluded: p.cons.Excluded}
 	var refused policy.Refusals
 	first := true
 	for _, id := range r.Identifiers {
-		if id.Type != acme.IdentifierDNS {
-			refused.Add(id, acme.UnsupportedIdentifier, "identifier type \""+id.Type+"\" is not supported; use \"dns\"")
+		switch id.Type {
+		case acme.IdentifierDNS:
+		case acme.IdentifierIP:
+			checkIPIdentifier(&refused, id, r.AllowedNetworks, org)
+			continue
+		default:
+			refused.Add(id, acme.UnsupportedIdentifier, "identifier type \""+id.Type+"\" is not supported; use \"dns\" (or \"ip\" beside a DNS name)")
 			continue
 		}
 		name := Normalize(id.Value)
@@ -107,22 +116,67 @@ func (p *Plugin) CheckOrder(ctx context.Context, r *policy.Request) error {
 	return refused.Err()
 }
 
-// CheckCSR requires the CSR's names to be exactly the order's: DNS names only, no
-// duplicates, the CN (if any) one of them.
+// needsDNSName refuses an order whose identifiers are all IP addresses: SOTE has not
+// issued IP-only server certificates since 2023, and the certificate's CN is its first
+// DNS name.
+func needsDNSName(ids []acme.Identifier) error {
+	var ips []acme.Subproblem
+	for _, id := range ids {
+		switch id.Type {
+		case acme.IdentifierDNS:
+			return nil
+		case acme.IdentifierIP:
+			ips = append(ips, acme.Subproblem{Type: acme.RejectedIdentifier.URN(), Identifier: &id,
+				Detail: show(id.Value) + " cannot be certified without a DNS name"})
+		}
+	}
+	if len(ips) == 0 {
+		return nil // the loop refuses the unsupported types
+	}
+	return &acme.Error{Kind: acme.RejectedIdentifier, Subproblems: ips,
+		Detail: "the order names only IP addresses; a DNS name is required: add the server's DNS name under the organisation's domains (it becomes the CN), IP addresses may come beside it"}
+}
+
+// checkIPIdentifier refuses an ip identifier that is not a unicast address in one of
+// the account's approved networks.
+func checkIPIdentifier(refused *policy.Refusals, id acme.Identifier, nets []netip.Prefix, org string) {
+	ip, err := ParseIP(id.Value)
+	if err != nil {
+		ae, _ := acme.AsError(err)
+		refused.Add(id, ae.Kind, ae.Detail)
+		return
+	}
+	if InNetworks(ip, nets) {
+		return
+	}
+	allowed := "none; an operator approves them with \"varmenne org domains add OID --network CIDR\""
+	if len(nets) > 0 {
+		var list []string
+		for _, n := range nets {
+			list = append(list, n.String())
+		}
+		allowed = strings.Join(list, ", ")
+	}
+	refused.Add(id, acme.RejectedIdentifier, ip.String()+" is outside the networks approved for "+org+" (allowed: "+allowed+")")
+}
+
+// CheckCSR requires the CSR's names to be exactly the order's: the order's DNS names
+// as dNSName entries and its IP addresses as iPAddress entries, no duplicates, the CN
+// (if any) one of them.
 func (p *Plugin) CheckCSR(ctx context.Context, r *policy.Request) error {
 	if r.CSR == nil {
 		return acme.Errorf(acme.BadCSR, "the finalize request carries no CSR")
 	}
 	orderNames := make([]string, 0, len(r.Identifiers))
 	for _, id := range r.Identifiers {
-		orderNames = append(orderNames, Normalize(id.Value))
+		orderNames = append(orderNames, Canonical(id))
 	}
 	return checkCSRNames(r.CSR, orderNames)
 }
 
 func checkCSRNames(csr *x509.CertificateRequest, orderNames []string) error {
-	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 || len(csr.IPAddresses) > 0 {
-		return acme.Errorf(acme.BadCSR, "the CSR may only ask for DNS names; remove its e-mail, URI and IP address entries")
+	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 {
+		return acme.Errorf(acme.BadCSR, "the CSR may only ask for DNS names and IP addresses; remove its e-mail and URI entries")
 	}
 	cn := csr.Subject.CommonName
 	if len(cn) > MaxCNLength {
@@ -131,13 +185,27 @@ func checkCSRNames(csr *x509.CertificateRequest, orderNames []string) error {
 	seen := map[string]bool{}
 	for _, n := range csr.DNSNames {
 		norm := Normalize(n)
+		if isIPLiteral(norm) {
+			return acme.Errorf(acme.BadCSR, "the CSR lists the IP address %s as a DNS name; put it in an iPAddress entry", show(n))
+		}
 		if seen[norm] {
 			return acme.Errorf(acme.BadCSR, "the CSR lists %s twice", norm)
 		}
 		seen[norm] = true
 	}
+	for _, raw := range csr.IPAddresses {
+		// Kept as encoded: a 16-byte IPv4-mapped entry is not the IPv4 address.
+		ip, ok := netip.AddrFromSlice(raw)
+		if !ok {
+			return acme.Errorf(acme.BadCSR, "the CSR holds an iPAddress entry of %d bytes; an address has 4 or 16", len(raw))
+		}
+		if seen[ip.String()] {
+			return acme.Errorf(acme.BadCSR, "the CSR lists %s twice", ip)
+		}
+		seen[ip.String()] = true
+	}
 	if cn != "" && !seen[Normalize(cn)] {
-		if len(csr.DNSNames) > 0 || !slices.Contains(orderNames, Normalize(cn)) {
+		if len(csr.DNSNames)+len(csr.IPAddresses) > 0 || !slices.Contains(orderNames, Normalize(cn)) {
 			return acme.Errorf(acme.BadCSR, "the CSR's common name %q is not among its DNS names", cn)
 		}
 		seen[Normalize(cn)] = true
