@@ -27,10 +27,10 @@ var (
 
 // Organisation is a SOTE organisation as the register and the operators know it.
 type Organisation struct {
-	OID       string // THL register code, e.g. 1.2.246.10.1234567.10.0
-	Name      string
-	LongName  string
-	Domains   []string // domains the organisation administers
+	OID      string // THL register code, e.g. 1.2.246.10.1234567.10.0
+	Name     string
+	LongName string
+	Domains  []string // domains the organisation administers
 	// Networks are the approved networks whose addresses ip identifiers may name
 	// (beside a DNS name); none: IP identifiers are refused.
 	Networks  []netip.Prefix
@@ -50,8 +50,8 @@ type EABKey struct {
 	KID       string
 	OrgOID    string
 	HMACKey   []byte
-	Domains   []string // empty: all of the organisation's domains
-	Profiles  []string // empty: every profile the organisation may use
+	Domains   []string       // empty: all of the organisation's domains
+	Profiles  []string       // empty: every profile the organisation may use
 	Networks  []netip.Prefix // empty: all of the organisation's networks
 	Status    string
 	AccountID string // set once bound
