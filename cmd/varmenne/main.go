@@ -20,11 +20,12 @@ const usage = `varmenne — ACME server for SOTE service certificates
 
 Usage:
   varmenne serve       [flags]   run the ACME server (embedded default: SQLite, development PKI)
-  varmenne org add     --oid OID --name NAME [--long-name NAME] --domain NAME...
+  varmenne org add     --oid OID --name NAME [--long-name NAME] --domain NAME... [--network CIDR...]
   varmenne org import  FILE|URL [--format json|xml]   THL SOTE register export: add and update organisations
   varmenne org show    OID        register data, domains, EAB keys, certificates, certificates of conformity
   varmenne org conformity add OID --system NAME --expires YYYY-MM-DD
-  varmenne eab create  --org OID [--domain NAME...] [--json]
+  varmenne org domains add OID [--domain NAME...] [--network CIDR...]   approve more domains and IP networks
+  varmenne eab create  --org OID [--domain NAME...] [--network CIDR...] [--json]
   varmenne revoke      --serial S | --org OID  --reason R --requested-by NAME --identified-by METHOD
                        [--note TEXT] [--invalidity-date RFC3339] [--requested-at RFC3339] [--performed-by NAME]
   varmenne crl show    [--issuer production|test] [--out FILE]
@@ -74,8 +75,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return orgShow(ctx, rest[1:], stdout, stderr)
 		case sub == "conformity" && len(rest) > 1 && rest[1] == "add":
 			return orgConformityAdd(ctx, rest[2:], stdout, stderr)
+		case sub == "domains" && len(rest) > 1 && rest[1] == "add":
+			return orgDomainsAdd(ctx, rest[2:], stdout, stderr) // orgdomains.go
 		}
-		return errors.New(`"varmenne org" needs a subcommand: add, import, show, conformity add`)
+		return errors.New(`"varmenne org" needs a subcommand: add, import, show, conformity add, domains add`)
 	case "eab":
 		if len(rest) > 0 && rest[0] == "create" {
 			return eabCreate(ctx, rest[1:], stdout, stderr)

@@ -25,8 +25,9 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	oid := fs.String("oid", "", "the organisation's code in THL's SOTE register, e.g. 1.2.246.10.12345678.10.0")
 	name := fs.String("name", "", "the organisation's name (certificate O)")
 	longName := fs.String("long-name", "", "the long name from the code service (certificate OU); default: --name")
-	var domains stringList
-	fs.Var(&domains, "domain", "a domain the organisation administers (repeatable)")
+	var domainFlags, networkFlags stringList
+	fs.Var(&domainFlags, "domain", "a domain the organisation administers (repeatable)")
+	fs.Var(&networkFlags, "network", "a network (CIDR, e.g. 192.0.2.0/24) whose addresses may be certified beside a DNS name (repeatable; default: none)")
 	testOnly := fs.Bool("test-only", false, "the organisation may order test profiles only (sote-server-test, sote-system-signature-test)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -38,15 +39,16 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("org add: --oid %q is not an OID; it looks like 1.2.246.10.12345678.10.0", *oid)
 	case strings.TrimSpace(*name) == "":
 		return errors.New("org add: --name is required: the organisation's name as it goes into certificates")
-	case len(domains) == 0:
+	case len(domainFlags) == 0:
 		return errors.New("org add: give at least one --domain the organisation administers")
 	}
-	for i, d := range domains {
-		d = names.Normalize(d)
-		if err := names.Check(d); err != nil || strings.HasPrefix(d, "*.") {
-			return fmt.Errorf("org add: --domain %q is not a valid domain name", domains[i])
-		}
-		domains[i] = d
+	domains, err := parseDomains("org add", domainFlags)
+	if err != nil {
+		return err
+	}
+	networks, err := parseNetworks("org add", networkFlags)
+	if err != nil {
+		return err
 	}
 	if *longName == "" {
 		*longName = *name
@@ -56,7 +58,7 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer st.Close()
-	err = st.AddOrganisation(ctx, store.Organisation{OID: *oid, Name: *name, LongName: *longName, Domains: domains, TestOnly: *testOnly, CreatedAt: time.Now()})
+	err = st.AddOrganisation(ctx, store.Organisation{OID: *oid, Name: *name, LongName: *longName, Domains: domains, Networks: networks, TestOnly: *testOnly, CreatedAt: time.Now()})
 	if errors.Is(err, store.ErrDuplicate) {
 		return fmt.Errorf("org add: organisation %s already exists", *oid)
 	}
@@ -67,7 +69,11 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *testOnly {
 		only = " (test profiles only)"
 	}
-	fmt.Fprintf(stdout, "organisation %s (%s) added with domains %s%s\n", *oid, *name, strings.Join(domains, ", "), only)
+	nets := ""
+	if len(networks) > 0 {
+		nets = " and networks " + networkText(networks)
+	}
+	fmt.Fprintf(stdout, "organisation %s (%s) added with domains %s%s%s\n", *oid, *name, strings.Join(domains, ", "), nets, only)
 	return nil
 }
 
@@ -77,8 +83,9 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	db := dbFlag(fs)
 	org := fs.String("org", "", "OID of the organisation the key binds accounts to")
 	asJSON := fs.Bool("json", false, `print one JSON object {"kid":…,"hmac_key":…}`)
-	var domains stringList
-	fs.Var(&domains, "domain", "limit the account to these of the organisation's domains (repeatable; default: all)")
+	var domainFlags, networkFlags stringList
+	fs.Var(&domainFlags, "domain", "limit the account to these of the organisation's domains (repeatable; default: all)")
+	fs.Var(&networkFlags, "network", "limit the account to these of the organisation's networks (CIDR, repeatable; default: all)")
 	var profiles stringList
 	fs.Var(&profiles, "profile", "limit the account to this certificate profile (repeatable; default: every profile the organisation may use)")
 	configFile := fs.String("config", "", "the server's profile configuration file, to check --profile against (default: the built-in profiles)")
@@ -97,15 +104,21 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	for i, d := range domains {
-		d = names.Normalize(d)
-		if err := names.Check(d); err != nil || strings.HasPrefix(d, "*.") {
-			return fmt.Errorf("eab create: --domain %q is not a valid domain name", domains[i])
-		}
+	domains, err := parseDomains("eab create", domainFlags)
+	if err != nil {
+		return err
+	}
+	for _, d := range domains {
 		if !names.Within(d, o.Domains) {
-			return fmt.Errorf("eab create: --domain %s is not among organisation %s's domains (%s)", domains[i], o.OID, strings.Join(o.Domains, ", "))
+			return fmt.Errorf("eab create: --domain %s is not among organisation %s's domains (%s)", d, o.OID, strings.Join(o.Domains, ", "))
 		}
-		domains[i] = d
+	}
+	networks, err := parseNetworks("eab create", networkFlags)
+	if err != nil {
+		return err
+	}
+	if err := withinNetworks("eab create", networks, o); err != nil {
+		return err
 	}
 	if err := checkEABProfiles(profiles, o, *configFile); err != nil {
 		return fmt.Errorf("eab create: %w", err)
@@ -115,6 +128,7 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		OrgOID:    o.OID,
 		HMACKey:   randomBytes(32),
 		Domains:   domains,
+		Networks:  networks,
 		Profiles:  profiles,
 		Status:    store.EABApproved,
 		CreatedAt: time.Now(),

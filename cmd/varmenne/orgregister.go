@@ -261,7 +261,10 @@ func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "organisation %s\n", o.OID)
 	w("name", "%s (certificate O)", o.Name)
 	w("long name", "%s (certificate OU)", nameOr(o.LongName, "—"))
-	w("domains", "%s", nameOr(strings.Join(o.Domains, ", "), "none: add them before an EAB key is of use"))
+	w("domains", "%s", nameOr(strings.Join(o.Domains, ", "), "none: add them with \"varmenne org domains add "+o.OID+" --domain …\" before an EAB key is of use"))
+	if len(o.Networks) > 0 {
+		w("networks", "%s (IP addresses beside a DNS name)", networkText(o.Networks))
+	}
 	if o.TestOnly {
 		w("profiles", "test profiles only")
 	}

@@ -314,7 +314,7 @@ func TestOrgSubcommands(t *testing.T) {
 	for _, args := range [][]string{{"org", "conformity"}, {"org", "conformity", "remove"}, {"org", "list"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			err, _, _ := runCmd(t, args...)
-			wantOneLineError(t, err, "add, import, show, conformity add")
+			wantOneLineError(t, err, "add, import, show, conformity add, domains add")
 		})
 	}
 }

@@ -58,6 +58,9 @@ func InNetworks(ip netip.Addr, nets []netip.Prefix) bool {
 func ParseNetwork(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if !strings.Contains(s, "/") {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return netip.Prefix{}, acme.Errorf(acme.Malformed, "%s is not a network; write it as a CIDR prefix such as 192.0.2.0/24 or a single address", show(s))
+		}
 		ip, err := ParseIP(s)
 		if err != nil {
 			return netip.Prefix{}, err
