@@ -2,6 +2,7 @@ package authority
 
 import (
 	"crypto/x509"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -177,5 +178,68 @@ func TestAnotherAccountsResourcesLookUnknown(t *testing.T) {
 	}
 	if cur, err := f.a.Order(f.ctx, owner, o.ID); err != nil || cur.Status != string(acme.StatusPending) {
 		t.Errorf("owner's order after the other accounts' attempts: %+v, %v; want pending", cur, err)
+	}
+}
+
+// An EAB key narrows the organisation's approved domains and networks and never
+// widens them: a domain an older key names that the organisation does not hold is
+// refused.
+func TestNewOrderEABNarrowsNeverWidens(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	if _, err := f.st.AddOrganisationNames(f.ctx, testOrgOID, nil, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := f.accountFor(testOrgOID, "a.example.fi", "muu.example")
+	for _, tt := range []struct {
+		name string
+		ids  []acme.Identifier
+		want acme.ErrorKind
+	}{
+		{"a name of the key inside the organisation's domains is allowed", dnsIDs("www.a.example.fi"), ""},
+		{"a name of the key the organisation does not hold is refused", dnsIDs("www.muu.example"), acme.RejectedIdentifier},
+		{"a name of the organisation outside the key's is refused", dnsIDs("b.example.fi"), acme.RejectedIdentifier},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.a.NewOrder(f.ctx, stale, acme.NewOrderRequest{Identifiers: tt.ids})
+			wantKind(t, err, tt.want)
+		})
+	}
+}
+
+// An order with IP identifiers (RFC 8738) beside a DNS name keeps the canonical
+// address, and its authorization offers http-01 and tls-alpn-01 but never dns-01.
+func TestNewOrderIPIdentifiers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	if _, err := f.st.AddOrganisationNames(f.ctx, testOrgOID, nil, []netip.Prefix{netip.MustParsePrefix("2001:db8:10::/48"), netip.MustParsePrefix("192.0.2.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	acct := f.account()
+	ids := append(dnsIDs("www.example.fi"), acme.Identifier{Type: acme.IdentifierIP, Value: "2001:DB8:10:0::7"}, acme.Identifier{Type: acme.IdentifierIP, Value: "192.0.2.7"},
+		acme.Identifier{Type: acme.IdentifierIP, Value: "2001:db8:10::7"})
+	o, err := f.a.NewOrder(f.ctx, acct, acme.NewOrderRequest{Identifiers: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"www.example.fi", "2001:db8:10::7", "192.0.2.7"}; !slices.Equal(o.Names, want) {
+		t.Fatalf("order names %v, want %v (one canonical spelling each)", o.Names, want)
+	}
+	for i, id := range o.AuthzIDs[1:] {
+		az, err := f.a.Authorization(f.ctx, acct, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []string
+		for _, ch := range az.Challenges {
+			types = append(types, ch.Type)
+		}
+		if az.Name != o.Names[i+1] || !slices.Equal(types, []string{acme.ChallengeHTTP01, acme.ChallengeTLSALPN01}) {
+			t.Errorf("authorization for %s offers %v, want http-01 and tls-alpn-01 only", az.Name, types)
+		}
+	}
+	_, err = f.a.NewOrder(f.ctx, acct, acme.NewOrderRequest{Identifiers: []acme.Identifier{{Type: acme.IdentifierIP, Value: "192.0.2.7"}}})
+	if ae := wantKind(t, err, acme.RejectedIdentifier); ae != nil && !strings.Contains(ae.Detail, "a DNS name is required") {
+		t.Errorf("IP-only order refused with %q, want a detail saying a DNS name is required", ae.Detail)
 	}
 }
