@@ -234,15 +234,16 @@ func (in *instance) pointAt(name string) { in.dns.SetA(name, "127.0.0.1") }
 
 // responder serves http-01 key authorisations on the instance's http-01 port.
 type responder struct {
-	mu   sync.Mutex
-	keys map[string]string
-	srv  *http.Server
-	hits int
+	mu    sync.Mutex
+	keys  map[string]string
+	srv   *http.Server
+	hits  int
+	hosts map[string]string // token → the Host header it was asked for with
 }
 
 func (in *instance) responder() *responder {
 	t := in.t
-	r := &responder{keys: map[string]string{}}
+	r := &responder{keys: map[string]string{}, hosts: map[string]string{}}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", in.http01Port))
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +253,7 @@ func (in *instance) responder() *responder {
 		defer r.mu.Unlock()
 		r.hits++
 		token := strings.TrimPrefix(req.URL.Path, "/.well-known/acme-challenge/")
+		r.hosts[token] = req.Host
 		if ka, ok := r.keys[token]; ok {
 			io.WriteString(w, ka)
 			return
