@@ -24,12 +24,14 @@ func (s *SQL) FailIntent(ctx context.Context, serial, reason string) error {
 // IntentsWithoutCertificate returns every intent whose serial has no stored
 // certificate, oldest first: pending ones (the process may have stopped between
 // recording and storing; the reconciler must find out whether the key signed) and
-// failed ones (never signed, with their reason). LintTBS is left out.
+// failed ones (never signed, with their reason). LintTBS is left out. An intent
+// becomes issued in the transaction that stores its certificate, so issued ones are
+// not read (issuance_intents_unissued_idx).
 func (s *SQL) IntentsWithoutCertificate(ctx context.Context) ([]IssuanceIntent, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(
 		`SELECT i.serial, i.order_id, i.issuer, i.names, i.key_hash, i.status, i.reason, i.created_at
 		 FROM issuance_intents i
-		 WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = i.serial)
+		 WHERE i.status <> 'issued' AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = i.serial)
 		 ORDER BY i.created_at, i.serial`))
 	if err != nil {
 		return nil, s.fail("list intents without certificate", err)
