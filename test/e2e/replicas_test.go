@@ -501,7 +501,7 @@ func (rs *replicaSet) count(t *testing.T, query string) int {
 // load, a replica killed under load.
 func TestReplicas(t *testing.T) {
 	rs := startReplicas(t, binary, 3)
-	keys := rs.org("1.2.246.10.33333333.10.0", "replicas.example", 7)
+	keys := rs.org("1.2.246.10.33333333.10.0", "replicas.example", 9)
 
 	t.Run("registration, issuance and revocation across replicas", func(t *testing.T) {
 		before := rs.rr.counts()
@@ -549,6 +549,10 @@ func TestReplicas(t *testing.T) {
 				t.Errorf("replica %s served %d requests of the client, want several", r.addr, after[r.addr]-before[r.addr])
 			}
 		}
+	})
+
+	t.Run("authorization reuse is shared by the replicas", func(t *testing.T) {
+		testAuthzReuseAcrossReplicas(t, rs, keys[7], keys[8]) // replicas_reuse_test.go
 	})
 
 	t.Run("a certificate INSERT that fails leaves the intent and a revocable serial", func(t *testing.T) {
