@@ -217,7 +217,7 @@ func (in *instance) eabFor(org string, flags ...string) (kid, mac string) {
 
 // policyService is a webhook that answers by the first label of the first name:
 // "ok" allows, "deny" refuses, "slow" answers after the plugin's timeout, "garbled"
-// sends broken JSON. A request without a valid HMAC is answered 401.
+// sends broken JSON, "panic" panics in the handler. A request without a valid HMAC is answered 401.
 func policyService(t *testing.T, secret []byte) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -249,6 +249,10 @@ func policyService(t *testing.T, secret []byte) *httptest.Server {
 			io.WriteString(w, `{"allow": true}`)
 		case "garbled":
 			io.WriteString(w, `{"allow": tru`)
+		case "panic":
+			// A policy service whose handler panics: net/http drops the connection
+			// without an answer.
+			panic(http.ErrAbortHandler)
 		default:
 			io.WriteString(w, `{}`)
 		}
@@ -323,6 +327,7 @@ func TestProfiles(t *testing.T) {
 		{"an unknown profile is invalidProfile", "sote-client", "", []string{"www.apteekki.example"}, "invalidProfile", "sote-server"},
 		{"the webhook denying refuses", "sote-server-hooked", "", []string{"deny.apteekki.example"}, "unauthorized", "system inventory"},
 		{"the webhook timing out refuses", "sote-server-hooked", "", []string{"slow.apteekki.example"}, "unauthorized", "did not answer within 1s"},
+		{"the webhook panicking refuses", "sote-server-hooked", "", []string{"panic.apteekki.example"}, "unauthorized", "could not be reached, so the request is refused (the policy fails closed)"},
 		{"a malformed webhook answer refuses", "sote-server-hooked", "", []string{"garbled.apteekki.example"}, "unauthorized", "other than a JSON object"},
 		{"a webhook answer without allow refuses", "sote-server-hooked", "", []string{"other.apteekki.example"}, "unauthorized", `without "allow"`},
 	}
