@@ -364,7 +364,7 @@ func (rs *replicaSet) runLoad(clients []*acme.Client, prefix, domain string, tot
 	const maxTries = 6
 	// An attempt waits its turn behind the others: with hundreds at once on two
 	// shared CPUs, a whole issuance takes longer than with a dozen.
-	attemptTimeout := max(20*time.Second, time.Duration(workers)*150*time.Millisecond)
+	attemptTimeout := max(20*time.Second, time.Duration(workers)*250*time.Millisecond)
 	res := &loadResult{received: map[string][]byte{}}
 	var mu sync.Mutex
 	var done atomic.Int64
