@@ -421,6 +421,24 @@ func TestProfiles(t *testing.T) {
 		}
 	})
 
+	t.Run("a sote-server certificate for an RSA key carries the profile's contents, not the CSR's", func(t *testing.T) {
+		o, err := in.newOrder(c, "", "", "rsa.apteekki.example", "www.apteekki.example")
+		if err != nil {
+			t.Fatalf("newOrder: %v", err)
+		}
+		if o.Profile != "sote-server" {
+			t.Errorf("an order without a profile got %q, want the default sote-server", o.Profile)
+		}
+		certs, err := in.finish(c, r, o, rsaKey2048(t), "rsa.apteekki.example", "www.apteekki.example")
+		if err != nil {
+			t.Fatalf("finalize: %v", err)
+		}
+		checkServerContents(t, certs[0], "Helsingin VI apteekki", "Helsingin VI apteekki (long)", "rsa.apteekki.example")
+		if len(certs) != 2 || !certs[1].Equal(prod) {
+			t.Errorf("a production profile's chain is not leaf + production issuer")
+		}
+	})
+
 	t.Run("an EAB key limited to test profiles cannot order sote-server", func(t *testing.T) {
 		kid, mac := in.eabFor(org, "--profile", "sote-server-test", "--profile", "sote-system-signature-test")
 		tc := in.client(kid, mac)
