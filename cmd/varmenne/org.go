@@ -95,15 +95,11 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *org == "" {
 		return errors.New("eab create: --org is required: the OID of an organisation added with \"varmenne org add\"")
 	}
-	st, err := openExisting(ctx, *db, *data)
+	st, o, err := openOrganisation(ctx, *db, *data, "eab create", *org)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	o, err := findOrganisation(ctx, st, "eab create", *org)
-	if err != nil {
-		return err
-	}
 	domains, err := parseDomains("eab create", domainFlags)
 	if err != nil {
 		return err

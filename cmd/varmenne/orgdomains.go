@@ -39,14 +39,11 @@ func orgDomainsAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	st, err := openExisting(ctx, *db, *data)
+	st, _, err := openOrganisation(ctx, *db, *data, cmd, oid)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if _, err := findOrganisation(ctx, st, cmd, oid); err != nil {
-		return err
-	}
 	o, err := st.AddOrganisationNames(ctx, oid, domains, networks)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
@@ -54,6 +51,21 @@ func orgDomainsAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "organisation %s (%s): domains %s; networks %s\n", o.OID, o.Name,
 		nameOr(strings.Join(o.Domains, ", "), "none"), nameOr(networkText(o.Networks), "none"))
 	return nil
+}
+
+// openOrganisation opens the existing database and finds the organisation oid for
+// the command cmd; the caller closes the store.
+func openOrganisation(ctx context.Context, db, data, cmd, oid string) (*store.SQL, *store.Organisation, error) {
+	st, err := openExisting(ctx, db, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := findOrganisation(ctx, st, cmd, oid)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, o, nil
 }
 
 // parseDomains checks and normalizes --domain values: domain names, no wildcards.

@@ -228,15 +228,11 @@ func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	st, err := openExisting(ctx, *db, *data)
+	st, o, err := openOrganisation(ctx, *db, *data, "org show", oid)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	o, err := findOrganisation(ctx, st, "org show", oid)
-	if err != nil {
-		return err
-	}
 	reg, err := st.GetOrganisationRegister(ctx, oid)
 	if err != nil {
 		return fmt.Errorf("org show: %w", err)
@@ -367,15 +363,11 @@ func orgConformityAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 			return errors.New("org conformity add: cannot tell who runs this command; give --added-by NAME")
 		}
 	}
-	st, err := openExisting(ctx, *db, *data)
+	st, o, err := openOrganisation(ctx, *db, *data, "org conformity add", oid)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	o, err := findOrganisation(ctx, st, "org conformity add", oid)
-	if err != nil {
-		return err
-	}
 	err = st.AddConformityCertificate(ctx, store.ConformityCertificate{OrgOID: oid, System: strings.TrimSpace(*system), Expires: exp, AddedBy: *addedBy, CreatedAt: now})
 	if errors.Is(err, store.ErrDuplicate) {
 		return fmt.Errorf("org conformity add: a certificate of conformity for %q expiring %s is already on file for %s", *system, *expires, oid)

@@ -289,7 +289,7 @@ func TestOrgShowAndConformity(t *testing.T) {
 	t.Run("show of a unit names its parent", func(t *testing.T) {
 		out := mustRun(t, "org", "show", unitOID, "--data", data)
 		for label, want := range map[string]string{"parent": districtOID, "sector": "public", "conformity": "none on file",
-			"domains": "none: add them before an EAB key is of use", "name": "Esimerkin sairaanhoitopiirin kuntayhtymä (certificate O)"} {
+			"domains": "none: add them with \"varmenne org domains add " + unitOID + " --domain …\" before an EAB key is of use", "name": "Esimerkin sairaanhoitopiirin kuntayhtymä (certificate O)"} {
 			if got := showField(out, label); got != want {
 				t.Errorf("%s: %q, want %q", label, got, want)
 			}
