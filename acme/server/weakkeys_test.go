@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bytes"
 	"crypto"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -90,9 +92,9 @@ func rocaPrime(t *testing.T) *big.Int {
 	return nil
 }
 
-// TestFinalizeRefusesWeakKeys: the keys plugin's rules on RSA factors hold at the
-// ACME endpoint: a CSR whose key has a small prime factor, primes close enough for
-// Fermat's method, or the ROCA structure is refused with badCSR naming the rule.
+// TestFinalizeRefusesWeakKeys: the key rules hold at the ACME endpoint: a CSR whose
+// key has a small prime factor, primes close enough for Fermat's method, the ROCA
+// structure, or an ECDSA point off its curve is refused with badCSR.
 func TestFinalizeRefusesWeakKeys(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -114,6 +116,23 @@ func TestFinalizeRefusesWeakKeys(t *testing.T) {
 	}
 	roca := func(t *testing.T) crypto.Signer { return newRawRSA(rocaPrime(t), rocaPrime(t)) }
 
+	t.Run("an ECDSA point off the curve → badCSR", func(t *testing.T) {
+		k := ecKey(t)
+		der, err := b64Decode(csrFor(t, k, names...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		point := elliptic.Marshal(k.Curve, k.X, k.Y) //nolint:staticcheck // the raw point, to find it in the DER
+		i := bytes.Index(der, point)
+		if i < 0 {
+			t.Fatal("the CSR does not hold the public point")
+		}
+		der[i+len(point)-1] ^= 1 // y changes: the point leaves the curve
+		p := wantProblem(t, e.as(t, a, o.obj.Finalize, finalizePayload(t, b64(der))), acme.BadCSR, http.StatusBadRequest)
+		if p.Detail == "" {
+			t.Error("no detail")
+		}
+	})
 	for _, tt := range []struct {
 		name   string
 		key    func(t *testing.T) crypto.Signer
