@@ -28,7 +28,7 @@ func TestCertbot(t *testing.T) {
 	cmd := exec.Command(certbot, "certonly",
 		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
 		"--server", in.directory,
-		"--eab-kid", kid, "--eab-hmac-key", mac,
+		"--eab-kid="+kid, "--eab-hmac-key="+mac, // with "=": a kid or key may start with "-"
 		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.http01Port),
 		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
 		"--key-type", "ecdsa",

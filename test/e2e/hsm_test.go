@@ -120,7 +120,7 @@ func TestHSMCertbot(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(certbot, "certonly",
 		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
-		"--server", in.directory, "--eab-kid", kid, "--eab-hmac-key", mac,
+		"--server", in.directory, "--eab-kid="+kid, "--eab-hmac-key="+mac, // with "=": a kid or key may start with "-"
 		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.http01Port),
 		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
 		"--key-type", "rsa", "--rsa-key-size", "2048", "-d", name)
