@@ -124,7 +124,7 @@ func TestCertbotDNS01(t *testing.T) {
 	args := []string{"certonly",
 		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
 		"--server", in.directory,
-		"--eab-kid="+kid, "--eab-hmac-key="+mac, // with "=": a kid or key may start with "-"
+		"--eab-kid=" + kid, "--eab-hmac-key=" + mac, // with "=": a kid or key may start with "-"
 		"--manual", "--preferred-challenges", "dns",
 		"--manual-auth-hook", hook + " add", "--manual-cleanup-hook", hook + " del",
 		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
