@@ -5,11 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/crypto/acme"
 )
 
@@ -67,5 +71,55 @@ func testAuthzReuseAcrossReplicas(t *testing.T, rs *replicaSet, keyA, keyB [2]st
 	}
 	if o.Status != acme.StatusPending || slices.Contains(o.AuthzURLs, proven) {
 		t.Errorf("another account's order: status %s, authorizations %v; want pending with its own authorization", o.Status, o.AuthzURLs)
+	}
+}
+
+// testNonceAcrossReplicas takes a nonce from one replica, spends it on a second and
+// replays the same request on every replica: the nonce is accepted once anywhere and
+// refused (badNonce) everywhere after.
+func testNonceAcrossReplicas(t *testing.T, rs *replicaSet) {
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: rs.roots()}}}
+	resp, err := hc.Head("https://" + rs.replicas[0].addr + "/acme/new-nonce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	nonce := resp.Header.Get("Replay-Nonce")
+	if nonce == "" {
+		t.Fatalf("replica 0 gave no nonce (%d)", resp.StatusCode)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	url := "https://" + rs.lb + "/acme/new-account"
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, &jose.SignerOptions{
+		EmbedJWK: true, ExtraHeaders: map[jose.HeaderKey]any{"nonce": nonce, "url": url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := signer.Sign([]byte(`{"onlyReturnExisting":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := jws.FullSerialize()
+	send := func(r *replica) string {
+		t.Helper()
+		resp, err := hc.Post("https://"+r.addr+"/acme/new-account", "application/jose+json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var p struct{ Type string }
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+			t.Fatalf("answer %d is not a problem document: %v", resp.StatusCode, err)
+		}
+		return strings.TrimPrefix(p.Type, "urn:ietf:params:acme:error:")
+	}
+	// The key has no account: a request whose nonce is accepted is answered accountDoesNotExist.
+	if got := send(rs.replicas[1]); got != "accountDoesNotExist" {
+		t.Fatalf("replica 1 answered the nonce of replica 0 with %q, want it accepted (accountDoesNotExist)", got)
+	}
+	for i, r := range rs.replicas {
+		if got := send(r); got != "badNonce" {
+			t.Errorf("the spent nonce replayed on replica %d: %q, want badNonce", i, got)
+		}
 	}
 }

@@ -551,6 +551,9 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("a nonce is accepted once by any replica and never again anywhere", func(t *testing.T) {
+		testNonceAcrossReplicas(t, rs) // replicas_reuse_test.go
+	})
 	t.Run("authorization reuse is shared by the replicas", func(t *testing.T) {
 		testAuthzReuseAcrossReplicas(t, rs, keys[7], keys[8]) // replicas_reuse_test.go
 	})
