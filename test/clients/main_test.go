@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ocsp"
 
@@ -76,7 +77,9 @@ func (e *env) name(label string) string {
 // run runs a client command, failing the test with its output and the server log.
 func (e *env) run(cmd *exec.Cmd) string {
 	e.t.Helper()
+	began := time.Now()
 	out, err := cmd.CombinedOutput()
+	e.t.Logf("%s %s: %s", filepath.Base(cmd.Path), strings.Join(cmd.Args[max(1, len(cmd.Args)-3):], " "), time.Since(began).Round(time.Millisecond))
 	if err != nil {
 		e.t.Fatalf("%s: %v\n%s\n--- server log ---\n%s", strings.Join(cmd.Args, " "), err, harness.Tail(out, 6000), harness.Tail([]byte(e.in.Logs.String()), 3000))
 	}
