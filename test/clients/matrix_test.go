@@ -14,6 +14,7 @@ var matrix = []struct {
 	{"certbot-webroot", certbotWebroot},
 	{"lego-cli", legoCLI},
 	{"dehydrated", dehydrated},
+	{"uacme", uacme},
 }
 
 // TestMatrix runs every client against its own server, once plainly and once with
