@@ -86,6 +86,21 @@ func (e *env) run(cmd *exec.Cmd) string {
 	return string(out)
 }
 
+// runStdout is run for a client that prints its result on stdout: its stderr goes
+// only into the failure message.
+func (e *env) runStdout(cmd *exec.Cmd) string {
+	e.t.Helper()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	began := time.Now()
+	out, err := cmd.Output()
+	e.t.Logf("%s: %s", filepath.Base(cmd.Path), time.Since(began).Round(time.Millisecond))
+	if err != nil {
+		e.t.Fatalf("%s: %v\n%s\n--- server log ---\n%s", strings.Join(cmd.Args, " "), err, harness.Tail([]byte(stderr.String()), 6000), harness.Tail([]byte(e.in.Logs.String()), 3000))
+	}
+	return string(out)
+}
+
 // cert reads a client's PEM file (leaf first, perhaps with the chain), checks that it
 // verifies against roots.pem for name, carries the SOTE policy, and returns the leaf
 // and its issuer. chainFile, when not empty, holds the intermediates separately.

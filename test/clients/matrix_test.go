@@ -15,6 +15,7 @@ var matrix = []struct {
 	{"lego-cli", legoCLI},
 	{"dehydrated", dehydrated},
 	{"uacme", uacme},
+	{"node-acme-client", nodeACMEClient},
 }
 
 // TestMatrix runs every client against its own server, once plainly and once with
