@@ -11,6 +11,8 @@ package clients
 import (
 	"crypto/x509"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,12 +21,14 @@ import (
 	"testing"
 	"time"
 
+	legolog "github.com/go-acme/lego/v4/log"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/varmenne/varmenne/test/harness"
 )
 
 func TestMain(m *testing.M) {
+	legolog.Logger = log.New(io.Discard, "", 0) // the lego library logs every step to stderr
 	cleanup, err := harness.Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

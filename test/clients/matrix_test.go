@@ -16,6 +16,9 @@ var matrix = []struct {
 	{"dehydrated", dehydrated},
 	{"uacme", uacme},
 	{"node-acme-client", nodeACMEClient},
+	{"x-crypto-acme", xcryptoACME},
+	{"acmez", acmezFlow},
+	{"lego-lib", legoLib},
 }
 
 // TestMatrix runs every client against its own server, once plainly and once with
