@@ -129,6 +129,7 @@ func (s *Server) Handler() http.Handler {
 	r.Handle(authzPath+"{id}", s.post(kidOnly, s.authorization))
 	r.Handle(challengePath+"{id}", s.post(kidOnly, s.challenge))
 	r.Handle(certPath+"{serial}", s.post(kidOnly, s.certificate))
+	r.Handle(certPath+"{serial}/alt/{alt}", s.post(kidOnly, s.certificate))
 	r.HandleFunc(RenewalInfoPath+"{certid}", s.renewalInfo).Methods(http.MethodGet) // renewal.go
 	// The router refuses a method only on the GET resources; POST ones refuse in post.
 	// Error responses carry a nonce too (RFC 8555 section 6.5).

@@ -43,6 +43,7 @@ type serveConfig struct {
 	authzReuse     time.Duration
 	allowWildcards bool
 	chaosNonces    float64 // tests only (issue 10)
+	altChains      stringList
 }
 
 // defaultCAAIdentity is the CAA issuer domain name used when --caa-identity is not
@@ -72,6 +73,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.authzReuse, "authz-reuse", 7*24*time.Hour, "reuse an account's valid authorization validated within this window (at most 720h; 0: never)")
 	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi) in every server profile, proven with dns-01 only")
 	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, to exercise clients' retries (never in production)")
+	fs.Var(&c.altChains, "alternate-chain", "ISSUER=FILE: PEM chain served as an alternate (Link rel=\"alternate\") after the leaf of ISSUER's (production, test) certificates, beginning with the issuer's subject and key, e.g. cross-signed (repeatable)")
 	configFile := fs.String("config", "", "JSON file of certificate profiles and their policy plugins (default: the four built-in SOTE profiles)")
 	// Issuer keys in an HSM (keys.go).
 	hsm := hsmFlags(fs, "production", "test")
@@ -167,6 +169,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closeKeys()
+	if err := addAlternateChains(pki, c.altChains); err != nil { // altchains.go
+		return fmt.Errorf("serve: %w", err)
+	}
 	rootsPath := filepath.Join(c.data, "roots.pem")
 	if err := os.WriteFile(rootsPath, pki.RootsPEM, 0o644); err != nil {
 		return fmt.Errorf("serve: writing %s: %w", rootsPath, err)

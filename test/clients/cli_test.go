@@ -26,7 +26,7 @@ func certbotStandalone(e *env) {
 		return cmd
 	}
 	e.run(cb("certonly", "--agree-tos", "--register-unsafely-without-email", "--server", e.in.Directory,
-		"--eab-kid", e.kid, "--eab-hmac-key", e.mac,
+		"--eab-kid="+e.kid, "--eab-hmac-key="+e.mac, // "=": a base64url key may begin with "-"
 		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", strconv.Itoa(e.in.HTTP01Port),
 		"--key-type", "ecdsa", "-d", name))
 	live := filepath.Join(e.dir, "config", "live", name)
@@ -55,7 +55,7 @@ func certbotWebroot(e *env) {
 	}
 	name := e.name("www")
 	e.run(cb("certonly", "--agree-tos", "--register-unsafely-without-email", "--server", e.in.Directory,
-		"--eab-kid", e.kid, "--eab-hmac-key", e.mac,
+		"--eab-kid="+e.kid, "--eab-hmac-key="+e.mac, // "=": a base64url key may begin with "-"
 		"--webroot", "-w", webroot, "--key-type", "ecdsa", "-d", name))
 	live := filepath.Join(e.dir, "config", "live", name)
 	first, issuer := e.cert(filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem"), name)
@@ -85,7 +85,7 @@ func legoCLI(e *env) {
 	path := filepath.Join(e.dir, "lego")
 	lg := func(args ...string) *exec.Cmd {
 		base := []string{"--server", e.in.Directory, "--accept-tos", "--email", "it@" + e.domain,
-			"--eab", "--kid", e.kid, "--hmac", e.mac, "--path", path, "--key-type", "ec256"}
+			"--eab", "--kid=" + e.kid, "--hmac=" + e.mac, "--path", path, "--key-type", "ec256"}
 		cmd := exec.Command(lego, append(base, args...)...)
 		cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+e.in.Roots, "EXEC_PATH="+e.script("exec-hook",
 			`[ "$1" = present ] || exit 0`+"\n"+`name="$2"; value="$3"`+"\n"+dnsHookCurl(hook)),

@@ -50,7 +50,15 @@ type env struct {
 	kid    string
 	mac    string
 	dir    string // the client's scratch directory
+	// noRetry: the client is known not to retry badNonce (see the matrix); under
+	// chaos, run stops the flow at the client's first failure, which must be the
+	// refused nonce.
+	noRetry bool
 }
+
+// abortedOnBadNonce is what run panics with when a client known not to retry gave up
+// on a refused nonce; the matrix recovers it.
+type abortedOnBadNonce struct{ output string }
 
 var orgSeq atomic.Int32
 
@@ -84,6 +92,9 @@ func (e *env) run(cmd *exec.Cmd) string {
 	began := time.Now()
 	out, err := cmd.CombinedOutput()
 	e.t.Logf("%s %s: %s", filepath.Base(cmd.Path), strings.Join(cmd.Args[max(1, len(cmd.Args)-3):], " "), time.Since(began).Round(time.Millisecond))
+	if err != nil && e.chaos && e.noRetry {
+		panic(abortedOnBadNonce{string(out)})
+	}
 	if err != nil {
 		e.t.Fatalf("%s: %v\n%s\n--- server log ---\n%s", strings.Join(cmd.Args, " "), err, harness.Tail(out, 6000), harness.Tail([]byte(e.in.Logs.String()), 3000))
 	}

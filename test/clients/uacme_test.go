@@ -76,7 +76,7 @@ esac
 		cmd.Env = append(os.Environ(), "UACME_CHALLENGE="+challenge)
 		return cmd
 	}
-	e.run(ua("", "-e", e.kid+":"+e.mac, "-y", "new", "it@"+e.domain))
+	e.run(ua("", "--eab="+e.kid+":"+e.mac, "-y", "new", "it@"+e.domain))
 	name := e.name("www")
 	e.run(ua("http-01", "issue", name))
 	certFile := filepath.Join(conf, name, "cert.pem")
