@@ -117,7 +117,7 @@ func (e *env) xcryptoObtain(ctx context.Context, c *acme.Client, r *harness.Resp
 func xcryptoACME(e *env) {
 	t := e.t
 	ctx := harness.Ctx(t)
-	r := e.in.Responder()
+	r := e.responder()
 	c := &acme.Client{Key: newKey(t), DirectoryURL: e.in.Directory, HTTPClient: e.in.HTTPClient(), UserAgent: "varmenne-client-matrix"}
 	acct, err := c.Register(ctx, &acme.Account{Contact: []string{"mailto:it@" + e.domain},
 		ExternalAccountBinding: &acme.ExternalAccountBinding{KID: e.kid, Key: e.hmac()}}, acme.AcceptTOS)
@@ -174,7 +174,7 @@ func (e *env) acmezClient(ctx context.Context) (*acmez.Client, acmezacme.Account
 	t := e.t
 	t.Helper()
 	c := &acmez.Client{Client: &acmezacme.Client{Directory: e.in.Directory, HTTPClient: e.in.HTTPClient(), UserAgent: "varmenne-client-matrix"},
-		ChallengeSolvers: map[string]acmez.Solver{"http-01": acmezHTTP{e.in.Responder()}}}
+		ChallengeSolvers: map[string]acmez.Solver{"http-01": acmezHTTP{e.responder()}}}
 	acct := acmezacme.Account{Contact: []string{"mailto:it@" + e.domain}, TermsOfServiceAgreed: true, PrivateKey: newKey(t)}
 	if err := acct.SetExternalAccountBinding(ctx, c.Client, acmezacme.EAB{KeyID: e.kid, MACKey: e.mac}); err != nil {
 		t.Fatal(err)
@@ -263,7 +263,7 @@ func (p legoDNS) CleanUp(_, _, _ string) error { return nil }
 
 // legoClient registers a lego library account with EAB that answers http-01 and
 // dns-01 (the propagation check asks the test's DNS server only).
-func (e *env) legoClient() *lego.Client {
+func (e *env) legoClient(kid, mac string) *lego.Client {
 	t := e.t
 	t.Helper()
 	u := &legoUser{email: "it@" + e.domain, key: newKey(t)}
@@ -275,14 +275,14 @@ func (e *env) legoClient() *lego.Client {
 	if err != nil {
 		t.Fatalf("lego: %v", err)
 	}
-	if err := c.Challenge.SetHTTP01Provider(legoHTTP{e.in.Responder()}); err != nil {
+	if err := c.Challenge.SetHTTP01Provider(legoHTTP{e.responder()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Challenge.SetDNS01Provider(legoDNS{e.in}, dns01.AddRecursiveNameservers([]string{e.in.DNS.Addr()}),
 		dns01.DisableAuthoritativeNssPropagationRequirement()); err != nil {
 		t.Fatal(err)
 	}
-	u.reg, err = c.Registration.RegisterWithExternalAccountBinding(registration.RegisterEABOptions{TermsOfServiceAgreed: true, Kid: e.kid, HmacEncoded: e.mac})
+	u.reg, err = c.Registration.RegisterWithExternalAccountBinding(registration.RegisterEABOptions{TermsOfServiceAgreed: true, Kid: kid, HmacEncoded: mac})
 	if err != nil {
 		t.Fatalf("lego: register with EAB: %v", err)
 	}
@@ -294,7 +294,7 @@ func (e *env) legoClient() *lego.Client {
 // challenge is removed); revocation with a reason.
 func legoLib(e *env) {
 	t := e.t
-	c := e.legoClient()
+	c := e.legoClient(e.kid, e.mac)
 	name := e.name("www")
 	res, err := c.Certificate.Obtain(legocert.ObtainRequest{Domains: []string{name}, Bundle: true, Profile: "sote-server-test"})
 	if err != nil {

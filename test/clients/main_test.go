@@ -54,6 +54,16 @@ type env struct {
 	// chaos, run stops the flow at the client's first failure, which must be the
 	// refused nonce.
 	noRetry bool
+	resp    *harness.Responder // see responder
+}
+
+// responder is the env's one http-01 responder on the instance's port, started on
+// first use.
+func (e *env) responder() *harness.Responder {
+	if e.resp == nil {
+		e.resp = e.in.Responder()
+	}
+	return e.resp
 }
 
 // abortedOnBadNonce is what run panics with when a client known not to retry gave up
