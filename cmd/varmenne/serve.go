@@ -105,6 +105,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("serve: --dns-resolver %q must be IP:PORT, e.g. 127.0.0.1:53", c.dnsResolver)
 		}
 	}
+	altChains, err := readAlternateChains(c.altChains) // altchains.go
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	if c.devKeyType != "" && !slices.Contains(filekey.KeyTypes, c.devKeyType) {
 		return fmt.Errorf("serve: --dev-key-type %q: use one of %s", c.devKeyType, strings.Join(filekey.KeyTypes, ", "))
 	}
@@ -169,7 +173,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closeKeys()
-	if err := addAlternateChains(pki, c.altChains); err != nil { // altchains.go
+	if err := addAlternateChains(pki, altChains); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	rootsPath := filepath.Join(c.data, "roots.pem")

@@ -129,6 +129,12 @@ func TestDownloadFormatsAndAlternateChains(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "lataus", false)
 	file, crossRoot := crossSign(t, e.in)
+	// The chain begins with the production issuer: the test issuer refuses it.
+	wrong := exec.Command(harness.Binary, "serve", "--data", e.in.Data, "--listen", "127.0.0.1:0", "--ops-listen", "",
+		"--public-listen", "127.0.0.1:0", "--alternate-chain", "test="+file)
+	if out, err := wrong.CombinedOutput(); err == nil || !strings.Contains(string(out), `is not of issuer "test"'s subject and key`) {
+		t.Fatalf("serve with the production chain as the test issuer's alternate: %v\n%s", err, harness.Tail(out, 2000))
+	}
 	e.in.Extra = append(e.in.Extra, "--alternate-chain", "production="+file)
 	e.in.Restart()
 
