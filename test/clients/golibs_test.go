@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -44,69 +45,16 @@ func (e *env) hmac() []byte {
 // --- golang.org/x/crypto/acme ---
 
 // xcryptoObtain runs one order for name with http-01 (r) or, when r is nil, dns-01.
-func (e *env) xcryptoObtain(ctx context.Context, c *acme.Client, r *harness.Responder, name string) []*x509.Certificate {
-	t := e.t
-	t.Helper()
-	order, err := c.AuthorizeOrder(ctx, acme.DomainIDs(name))
+func (e *env) xcryptoObtain(c *acme.Client, r *harness.Responder, name string) []*x509.Certificate {
+	e.t.Helper()
+	typ, present := "dns-01", e.in.DNS01(c)
+	if r != nil {
+		typ, present = "http-01", harness.HTTP01(c, r)
+	}
+	ders, _ := e.in.Obtain(c, typ, present, newKey(e.t), name)
+	certs, err := x509.ParseCertificates(bytes.Join(ders, nil))
 	if err != nil {
-		t.Fatalf("newOrder: %v", err)
-	}
-	want := "http-01"
-	if r == nil {
-		want = "dns-01"
-	}
-	for _, u := range order.AuthzURLs {
-		az, err := c.GetAuthorization(ctx, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var chal *acme.Challenge
-		for _, ch := range az.Challenges {
-			if ch.Type == want {
-				chal = ch
-			}
-		}
-		if chal == nil {
-			t.Fatalf("authorization of %s offers no %s", name, want)
-		}
-		if r != nil {
-			ka, err := c.HTTP01ChallengeResponse(chal.Token)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.Set(chal.Token, ka)
-		} else {
-			rec, err := c.DNS01ChallengeRecord(chal.Token)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.in.DNS.SetTXT("_acme-challenge."+name, rec)
-		}
-		if _, err := c.Accept(ctx, chal); err != nil {
-			t.Fatalf("accept %s: %v", want, err)
-		}
-		if _, err := c.WaitAuthorization(ctx, u); err != nil {
-			t.Fatalf("authorization of %s: %v", name, err)
-		}
-	}
-	if _, err := c.WaitOrder(ctx, order.URI); err != nil {
-		t.Fatalf("order: %v", err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{name}}, newKey(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ders, _, err := c.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
-	if err != nil {
-		t.Fatalf("finalize: %v", err)
-	}
-	var certs []*x509.Certificate
-	for _, d := range ders {
-		cert, err := x509.ParseCertificate(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		certs = append(certs, cert)
+		e.t.Fatal(err)
 	}
 	return certs
 }
@@ -125,8 +73,8 @@ func xcryptoACME(e *env) {
 		t.Fatalf("register with EAB: %v", err)
 	}
 	name := e.name("www")
-	first, _ := e.check(e.xcryptoObtain(ctx, c, r, name), name)
-	chain := e.xcryptoObtain(ctx, c, r, name)
+	first, _ := e.check(e.xcryptoObtain(c, r, name), name)
+	chain := e.xcryptoObtain(c, r, name)
 	second, issuer := e.check(chain, name)
 	e.renewed(first, second)
 
@@ -140,7 +88,7 @@ func xcryptoACME(e *env) {
 		t.Fatal("the account's old key still works after the key rollover")
 	}
 	dnsName := e.name("dns")
-	e.check(e.xcryptoObtain(ctx, c, nil, dnsName), dnsName)
+	e.check(e.xcryptoObtain(c, nil, dnsName), dnsName)
 
 	if err := c.RevokeCert(ctx, nil, second.Raw, acme.CRLReasonSuperseded); err != nil {
 		t.Fatalf("revoke: %v", err)

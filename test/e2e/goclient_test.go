@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/acme"
+
+	"github.com/varmenne/varmenne/test/harness"
 )
 
 // client registers a golang.org/x/crypto/acme client with an EAB key.
@@ -38,57 +39,8 @@ func (in *instance) client(kid, hmacKey string) *acme.Client {
 
 // obtain runs one order to its certificate with http-01 and returns the chain (DER).
 func (in *instance) obtain(c *acme.Client, r *responder, certKey crypto.Signer, names ...string) ([][]byte, string) {
-	t := in.T
-	t.Helper()
-	ctx := ctxT(t)
-	for _, n := range names {
-		in.pointAt(n)
-	}
-	order, err := c.AuthorizeOrder(ctx, acme.DomainIDs(names...))
-	if err != nil {
-		t.Fatalf("newOrder: %v", err)
-	}
-	for _, u := range order.AuthzURLs {
-		az, err := c.GetAuthorization(ctx, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var chal *acme.Challenge
-		for _, ch := range az.Challenges {
-			if ch.Type == "http-01" {
-				chal = ch
-			}
-		}
-		if chal == nil {
-			t.Fatalf("authorization for %s offers no http-01", az.Identifier.Value)
-		}
-		ka, err := c.HTTP01ChallengeResponse(chal.Token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Set(chal.Token, ka)
-		if _, err := c.Accept(ctx, chal); err != nil {
-			t.Fatalf("accept challenge: %v", err)
-		}
-		if _, err := c.WaitAuthorization(ctx, u); err != nil {
-			t.Fatalf("authorization of %s: %v", az.Identifier.Value, err)
-		}
-	}
-	if _, err := c.WaitOrder(ctx, order.URI); err != nil {
-		t.Fatalf("order not ready: %v", err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:  pkix.Name{CommonName: names[0], Organization: []string{"asked for, never copied"}},
-		DNSNames: names,
-	}, certKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, certURL, err := c.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
-	if err != nil {
-		t.Fatalf("finalize: %v", err)
-	}
-	return der, certURL
+	in.T.Helper()
+	return in.Obtain(c, "http-01", harness.HTTP01(c, r), certKey, names...)
 }
 
 func newKey(t *testing.T) crypto.Signer {
