@@ -72,7 +72,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.caaRecheck, "caa-recheck-after", authority.MaxCAARecheckAfter, "at finalize, check CAA again for names validated longer ago than this (at most 8h)")
 	fs.DurationVar(&c.authzReuse, "authz-reuse", 7*24*time.Hour, "reuse an account's valid authorization validated within this window (at most 720h; 0: never)")
 	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi) in every server profile, proven with dns-01 only")
-	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, to exercise clients' retries (never in production)")
+	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, evenly spread (0.1: every tenth), to exercise clients' retries (never in production)")
 	fs.Var(&c.altChains, "alternate-chain", "ISSUER=FILE: PEM chain served as an alternate (Link rel=\"alternate\") after the leaf of ISSUER's (production, test) certificates, beginning with the issuer's subject and key, e.g. cross-signed (repeatable)")
 	configFile := fs.String("config", "", "JSON file of certificate profiles and their policy plugins (default: the four built-in SOTE profiles)")
 	// Issuer keys in an HSM (keys.go).
