@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,7 @@ func TestDownloadFormatsAndAlternateChains(t *testing.T) {
 
 	ctx := harness.Ctx(t)
 	c, acct := e.acmezClient(ctx)
+	kid2, mac2 := e.in.EAB(e.oid) // for certbot's own account below
 	name := e.name("www")
 	csr, err := acmez.NewCSR(newKey(t), []string{name})
 	if err != nil {
@@ -211,6 +213,30 @@ func TestDownloadFormatsAndAlternateChains(t *testing.T) {
 			}
 		})
 	}
+	t.Run("certbot --preferred-chain picks the cross-signed chain", func(t *testing.T) {
+		certbot := lookPath(t, "certbot")
+		e.responder().Close() // certbot's standalone server takes the http-01 port
+		name := e.name("certbot")
+		dir := t.TempDir()
+		cmd := exec.Command(certbot, "certonly", "--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+			"--server", e.in.Directory, "--eab-kid="+kid2, "--eab-hmac-key="+mac2,
+			"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", strconv.Itoa(e.in.HTTP01Port),
+			"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
+			"--key-type", "ecdsa", "--preferred-chain", crossRoot.Subject.CommonName, "-d", name)
+		cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+e.in.Roots)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("certbot: %v\n%s", err, harness.Tail(out, 3000))
+		}
+		chainPEM, err := os.ReadFile(filepath.Join(dir, "config", "live", name, "chain.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain := harness.ParseChain(t, chainPEM)
+		if top := chain[len(chain)-1]; len(chain) != 2 || top.Issuer.CommonName != crossRoot.Subject.CommonName {
+			t.Fatalf("certbot's chain.pem has %d certificates, the last issued by %q; want the issuer and the root cross-signed by %q",
+				len(chain), top.Issuer.CommonName, crossRoot.Subject.CommonName)
+		}
+	})
 	t.Run("an alternate the issuer does not have is malformed", func(t *testing.T) {
 		resp, body := postAsGet(t, e.in, acct, certs[0].URL+"/alt/2", "")
 		var p struct{ Type string }
