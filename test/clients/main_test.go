@@ -101,15 +101,18 @@ func (e *env) run(cmd *exec.Cmd) string {
 	e.t.Helper()
 	began := time.Now()
 	out, err := cmd.CombinedOutput()
-	e.t.Logf("%s %s: %s", filepath.Base(cmd.Path), strings.Join(cmd.Args[max(1, len(cmd.Args)-3):], " "), time.Since(began).Round(time.Millisecond))
+	e.t.Logf("%s %s: %s", filepath.Base(cmd.Path), e.redact(strings.Join(cmd.Args[max(1, len(cmd.Args)-3):], " ")), time.Since(began).Round(time.Millisecond))
 	if err != nil && e.chaos && e.noRetry {
 		panic(abortedOnBadNonce{string(out)})
 	}
 	if err != nil {
-		e.t.Fatalf("%s: %v\n%s\n--- server log ---\n%s", strings.Join(cmd.Args, " "), err, harness.Tail(out, 6000), harness.Tail([]byte(e.in.Logs.String()), 3000))
+		e.t.Fatalf("%s: %v\n%s\n--- server log ---\n%s", e.redact(strings.Join(cmd.Args, " ")), err, harness.Tail(out, 6000), harness.Tail([]byte(e.in.Logs.String()), 3000))
 	}
 	return string(out)
 }
+
+// redact hides the EAB HMAC key in a command line shown in a failure.
+func (e *env) redact(s string) string { return strings.ReplaceAll(s, e.mac, "<eab-hmac>") }
 
 // runStdout is run for a client that prints its result on stdout: its stderr goes
 // only into the failure message.
@@ -121,7 +124,7 @@ func (e *env) runStdout(cmd *exec.Cmd) string {
 	out, err := cmd.Output()
 	e.t.Logf("%s: %s", filepath.Base(cmd.Path), time.Since(began).Round(time.Millisecond))
 	if err != nil {
-		e.t.Fatalf("%s: %v\n%s\n--- server log ---\n%s", strings.Join(cmd.Args, " "), err, harness.Tail([]byte(stderr.String()), 6000), harness.Tail([]byte(e.in.Logs.String()), 3000))
+		e.t.Fatalf("%s: %v\n%s\n--- server log ---\n%s", e.redact(strings.Join(cmd.Args, " ")), err, harness.Tail([]byte(stderr.String()), 6000), harness.Tail([]byte(e.in.Logs.String()), 3000))
 	}
 	return string(out)
 }
