@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -21,6 +22,47 @@ type Issuer struct {
 	Cert  *x509.Certificate   // the issuing CA certificate
 	Key   crypto.Signer       // its private key (file key now; PKCS#11 later)
 	Chain []*x509.Certificate // certificates above Cert up to but excluding the root (may be empty)
+	// Alternates are further chains served after the leaf (RFC 8555 7.4.2, Link
+	// rel="alternate"), e.g. through a root cross-signed by another CA. Each begins
+	// with a certificate of this issuer's subject and key. See AddAlternate.
+	Alternates [][]*x509.Certificate
+}
+
+// AddAlternate adds an alternate chain from PEM: the certificates that follow the leaf
+// in it, beginning with one of the issuer's subject and key (the issuer itself or a
+// cross-signed copy), each signed by the next. Anything else is refused, so a client
+// never gets a chain its leaf does not verify through.
+func (i *Issuer) AddAlternate(pemBytes []byte) error {
+	var chain []*x509.Certificate
+	for rest := pemBytes; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return fmt.Errorf("a %q PEM block where only CERTIFICATE blocks belong", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return fmt.Errorf("certificate %d: %w", len(chain)+1, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return errors.New("no PEM certificate in it")
+	}
+	first := chain[0]
+	pub, ok := first.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !bytes.Equal(first.RawSubject, i.Cert.RawSubject) || !ok || !pub.Equal(i.Cert.PublicKey) {
+		return fmt.Errorf("its first certificate %q is not of issuer %q's subject and key %q", first.Subject, i.Name, i.Cert.Subject)
+	}
+	for k := 0; k+1 < len(chain); k++ {
+		if err := chain[k].CheckSignatureFrom(chain[k+1]); err != nil {
+			return fmt.Errorf("certificate %d %q is not signed by certificate %d %q: %w", k+1, chain[k].Subject, k+2, chain[k+1].Subject, err)
+		}
+	}
+	i.Alternates = append(i.Alternates, chain)
+	return nil
 }
 
 // ChainPEM is the PEM the ACME certificate URL serves after the leaf: Cert then Chain.

@@ -66,4 +66,34 @@ func TestChaosRejectNonces(t *testing.T) {
 			t.Fatalf("%d refused, %d accepted of 200 at ratio 0.5", refused, accepted)
 		}
 	})
+	t.Run("ratio 0.1 refuses exactly every tenth valid nonce, never two in a row", func(t *testing.T) {
+		e := newEnvConfig(t, server.Config{ChaosRejectNonces: 0.1})
+		key := ecKey(t)
+		eab := e.eab(t, orgA, key)
+		var kid string
+		for try := 0; kid == "" && try < 2; try++ { // the first nine nonces are accepted
+			if r := e.post(t, key, "", e.dir.NewAccount, newAccountPayload(t, eab)); r.status == http.StatusCreated {
+				kid = r.header.Get("Location")
+			}
+		}
+		if kid == "" {
+			t.Fatal("newAccount refused twice in a row at ratio 0.1")
+		}
+		refused, last := 0, false
+		for i := range 100 {
+			r := e.post(t, key, kid, kid+"/orders", nil)
+			bad := r.status != http.StatusOK
+			if bad {
+				wantProblem(t, r, acme.BadNonce, http.StatusBadRequest)
+				refused++
+				if last {
+					t.Fatalf("request %d: a second refusal in a row", i)
+				}
+			}
+			last = bad
+		}
+		if refused != 10 {
+			t.Fatalf("%d of 100 refused at ratio 0.1, want 10", refused)
+		}
+	})
 }

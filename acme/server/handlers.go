@@ -2,9 +2,11 @@ package server
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -251,24 +253,68 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, req *request)
 	return nil
 }
 
+// certificate serves a certificate (RFC 8555 7.4.2): the PEM chain by default, the
+// leaf alone as DER for Accept: application/pkix-cert, the leaf and chain as a
+// certs-only PKCS#7 for Accept: application/pkcs7-mime. When the issuer has alternate
+// chains configured, each is served at {cert}/alt/{n} and every answer links the
+// others with rel="alternate".
 func (s *Server) certificate(w http.ResponseWriter, r *http.Request, req *request) error {
 	if err := postAsGet(req); err != nil {
 		return err
 	}
-	c, err := s.auth.Certificate(r.Context(), req.account, mux.Vars(r)["serial"])
+	serial := mux.Vars(r)["serial"]
+	c, err := s.auth.Certificate(r.Context(), req.account, serial)
 	if err != nil {
 		return err
 	}
-	if strings.Contains(r.Header.Get("Accept"), "application/pkix-cert") {
+	iss := s.auth.IssuerNamed(c.Issuer) // the chain of the issuer that signed it
+	alt := 0                            // 0: the default chain; n: alternate n
+	if a, ok := mux.Vars(r)["alt"]; ok {
+		if n, err := strconv.Atoi(a); err == nil && n >= 1 && n <= len(iss.Alternates) {
+			alt = n
+		} else {
+			return acme.Errorf(acme.Malformed, "certificate %s has no alternate chain %q (it has %d)", serial, a, len(iss.Alternates))
+		}
+	}
+	for n := 0; n <= len(iss.Alternates); n++ {
+		if n == alt {
+			continue
+		}
+		u := s.url(certPath + serial)
+		if n > 0 {
+			u += "/alt/" + strconv.Itoa(n)
+		}
+		w.Header().Add("Link", `<`+u+`>;rel="alternate"`)
+	}
+	chain := append([]*x509.Certificate{iss.Cert}, iss.Chain...)
+	if alt > 0 {
+		chain = iss.Alternates[alt-1]
+	}
+	accept := r.Header.Get("Accept")
+	switch {
+	case strings.Contains(accept, "application/pkix-cert"):
 		w.Header().Set("Content-Type", "application/pkix-cert")
 		_, _ = w.Write(c.DER)
-		return nil
+	case strings.Contains(accept, "application/pkcs7-mime"):
+		ders := [][]byte{c.DER}
+		for _, ca := range chain {
+			ders = append(ders, ca.Raw)
+		}
+		p7, err := degenerateSignedData(ders)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/pkcs7-mime")
+		_, _ = w.Write(p7)
+	default:
+		var buf bytes.Buffer
+		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
+		for _, ca := range chain {
+			_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+		}
+		w.Header().Set("Content-Type", "application/pem-certificate-chain")
+		_, _ = w.Write(buf.Bytes())
 	}
-	var buf bytes.Buffer
-	_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
-	buf.Write(s.auth.IssuerNamed(c.Issuer).ChainPEM()) // the chain of the issuer that signed it
-	w.Header().Set("Content-Type", "application/pem-certificate-chain")
-	_, _ = w.Write(buf.Bytes())
 	return nil
 }
 

@@ -9,12 +9,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"math"
 	"mime"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -68,7 +69,11 @@ type Config struct {
 	CAAIdentities []string
 	// ChaosRejectNonces, for tests only, is the share (0..1) of otherwise valid nonces
 	// refused with badNonce, as Pebble's PEBBLE_WFE_NONCEREJECT, so that clients' retry
-	// paths run. 0 in production.
+	// paths run. 0 in production. The refusals are spread evenly, not drawn at
+	// random: at 0.1 exactly every tenth valid nonce is refused, so that at a share of
+	// at most one half no nonce is refused twice in a row on one server and a test of
+	// a client that retries once is as reproducible as one of a client that never
+	// retries.
 	ChaosRejectNonces float64
 }
 
@@ -78,6 +83,8 @@ type Server struct {
 	auth   *authority.Authority
 	nonces Nonces
 	log    *slog.Logger
+	// chaosSeen counts the valid nonces redeemed while ChaosRejectNonces is set.
+	chaosSeen atomic.Uint64
 }
 
 // New makes a Server.
@@ -122,6 +129,7 @@ func (s *Server) Handler() http.Handler {
 	r.Handle(authzPath+"{id}", s.post(kidOnly, s.authorization))
 	r.Handle(challengePath+"{id}", s.post(kidOnly, s.challenge))
 	r.Handle(certPath+"{serial}", s.post(kidOnly, s.certificate))
+	r.Handle(certPath+"{serial}/alt/{alt}", s.post(kidOnly, s.certificate))
 	r.HandleFunc(RenewalInfoPath+"{certid}", s.renewalInfo).Methods(http.MethodGet) // renewal.go
 	// The router refuses a method only on the GET resources; POST ones refuse in post.
 	// Error responses carry a nonce too (RFC 8555 section 6.5).
@@ -309,13 +317,25 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rule keyRu
 	if err := s.nonces.Redeem(r.Context(), msg.Nonce); err != nil {
 		return nil, err
 	}
-	if s.cfg.ChaosRejectNonces > 0 && rand.Float64() < s.cfg.ChaosRejectNonces {
+	if s.chaosRefuses() {
 		return nil, acme.Errorf(acme.BadNonce, "the nonce was refused on purpose (test-only --chaos-reject-nonces); retry with the nonce in this response")
 	}
 	if msg.URL != req.url {
 		return nil, acme.Errorf(acme.Malformed, "the JWS url %q does not match the request URL %q", msg.URL, req.url)
 	}
 	return req, nil
+}
+
+// chaosRefuses tells whether the test-only chaos knob refuses the nonce just redeemed:
+// the n-th valid nonce is refused when floor(n·share) grows, so the refusals are the
+// configured share, evenly spread.
+func (s *Server) chaosRefuses() bool {
+	share := s.cfg.ChaosRejectNonces
+	if share <= 0 {
+		return false
+	}
+	n := s.chaosSeen.Add(1)
+	return math.Floor(float64(n)*share) > math.Floor(float64(n-1)*share)
 }
 
 // postAsGet refuses a payload where only POST-as-GET (empty payload) is meaningful.

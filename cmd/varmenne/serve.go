@@ -43,6 +43,7 @@ type serveConfig struct {
 	authzReuse     time.Duration
 	allowWildcards bool
 	chaosNonces    float64 // tests only (issue 10)
+	altChains      stringList
 }
 
 // defaultCAAIdentity is the CAA issuer domain name used when --caa-identity is not
@@ -71,7 +72,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.caaRecheck, "caa-recheck-after", authority.MaxCAARecheckAfter, "at finalize, check CAA again for names validated longer ago than this (at most 8h)")
 	fs.DurationVar(&c.authzReuse, "authz-reuse", 7*24*time.Hour, "reuse an account's valid authorization validated within this window (at most 720h; 0: never)")
 	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi) in every server profile, proven with dns-01 only")
-	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, to exercise clients' retries (never in production)")
+	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, evenly spread (0.1: every tenth), to exercise clients' retries (never in production)")
+	fs.Var(&c.altChains, "alternate-chain", "ISSUER=FILE: PEM chain served as an alternate (Link rel=\"alternate\") after the leaf of ISSUER's (production, test) certificates, beginning with the issuer's subject and key, e.g. cross-signed (repeatable)")
 	configFile := fs.String("config", "", "JSON file of certificate profiles and their policy plugins (default: the four built-in SOTE profiles)")
 	// Issuer keys in an HSM (keys.go).
 	hsm := hsmFlags(fs, "production", "test")
@@ -102,6 +104,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if _, err := netip.ParseAddrPort(c.dnsResolver); err != nil {
 			return fmt.Errorf("serve: --dns-resolver %q must be IP:PORT, e.g. 127.0.0.1:53", c.dnsResolver)
 		}
+	}
+	altChains, err := readAlternateChains(c.altChains) // altchains.go
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	if c.devKeyType != "" && !slices.Contains(filekey.KeyTypes, c.devKeyType) {
 		return fmt.Errorf("serve: --dev-key-type %q: use one of %s", c.devKeyType, strings.Join(filekey.KeyTypes, ", "))
@@ -167,6 +173,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closeKeys()
+	if err := addAlternateChains(pki, altChains); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	rootsPath := filepath.Join(c.data, "roots.pem")
 	if err := os.WriteFile(rootsPath, pki.RootsPEM, 0o644); err != nil {
 		return fmt.Errorf("serve: writing %s: %w", rootsPath, err)

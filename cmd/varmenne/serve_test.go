@@ -41,6 +41,9 @@ func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{"--chaos-reject-nonces above 1", []string{"--chaos-reject-nonces", "1.5"}, []string{"--chaos-reject-nonces", "1.5", "between 0 and 1"}},
 		{"--chaos-reject-nonces negative", []string{"--chaos-reject-nonces", "-0.1"}, []string{"--chaos-reject-nonces", "-0.1", "between 0 and 1"}},
 		{"--chaos-reject-nonces NaN", []string{"--chaos-reject-nonces", "NaN"}, []string{"--chaos-reject-nonces", "NaN", "between 0 and 1"}},
+		{"--alternate-chain without a file", []string{"--alternate-chain", "production"}, []string{"--alternate-chain", `"production"`, "ISSUER=FILE"}},
+		{"--alternate-chain of an unknown issuer", []string{"--alternate-chain", "staging=/dev/null"}, []string{"--alternate-chain", `"staging"`, "production or test"}},
+		{"--alternate-chain of a missing file", []string{"--alternate-chain", "test=/nonexistent/chain.pem"}, []string{"--alternate-chain", "/nonexistent/chain.pem"}},
 		{"--listen unknown flag spelling", []string{"--listen-addr", "127.0.0.1:0"}, []string{"listen-addr"}},
 	}
 	for _, tt := range tests {

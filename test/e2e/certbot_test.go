@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/varmenne/varmenne/test/harness"
 )
 
 // TestCertbot: certbot (Debian package) registers with --eab-kid/--eab-hmac-key, gets a
@@ -27,23 +29,23 @@ func TestCertbot(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(certbot, "certonly",
 		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
-		"--server", in.directory,
-		"--eab-kid="+kid, "--eab-hmac-key="+mac, // with "=": a kid or key may start with "-"
-		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.http01Port),
+		"--server", in.Directory,
+		"--eab-kid="+kid, "--eab-hmac-key="+mac, // "=": a base64url key may begin with "-"
+		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.HTTP01Port),
 		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
 		"--key-type", "ecdsa",
 		"-d", name,
 	)
-	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.roots)
+	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.Roots)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "logs", "letsencrypt.log"))
-		t.Fatalf("certbot: %v\n%s\n--- certbot log ---\n%s\n--- server log ---\n%s", err, out, tail(log, 4000), tail([]byte(in.logs.String()), 4000))
+		t.Fatalf("certbot: %v\n%s\n--- certbot log ---\n%s\n--- server log ---\n%s", err, out, tail(log, 4000), tail([]byte(in.Logs.String()), 4000))
 	}
 	live := filepath.Join(dir, "config", "live", name)
 	cert, chain := filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem")
 
-	verify := exec.Command("openssl", "verify", "-CAfile", in.roots, "-untrusted", chain, cert)
+	verify := exec.Command("openssl", "verify", "-CAfile", in.Roots, "-untrusted", chain, cert)
 	if vout, err := verify.CombinedOutput(); err != nil || !bytes.Contains(vout, []byte(": OK")) {
 		t.Fatalf("openssl verify: %v: %s", err, vout)
 	}
@@ -64,7 +66,7 @@ func TestCertbot(t *testing.T) {
 	}
 
 	// certbot revokes it too.
-	rev := exec.Command(certbot, "revoke", "--non-interactive", "--server", in.directory,
+	rev := exec.Command(certbot, "revoke", "--non-interactive", "--server", in.Directory,
 		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
 		"--cert-path", cert, "--reason", "superseded", "--no-delete-after-revoke")
 	rev.Env = cmd.Env
@@ -75,9 +77,4 @@ func TestCertbot(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
+func tail(b []byte, n int) string { return harness.Tail(b, n) }

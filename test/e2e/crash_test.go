@@ -40,7 +40,7 @@ func readyOrder(ctx context.Context, c *acme.Client, r *responder, name string) 
 			if err != nil {
 				return "", err
 			}
-			r.set(ch.Token, ka)
+			r.Set(ch.Token, ka)
 			if _, err := c.Accept(ctx, ch); err != nil {
 				return "", err
 			}
@@ -131,15 +131,15 @@ func TestCrashDuringIssuance(t *testing.T) {
 			mu.Unlock()
 			if n >= kill {
 				once.Do(func() {
-					_ = in.cmd.Process.Kill() // SIGKILL: no shutdown, no flush
+					_ = in.Cmd.Process.Kill() // SIGKILL: no shutdown, no flush
 				})
 			}
 		}()
 	}
 	close(start)
 	wg.Wait()
-	once.Do(func() { _ = in.cmd.Process.Kill() }) // every order finished before the kill point
-	<-in.done
+	once.Do(func() { _ = in.Cmd.Process.Kill() }) // every order finished before the kill point
+	<-in.Done
 	mu.Lock()
 	got := maps.Clone(received)
 	mu.Unlock()
@@ -147,7 +147,7 @@ func TestCrashDuringIssuance(t *testing.T) {
 
 	in.launch() // same data directory
 
-	db, err := sql.Open("sqlite", filepath.Join(in.data, "varmenne.db")+"?_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", filepath.Join(in.Data, "varmenne.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestCrashDuringIssuance(t *testing.T) {
 	})
 
 	// The same account, at the restarted server's new address.
-	c2 := &acme.Client{Key: c.Key, DirectoryURL: in.directory, HTTPClient: in.httpClient(), UserAgent: "varmenne-e2e"}
+	c2 := &acme.Client{Key: c.Key, DirectoryURL: in.Directory, HTTPClient: in.httpClient(), UserAgent: "varmenne-e2e"}
 	if chain, _ := in.obtain(c2, r, newKey(t), "after.crash.example"); len(chain) == 0 {
 		t.Fatal("no certificate after the restart")
 	}

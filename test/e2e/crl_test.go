@@ -153,7 +153,7 @@ func TestRevocationStatusEndToEnd(t *testing.T) {
 		issuerDER = chain[1]
 	}
 	leaf := leaves[0]
-	public := "http://" + in.publicAddr
+	public := "http://" + in.PublicAddr
 	crlURL, ocspURL := public+"/crl/production.crl", public+"/ocsp/production"
 
 	t.Run("certificates name the CRL, OCSP and issuer URLs the server serves", func(t *testing.T) {
@@ -186,11 +186,11 @@ func TestRevocationStatusEndToEnd(t *testing.T) {
 	verify := func(t *testing.T, crlDER []byte, leafPath string) (string, error) {
 		t.Helper()
 		crlPEM := writePEM(t, dir, "crl.pem", "X509 CRL", crlDER)
-		return openssl(t, "verify", "-crl_check", "-CRLfile", crlPEM, "-CAfile", in.roots, "-untrusted", issuerPEM, leafPath)
+		return openssl(t, "verify", "-crl_check", "-CRLfile", crlPEM, "-CAfile", in.Roots, "-untrusted", issuerPEM, leafPath)
 	}
 	ocspStatus := func(t *testing.T, leafPath string) string {
 		t.Helper()
-		out, err := openssl(t, "ocsp", "-issuer", issuerPEM, "-cert", leafPath, "-url", ocspURL, "-CAfile", in.roots, "-no_nonce")
+		out, err := openssl(t, "ocsp", "-issuer", issuerPEM, "-cert", leafPath, "-url", ocspURL, "-CAfile", in.Roots, "-no_nonce")
 		if err != nil || !strings.Contains(out, "Response verify OK") {
 			t.Fatalf("openssl ocsp: %v\n%s", err, out)
 		}
@@ -458,7 +458,7 @@ func TestCRLNumberIncreasesOverRevocationsAndRestarts(t *testing.T) {
 	}
 	t.Logf("issued %d certificates in %s", clients*perClient, time.Since(started).Round(time.Millisecond))
 
-	crlURL := "http://" + in.publicAddr + "/crl/production.crl"
+	crlURL := "http://" + in.PublicAddr + "/crl/production.crl"
 	last, _, _ := fetchCRL(t, crlURL)
 	numbers := []string{last.Number.String()}
 	revoked := 0
@@ -480,7 +480,7 @@ func TestCRLNumberIncreasesOverRevocationsAndRestarts(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				cl := &acme.Client{Key: c.key, DirectoryURL: in.directory, HTTPClient: in.httpClient()}
+				cl := &acme.Client{Key: c.key, DirectoryURL: in.Directory, HTTPClient: in.httpClient()}
 				if err := cl.RevokeCert(ctxT(t), c.key, c.der, acme.CRLReasonCessationOfOperation); err != nil {
 					failed <- err
 				}
@@ -515,7 +515,7 @@ func TestCRLNumberIncreasesOverRevocationsAndRestarts(t *testing.T) {
 
 // issueReused orders a certificate for a name whose authorization the account holds.
 func issueReused(in *instance, c *acme.Client, key crypto.Signer, name string) ([]byte, error) {
-	ctx := ctxT(in.t)
+	ctx := ctxT(in.T)
 	order, err := c.AuthorizeOrder(ctx, acme.DomainIDs(name))
 	if err != nil {
 		return nil, err
@@ -551,7 +551,7 @@ func TestACMERevocationRights(t *testing.T) {
 	certKey := newKey(t)
 	chain, _ := in.obtain(owner, r, certKey, "www.kuusi.example")
 	leaf := mustParse(t, chain[0])
-	crlURL := "http://" + in.publicAddr + "/crl/production.crl"
+	crlURL := "http://" + in.PublicAddr + "/crl/production.crl"
 
 	steps := []struct {
 		name   string
@@ -591,7 +591,7 @@ func TestACMERevocationRights(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &acme.Client{Key: certKey, DirectoryURL: in.directory, HTTPClient: in.httpClient()}
+		c := &acme.Client{Key: certKey, DirectoryURL: in.Directory, HTTPClient: in.httpClient()}
 		_, err = c.Register(ctxT(t), &acme.Account{ExternalAccountBinding: &acme.ExternalAccountBinding{KID: kid, Key: key}}, acme.AcceptTOS)
 		if !isProblem(err, "badPublicKey") {
 			t.Errorf("registering with the compromised key: %v, want badPublicKey", err)

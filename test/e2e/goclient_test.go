@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -14,14 +13,16 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/acme"
+
+	"github.com/varmenne/varmenne/test/harness"
 )
 
 // client registers a golang.org/x/crypto/acme client with an EAB key.
 func (in *instance) client(kid, hmacKey string) *acme.Client {
-	t := in.t
+	t := in.T
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	c := &acme.Client{Key: key, DirectoryURL: in.directory, HTTPClient: in.httpClient(), UserAgent: "varmenne-e2e"}
+	c := &acme.Client{Key: key, DirectoryURL: in.Directory, HTTPClient: in.httpClient(), UserAgent: "varmenne-e2e"}
 	mac, err := base64.RawURLEncoding.DecodeString(hmacKey)
 	if err != nil {
 		t.Fatal(err)
@@ -38,57 +39,8 @@ func (in *instance) client(kid, hmacKey string) *acme.Client {
 
 // obtain runs one order to its certificate with http-01 and returns the chain (DER).
 func (in *instance) obtain(c *acme.Client, r *responder, certKey crypto.Signer, names ...string) ([][]byte, string) {
-	t := in.t
-	t.Helper()
-	ctx := ctxT(t)
-	for _, n := range names {
-		in.pointAt(n)
-	}
-	order, err := c.AuthorizeOrder(ctx, acme.DomainIDs(names...))
-	if err != nil {
-		t.Fatalf("newOrder: %v", err)
-	}
-	for _, u := range order.AuthzURLs {
-		az, err := c.GetAuthorization(ctx, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var chal *acme.Challenge
-		for _, ch := range az.Challenges {
-			if ch.Type == "http-01" {
-				chal = ch
-			}
-		}
-		if chal == nil {
-			t.Fatalf("authorization for %s offers no http-01", az.Identifier.Value)
-		}
-		ka, err := c.HTTP01ChallengeResponse(chal.Token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.set(chal.Token, ka)
-		if _, err := c.Accept(ctx, chal); err != nil {
-			t.Fatalf("accept challenge: %v", err)
-		}
-		if _, err := c.WaitAuthorization(ctx, u); err != nil {
-			t.Fatalf("authorization of %s: %v", az.Identifier.Value, err)
-		}
-	}
-	if _, err := c.WaitOrder(ctx, order.URI); err != nil {
-		t.Fatalf("order not ready: %v", err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:  pkix.Name{CommonName: names[0], Organization: []string{"asked for, never copied"}},
-		DNSNames: names,
-	}, certKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, certURL, err := c.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
-	if err != nil {
-		t.Fatalf("finalize: %v", err)
-	}
-	return der, certURL
+	in.T.Helper()
+	return in.Obtain(c, "http-01", harness.HTTP01(c, r), certKey, names...)
 }
 
 func newKey(t *testing.T) crypto.Signer {
@@ -120,7 +72,7 @@ func TestGoClientIssueDownloadRevoke(t *testing.T) {
 	inter := x509.NewCertPool()
 	inter.AddCert(issuer)
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: in.rootPool(), Intermediates: inter, DNSName: "www.apteekki.example"}); err != nil {
-		t.Fatalf("issued chain does not verify against %s: %v", in.roots, err)
+		t.Fatalf("issued chain does not verify against %s: %v", in.Roots, err)
 	}
 	serial := leaf.SerialNumber.Bytes()
 	if len(serial) != 18 || serial[0] != 0x01 {
@@ -153,8 +105,8 @@ func TestGoClientIssueDownloadRevoke(t *testing.T) {
 	if err := c.RevokeCert(ctxT(t), nil, chain[0], acme.CRLReasonSuperseded); err != nil {
 		t.Fatalf("second revoke: %v", err)
 	}
-	if !strings.Contains(in.logs.String(), `"problem":"alreadyRevoked"`) {
-		t.Fatalf("second revoke was not answered alreadyRevoked; server log:\n%s", tail([]byte(in.logs.String()), 3000))
+	if !strings.Contains(in.Logs.String(), `"problem":"alreadyRevoked"`) {
+		t.Fatalf("second revoke was not answered alreadyRevoked; server log:\n%s", tail([]byte(in.Logs.String()), 3000))
 	}
 
 	// Revoked by the certificate's own key, and certificateHold refused.
@@ -177,7 +129,7 @@ func TestGoClientIssueDownloadRevoke(t *testing.T) {
 
 // tryFinalize runs an order and returns the finalize error instead of failing.
 func (in *instance) tryFinalize(c *acme.Client, r *responder, certKey crypto.Signer, name string) ([][]byte, string, error) {
-	ctx := ctxT(in.t)
+	ctx := ctxT(in.T)
 	in.pointAt(name)
 	order, err := c.AuthorizeOrder(ctx, acme.DomainIDs(name))
 	if err != nil {
@@ -191,7 +143,7 @@ func (in *instance) tryFinalize(c *acme.Client, r *responder, certKey crypto.Sig
 		for _, ch := range az.Challenges {
 			if ch.Type == "http-01" && az.Status == acme.StatusPending {
 				ka, _ := c.HTTP01ChallengeResponse(ch.Token)
-				r.set(ch.Token, ka)
+				r.Set(ch.Token, ka)
 				if _, err := c.Accept(ctx, ch); err != nil {
 					return nil, "", err
 				}
@@ -219,18 +171,18 @@ func TestRestartKeepsEverything(t *testing.T) {
 	c := in.client(kid, mac)
 	r := in.responder()
 	chain, certURL := in.obtain(c, r, newKey(t), "www.kaksi.example")
-	rootsBefore := string(mustRead(t, in.roots))
+	rootsBefore := string(mustRead(t, in.Roots))
 	acctBefore, err := c.GetReg(ctxT(t), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	in.restart()
-	c.DirectoryURL = in.directory
+	c.DirectoryURL = in.Directory
 	c.HTTPClient = in.httpClient()
 	// The client's cached directory points at the old port; a new client with the same key.
-	c2 := &acme.Client{Key: c.Key, DirectoryURL: in.directory, HTTPClient: in.httpClient()}
-	if got := string(mustRead(t, in.roots)); got != rootsBefore {
+	c2 := &acme.Client{Key: c.Key, DirectoryURL: in.Directory, HTTPClient: in.httpClient()}
+	if got := string(mustRead(t, in.Roots)); got != rootsBefore {
 		t.Fatal("roots.pem changed across a restart: the development CA was made anew")
 	}
 	acctAfter, err := c2.GetReg(ctxT(t), "")
@@ -255,14 +207,14 @@ func pathOf(u string) string {
 }
 
 func (in *instance) directoryBase() string {
-	return strings.TrimSuffix(in.directory, "/acme/directory")
+	return strings.TrimSuffix(in.Directory, "/acme/directory")
 }
 
 // TestDirectoryAndGet checks the directory's meta and that resources refuse plain GET.
 func TestDirectoryAndGet(t *testing.T) {
 	in := start(t, "")
 	hc := in.httpClient()
-	resp, err := hc.Get(in.directory)
+	resp, err := hc.Get(in.Directory)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func TestHSMCertbot(t *testing.T) {
 	})
 
 	in := startWith(t, data, h.args...)
-	logs := in.logs.String()
+	logs := in.Logs.String()
 	if strings.Contains(logs, "DEVELOPMENT PKI") || !strings.Contains(logs, "passed its self-test") {
 		t.Fatalf("serve with --pkcs11-module did not report HSM keys:\n%s", logs)
 	}
@@ -120,18 +120,18 @@ func TestHSMCertbot(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(certbot, "certonly",
 		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
-		"--server", in.directory, "--eab-kid="+kid, "--eab-hmac-key="+mac, // with "=": a kid or key may start with "-"
-		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.http01Port),
+		"--server", in.Directory, "--eab-kid="+kid, "--eab-hmac-key="+mac, // "=": a base64url key may begin with "-"
+		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.HTTP01Port),
 		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
 		"--key-type", "rsa", "--rsa-key-size", "2048", "-d", name)
-	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.roots)
+	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.Roots)
 	if cout, err := cmd.CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "logs", "letsencrypt.log"))
-		t.Fatalf("certbot: %v\n%s\n%s\n--- server log ---\n%s", err, cout, tail(log, 3000), tail([]byte(in.logs.String()), 3000))
+		t.Fatalf("certbot: %v\n%s\n%s\n--- server log ---\n%s", err, cout, tail(log, 3000), tail([]byte(in.Logs.String()), 3000))
 	}
 	live := filepath.Join(dir, "config", "live", name)
 	certPath, chainPath := filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem")
-	verify := exec.Command("openssl", "verify", "-CAfile", in.roots, "-untrusted", chainPath, certPath)
+	verify := exec.Command("openssl", "verify", "-CAfile", in.Roots, "-untrusted", chainPath, certPath)
 	if vout, err := verify.CombinedOutput(); err != nil || !bytes.Contains(vout, []byte(": OK")) {
 		t.Fatalf("openssl verify: %v: %s", err, vout)
 	}
@@ -151,16 +151,16 @@ func TestHSMCertbot(t *testing.T) {
 	if k, ok := issuer.PublicKey.(*rsa.PublicKey); !ok || k.N.BitLen() != 4096 {
 		t.Errorf("issuer key %T, want RSA-4096", issuer.PublicKey)
 	}
-	if fp := fingerprint(t, in.roots); fp != fingerprint(t, filepath.Join(data, "pki", "root.pem")) {
+	if fp := fingerprint(t, in.Roots); fp != fingerprint(t, filepath.Join(data, "pki", "root.pem")) {
 		t.Errorf("roots.pem is not the ceremony's root")
 	}
 
 	t.Run("OCSP answers good through a responder the HSM issuer key signed", func(t *testing.T) {
-		ocspURL := "http://" + in.publicAddr + "/ocsp/production"
+		ocspURL := "http://" + in.PublicAddr + "/ocsp/production"
 		if len(leaf.OCSPServer) != 1 || leaf.OCSPServer[0] != ocspURL {
 			t.Fatalf("AIA OCSP %v, want %s", leaf.OCSPServer, ocspURL)
 		}
-		out, err := openssl(t, "ocsp", "-issuer", chainPath, "-cert", certPath, "-url", ocspURL, "-CAfile", in.roots, "-no_nonce", "-resp_text")
+		out, err := openssl(t, "ocsp", "-issuer", chainPath, "-cert", certPath, "-url", ocspURL, "-CAfile", in.Roots, "-no_nonce", "-resp_text")
 		if err != nil || !strings.Contains(out, "Response verify OK") || !strings.Contains(out, certPath+": good") {
 			t.Fatalf("openssl ocsp: %v\n%s", err, out)
 		}

@@ -99,7 +99,7 @@ func TestIPIdentifiers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r.set(chal.Token, ka)
+				r.Set(chal.Token, ka)
 			case acme.AuthzID{Type: "ip", Value: "127.0.0.2"}:
 				chal = byType["tls-alpn-01"]
 				cert, err := c.TLSALPN01ChallengeCert(chal.Token, "127.0.0.2")
@@ -122,10 +122,8 @@ func TestIPIdentifiers(t *testing.T) {
 				t.Fatalf("authorization of %s: %v", az.Identifier.Value, err)
 			}
 			if az.Identifier.Value == "127.0.0.1" {
-				r.mu.Lock()
-				host := r.hosts[chal.Token]
-				r.mu.Unlock()
-				if host != fmt.Sprintf("127.0.0.1:%d", in.http01Port) {
+				host := r.Host(chal.Token)
+				if host != fmt.Sprintf("127.0.0.1:%d", in.HTTP01Port) {
 					t.Errorf("http-01 for 127.0.0.1 asked with Host %q, want the address", host)
 				}
 			}

@@ -45,7 +45,7 @@ func TestOrderNotBeforeNotAfter(t *testing.T) {
 					continue
 				}
 				ka, _ := c.HTTP01ChallengeResponse(ch.Token)
-				r.set(ch.Token, ka)
+				r.Set(ch.Token, ka)
 				if _, err := c.Accept(ctx, ch); err != nil {
 					t.Fatal(err)
 				}

@@ -63,14 +63,14 @@ func problemIs(err error, kind string) bool {
 // newOrder sends newOrder itself, with a profile and validity x/crypto/acme cannot
 // send, signed with the client's account key and kid.
 func (in *instance) newOrder(c *acme.Client, profile, notAfter string, names ...string) (*profileOrder, error) {
-	t := in.t
+	t := in.T
 	t.Helper()
 	hc := in.httpClient()
 	var dir struct {
 		NewNonce string `json:"newNonce"`
 		NewOrder string `json:"newOrder"`
 	}
-	resp, err := hc.Get(in.directory)
+	resp, err := hc.Get(in.Directory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func (in *instance) newOrder(c *acme.Client, profile, notAfter string, names ...
 
 // finish proves the order's names with http-01 and finalizes it with a CSR of key.
 func (in *instance) finish(c *acme.Client, r *responder, o *profileOrder, key crypto.Signer, names ...string) ([]*x509.Certificate, error) {
-	t := in.t
+	t := in.T
 	t.Helper()
 	ctx := ctxT(t)
 	for _, u := range o.Authorizations {
@@ -138,7 +138,7 @@ func (in *instance) finish(c *acme.Client, r *responder, o *profileOrder, key cr
 		for _, ch := range az.Challenges {
 			if ch.Type == "http-01" {
 				ka, _ := c.HTTP01ChallengeResponse(ch.Token)
-				r.set(ch.Token, ka)
+				r.Set(ch.Token, ka)
 				if _, err := c.Accept(ctx, ch); err != nil {
 					t.Fatalf("accept: %v", err)
 				}
@@ -177,14 +177,14 @@ func (in *instance) finish(c *acme.Client, r *responder, o *profileOrder, key cr
 }
 
 func (in *instance) issuerCert(name string) *x509.Certificate {
-	in.t.Helper()
-	block, _ := pem.Decode(mustRead(in.t, filepath.Join(in.data, "pki", name+".pem")))
+	in.T.Helper()
+	block, _ := pem.Decode(mustRead(in.T, filepath.Join(in.Data, "pki", name+".pem")))
 	if block == nil {
-		in.t.Fatalf("pki/%s.pem holds no PEM", name)
+		in.T.Fatalf("pki/%s.pem holds no PEM", name)
 	}
 	c, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		in.t.Fatal(err)
+		in.T.Fatal(err)
 	}
 	return c
 }
@@ -199,7 +199,7 @@ func (in *instance) verifies(leaf, issuer *x509.Certificate, eku x509.ExtKeyUsag
 
 // eabFor creates an EAB key for org with extra eab create flags.
 func (in *instance) eabFor(org string, flags ...string) (kid, mac string) {
-	t := in.t
+	t := in.T
 	t.Helper()
 	out, err := in.cli(append([]string{"eab", "create", "--org", org, "--json"}, flags...)...)
 	if err != nil {
@@ -294,7 +294,7 @@ func TestProfiles(t *testing.T) {
 	c := in.client(kid, mac)
 
 	t.Run("the directory lists the profiles", func(t *testing.T) {
-		resp, err := in.httpClient().Get(in.directory)
+		resp, err := in.httpClient().Get(in.Directory)
 		if err != nil {
 			t.Fatal(err)
 		}

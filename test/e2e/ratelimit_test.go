@@ -91,7 +91,7 @@ func TestRateLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &acme.Client{Key: newKey(t), DirectoryURL: in.directory, HTTPClient: in.httpClient()}
+		c := &acme.Client{Key: newKey(t), DirectoryURL: in.Directory, HTTPClient: in.httpClient()}
 		noRetry(c)
 		_, err = c.Register(ctx, &acme.Account{ExternalAccountBinding: &acme.ExternalAccountBinding{KID: kid, Key: macKey}}, acme.AcceptTOS)
 		wantRateLimited(t, err, "new-accounts-per-organisation", "2 of at most 2 today", 24*time.Hour)

@@ -116,7 +116,7 @@ func TestRegisterGuardsIssuance(t *testing.T) {
 			}
 		}
 		wantProblem(t, err, "serverInternal", "the THL register was last loaded at", "issuance is paused until it can be refreshed")
-		if !strings.Contains(in.logs.String(), "loading the THL register failed") {
+		if !strings.Contains(in.Logs.String(), "loading the THL register failed") {
 			t.Errorf("the log does not record the failed refreshes")
 		}
 		if err := os.WriteFile(regFile, sample, 0o600); err != nil {

@@ -39,7 +39,7 @@ type txtControl struct {
 }
 
 func (in *instance) txtControl() *txtControl {
-	t := in.t
+	t := in.T
 	tc := &txtControl{in: in, values: map[string][]string{}, delegates: map[string]string{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,7 +58,7 @@ func (tc *txtControl) delegate(domain, target string) {
 	defer tc.mu.Unlock()
 	label := "_acme-challenge." + domain
 	tc.delegates[label] = target
-	tc.in.dns.SetCNAME(label, target)
+	tc.in.DNS.SetCNAME(label, target)
 }
 
 func (tc *txtControl) serve(w http.ResponseWriter, r *http.Request) {
@@ -80,9 +80,9 @@ func (tc *txtControl) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	tc.values[owner] = vals
 	if len(vals) == 0 {
-		tc.in.dns.Clear(owner)
+		tc.in.DNS.Clear(owner)
 	} else {
-		tc.in.dns.SetTXT(owner, vals...)
+		tc.in.DNS.SetTXT(owner, vals...)
 	}
 }
 
@@ -99,7 +99,7 @@ opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 opener.open(%q, data, timeout=10).read()
 `, tc.url)
 	if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
-		tc.in.t.Fatal(err)
+		tc.in.T.Fatal(err)
 	}
 	return path
 }
@@ -123,8 +123,8 @@ func TestCertbotDNS01(t *testing.T) {
 	hook := tc.hook(dir)
 	args := []string{"certonly",
 		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
-		"--server", in.directory,
-		"--eab-kid=" + kid, "--eab-hmac-key=" + mac, // with "=": a kid or key may start with "-"
+		"--server", in.Directory,
+		"--eab-kid=" + kid, "--eab-hmac-key=" + mac, // "=": a base64url key may begin with "-"
 		"--manual", "--preferred-challenges", "dns",
 		"--manual-auth-hook", hook + " add", "--manual-cleanup-hook", hook + " del",
 		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
@@ -134,16 +134,16 @@ func TestCertbotDNS01(t *testing.T) {
 		args = append(args, "-d", n)
 	}
 	cmd := exec.Command(certbot, args...)
-	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.roots)
+	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.Roots)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "logs", "letsencrypt.log"))
-		t.Fatalf("certbot: %v\n%s\n--- certbot log ---\n%s\n--- server log ---\n%s", err, out, tail(log, 4000), tail([]byte(in.logs.String()), 4000))
+		t.Fatalf("certbot: %v\n%s\n--- certbot log ---\n%s\n--- server log ---\n%s", err, out, tail(log, 4000), tail([]byte(in.Logs.String()), 4000))
 	}
 
 	live := filepath.Join(dir, "config", "live", names[0])
 	cert, chain := filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem")
-	verify := exec.Command("openssl", "verify", "-CAfile", in.roots, "-untrusted", chain, cert)
+	verify := exec.Command("openssl", "verify", "-CAfile", in.Roots, "-untrusted", chain, cert)
 	if vout, err := verify.CombinedOutput(); err != nil || !bytes.Contains(vout, []byte(": OK")) {
 		t.Fatalf("openssl verify: %v: %s", err, vout)
 	}
@@ -168,7 +168,7 @@ func TestCertbotDNS01(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d TXT values left after the cleanup hook", left)
 	}
-	if n := strings.Count(in.logs.String(), `"msg":"validation finished"`); n != 2 {
+	if n := strings.Count(in.Logs.String(), `"msg":"validation finished"`); n != 2 {
 		t.Errorf("%d validations in the server log, want 2 (one dns-01 per name)", n)
 	}
 
@@ -189,7 +189,7 @@ type alpnResponder struct {
 }
 
 func (in *instance) alpnResponder(port int) *alpnResponder {
-	t := in.t
+	t := in.T
 	r := &alpnResponder{certs: map[string]*tls.Certificate{}}
 	ln, err := tls.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{
 		NextProtos: []string{acme.ALPNProto},
@@ -234,7 +234,7 @@ type solver func(c *acme.Client, az *acme.Authorization, ch *acme.Challenge) err
 // order runs an order with the challenges of type typ and returns the chain, or the
 // first error of the way: of newOrder, an authorization or finalize.
 func (in *instance) order(c *acme.Client, typ string, solve solver, certKey crypto.Signer, names ...string) ([][]byte, error) {
-	ctx := ctxT(in.t)
+	ctx := ctxT(in.T)
 	order, err := c.AuthorizeOrder(ctx, acme.DomainIDs(names...))
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (in *instance) order(c *acme.Client, typ string, solve solver, certKey cryp
 	}
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: names}, certKey)
 	if err != nil {
-		in.t.Fatal(err)
+		in.T.Fatal(err)
 	}
 	der, _, err := c.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
 	return der, err
@@ -319,12 +319,12 @@ func TestGoClientTLSALPN01WildcardAndCAA(t *testing.T) {
 		defer txtMu.Unlock()
 		label := "_acme-challenge." + az.Identifier.Value
 		txt[label] = append(txt[label], v)
-		in.dns.SetTXT(label, txt[label]...)
+		in.DNS.SetTXT(label, txt[label]...)
 		return err
 	}
 
 	t.Run("the directory names the CAA identity", func(t *testing.T) {
-		resp, err := in.httpClient().Get(in.directory)
+		resp, err := in.httpClient().Get(in.Directory)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,12 +343,12 @@ func TestGoClientTLSALPN01WildcardAndCAA(t *testing.T) {
 	})
 
 	// CAA lets only this account, by tls-alpn-01, issue for seitsemas.example.
-	in.dns.SetCAA("seitsemas.example", 0, "issue", caaID+"; accounturi="+string(c.KID)+"; validationmethods=tls-alpn-01")
+	in.DNS.SetCAA("seitsemas.example", 0, "issue", caaID+"; accounturi="+string(c.KID)+"; validationmethods=tls-alpn-01")
 
 	t.Run("tls-alpn-01 with the account CAA names", func(t *testing.T) {
 		chain, err := in.order(c, "tls-alpn-01", byALPN, newKey(t), "www.seitsemas.example")
 		if err != nil {
-			t.Fatalf("tls-alpn-01 order: %v\n%s", err, tail([]byte(in.logs.String()), 3000))
+			t.Fatalf("tls-alpn-01 order: %v\n%s", err, tail([]byte(in.Logs.String()), 3000))
 		}
 		leaf, _ := x509.ParseCertificate(chain[0])
 		if !slices.Equal(leaf.DNSNames, []string{"www.seitsemas.example"}) {
@@ -379,12 +379,12 @@ func TestGoClientTLSALPN01WildcardAndCAA(t *testing.T) {
 	})
 
 	t.Run("a wildcard and its base name through dns-01", func(t *testing.T) {
-		in.dns.SetCAA("kahdeksas.example", 0, "issue", caaID)
-		in.dns.SetCAA("kahdeksas.example", 0, "issuewild", caaID+"; validationmethods=dns-01")
+		in.DNS.SetCAA("kahdeksas.example", 0, "issue", caaID)
+		in.DNS.SetCAA("kahdeksas.example", 0, "issuewild", caaID+"; validationmethods=dns-01")
 		names := []string{"*.kahdeksas.example", "kahdeksas.example"}
 		chain, err := in.order(c, "dns-01", byDNS, newKey(t), names...)
 		if err != nil {
-			t.Fatalf("wildcard order: %v\n%s", err, tail([]byte(in.logs.String()), 3000))
+			t.Fatalf("wildcard order: %v\n%s", err, tail([]byte(in.Logs.String()), 3000))
 		}
 		leaf, _ := x509.ParseCertificate(chain[0])
 		if got := slices.Sorted(slices.Values(leaf.DNSNames)); !slices.Equal(got, names) {
@@ -396,7 +396,7 @@ func TestGoClientTLSALPN01WildcardAndCAA(t *testing.T) {
 	})
 
 	t.Run("a SERVFAIL makes dns-01 invalid with a dns problem", func(t *testing.T) {
-		in.dns.SetServfail("_acme-challenge.rikki.kahdeksas.example")
+		in.DNS.SetServfail("_acme-challenge.rikki.kahdeksas.example")
 		nothing := func(*acme.Client, *acme.Authorization, *acme.Challenge) error { return nil }
 		_, err := in.order(c, "dns-01", nothing, newKey(t), "rikki.kahdeksas.example")
 		if ae := problemOf(err, "dns"); ae == nil || !strings.Contains(ae.Detail, "SERVFAIL") {
@@ -445,7 +445,7 @@ func TestGoClientTLSALPN01WildcardAndCAA(t *testing.T) {
 			}
 		}
 		// Validated; now c.kahdeksas.example closes its CAA to us.
-		in.dns.SetCAA("c.kahdeksas.example", 0, "issue", "other-ca.example")
+		in.DNS.SetCAA("c.kahdeksas.example", 0, "issue", "other-ca.example")
 		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: names}, newKey(t))
 		_, _, err = c.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
 		ae := problemOf(err, "caa")

@@ -1,0 +1,313 @@
+// Package harness runs the built varmenne binary for tests that drive it from outside:
+// one `varmenne serve` per test with its own data directory, its own loopback DNS
+// server (test/dnsserver, given to --dns-resolver) and its own http-01 port. Both the
+// end-to-end tests (test/e2e) and the client matrix (test/clients) use it. Every name
+// the tests use is answered by the test's DNS server; the system resolver is never
+// asked.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/varmenne/varmenne/test/dnsserver"
+	"github.com/varmenne/varmenne/test/logbuf"
+)
+
+// Binary is the varmenne binary Build made; Start runs it.
+var Binary string
+
+// Build compiles cmd/varmenne with the race detector into a temporary directory, sets
+// Binary and returns a function that removes the directory. Call it from TestMain.
+func Build() (cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "varmenne-test-")
+	if err != nil {
+		return nil, err
+	}
+	Binary = filepath.Join(dir, "varmenne")
+	build := exec.Command("go", "build", "-race", "-o", Binary, "github.com/varmenne/varmenne/cmd/varmenne")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("building varmenne: %w", err)
+	}
+	return func() { os.RemoveAll(dir) }, nil
+}
+
+// Instance is one running `varmenne serve` with its own data directory, DNS server and
+// http-01 port.
+type Instance struct {
+	T          *testing.T
+	Data       string
+	Directory  string // the ACME directory URL
+	Roots      string // roots.pem the server wrote: what clients must trust
+	HTTP01Port int
+	DNS        *dnsserver.Server
+	Cmd        *exec.Cmd
+	Logs       *logbuf.Buffer
+	Done       chan error
+	Extra      []string // further serve flags, from StartWith
+	PublicAddr string   // the CRL/OCSP listener (--public-listen), kept across restarts
+}
+
+// FreePort finds a loopback TCP port nobody listens on.
+func FreePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Start runs the server on a fresh data directory (or data, when given) and waits for
+// it to print its directory URL.
+func Start(t *testing.T, data string) *Instance {
+	t.Helper()
+	return StartWith(t, data)
+}
+
+// StartWith is Start with further `varmenne serve` flags, e.g. "--allow-wildcards".
+func StartWith(t *testing.T, data string, extraArgs ...string) *Instance {
+	t.Helper()
+	if Binary == "" {
+		t.Fatal("harness.Build was not called from TestMain")
+	}
+	dns, err := dnsserver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Close() })
+	if data == "" {
+		data = t.TempDir()
+	}
+	in := &Instance{T: t, Data: data, DNS: dns, HTTP01Port: FreePort(t), Logs: &logbuf.Buffer{}, Done: make(chan error, 1), Extra: extraArgs}
+	in.PublicAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	in.Launch()
+	return in
+}
+
+// Launch starts the server process and waits for its directory URL.
+func (in *Instance) Launch() {
+	t := in.T
+	t.Helper()
+	in.Cmd = exec.Command(Binary, "serve",
+		"--data", in.Data,
+		"--listen", "127.0.0.1:0",
+		"--http01-port", fmt.Sprint(in.HTTP01Port),
+		"--dns-resolver", in.DNS.Addr(),
+		"--validation-allow", "127.0.0.0/8",
+		"--validation-timeout", "10s",
+		"--log-format", "json",
+		"--ops-listen", "127.0.0.1:0",
+		"--public-listen", in.PublicAddr, "--public-url", "http://"+in.PublicAddr,
+	)
+	in.Cmd.Args = append(in.Cmd.Args, in.Extra...)
+	stdout, err := in.Cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Cmd.Stderr = in.Logs
+	if err := in.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.Done = make(chan error, 1)
+	go func() { in.Done <- in.Cmd.Wait() }()
+	t.Cleanup(in.Stop)
+
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if u, ok := strings.CutPrefix(strings.TrimSpace(line), "ACME directory: "); ok {
+				found <- u
+			}
+		}
+	}()
+	select {
+	case in.Directory = <-found:
+	case err := <-in.Done:
+		t.Fatalf("varmenne serve exited: %v\n%s", err, in.Logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("varmenne serve did not start in 60 s\n%s", in.Logs.String())
+	}
+	in.Roots = filepath.Join(in.Data, "roots.pem")
+}
+
+// Stop ends the server with SIGINT and waits for it.
+func (in *Instance) Stop() {
+	if in.Cmd == nil || in.Cmd.ProcessState != nil {
+		return
+	}
+	_ = in.Cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-in.Done:
+	case <-time.After(20 * time.Second):
+		_ = in.Cmd.Process.Kill()
+		<-in.Done
+	}
+}
+
+// Restart stops the server and starts it again on the same data directory.
+func (in *Instance) Restart() {
+	in.Stop()
+	in.Launch()
+}
+
+// CLI runs a varmenne subcommand on the instance's data directory.
+func (in *Instance) CLI(args ...string) (string, error) {
+	cmd := exec.Command(Binary, append(args, "--data", in.Data)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), err
+	}
+	return out.String(), nil
+}
+
+// Org adds an organisation with the given domains and returns an EAB key for it.
+func (in *Instance) Org(oid, name string, domains ...string) (kid, hmacKey string) {
+	t := in.T
+	t.Helper()
+	args := []string{"org", "add", "--oid", oid, "--name", name, "--long-name", name + " (long)"}
+	for _, d := range domains {
+		args = append(args, "--domain", d)
+	}
+	if out, err := in.CLI(args...); err != nil {
+		t.Fatalf("org add: %v: %s", err, out)
+	}
+	return in.EAB(oid)
+}
+
+// EAB creates an EAB key for an organisation and returns its kid and base64url HMAC key.
+func (in *Instance) EAB(oid string) (kid, hmacKey string) {
+	t := in.T
+	t.Helper()
+	out, err := in.CLI("eab", "create", "--org", oid, "--json")
+	if err != nil {
+		t.Fatalf("eab create: %v: %s", err, out)
+	}
+	var k struct {
+		KID     string `json:"kid"`
+		HMACKey string `json:"hmac_key"`
+	}
+	if err := json.Unmarshal([]byte(out), &k); err != nil || k.KID == "" || k.HMACKey == "" {
+		t.Fatalf("eab create --json printed %q: %v", out, err)
+	}
+	return k.KID, k.HMACKey
+}
+
+// RootPool is the trust the server told clients to use.
+func (in *Instance) RootPool() *x509.CertPool {
+	pemBytes, err := os.ReadFile(in.Roots)
+	if err != nil {
+		in.T.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		in.T.Fatalf("%s holds no certificate", in.Roots)
+	}
+	return pool
+}
+
+// HTTPClient trusts RootPool.
+func (in *Instance) HTTPClient() *http.Client {
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: in.RootPool()}},
+	}
+}
+
+// PointAt makes the test DNS server answer name with loopback.
+func (in *Instance) PointAt(name string) { in.DNS.SetA(name, "127.0.0.1") }
+
+// Responder serves http-01 key authorisations on the instance's http-01 port.
+type Responder struct {
+	mu    sync.Mutex
+	keys  map[string]string
+	srv   *http.Server
+	hits  int
+	hosts map[string]string // token → the Host header it was asked for with
+}
+
+// Responder starts serving /.well-known/acme-challenge/ from tokens given to Set.
+func (in *Instance) Responder() *Responder {
+	t := in.T
+	r := &Responder{keys: map[string]string{}, hosts: map[string]string{}}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", in.HTTP01Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.hits++
+		token := strings.TrimPrefix(req.URL.Path, "/.well-known/acme-challenge/")
+		r.hosts[token] = req.Host
+		if ka, ok := r.keys[token]; ok {
+			io.WriteString(w, ka)
+			return
+		}
+		http.NotFound(w, req)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go r.srv.Serve(ln)
+	t.Cleanup(r.Close)
+	return r
+}
+
+// Set answers token with keyAuth.
+func (r *Responder) Set(token, keyAuth string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keys[token] = keyAuth
+}
+
+// Hits counts the requests the responder answered.
+func (r *Responder) Hits() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hits
+}
+
+// Close stops the responder.
+// Host is the Host header the validator sent when it fetched token.
+func (r *Responder) Host(token string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hosts[token]
+}
+
+func (r *Responder) Close() { _ = r.srv.Close() }
+
+// Ctx is a context that ends after two minutes or with the test.
+func Ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Tail is the last n bytes of b, for logs in failure messages.
+func Tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
