@@ -27,6 +27,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("sweep of stuck processing", func(t *testing.T) { testSweep(t, open) })
 	t.Run("rate limits", func(t *testing.T) { testRateLimits(t, open) })
 	t.Run("renewal information", func(t *testing.T) { testRenewal(t, open) })
+	t.Run("operators and the EAB lifecycle", func(t *testing.T) { testOperators(t, open) })
 }
 
 const (
