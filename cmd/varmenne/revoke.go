@@ -217,4 +217,3 @@ func findSerial(ctx context.Context, st revokeStore, arg, base string) (*store.S
 			arg, found[0].Serial, found[1].Serial)
 	}
 }
-

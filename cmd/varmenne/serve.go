@@ -79,8 +79,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	regFlags := addRegisterFlags(fs)   // --register-source, --register-refresh, --register-max-stale (orgregister.go)
 	// Rate limits shared by the replicas, --limit-* (ratelimits.go).
 	rateLimits := addRateLimitFlags(fs)
+	adminCfg := addAdminFlags(fs) // --admin-listen, --eab-*-lifetime, --dual-control (operators.go)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := adminCfg.validate(); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	log, err := newLogger(c.logFormat, stderr)
 	if err != nil {
@@ -236,6 +240,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("serve stop not written to the audit log", "err", err)
 		}
 	}()
+	// The operators' API and console (operators.go).
+	adminAddr, stopAdmin, err := startAdmin(ctx, adminCfg, c.data, st, aud.Log, pki.TLS, profiles.Names(), log)
+	if err != nil {
+		stopOutcome = audit.Failed + ": the admin listener did not start"
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer stopAdmin()
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
 
@@ -253,6 +264,9 @@ Add an organisation and create an EAB key for its ACME client:
 		fmt.Fprintf(stdout, "  Health:         http://%s/healthz, http://%[1]s/readyz\n", opsAddr)
 	}
 	fmt.Fprintf(stdout, "  CRLs and OCSP:  %s (listening on %s)\n", crlURL(public, pki.Production.Name), publicAddr)
+	if adminAddr != "" {
+		fmt.Fprintf(stdout, "  Operators:      https://%s/console/ and https://%[1]s/admin/v1/ (add one: %s operator add NAME --role administrator --data %s)\n", adminAddr, os.Args[0], c.data)
+	}
 
 	select {
 	case err := <-errc:

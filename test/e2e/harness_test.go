@@ -30,6 +30,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// Every server a test starts listens for operators on a port of its own, not
+	// on the default 127.0.0.1:14443 that parallel tests would share; a test that
+	// drives the admin listener gives --admin-listen itself.
+	os.Setenv("VARMENNE_ADMIN_LISTEN", "127.0.0.1:0")
 	dir, err := os.MkdirTemp("", "varmenne-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
