@@ -160,7 +160,10 @@ func TestAuditExportAndTamperedRow(t *testing.T) {
 	if len(seqs) < 2 || seqs[0] != 3 || seqs[len(seqs)-1] != 4 {
 		t.Fatalf("export --since the third event's time gave events %v, want 3 and 4", seqs)
 	}
-	wantOneLineError(t, func() error { err, _, _ := runCmd(t, "audit", "export", "--data", data, "--since", "yesterday"); return err }(),
+	wantOneLineError(t, func() error {
+		err, _, _ := runCmd(t, "audit", "export", "--data", data, "--since", "yesterday")
+		return err
+	}(),
 		"--since", `"yesterday"`, "RFC 3339")
 
 	if _, err := db.ExecContext(context.Background(), `UPDATE audit_log SET object = 'operator=a2 role=administrator credential=token' WHERE seq = 2`); err != nil {
