@@ -59,7 +59,7 @@ func Start(ctx context.Context, profileDir string) (*Browser, error) {
 		return nil, fmt.Errorf("webdriver: chromedriver: %w: %s", err, logs.String())
 	}
 	caps := map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
-		"browserName":        "chrome",
+		"browserName":         "chrome",
 		"acceptInsecureCerts": true,
 		"goog:chromeOptions": map[string]any{
 			"binary": ChromiumPath,
