@@ -154,6 +154,10 @@ func TestDualControl(t *testing.T) {
 		var req RequestView
 		r := f.do("alice", "POST", "/admin/v1/eab-requests", requestInput())
 		r.json(t, &req)
+		if r.status != http.StatusCreated || req.Status != "requested" || r.header.Get("Location") != "/admin/v1/eab-requests/"+req.ID ||
+			req.RequestedBy != "alice" || req.Person != "Maija Meikäläinen" || len(req.Domains) != 1 {
+			t.Fatalf("new request: %d %s (Location %q)", r.status, r.body, r.header.Get("Location"))
+		}
 		before := f.lastSeq()
 		r = f.do("alice", "POST", "/admin/v1/eab-requests/"+req.ID+"/approve", nil)
 		if r.status != http.StatusForbidden || r.problemType() != TypeDualControl || !strings.Contains(string(r.body), "another administrator") {

@@ -57,7 +57,7 @@ func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABReq
 	if err := s.allow(ctx, who, "request an EAB key", store.RoleRegistrar, store.RoleAdministrator); err != nil {
 		return nil, err
 	}
-	r := store.EABRequest{ID: newID(), RequestedBy: who.Name, CreatedAt: s.now()}
+	r := store.EABRequest{ID: newID(), RequestedBy: who.Name, Status: store.EABRequestRequested, CreatedAt: s.now()}
 	r.ExpiresAt = r.CreatedAt.Add(s.cfg.RequestLifetime)
 	var err error
 	if r.Person, err = text("person", in.Person, true); err != nil {
