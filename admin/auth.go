@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -71,10 +72,7 @@ func hashSecret(secret string) string {
 
 // CertFingerprint is the lower-case hex SHA-256 of a certificate's DER, which
 // names an operator's client certificate in the store.
-func CertFingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(sum[:])
-}
+func CertFingerprint(c *x509.Certificate) string { return filekey.Fingerprint(c) }
 
 // Credential is what a request presented.
 type Credential struct {

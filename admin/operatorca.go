@@ -2,8 +2,6 @@ package admin
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -14,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/varmenne/varmenne/signer/filekey"
 )
 
 // OperatorCA issues the client certificates operators authenticate to the admin
@@ -50,7 +50,7 @@ func EnsureOperatorCA(dir string) (ca *OperatorCA, created bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("admin: operator CA: %w", err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := filekey.Generate("ecdsa-p256")
 	if err != nil {
 		return nil, false, fmt.Errorf("admin: operator CA: %w", err)
 	}
@@ -70,11 +70,7 @@ func EnsureOperatorCA(dir string) (ca *OperatorCA, created bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("admin: operator CA: %w", err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, false, fmt.Errorf("admin: operator CA: %w", err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := filekey.Save(keyPath, key); err != nil {
 		return nil, false, fmt.Errorf("admin: operator CA: %w", err)
 	}
 	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
@@ -87,49 +83,27 @@ func EnsureOperatorCA(dir string) (ca *OperatorCA, created bool, err error) {
 // LoadOperatorCA loads the operator CA from dir.
 func LoadOperatorCA(dir string) (*OperatorCA, error) {
 	certPath, keyPath := filepath.Join(dir, operatorCACert), filepath.Join(dir, operatorCAKey)
-	cert, err := readCert(certPath)
+	cert, err := ReadOperatorCACert(dir)
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(keyPath)
+	key, err := filekey.Load(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("admin: operator CA key: %w (made by varmenne init or the first varmenne serve)", err)
+		return nil, fmt.Errorf("admin: operator CA key: %w", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("admin: %s holds no PEM key", keyPath)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("admin: %s: %w", keyPath, err)
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok || !publicKeysEqual(signer.Public(), cert.PublicKey) {
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("admin: %s is not the key of %s", keyPath, certPath)
 	}
-	return &OperatorCA{Cert: cert, Key: signer}, nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && e.Equal(b)
+	return &OperatorCA{Cert: cert, Key: key}, nil
 }
 
 // ReadOperatorCACert reads the operator CA certificate the admin listener trusts.
 func ReadOperatorCACert(dir string) (*x509.Certificate, error) {
-	return readCert(filepath.Join(dir, operatorCACert))
-}
-
-func readCert(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+	c, err := filekey.LoadCertificate(filepath.Join(dir, operatorCACert))
 	if err != nil {
-		return nil, fmt.Errorf("admin: operator CA: %w (made by varmenne init or the first varmenne serve)", err)
+		return nil, fmt.Errorf("admin: operator CA (made by varmenne init or the first varmenne serve): %w", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("admin: %s holds no PEM certificate", path)
-	}
-	return x509.ParseCertificate(blk.Bytes)
+	return c, nil
 }
 
 // IssueClientCert makes an operator's key and client certificate: CN the name,
@@ -138,7 +112,7 @@ func (ca *OperatorCA) IssueClientCert(name, role string, now time.Time) (cert *x
 	if ca == nil || ca.Key == nil {
 		return nil, nil, nil, errors.New("admin: no operator CA")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := filekey.Generate("ecdsa-p256")
 	if err != nil {
 		return nil, nil, nil, err
 	}

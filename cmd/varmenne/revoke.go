@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"os"
-	"os/user"
 	"strings"
 	"time"
 
@@ -145,14 +143,8 @@ func revocationRecord(now time.Time, reason, requestedBy, identifiedBy, performe
 	case r.IdentifiedBy == "":
 		return r, false, errors.New("--identified-by is required: how the person who asked was identified")
 	}
-	if r.PerformedBy = strings.TrimSpace(performedBy); r.PerformedBy == "" {
-		if u, err := user.Current(); err == nil && u.Username != "" {
-			r.PerformedBy = u.Username
-		} else if name := os.Getenv("USER"); name != "" {
-			r.PerformedBy = name
-		} else {
-			return r, false, errors.New("cannot tell who runs this command; give --performed-by NAME")
-		}
+	if r.PerformedBy, err = commandUser(performedBy); err != nil { // operators.go
+		return r, false, err
 	}
 	if requestedAt != "" {
 		t, err := time.Parse(time.RFC3339, requestedAt)
