@@ -106,23 +106,24 @@ func (s *SQL) ListOperators(ctx context.Context) ([]Operator, error) {
 	if err != nil {
 		return nil, s.fail("list operators", err)
 	}
-	defer rows.Close()
-	var out []Operator
-	for rows.Next() {
-		o, err := scanOperator(rows)
-		if err != nil {
-			return nil, s.fail("list operators", err)
-		}
-		out = append(out, *o)
-	}
-	return out, s.failRows("list operators", rows)
+	return collect(s, "list operators", rows, scanOperator)
 }
 
-func (s *SQL) failRows(op string, rows *sql.Rows) error {
-	if err := rows.Err(); err != nil {
-		return s.fail(op, err)
+// collect scans every row with scan; op names the read in errors.
+func collect[T any](s *SQL, op string, rows *sql.Rows, scan func(scanner) (*T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		out = append(out, *v)
 	}
-	return nil
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out, nil
 }
 
 const eabRequestColumns = `id, org_oid, requested_by, person, identified_by, technical_contact, domains, profiles,
@@ -178,16 +179,7 @@ func (s *SQL) ListEABRequests(ctx context.Context, status, orgOID string) ([]EAB
 	if err != nil {
 		return nil, s.fail("list EAB requests", err)
 	}
-	defer rows.Close()
-	var out []EABRequest
-	for rows.Next() {
-		r, err := scanEABRequest(rows)
-		if err != nil {
-			return nil, s.fail("list EAB requests", err)
-		}
-		out = append(out, *r)
-	}
-	return out, s.failRows("list EAB requests", rows)
+	return collect(s, "list EAB requests", rows, scanEABRequest)
 }
 
 // ApproveEABRequest approves the request and stores its key in one transaction. The
@@ -317,16 +309,7 @@ func (s *SQL) ListEABKeys(ctx context.Context, orgOID string) ([]EABKey, error) 
 	if err != nil {
 		return nil, s.fail("list EAB keys of "+orgOID, err)
 	}
-	defer rows.Close()
-	var out []EABKey
-	for rows.Next() {
-		k, err := scanEAB(rows)
-		if err != nil {
-			return nil, s.fail("list EAB keys of "+orgOID, err)
-		}
-		out = append(out, *k)
-	}
-	return out, s.failRows("list EAB keys of "+orgOID, rows)
+	return collect(s, "list EAB keys of "+orgOID, rows, scanEAB)
 }
 
 // ListAccounts returns the organisation's accounts, oldest first.
@@ -335,16 +318,7 @@ func (s *SQL) ListAccounts(ctx context.Context, orgOID string) ([]Account, error
 	if err != nil {
 		return nil, s.fail("list accounts of "+orgOID, err)
 	}
-	defer rows.Close()
-	var out []Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, s.fail("list accounts of "+orgOID, err)
-		}
-		out = append(out, *a)
-	}
-	return out, s.failRows("list accounts of "+orgOID, rows)
+	return collect(s, "list accounts of "+orgOID, rows, scanAccount)
 }
 
 // CertificateFilter selects certificates; empty fields match everything.
@@ -392,7 +366,10 @@ func (s *SQL) FindCertificates(ctx context.Context, f CertificateFilter) ([]Cert
 			out = append(out, c)
 		}
 	}
-	return out, s.failRows("find certificates", rows)
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("find certificates", err)
+	}
+	return out, nil
 }
 
 // SuspendOrganisation suspends an active organisation (else ErrConflict): its
