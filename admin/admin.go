@@ -20,18 +20,24 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-// Store is what the operator side needs from the database.
-type Store interface {
+// OperatorStore finds operators by their credentials.
+type OperatorStore interface {
 	GetOperator(ctx context.Context, name string) (*store.Operator, error)
 	GetOperatorByCert(ctx context.Context, fingerprint string) (*store.Operator, error)
+}
 
+// OrganisationStore reads and suspends organisations.
+type OrganisationStore interface {
 	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
 	GetOrganisationRegister(ctx context.Context, oid string) (*store.OrganisationRegister, error)
 	ListOrganisations(ctx context.Context) ([]store.RegisteredOrganisation, error)
 	SuspendOrganisation(ctx context.Context, oid, by, reason string, now time.Time) error
 	ResumeOrganisation(ctx context.Context, oid string) error
 	ListAccounts(ctx context.Context, orgOID string) ([]store.Account, error)
+}
 
+// EABStore keeps EAB requests and keys; each state change is one transaction.
+type EABStore interface {
 	CreateEABRequest(ctx context.Context, r store.EABRequest) error
 	GetEABRequest(ctx context.Context, id string) (*store.EABRequest, error)
 	ListEABRequests(ctx context.Context, status, orgOID string) ([]store.EABRequest, error)
@@ -42,12 +48,27 @@ type Store interface {
 	ExpireEAB(ctx context.Context, now time.Time) (requests, keys []string, err error)
 	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
 	ListEABKeys(ctx context.Context, orgOID string) ([]store.EABKey, error)
+}
 
+// CertificateStore finds and revokes certificates.
+type CertificateStore interface {
 	FindCertificates(ctx context.Context, f store.CertificateFilter) ([]store.Certificate, error)
 	GetRevocation(ctx context.Context, serial string) (*store.Revocation, error)
 	Revoke(ctx context.Context, r store.Revocation, block *store.BlockedKey) error
+}
 
+// AuditReader reads the audit log; nothing here changes it.
+type AuditReader interface {
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
+}
+
+// Store is the union the operator side is wired with.
+type Store interface {
+	OperatorStore
+	OrganisationStore
+	EABStore
+	CertificateStore
+	AuditReader
 }
 
 // Auditor appends one event to the audit log (audit.Log.Append).

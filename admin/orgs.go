@@ -33,16 +33,16 @@ type OrgSummary struct {
 // OrgView is one organisation with what hangs on it.
 type OrgView struct {
 	OrgSummary
-	LongName      string             `json:"long_name"`
-	TestOnly      bool               `json:"test_only"`
-	SuspendedAt   string             `json:"suspended_at,omitempty"`
-	SuspendedBy   string             `json:"suspended_by,omitempty"`
-	SuspendReason string             `json:"suspend_reason,omitempty"`
-	Register      RegisterView       `json:"register"`
-	Accounts      []AccountView      `json:"accounts"`
-	EABKeys       []KeyView          `json:"eab_keys"`
-	EABRequests   []store.EABRequest `json:"eab_requests"`
-	Certificates  []CertView         `json:"certificates"`
+	LongName      string        `json:"long_name"`
+	TestOnly      bool          `json:"test_only"`
+	SuspendedAt   string        `json:"suspended_at,omitempty"`
+	SuspendedBy   string        `json:"suspended_by,omitempty"`
+	SuspendReason string        `json:"suspend_reason,omitempty"`
+	Register      RegisterView  `json:"register"`
+	Accounts      []AccountView `json:"accounts"`
+	EABKeys       []KeyView     `json:"eab_keys"`
+	EABRequests   []RequestView `json:"eab_requests"`
+	Certificates  []CertView    `json:"certificates"`
 }
 
 // RegisterView is what the last register import said.
@@ -144,12 +144,11 @@ func (s *Service) Organisation(ctx context.Context, who *store.Operator, oid str
 	for _, k := range keys {
 		v.EABKeys = append(v.EABKeys, keyView(k))
 	}
-	if v.EABRequests, err = s.st.ListEABRequests(ctx, "", oid); err != nil {
+	reqs, err := s.st.ListEABRequests(ctx, "", oid)
+	if err != nil {
 		return nil, s.internal(ctx, "list EAB requests", err)
 	}
-	if v.EABRequests == nil {
-		v.EABRequests = []store.EABRequest{}
-	}
+	v.EABRequests = requestViews(reqs)
 	if v.Certificates, err = s.certViews(ctx, store.CertificateFilter{OrgOID: oid}); err != nil {
 		return nil, err
 	}

@@ -50,6 +50,12 @@ func (c *adminConfig) validate() error {
 	return nil
 }
 
+// auditObject is the configuration as the serve.start audit event records it.
+func (c *adminConfig) auditObject() string {
+	return fmt.Sprintf("admin_listen=%q dual_control=%t eab_key_lifetime=%s eab_request_lifetime=%s",
+		c.listen, c.dualControl, c.keyLifetime, c.requestLifetime)
+}
+
 // ensureOperatorCA makes the operator CA in the data directory on first use and
 // records that in the audit log.
 func ensureOperatorCA(ctx context.Context, data string, aud *audit.Log, actor string) (*admin.OperatorCA, error) {

@@ -231,6 +231,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keys = "issuer keys in the HSM"
 	}
 	auditObject := fmt.Sprintf("listen=%s keys=%q", ln.Addr(), keys)
+	// The operator side's configuration is recorded with every start (operators.go).
+	auditObject += " " + adminCfg.auditObject()
 	if err := aud.Audit(ctx, "serve.start", auditObject, audit.OK); err != nil {
 		return fmt.Errorf("serve: cannot write the audit log: %w", err)
 	}
