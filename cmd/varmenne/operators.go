@@ -90,17 +90,8 @@ func startAdmin(ctx context.Context, c *adminConfig, data string, st *store.SQL,
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot listen on --admin-listen %s: %w", c.listen, err)
 	}
-	srv := &http.Server{
-		Handler: admin.NewServer(svc, log).Handler(),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
-			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool},
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := httpsServer(admin.NewServer(svc, log).Handler(), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}, log) // serve.go
 	expiryCtx, stopExpiry := context.WithCancel(ctx)
 	go svc.RunExpiry(expiryCtx, time.Minute)
 	go func() {

@@ -213,16 +213,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ChaosRejectNonces: c.chaosNonces},
 		auth, newNonces(ctx, st, *db, log), log)
 
-	httpSrv := &http.Server{
-		Handler:           acmeSrv.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pki.TLS}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := httpsServer(acmeSrv.Handler(), &tls.Config{Certificates: []tls.Certificate{pki.TLS}, MinVersion: tls.VersionTLS12}, log)
 	storage, keys := "SQLite", "development PKI of file keys"
 	if isPostgres(*db) {
 		storage = "PostgreSQL"
@@ -283,6 +274,21 @@ Add an organisation and create an EAB key for its ACME client:
 		_ = httpSrv.Shutdown(sctx)
 	}
 	return nil
+}
+
+// httpsServer is an HTTPS server of h with the timeouts and header limit of every
+// varmenne listener that clients reach.
+func httpsServer(h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // tlsNames are the names the ACME listener's certificate must carry.
