@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/varmenne/varmenne/store"
 )
@@ -264,7 +265,40 @@ func (s *Server) Handler() http.Handler {
 		s.problem(w, r, errorf(http.StatusNotFound, "noRoute", "there is no endpoint %s; the API is described at /admin/v1/openapi.json", r.URL.Path))
 	})
 	s.consoleRoutes(mux)
-	return securityHeaders(mux)
+	return s.logged(securityHeaders(mux))
+}
+
+// statusWriter remembers the status of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// logged writes one log event per request: method, path, status, duration, and
+// whether a client certificate was presented; never a header or a body, which
+// may hold a token or a key.
+func (s *Server) logged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		s.log.InfoContext(r.Context(), "admin request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"client_cert", r.TLS != nil && len(r.TLS.PeerCertificates) > 0, "ms", time.Since(start).Milliseconds())
+	})
 }
 
 // securityHeaders are sent with every answer of the admin listener.

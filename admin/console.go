@@ -219,6 +219,9 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 		w.Write(b)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusSeeOther) })
+	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
+		s.consoleError(w, r, nil, errorf(http.StatusNotFound, TypeNotFound, "there is no console page %s", r.URL.Path))
+	})
 	mux.HandleFunc("GET /console/login", s.loginPage)
 	mux.HandleFunc("POST /console/login", s.login)
 	mux.HandleFunc("POST /console/logout", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {

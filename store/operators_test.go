@@ -187,6 +187,15 @@ func testOperators(t *testing.T, open func(t *testing.T) *SQL) {
 		r, err := w.s.GetEABRequest(w.ctx, "r-late")
 		w.must(err)
 		mustEqual(t, "later request", r.Status, EABRequestRequested)
+		if all, err := w.s.ListEABRequests(w.ctx, "", org1); err != nil || len(all) != 4 || all[0].ID != "r1" {
+			t.Fatalf("requests of %s: %d, %v", org1, len(all), err)
+		}
+		if other, err := w.s.ListEABRequests(w.ctx, "", org2); err != nil || len(other) != 0 {
+			t.Fatalf("requests of %s: %+v, %v", org2, other, err)
+		}
+		if expired, err := w.s.ListEABRequests(w.ctx, EABRequestExpired, ""); err != nil || len(expired) != 1 || expired[0].ID != "r3" {
+			t.Fatalf("expired requests: %+v, %v", expired, err)
+		}
 		if reqs, keys, err = w.s.ExpireEAB(w.ctx, later); err != nil || len(reqs)+len(keys) != 0 {
 			t.Fatalf("second sweep: %v %v %v, want nothing", reqs, keys, err)
 		}
