@@ -187,7 +187,7 @@ func testOperators(t *testing.T, open func(t *testing.T) *SQL) {
 		r, err := w.s.GetEABRequest(w.ctx, "r-late")
 		w.must(err)
 		mustEqual(t, "later request", r.Status, EABRequestRequested)
-		if all, err := w.s.ListEABRequests(w.ctx, "", org1); err != nil || len(all) != 4 || all[0].ID != "r1" {
+		if all, err := w.s.ListEABRequests(w.ctx, "", org1); err != nil || len(all) != 4 || all[0].ID != "r-late" { // equal times: by id
 			t.Fatalf("requests of %s: %d, %v", org1, len(all), err)
 		}
 		if other, err := w.s.ListEABRequests(w.ctx, "", org2); err != nil || len(other) != 0 {
