@@ -17,6 +17,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/varmenne/varmenne/admin"
@@ -26,7 +27,12 @@ import (
 
 // adminConfig is the admin listener's configuration (issue 6).
 type adminConfig struct {
-	listen          string
+	listen string
+	// explicit: --admin-listen or VARMENNE_ADMIN_LISTEN was given. Only the
+	// default address may be busy (a second server on the machine, parallel
+	// tests): then serve runs without the admin listener and says so.
+	explicit        bool
+	busy            string // why the default address was not used
 	keyLifetime     time.Duration
 	requestLifetime time.Duration
 	dualControl     bool
@@ -41,6 +47,15 @@ func addAdminFlags(fs *flag.FlagSet) *adminConfig {
 	fs.DurationVar(&c.requestLifetime, "eab-request-lifetime", admin.DefaultLifetime, "an EAB request not approved or rejected within this time expires")
 	fs.BoolVar(&c.dualControl, "dual-control", true, "an EAB request must be approved by an administrator other than its requester")
 	return c
+}
+
+// noteExplicit records whether --admin-listen was given, on the command line or
+// in the environment; call it after parseFlags.
+func (c *adminConfig) noteExplicit(fs *flag.FlagSet) {
+	fs.Visit(func(f *flag.Flag) { c.explicit = c.explicit || f.Name == "admin-listen" })
+	if _, ok := os.LookupEnv("VARMENNE_ADMIN_LISTEN"); ok {
+		c.explicit = true
+	}
 }
 
 func (c *adminConfig) validate() error {
@@ -87,6 +102,11 @@ func startAdmin(ctx context.Context, c *adminConfig, data string, st *store.SQL,
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	ln, err := net.Listen("tcp", c.listen)
+	if err != nil && !c.explicit && errors.Is(err, syscall.EADDRINUSE) {
+		c.busy = fmt.Sprintf("the default address %s is in use; give --admin-listen HOST:PORT", c.listen)
+		log.Warn("no admin listener: "+c.busy, "err", err)
+		return "", func() {}, nil
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot listen on --admin-listen %s: %w", c.listen, err)
 	}

@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
 	"encoding/json"
 	"encoding/pem"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +20,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/audit"
 )
 
 func readPEMCert(t *testing.T, path string) *x509.Certificate {
@@ -171,4 +175,34 @@ func TestAuditExportAndTamperedRow(t *testing.T) {
 	}
 	err, _, _ = runCmd(t, "audit", "verify", "--data", data)
 	wantOneLineError(t, err, "broken at event 2", "contents do not match its hash", "events 1 to 1 are intact")
+}
+
+// TestAdminListenerAddressInUse: a busy default address leaves serve without the
+// admin listener and says why; a busy address given explicitly stops the start.
+func TestAdminListenerAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	data := newData(t)
+	st, err := openExisting(context.Background(), "", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	log := slog.New(slog.DiscardHandler)
+	for _, explicit := range []bool{false, true} {
+		c := &adminConfig{listen: ln.Addr().String(), explicit: explicit, dualControl: true,
+			keyLifetime: admin.DefaultLifetime, requestLifetime: admin.DefaultLifetime}
+		addr, stop, err := startAdmin(context.Background(), c, data, st, audit.New(st, nil), tls.Certificate{}, nil, log)
+		if explicit {
+			wantOneLineError(t, err, "cannot listen on --admin-listen "+ln.Addr().String())
+			continue
+		}
+		if err != nil || addr != "" || !strings.Contains(c.busy, "in use; give --admin-listen") {
+			t.Fatalf("busy default: %q %v, busy %q; want no listener and the reason", addr, err, c.busy)
+		}
+		stop()
+	}
 }

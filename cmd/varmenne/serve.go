@@ -83,6 +83,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	adminCfg.noteExplicit(fs)
 	if err := adminCfg.validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -257,6 +258,9 @@ Add an organisation and create an EAB key for its ACME client:
 		fmt.Fprintf(stdout, "  Health:         http://%s/healthz, http://%[1]s/readyz\n", opsAddr)
 	}
 	fmt.Fprintf(stdout, "  CRLs and OCSP:  %s (listening on %s)\n", crlURL(public, pki.Production.Name), publicAddr)
+	if adminCfg.busy != "" {
+		fmt.Fprintf(stdout, "  Operators:      not listening: %s\n", adminCfg.busy)
+	}
 	if adminAddr != "" {
 		fmt.Fprintf(stdout, "  Operators:      https://%s/console/ and https://%[1]s/admin/v1/ (add one: %s operator add NAME --role administrator --data %s)\n", adminAddr, os.Args[0], c.data)
 	}
