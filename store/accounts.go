@@ -23,10 +23,11 @@ func (s *SQL) AddOrganisation(ctx context.Context, o Organisation) error {
 func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, error) {
 	var o Organisation
 	var domains, networks string
-	var created, testOnly int64
+	var created, testOnly, suspended int64
 	err := s.db.QueryRowContext(ctx, s.d.rebind(
-		`SELECT oid, name, long_name, domains, created_at, test_only, networks FROM organisations WHERE oid = ?`), oid).
-		Scan(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly, &networks)
+		`SELECT oid, name, long_name, domains, created_at, test_only, networks, suspended_at, suspended_by, suspend_reason
+		 FROM organisations WHERE oid = ?`), oid).
+		Scan(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly, &networks, &suspended, &o.SuspendedBy, &o.SuspendReason)
 	if err != nil {
 		return nil, s.fail("get organisation "+oid, err)
 	}
@@ -38,6 +39,7 @@ func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, e
 	}
 	o.CreatedAt = fromMicros(created)
 	o.TestOnly = testOnly != 0
+	o.SuspendedAt = fromMicros(suspended)
 	return &o, nil
 }
 
@@ -45,9 +47,10 @@ func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, e
 // its organisation is unknown.
 func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 	_, err := s.exec(ctx, s.db,
-		`INSERT INTO eab_keys (kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles, networks)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.KID, k.OrgOID, k.HMACKey, list(k.Domains), k.Status, k.AccountID, micros(k.CreatedAt), micros(k.BoundAt), list(k.Profiles), prefixList(k.Networks))
+		`INSERT INTO eab_keys (kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles,
+		 expires_at, request_id, requested_by, approved_by, revealed_at, revoked_by, revoke_reason, networks)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		eabArgs(k)...)
 	if err != nil {
 		return s.fail("create EAB key "+k.KID, err)
 	}
@@ -56,32 +59,16 @@ func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 
 // GetEAB returns the EAB key with that kid, or ErrNotFound.
 func (s *SQL) GetEAB(ctx context.Context, kid string) (*EABKey, error) {
-	var k EABKey
-	var domains, profiles, networks string
-	var created, bound int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
-		`SELECT kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles, networks
-		 FROM eab_keys WHERE kid = ?`), kid).
-		Scan(&k.KID, &k.OrgOID, &k.HMACKey, &domains, &k.Status, &k.AccountID, &created, &bound, &profiles, &networks)
+	k, err := scanEAB(s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE kid = ?`), kid))
 	if err != nil {
 		return nil, s.fail("get EAB key "+kid, err)
 	}
-	if k.Domains, err = fromList(domains); err != nil {
-		return nil, err
-	}
-	if k.Profiles, err = fromList(profiles); err != nil {
-		return nil, err
-	}
-	if k.Networks, err = fromPrefixList(networks); err != nil {
-		return nil, err
-	}
-	k.CreatedAt, k.BoundAt = fromMicros(created), fromMicros(bound)
-	return &k, nil
+	return k, nil
 }
 
 // CreateAccount binds the approved EAB key eabKID to a new account and inserts the
-// account, in one transaction. The key must be approved and belong to the account's
-// organisation, else ErrConflict; a taken thumbprint is ErrDuplicate and leaves the
+// account, in one transaction. The key must be approved, unexpired at the account's
+// CreatedAt and belong to the account's organisation, else ErrConflict; a taken thumbprint is ErrDuplicate and leaves the
 // key approved. The account is stored with EABKID = eabKID and the key's BoundAt is
 // the account's CreatedAt.
 func (s *SQL) CreateAccount(ctx context.Context, a Account, eabKID string) error {
@@ -90,8 +77,8 @@ func (s *SQL) CreateAccount(ctx context.Context, a Account, eabKID string) error
 		// finds the key still approved.
 		n, err := s.exec(ctx, tx,
 			`UPDATE eab_keys SET status = 'bound', account_id = ?, bound_at = ?
-			 WHERE kid = ? AND status = 'approved' AND org_oid = ?`,
-			a.ID, micros(a.CreatedAt), eabKID, a.OrgOID)
+			 WHERE kid = ? AND status = 'approved' AND org_oid = ? AND (expires_at = 0 OR expires_at > ?)`,
+			a.ID, micros(a.CreatedAt), eabKID, a.OrgOID, micros(a.CreatedAt))
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("renewal information", func(t *testing.T) { testRenewal(t, open) })
 	t.Run("organisation domains and networks", func(t *testing.T) { testOrgNames(t, open) })
 	t.Run("lookups use indexes", func(t *testing.T) { testLookupIndexes(t, open) })
+	t.Run("operators and the EAB lifecycle", func(t *testing.T) { testOperators(t, open) })
 }
 
 const (

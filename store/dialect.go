@@ -65,6 +65,12 @@ var sqliteDialect = dialect{
 	retryable: func(error) bool { return false },
 }
 
+// sqliteBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func sqliteBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 // sqliteUniqueConstraint derives the constraint name from SQLite's message
 // "UNIQUE constraint failed: t.a, t.b", which names columns, not constraints.
 func sqliteUniqueConstraint(err error) (string, bool) {

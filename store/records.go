@@ -36,6 +36,10 @@ type Organisation struct {
 	Networks  []netip.Prefix
 	CreatedAt time.Time
 	TestOnly  bool // may order test profiles only
+	// Suspended by an operator: its accounts get no new orders (zero: active).
+	SuspendedAt   time.Time
+	SuspendedBy   string
+	SuspendReason string
 }
 
 // EAB key states.
@@ -43,6 +47,7 @@ const (
 	EABApproved = "approved"
 	EABBound    = "bound"
 	EABRevoked  = "revoked"
+	EABExpired  = "expired" // approved but never bound before ExpiresAt
 )
 
 // EABKey is an External Account Binding key bound to one organisation.
@@ -57,6 +62,15 @@ type EABKey struct {
 	AccountID string // set once bound
 	CreatedAt time.Time
 	BoundAt   time.Time
+	// The lifecycle of a key approved from an EAB request (admin); all zero for
+	// keys of "varmenne eab create", which never expire.
+	ExpiresAt    time.Time // zero: never
+	RequestID    string
+	RequestedBy  string
+	ApprovedBy   string
+	RevealedAt   time.Time // when the HMAC key was handed over (once)
+	RevokedBy    string
+	RevokeReason string
 }
 
 // Account is an ACME account; it belongs to its organisation for life.

@@ -63,7 +63,7 @@ func (s *SQL) GetOrganisationRegister(ctx context.Context, oid string) (*Organis
 // ListOrganisations returns every organisation with its register data, by OID.
 func (s *SQL) ListOrganisations(ctx context.Context) ([]RegisteredOrganisation, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT oid, name, long_name, domains, created_at, test_only, `+registerColumns+` FROM organisations ORDER BY oid`)
+		`SELECT oid, name, long_name, domains, created_at, test_only, suspended_at, suspended_by, suspend_reason, `+registerColumns+` FROM organisations ORDER BY oid`)
 	if err != nil {
 		return nil, s.fail("list organisations", err)
 	}
@@ -73,8 +73,8 @@ func (s *SQL) ListOrganisations(ctx context.Context) ([]RegisteredOrganisation, 
 		var o RegisteredOrganisation
 		var x registerRow
 		var domains string
-		var created, testOnly int64
-		if err := rows.Scan(x.dest(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly)...); err != nil {
+		var created, testOnly, suspended int64
+		if err := rows.Scan(x.dest(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly, &suspended, &o.SuspendedBy, &o.SuspendReason)...); err != nil {
 			return nil, s.fail("list organisations", err)
 		}
 		o.Register = x.value(o.OID)
@@ -82,6 +82,7 @@ func (s *SQL) ListOrganisations(ctx context.Context) ([]RegisteredOrganisation, 
 			return nil, err
 		}
 		o.CreatedAt, o.TestOnly = fromMicros(created), testOnly != 0
+		o.SuspendedAt = fromMicros(suspended)
 		out = append(out, o)
 	}
 	if err := rows.Err(); err != nil {

@@ -48,22 +48,37 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s := &SQL{db: db, d: &sqliteDialect}
+	// Two processes opening a new file at once (the server and the CLI) race to
+	// switch it to WAL, and SQLite answers the loser SQLITE_BUSY at once, without
+	// waiting for busy_timeout: that first step is tried again.
+	for attempt := 1; ; attempt++ {
+		err := s.openSQLite(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !sqliteBusy(err) || attempt == sqliteOpenAttempts || ctx.Err() != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+	}
+}
+
+// sqliteOpenAttempts bounds the tries of openSQLite (about 5 s in all).
+const sqliteOpenAttempts = 30
+
+// openSQLite checks the journal mode and applies migrations.
+func (s *SQL) openSQLite(ctx context.Context) error {
 	// A file system without shared memory support silently keeps the rollback
 	// journal, and then the CLI and the server would block each other's reads.
 	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
 	}
 	if !strings.EqualFold(mode, "wal") {
-		db.Close()
-		return nil, fmt.Errorf("store: open %s: journal mode is %q, want wal", path, mode)
+		return fmt.Errorf("journal mode is %q, want wal", mode)
 	}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	return s, nil
+	return s.migrate(ctx)
 }
 
 // Close closes the database.

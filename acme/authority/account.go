@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/mail"
 	"strings"
 
@@ -135,6 +136,7 @@ func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, 
 		return nil, false, a.internal(ctx, "create the account", err)
 	}
 	a.log.InfoContext(ctx, "account created", "account", acct.ID, "org", acct.OrgOID, "eab_kid", ek.KID)
+	a.auditEvent(ctx, AuditAccountCreate, fmt.Sprintf("account=%s org=%s eab_kid=%s", acct.ID, acct.OrgOID, ek.KID))
 	return &acct, true, nil
 }
 
@@ -155,6 +157,7 @@ func (a *Authority) UpdateAccount(ctx context.Context, acct *store.Account, payl
 		}
 		acct.Status = string(acme.StatusDeactivated)
 		a.log.InfoContext(ctx, "account deactivated", "account", acct.ID)
+		a.auditEvent(ctx, AuditAccountDeactivate, fmt.Sprintf("account=%s org=%s by=account", acct.ID, acct.OrgOID))
 		return acct, nil
 	default:
 		return nil, acme.Errorf(acme.Malformed, "an account's status can only be changed to \"deactivated\", not %q", req.Status)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/audit"
@@ -44,11 +45,11 @@ func TestAuditIssueAndRevoke(t *testing.T) {
 	for _, e := range events {
 		actions = append(actions, e.Action)
 	}
-	want := []string{signer.AuditSignBegin, signer.AuditSignEnd, AuditRevoke}
+	want := []string{AuditAccountCreate, AuditOrderCreate, signer.AuditSignBegin, signer.AuditSignEnd, AuditRevoke}
 	if strings.Join(actions, " ") != strings.Join(want, " ") {
 		t.Fatalf("audit actions = %v, want %v", actions, want)
 	}
-	rev := events[2]
+	rev := events[4]
 	for _, s := range []string{"serial=" + cr.Serial, "reason=superseded", "requested_by=", acct.ID, "identified_by=", "performed_by="} {
 		if !strings.Contains(rev.Object, s) {
 			t.Errorf("revocation event object %q lacks %q", rev.Object, s)
@@ -57,9 +58,35 @@ func TestAuditIssueAndRevoke(t *testing.T) {
 	if rev.Outcome != audit.OK || rev.Actor != "varmenne serve" {
 		t.Errorf("revocation event = %+v", rev)
 	}
-	if n, err := log.Verify(f.ctx); err != nil || n != 3 {
-		t.Errorf("Verify = %d, %v; want 3, nil", n, err)
+	for _, s := range []string{"account=" + acct.ID, "org=" + acct.OrgOID, "eab_kid=" + acct.EABKID} {
+		if !strings.Contains(events[0].Object, s) {
+			t.Errorf("account event object %q lacks %q", events[0].Object, s)
+		}
 	}
+	if !strings.Contains(events[1].Object, "names=www.example.fi") || !strings.Contains(events[1].Object, "account="+acct.ID) {
+		t.Errorf("order event object %q lacks the names or the account", events[1].Object)
+	}
+	if n, err := log.Verify(f.ctx); err != nil || n != 5 {
+		t.Errorf("Verify = %d, %v; want 5, nil", n, err)
+	}
+}
+
+func TestSuspendedOrganisationGetsNoNewOrders(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct := f.account()
+	if err := f.st.SuspendOrganisation(f.ctx, acct.OrgOID, "anna", "contract ended", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.a.NewOrder(f.ctx, acct, acme.NewOrderRequest{Identifiers: dnsIDs("www.example.fi")})
+	wantKind(t, err, acme.Unauthorized)
+	if !strings.Contains(err.Error(), "organisation "+acct.OrgOID+" is suspended") {
+		t.Errorf("refusal %q does not say the organisation is suspended", err)
+	}
+	if err := f.st.ResumeOrganisation(f.ctx, acct.OrgOID); err != nil {
+		t.Fatal(err)
+	}
+	f.order(acct, "www.example.fi")
 }
 
 func TestAuditFailureRefusesIssuance(t *testing.T) {

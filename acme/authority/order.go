@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/netip"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,10 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	org, eab, err := a.accountContext(ctx, acct)
 	if err != nil {
 		return nil, err
+	}
+	if !org.SuspendedAt.IsZero() {
+		return nil, acme.Errorf(acme.Unauthorized, "organisation %s is suspended by the CA's operators since %s, so its accounts get no new orders; ask the CA's registrar to resume it",
+			org.OID, org.SuspendedAt.UTC().Format(time.DateOnly))
 	}
 	if err := profileAllowed(prof, org, eab); err != nil {
 		return nil, err
@@ -136,6 +141,7 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 		return nil, a.internal(ctx, "create the order", err)
 	}
 	a.log.InfoContext(ctx, "order created", "order", o.ID, "account", acct.ID, "names", list, "reused_authzs", reused)
+	a.auditEvent(ctx, AuditOrderCreate, fmt.Sprintf("order=%s account=%s org=%s profile=%s names=%s", o.ID, acct.ID, acct.OrgOID, profile, strings.Join(list, ",")))
 	return &o, nil
 }
 

@@ -114,10 +114,23 @@ func RevocationAuditObject(r store.Revocation, reason string) string {
 // auditRevocation records a stored revocation in the audit log. The revocation
 // stands either way; a failure is logged.
 func (a *Authority) auditRevocation(ctx context.Context, r store.Revocation) {
+	a.auditEvent(ctx, AuditRevoke, RevocationAuditObject(r, revocationReasons[r.Reason]))
+}
+
+// Audit actions of the ACME side's other state changes.
+const (
+	AuditAccountCreate     = "account.create"
+	AuditAccountDeactivate = "account.deactivate"
+	AuditOrderCreate       = "order.create"
+)
+
+// auditEvent records a state change in the audit log when one is configured. The
+// change stands either way; a failure is logged.
+func (a *Authority) auditEvent(ctx context.Context, action, object string) {
 	if a.cfg.Audit == nil {
 		return
 	}
-	if err := a.cfg.Audit.Audit(context.WithoutCancel(ctx), AuditRevoke, RevocationAuditObject(r, revocationReasons[r.Reason]), "ok"); err != nil {
-		a.log.ErrorContext(ctx, "revocation not written to the audit log", "serial", r.Serial, "err", err)
+	if err := a.cfg.Audit.Audit(context.WithoutCancel(ctx), action, object, "ok"); err != nil {
+		a.log.ErrorContext(ctx, "state change not written to the audit log", "action", action, "object", object, "err", err)
 	}
 }

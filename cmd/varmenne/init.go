@@ -206,6 +206,10 @@ func (c *ceremony) run(h *hsmConfig, keyType, org string, tlsExtra []string) err
 	if err := c.listener(root, keys["root"], tlsExtra); err != nil {
 		return err
 	}
+	// The operator CA of the admin listener's client certificates (operators.go).
+	if _, err := ensureOperatorCA(c.ctx, filepath.Dir(c.dir), c.log, c.actor); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
 	if err := c.record("ceremony.init", fmt.Sprintf("token=%q root=%s production=%s test=%s", h.token,
 		filekey.Fingerprint(root), filekey.Fingerprint(certs["production"]), filekey.Fingerprint(certs["test"])), nil); err != nil {
 		return err

@@ -20,6 +20,9 @@ func keyCommands(ctx context.Context, cmd string, rest []string, stdout, stderr 
 		if len(rest) > 0 && rest[0] == "verify" {
 			return auditVerify(ctx, rest[1:], stdout, stderr)
 		}
-		return errors.New(`"varmenne audit" needs a subcommand: verify`)
+		if len(rest) > 0 && rest[0] == "export" {
+			return auditExport(ctx, rest[1:], stdout, stderr) // operators.go
+		}
+		return errors.New(`"varmenne audit" needs a subcommand: verify, export`)
 	}
 }

@@ -35,6 +35,10 @@ Usage:
                        [--key-type rsa-4096] [--tls-name NAME...] [--tls-only]   key ceremony: keys inside the HSM
   varmenne intents list [--json]   issuance intents without a certificate (pending or failed)
   varmenne audit verify            check the audit log's hash chain
+  varmenne audit export [--since T] [--until T]   the audit log as JSON lines
+  varmenne operator add NAME --role administrator|registrar|auditor [--token] [--out DIR]
+                       an operator: a client certificate of the operator CA, or a bearer token (API clients)
+  varmenne operator list
 
 Every command takes --data DIR (default ./varmenne-data, or $VARMENNE_DATA).
 Every flag can also be set as VARMENNE_<FLAG>, e.g. VARMENNE_LISTEN=127.0.0.1:14000.
@@ -95,11 +99,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New(`"varmenne crl" needs a subcommand: show`)
 	case "init", "intents", "audit":
 		return keyCommands(ctx, cmd, rest, stdout, stderr) // init, intents list, audit verify (keycmds.go)
+	case "operator":
+		switch {
+		case len(rest) > 0 && rest[0] == "add":
+			return operatorAdd(ctx, rest[1:], stdout, stderr) // operators.go
+		case len(rest) > 0 && rest[0] == "list":
+			return operatorList(ctx, rest[1:], stdout, stderr)
+		}
+		return errors.New(`"varmenne operator" needs a subcommand: add, list`)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q; the commands are serve, org add, eab create, revoke, renew-early, crl show, init, intents list, audit verify", cmd)
+		return fmt.Errorf("unknown command %q; the commands are serve, org add, eab create, revoke, renew-early, crl show, init, intents list, audit verify, audit export, operator add, operator list", cmd)
 	}
 }
 

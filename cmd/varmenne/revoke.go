@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
-	"os"
-	"os/user"
 	"strings"
 	"time"
 
@@ -146,14 +143,8 @@ func revocationRecord(now time.Time, reason, requestedBy, identifiedBy, performe
 	case r.IdentifiedBy == "":
 		return r, false, errors.New("--identified-by is required: how the person who asked was identified")
 	}
-	if r.PerformedBy = strings.TrimSpace(performedBy); r.PerformedBy == "" {
-		if u, err := user.Current(); err == nil && u.Username != "" {
-			r.PerformedBy = u.Username
-		} else if name := os.Getenv("USER"); name != "" {
-			r.PerformedBy = name
-		} else {
-			return r, false, errors.New("cannot tell who runs this command; give --performed-by NAME")
-		}
+	if r.PerformedBy, err = commandUser(performedBy); err != nil { // operators.go
+		return r, false, err
 	}
 	if requestedAt != "" {
 		t, err := time.Parse(time.RFC3339, requestedAt)
@@ -188,34 +179,18 @@ func revocationRecord(now time.Time, reason, requestedBy, identifiedBy, performe
 //
 // --serial-base hex or decimal skips the guess.
 func findSerial(ctx context.Context, st revokeStore, arg, base string) (*store.SerialStatus, error) {
-	s := strings.ToLower(strings.Join(strings.Fields(arg), ""))
-	var readings []string // "hex" and/or "decimal"
-	switch base {
-	case "hex":
-		readings = []string{"hex"}
-	case "decimal":
-		readings = []string{"decimal"}
-	case "auto", "":
-		if strings.HasPrefix(s, "0x") || strings.ContainsAny(s, ":abcdef") {
-			readings = []string{"hex"}
-		} else {
-			readings = []string{"hex", "decimal"}
-		}
-	default:
+	if base != "" && base != "auto" && base != "hex" && base != "decimal" {
 		return nil, fmt.Errorf("--serial-base %q: use auto, hex or decimal", base)
+	}
+	readings, err := crl.SerialReadings(arg, base)
+	if err != nil {
+		return nil, fmt.Errorf("--%w", err)
 	}
 	var found []*store.SerialStatus
 	var tried []string
-	for _, how := range readings {
-		h, err := serialHex(s, how)
-		if err != nil {
-			if len(readings) == 1 {
-				return nil, err
-			}
-			continue
-		}
-		tried = append(tried, fmt.Sprintf("%s (read as %s)", h, how))
-		st, err := st.SerialStatus(ctx, h)
+	for _, r := range readings {
+		tried = append(tried, fmt.Sprintf("%s (read as %s)", r.Hex, r.Base))
+		st, err := st.SerialStatus(ctx, r.Hex)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -226,9 +201,6 @@ func findSerial(ctx context.Context, st revokeStore, arg, base string) (*store.S
 	}
 	switch len(found) {
 	case 0:
-		if len(tried) == 0 {
-			return nil, fmt.Errorf("--serial %q is neither a hex nor a decimal number", arg)
-		}
 		return nil, fmt.Errorf("no certificate with serial %s was issued here; check the number and --data/--db", strings.Join(tried, " or "))
 	case 1:
 		return found[0], nil
@@ -236,28 +208,4 @@ func findSerial(ctx context.Context, st revokeStore, arg, base string) (*store.S
 		return nil, fmt.Errorf("serial %q matches two certificates, %s (as hex) and %s (as decimal); say which with --serial-base hex or --serial-base decimal",
 			arg, found[0].Serial, found[1].Serial)
 	}
-}
-
-// serialHex is the serial in the store's form: lower-case hex of its bytes.
-func serialHex(s, how string) (string, error) {
-	n := new(big.Int)
-	ok := false
-	switch how {
-	case "hex":
-		h := strings.ReplaceAll(strings.TrimPrefix(s, "0x"), ":", "")
-		if h != "" && strings.Trim(h, "0123456789abcdef") == "" {
-			_, ok = n.SetString(h, 16)
-		}
-	case "decimal":
-		if s != "" && strings.Trim(s, "0123456789") == "" {
-			_, ok = n.SetString(s, 10)
-		}
-	}
-	if !ok {
-		return "", fmt.Errorf("--serial %q is not a %s number", s, how)
-	}
-	if n.Sign() <= 0 {
-		return "", fmt.Errorf("--serial %q is zero; a certificate serial is positive", s)
-	}
-	return hex.EncodeToString(n.Bytes()), nil
 }

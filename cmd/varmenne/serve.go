@@ -81,8 +81,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	regFlags := addRegisterFlags(fs)   // --register-source, --register-refresh, --register-max-stale (orgregister.go)
 	// Rate limits shared by the replicas, --limit-* (ratelimits.go).
 	rateLimits := addRateLimitFlags(fs)
+	adminCfg := addAdminFlags(fs) // --admin-listen, --eab-*-lifetime, --dual-control (operators.go)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	adminCfg.noteExplicit(fs)
+	if err := adminCfg.validate(); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	log, err := newLogger(c.logFormat, stderr)
 	if err != nil {
@@ -218,16 +223,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ChaosRejectNonces: c.chaosNonces},
 		auth, newNonces(ctx, st, *db, log), log)
 
-	httpSrv := &http.Server{
-		Handler:           acmeSrv.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pki.TLS}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := httpsServer(acmeSrv.Handler(), &tls.Config{Certificates: []tls.Certificate{pki.TLS}, MinVersion: tls.VersionTLS12}, log)
 	storage, keys := "SQLite", "development PKI of file keys"
 	if isPostgres(*db) {
 		storage = "PostgreSQL"
@@ -236,6 +232,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keys = "issuer keys in the HSM"
 	}
 	auditObject := fmt.Sprintf("listen=%s keys=%q", ln.Addr(), keys)
+	// The operator side's configuration is recorded with every start (operators.go).
+	auditObject += " " + adminCfg.auditObject()
 	if err := aud.Audit(ctx, "serve.start", auditObject, audit.OK); err != nil {
 		return fmt.Errorf("serve: cannot write the audit log: %w", err)
 	}
@@ -245,6 +243,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("serve stop not written to the audit log", "err", err)
 		}
 	}()
+	// The operators' API and console (operators.go).
+	adminAddr, stopAdmin, err := startAdmin(ctx, adminCfg, c.data, st, aud.Log, pki.TLS, profiles.Names(), log)
+	if err != nil {
+		stopOutcome = audit.Failed + ": the admin listener did not start"
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer stopAdmin()
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
 
@@ -262,6 +267,12 @@ Add an organisation and create an EAB key for its ACME client:
 		fmt.Fprintf(stdout, "  Health:         http://%s/healthz, http://%[1]s/readyz\n", opsAddr)
 	}
 	fmt.Fprintf(stdout, "  CRLs and OCSP:  %s (listening on %s)\n", crlURL(public, pki.Production.Name), publicAddr)
+	if adminCfg.busy != "" {
+		fmt.Fprintf(stdout, "  Operators:      not listening: %s\n", adminCfg.busy)
+	}
+	if adminAddr != "" {
+		fmt.Fprintf(stdout, "  Operators:      https://%s/console/ and https://%[1]s/admin/v1/ (add one: %s operator add NAME --role administrator --data %s)\n", adminAddr, os.Args[0], c.data)
+	}
 
 	select {
 	case err := <-errc:
@@ -276,6 +287,21 @@ Add an organisation and create an EAB key for its ACME client:
 		_ = httpSrv.Shutdown(sctx)
 	}
 	return nil
+}
+
+// httpsServer is an HTTPS server of h with the timeouts and header limit of every
+// varmenne listener that clients reach.
+func httpsServer(h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // tlsNames are the names the ACME listener's certificate must carry.

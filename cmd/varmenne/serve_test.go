@@ -79,7 +79,7 @@ func TestServeStartsAndStops(t *testing.T) {
 	var stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0", "--dev-key-type", "ecdsa-p256", "--log-format", "text"}, pw, &stderr)
+		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--dev-key-type", "ecdsa-p256", "--log-format", "text"}, pw, &stderr)
 		pw.Close()
 	}()
 

@@ -24,24 +24,7 @@ func TestCertbot(t *testing.T) {
 	in := start(t, "")
 	kid, mac := in.org("1.2.246.10.33333333.10.0", "Kolmas apteekki", "kolmas.example")
 	name := "www.kolmas.example"
-	in.pointAt(name)
-
-	dir := t.TempDir()
-	cmd := exec.Command(certbot, "certonly",
-		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
-		"--server", in.Directory,
-		"--eab-kid="+kid, "--eab-hmac-key="+mac, // "=": a base64url key may begin with "-"
-		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.HTTP01Port),
-		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
-		"--key-type", "ecdsa",
-		"-d", name,
-	)
-	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.Roots)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "logs", "letsencrypt.log"))
-		t.Fatalf("certbot: %v\n%s\n--- certbot log ---\n%s\n--- server log ---\n%s", err, out, tail(log, 4000), tail([]byte(in.Logs.String()), 4000))
-	}
+	dir, env := in.certbotCertonly(certbot, kid, mac, name)
 	live := filepath.Join(dir, "config", "live", name)
 	cert, chain := filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem")
 
@@ -69,10 +52,36 @@ func TestCertbot(t *testing.T) {
 	rev := exec.Command(certbot, "revoke", "--non-interactive", "--server", in.Directory,
 		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
 		"--cert-path", cert, "--reason", "superseded", "--no-delete-after-revoke")
-	rev.Env = cmd.Env
+	rev.Env = env
 	if rout, err := rev.CombinedOutput(); err != nil {
 		t.Fatalf("certbot revoke: %v\n%s", err, rout)
 	}
+}
+
+// certbotCertonly gets a certificate for name with certbot (standalone http-01,
+// ECDSA key) and the EAB key; it returns certbot's directory (config/live/<name>/
+// holds the files) and the environment it ran with.
+func (in *instance) certbotCertonly(certbot, kid, mac, name string) (dir string, env []string) {
+	t := in.T
+	t.Helper()
+	in.pointAt(name)
+	dir = t.TempDir()
+	cmd := exec.Command(certbot, "certonly",
+		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+		"--server", in.Directory,
+		"--eab-kid="+kid, "--eab-hmac-key="+mac, // "=": a base64url key may begin with "-"
+		"--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", itoa(in.HTTP01Port),
+		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"), "--logs-dir", filepath.Join(dir, "logs"),
+		"--key-type", "ecdsa",
+		"-d", name,
+	)
+	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+in.Roots)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "logs", "letsencrypt.log"))
+		t.Fatalf("certbot: %v\n%s\n--- certbot log ---\n%s\n--- server log ---\n%s", err, out, tail(log, 4000), tail([]byte(in.Logs.String()), 4000))
+	}
+	return dir, cmd.Env
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -101,6 +101,15 @@ func TestHSMCertbot(t *testing.T) {
 			t.Fatalf("audit verify: %v: %s", err, v)
 		}
 	})
+	t.Run("the ceremony made the operator CA and recorded it", func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(data, "pki", "operator-ca.pem")); err != nil {
+			t.Fatalf("no operator CA after init: %v", err)
+		}
+		v, err := varmenne("audit", "export", "--data", data)
+		if err != nil || !strings.Contains(v, `"actor":"Aino Virtanen+Eero Korhonen","action":"operator-ca.create"`) {
+			t.Fatalf("audit export lacks the operator CA's creation by the ceremony's operators: %v: %s", err, v)
+		}
+	})
 	t.Run("no private key file was written", func(t *testing.T) {
 		for _, f := range []string{"root.key", "production.key", "test.key"} {
 			if _, err := os.Stat(filepath.Join(data, "pki", f)); err == nil {

@@ -40,6 +40,10 @@ func Build() (cleanup func(), err error) {
 		return nil, err
 	}
 	Binary = filepath.Join(dir, "varmenne")
+	// Every server a test starts listens for operators on a port of its own, not on
+	// the default 127.0.0.1:14443 that tests running in parallel would share; a test
+	// that drives the admin listener gives --admin-listen itself.
+	os.Setenv("VARMENNE_ADMIN_LISTEN", "127.0.0.1:0")
 	build := exec.Command("go", "build", "-race", "-o", Binary, "github.com/varmenne/varmenne/cmd/varmenne")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -1,0 +1,426 @@
+package admin
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/varmenne/varmenne/store"
+)
+
+//go:embed templates/*.html static/style.css
+var consoleFiles embed.FS
+
+var pageNames = []string{"login", "requests", "request", "key", "organisations", "organisation", "certificates", "audit", "error"}
+
+var pages = func() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"join": func(v []string) string {
+			if len(v) == 0 {
+				return "all"
+			}
+			return strings.Join(v, ", ")
+		},
+		"day":  func(t time.Time) string { return stamp(t) },
+		"is":   func(who *store.Operator, role string) bool { return who != nil && who.Role == role },
+		"path": url.PathEscape,
+	}
+	m := map[string]*template.Template{}
+	for _, n := range pageNames {
+		m[n] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, "templates/layout.html", "templates/"+n+".html"))
+	}
+	return m
+}()
+
+// Console cookies. __Host- makes the browser keep them to this origin, over HTTPS.
+const (
+	sessionCookie = "__Host-varmenne-session"
+	loginCookie   = "__Host-varmenne-login"
+	// SessionLifetime is how long a token login lasts.
+	SessionLifetime = 8 * time.Hour
+)
+
+type session struct {
+	operator string
+	csrf     string
+	expires  time.Time
+}
+
+// sessions are the console's token logins, in memory: a restart logs everyone
+// out, and behind several replicas the admin listener needs sticky routing.
+type sessions struct {
+	mu  sync.Mutex
+	m   map[string]*session // by the SHA-256 of the cookie value
+	now func() time.Time
+}
+
+func newSessions(now func() time.Time) *sessions {
+	if now == nil {
+		now = time.Now
+	}
+	return &sessions{m: map[string]*session{}, now: now}
+}
+
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+func (ss *sessions) start(operator string) (id string, s *session) {
+	id = base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	s = &session{operator: operator, csrf: base64.RawURLEncoding.EncodeToString(randomBytes(32)), expires: ss.now().Add(SessionLifetime)}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for k, old := range ss.m {
+		if !ss.now().Before(old.expires) {
+			delete(ss.m, k)
+		}
+	}
+	ss.m[sessionKey(id)] = s
+	return id, s
+}
+
+func (ss *sessions) get(id string) *session {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[sessionKey(id)]
+	if s == nil || !ss.now().Before(s.expires) {
+		return nil
+	}
+	return s
+}
+
+func (ss *sessions) end(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.m, sessionKey(id))
+}
+
+// page is what every console template gets.
+type page struct {
+	Who    *store.Operator
+	CSRF   string
+	Title  string
+	Notice string
+	Data   any
+}
+
+// consoleRequest is an authenticated console request.
+type consoleRequest struct {
+	who  *store.Operator
+	csrf string
+}
+
+// consoleAuth finds the operator of a console request: its client certificate,
+// else its session cookie. ok false means the answer (a redirect to the login
+// page) was written.
+func (s *Server) consoleAuth(w http.ResponseWriter, r *http.Request) (*consoleRequest, bool) {
+	if c := credential(r); c.Cert != nil {
+		who, err := s.svc.Authenticate(r.Context(), c)
+		if err != nil {
+			s.consoleError(w, r, nil, err)
+			return nil, false
+		}
+		// Bound to the certificate: the CSRF token is derived from its fingerprint.
+		m := hmac.New(sha256.New, s.csrfKey)
+		m.Write([]byte("cert:" + CertFingerprint(c.Cert)))
+		return &consoleRequest{who: who, csrf: base64.RawURLEncoding.EncodeToString(m.Sum(nil))}, true
+	}
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		if sess := s.sessions.get(ck.Value); sess != nil {
+			who, err := s.svc.st.GetOperator(r.Context(), sess.operator)
+			if err == nil {
+				return &consoleRequest{who: who, csrf: sess.csrf}, true
+			}
+			s.sessions.end(ck.Value)
+		}
+	}
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+	return nil, false
+}
+
+// checkCSRF refuses a form whose csrf field is not the request's token.
+func checkCSRF(r *http.Request, want string) error {
+	got := r.PostFormValue("csrf")
+	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return errorf(http.StatusForbidden, TypeForbidden, "the form's CSRF token is missing or wrong; reload the page and send the form again")
+	}
+	return nil
+}
+
+// form is a console handler of an authenticated, CSRF-checked POST.
+func (s *Server) form(h func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, ok := s.consoleAuth(w, r)
+		if !ok {
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			s.consoleError(w, r, c, errorf(http.StatusBadRequest, TypeMalformed, "the form could not be read: %v", err))
+			return
+		}
+		if err := checkCSRF(r, c.csrf); err != nil {
+			s.svc.audit(r.Context(), c.who.Name, "access.denied", "console "+r.URL.Path, "refused: CSRF token")
+			s.consoleError(w, r, c, err)
+			return
+		}
+		if err := h(w, r, c); err != nil {
+			s.consoleError(w, r, c, err)
+		}
+	}
+}
+
+// view is a console handler of an authenticated GET.
+func (s *Server) view(h func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, ok := s.consoleAuth(w, r)
+		if !ok {
+			return
+		}
+		if err := h(w, r, c); err != nil {
+			s.consoleError(w, r, c, err)
+		}
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, p page) error {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	return pages[name].Execute(w, p)
+}
+
+func (s *Server) consoleError(w http.ResponseWriter, r *http.Request, c *consoleRequest, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = s.svc.internal(r.Context(), "show the page", err).(*Error)
+	}
+	p := page{Title: http.StatusText(e.Status), Data: e}
+	if c != nil {
+		p.Who, p.CSRF = c.who, c.csrf
+	}
+	s.render(w, e.Status, "error", p)
+}
+
+func (s *Server) consoleRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /console/static/style.css", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := consoleFiles.ReadFile("static/style.css")
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusSeeOther) })
+	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
+		s.consoleError(w, r, nil, errorf(http.StatusNotFound, TypeNotFound, "there is no console page %s", r.URL.Path))
+	})
+	mux.HandleFunc("GET /console/login", s.loginPage)
+	mux.HandleFunc("POST /console/login", s.login)
+	mux.HandleFunc("POST /console/logout", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		if ck, err := r.Cookie(sessionCookie); err == nil {
+			s.sessions.end(ck.Value)
+		}
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		s.svc.audit(r.Context(), c.who.Name, "operator.logout", "console", "ok")
+		http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("GET /console/{$}", s.view(s.requestsPage))
+	mux.HandleFunc("POST /console/requests", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		in := EABRequestInput{Organisation: r.PostFormValue("organisation"), Person: r.PostFormValue("person"),
+			IdentifiedBy: r.PostFormValue("identified_by"), TechnicalContact: r.PostFormValue("technical_contact"),
+			Domains: splitList(r.PostFormValue("domains")), Profiles: splitList(r.PostFormValue("profiles"))}
+		req, err := s.svc.RequestEAB(r.Context(), c.who, in)
+		if err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/console/requests/"+req.ID, http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("GET /console/requests/{id}", s.view(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		req, err := s.svc.EABRequest(r.Context(), c.who, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		data := struct {
+			Request RequestView
+			Key     *KeyView
+		}{Request: requestView(*req)}
+		if req.KID != "" {
+			if data.Key, err = s.svc.EABKey(r.Context(), c.who, req.KID); err != nil {
+				return err
+			}
+		}
+		return s.render(w, http.StatusOK, "request", page{Who: c.who, CSRF: c.csrf, Title: "EAB request " + req.ID, Data: data})
+	}))
+	mux.HandleFunc("POST /console/requests/{id}/approve", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		if _, err := s.svc.Approve(r.Context(), c.who, r.PathValue("id")); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/console/requests/"+r.PathValue("id"), http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("POST /console/requests/{id}/reject", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		if err := s.svc.Reject(r.Context(), c.who, r.PathValue("id"), r.PostFormValue("reason")); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/console/requests/"+r.PathValue("id"), http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("POST /console/requests/{id}/key", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		h, err := s.svc.Handover(r.Context(), c.who, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return s.render(w, http.StatusOK, "key", page{Who: c.who, CSRF: c.csrf, Title: "EAB key " + h.KID, Data: h})
+	}))
+	mux.HandleFunc("POST /console/eab-keys/{kid}/revoke", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		_, err := s.svc.RevokeKey(r.Context(), c.who, r.PathValue("kid"), r.PostFormValue("reason"), r.PostFormValue("deactivate_accounts") == "on")
+		if err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/console/organisations/"+url.PathEscape(r.PostFormValue("organisation")), http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("GET /console/organisations", s.view(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		list, err := s.svc.Organisations(r.Context(), c.who)
+		if err != nil {
+			return err
+		}
+		return s.render(w, http.StatusOK, "organisations", page{Who: c.who, CSRF: c.csrf, Title: "Organisations", Data: list})
+	}))
+	mux.HandleFunc("GET /console/organisations/{oid}", s.view(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		v, err := s.svc.Organisation(r.Context(), c.who, r.PathValue("oid"))
+		if err != nil {
+			return err
+		}
+		return s.render(w, http.StatusOK, "organisation", page{Who: c.who, CSRF: c.csrf, Title: v.Name, Data: v})
+	}))
+	mux.HandleFunc("POST /console/organisations/{oid}/suspend", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		if err := s.svc.Suspend(r.Context(), c.who, r.PathValue("oid"), r.PostFormValue("reason")); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/console/organisations/"+url.PathEscape(r.PathValue("oid")), http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("POST /console/organisations/{oid}/resume", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		if err := s.svc.Resume(r.Context(), c.who, r.PathValue("oid")); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/console/organisations/"+url.PathEscape(r.PathValue("oid")), http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("GET /console/certificates", s.view(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		q := r.URL.Query()
+		list, err := s.svc.Certificates(r.Context(), c.who, q.Get("serial"), q.Get("name"))
+		if err != nil {
+			return err
+		}
+		data := struct {
+			Serial, Name string
+			Certificates []CertView
+		}{q.Get("serial"), q.Get("name"), list}
+		return s.render(w, http.StatusOK, "certificates", page{Who: c.who, CSRF: c.csrf, Title: "Certificates", Data: data})
+	}))
+	mux.HandleFunc("POST /console/certificates/{serial}/revoke", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		in := RevokeInput{Reason: r.PostFormValue("reason"), RequestedBy: r.PostFormValue("requested_by"),
+			IdentifiedBy: r.PostFormValue("identified_by"), Note: r.PostFormValue("note")}
+		if err := s.svc.RevokeCertificate(r.Context(), c.who, r.PathValue("serial"), in); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/console/certificates?serial=0x"+url.QueryEscape(r.PathValue("serial")), http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("GET /console/audit", s.view(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		after, _, err := auditPage(r)
+		if err != nil {
+			return err
+		}
+		const perPage = 200
+		events, err := s.svc.Audit(r.Context(), c.who, after, perPage)
+		if err != nil {
+			return err
+		}
+		data := struct {
+			Events []EventView
+			Next   string
+		}{Events: events}
+		if len(events) == perPage {
+			data.Next = strconv.FormatInt(events[len(events)-1].Seq, 10)
+		}
+		return s.render(w, http.StatusOK, "audit", page{Who: c.who, CSRF: c.csrf, Title: "Audit log", Data: data})
+	}))
+}
+
+func (s *Server) requestsPage(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+	pending, err := s.svc.EABRequests(r.Context(), c.who, store.EABRequestRequested)
+	if err != nil {
+		return err
+	}
+	all, err := s.svc.EABRequests(r.Context(), c.who, "")
+	if err != nil {
+		return err
+	}
+	var decided []RequestView
+	for _, v := range requestViews(all) {
+		if v.Status != store.EABRequestRequested {
+			decided = append(decided, v)
+		}
+	}
+	data := struct{ Pending, Decided []RequestView }{requestViews(pending), decided}
+	return s.render(w, http.StatusOK, "requests", page{Who: c.who, CSRF: c.csrf, Title: "EAB requests", Data: data})
+}
+
+// loginPage shows the token login form with a login CSRF token: a random cookie
+// and, in the form, its MAC under the server's key.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if c := credential(r); c.Cert != nil {
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		return
+	}
+	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: nonce, Path: "/", MaxAge: 3600, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	s.render(w, http.StatusOK, "login", page{Title: "Log in", CSRF: s.loginMAC(nonce)})
+}
+
+func (s *Server) loginMAC(nonce string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte("login:" + nonce))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.consoleError(w, r, nil, errorf(http.StatusBadRequest, TypeMalformed, "the form could not be read: %v", err))
+		return
+	}
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || checkCSRF(r, s.loginMAC(ck.Value)) != nil {
+		s.consoleError(w, r, nil, errorf(http.StatusForbidden, TypeForbidden, "the login form's CSRF token is missing or wrong; open the login page again"))
+		return
+	}
+	who, err := s.svc.Authenticate(r.Context(), Credential{Token: strings.TrimSpace(r.PostFormValue("token"))})
+	if err != nil {
+		s.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", CSRF: s.loginMAC(ck.Value), Notice: "That token is not an operator's token."})
+		return
+	}
+	id, _ := s.sessions.start(who.Name)
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(SessionLifetime / time.Second)})
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	s.svc.audit(r.Context(), who.Name, AuditOperatorLogin, "console token login role="+who.Role, "ok")
+	http.Redirect(w, r, "/console/", http.StatusSeeOther)
+}
+
+// splitList reads a form field of names separated by commas or white space.
+func splitList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+}

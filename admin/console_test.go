@@ -1,0 +1,189 @@
+package admin
+
+import (
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// browser is a cookie-keeping client of the fixture's console that does not
+// follow redirects, so a test sees each answer.
+type browser struct {
+	t *testing.T
+	f *fixture
+	c *http.Client
+}
+
+func (f *fixture) browser(client *http.Client) *browser {
+	jar, _ := cookiejar.New(nil)
+	c := *client
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &browser{t: f.t, f: f, c: &c}
+}
+
+func (b *browser) get(path string) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.f.srv.URL + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (b *browser) post(path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.PostForm(b.f.srv.URL+path, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+var inlineHandler = regexp.MustCompile(`\son[a-z]+=`)
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF field in the page:\n%s", page)
+	}
+	return m[1]
+}
+
+func (b *browser) login(name string) string {
+	b.t.Helper()
+	_, page := b.get("/console/login")
+	resp, body := b.post("/console/login", url.Values{"csrf": {csrfOf(b.t, page)}, "token": {b.f.tokens[name]}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
+		b.t.Fatalf("login as %s: %d %s", name, resp.StatusCode, body)
+	}
+	_, page = b.get("/console/")
+	return csrfOf(b.t, page)
+}
+
+// TestEveryFormCarriesCSRF: each POST form of the console templates sends the
+// csrf field.
+func TestEveryFormCarriesCSRF(t *testing.T) {
+	files, _ := fs.Glob(consoleFiles, "templates/*.html")
+	forms := regexp.MustCompile(`(?s)<form method="post".*?</form>`)
+	n := 0
+	for _, name := range files {
+		b, _ := consoleFiles.ReadFile(name)
+		for _, form := range forms.FindAllString(string(b), -1) {
+			n++
+			if !strings.Contains(form, `name="csrf"`) {
+				t.Errorf("%s: a form without the csrf field:\n%s", name, form)
+			}
+		}
+		if strings.Contains(strings.ToLower(string(b)), "<script") || strings.Contains(string(b), "style=") || inlineHandler.MatchString(string(b)) {
+			t.Errorf("%s has inline script or style, which the Content-Security-Policy forbids", name)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("found %d POST forms; the pattern no longer matches the templates", n)
+	}
+}
+
+func TestConsoleCSRFAndSessions(t *testing.T) {
+	f := newFixture(t, Config{})
+	anon := f.browser(f.srv.Client())
+	resp, _ := anon.get("/console/")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/login" {
+		t.Fatalf("unauthenticated console: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+	if resp, _ := anon.post("/console/login", url.Values{"token": {f.tokens["rita"]}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("login without the login CSRF token: %d, want 403", resp.StatusCode)
+	}
+
+	rita := f.browser(f.srv.Client())
+	csrf := rita.login("rita")
+	form := url.Values{"organisation": {orgOID}, "person": {"Maija"}, "identified_by": {"suomi.fi"}, "technical_contact": {"it@vendor.example"}}
+	before := f.lastSeq()
+	for _, bad := range []string{"", "x" + csrf[1:]} {
+		form.Set("csrf", bad)
+		if resp, body := rita.post("/console/requests", form); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+			t.Fatalf("request with csrf %q: %d %s, want 403", bad, resp.StatusCode, body)
+		}
+	}
+	if list, _ := f.st.ListEABRequests(f.ctx, "", ""); len(list) != 0 {
+		t.Fatalf("a form without its CSRF token made a request: %+v", list)
+	}
+	if !hasEvent(f.events(before), "rita", "access.denied", "refused: CSRF", "/console/requests") {
+		t.Errorf("CSRF refusal not audited:%s", describe(f.events(before)))
+	}
+	form.Set("csrf", csrf)
+	resp, body := rita.post("/console/requests", form)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/requests/") {
+		t.Fatalf("request with its CSRF token: %d %s", resp.StatusCode, body)
+	}
+	id := strings.TrimPrefix(resp.Header.Get("Location"), "/console/requests/")
+
+	// A registrar's session cannot approve, whatever the form says.
+	if resp, _ := rita.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("registrar approving in the console: %d, want 403", resp.StatusCode)
+	}
+	// Another session's token is not this session's.
+	anna := f.browser(f.srv.Client())
+	annaCSRF := anna.login("alice")
+	if resp, _ := anna.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("approval with another session's CSRF token: %d, want 403", resp.StatusCode)
+	}
+	if resp, body := anna.post("/console/requests/"+id+"/approve", url.Values{"csrf": {annaCSRF}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approval: %d %s", resp.StatusCode, body)
+	}
+
+	// Logging out ends the session on the server, not only in the browser.
+	stolen := rita.c.Jar.Cookies(mustURL(t, f.srv.URL))
+	if resp, _ := rita.post("/console/logout", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	replay := f.browser(f.srv.Client())
+	replay.c.Jar.SetCookies(mustURL(t, f.srv.URL), stolen)
+	if resp, _ := replay.get("/console/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the session cookie still works after logout: %d", resp.StatusCode)
+	}
+}
+
+func TestConsoleWithClientCertificate(t *testing.T) {
+	f := newFixture(t, Config{})
+	id := f.request("rita")
+	carl := f.browser(f.certClient)
+	resp, page := carl.get("/console/")
+	if resp.StatusCode != 200 || !strings.Contains(page, "carl (administrator)") || !strings.Contains(page, id) {
+		t.Fatalf("console by client certificate: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, _ := carl.post("/console/requests/"+id+"/approve", url.Values{}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a certificate-authenticated form without CSRF token: %d, want 403", resp.StatusCode)
+	}
+	if resp, body := carl.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrfOf(t, page)}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approval by client certificate: %d %s", resp.StatusCode, body)
+	}
+	r, err := f.st.GetEABRequest(f.ctx, id)
+	if err != nil || r.DecidedBy != "carl" {
+		t.Fatalf("request after carl's approval: %+v %v", r, err)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
