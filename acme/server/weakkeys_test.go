@@ -114,7 +114,13 @@ func TestFinalizeRefusesWeakKeys(t *testing.T) {
 		p := prime(t, 1024)
 		return newRawRSA(p, nextPrimeAfter(new(big.Int).Add(p, new(big.Int).Lsh(big.NewInt(1), 100))))
 	}
-	roca := func(t *testing.T) crypto.Signer { return newRawRSA(rocaPrime(t), rocaPrime(t)) }
+	roca := func(t *testing.T) crypto.Signer {
+		for { // two 1024-bit primes make a 2047-bit modulus about half the time
+			if k := newRawRSA(rocaPrime(t), rocaPrime(t)); k.pub.N.BitLen() == 2048 {
+				return k
+			}
+		}
+	}
 
 	t.Run("an ECDSA point off the curve → badCSR", func(t *testing.T) {
 		k := ecKey(t)
