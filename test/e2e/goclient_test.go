@@ -105,7 +105,7 @@ func TestGoClientIssueDownloadRevoke(t *testing.T) {
 	if err := c.RevokeCert(ctxT(t), nil, chain[0], acme.CRLReasonSuperseded); err != nil {
 		t.Fatalf("second revoke: %v", err)
 	}
-	if !strings.Contains(in.Logs.String(), `"problem":"alreadyRevoked"`) {
+	if !in.LogHas(`"problem":"alreadyRevoked"`) {
 		t.Fatalf("second revoke was not answered alreadyRevoked; server log:\n%s", tail([]byte(in.Logs.String()), 3000))
 	}
 

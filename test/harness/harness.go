@@ -240,6 +240,19 @@ func (in *Instance) HTTPClient() *http.Client {
 	}
 }
 
+// LogHas waits up to 10 s for the server's log to contain s: the server writes a
+// request's log line after it answered, so a client can be faster than the line.
+func (in *Instance) LogHas(s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(in.Logs.String(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // PointAt makes the test DNS server answer name with loopback.
 func (in *Instance) PointAt(name string) { in.DNS.SetA(name, "127.0.0.1") }
 
