@@ -34,6 +34,8 @@ Usage:
                        [--key-type rsa-4096] [--tls-name NAME...] [--tls-only]   key ceremony: keys inside the HSM
   varmenne intents list [--json]   issuance intents without a certificate (pending or failed)
   varmenne audit verify            check the audit log's hash chain
+  varmenne bench       --directory URL (--eab KID:HMAC... | --local-org OID) [--orders M] [--concurrency C]
+                       [--key p256|rsa2048|rsa4096] [--mode tight|stock] [--server-pid PID] [--json]   ACME load generator
 
 Every command takes --data DIR (default ./varmenne-data, or $VARMENNE_DATA).
 Every flag can also be set as VARMENNE_<FLAG>, e.g. VARMENNE_LISTEN=127.0.0.1:14000.
@@ -92,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New(`"varmenne crl" needs a subcommand: show`)
 	case "init", "intents", "audit":
 		return keyCommands(ctx, cmd, rest, stdout, stderr) // init, intents list, audit verify (keycmds.go)
+	case "bench":
+		return benchCmd(ctx, rest, stdout, stderr) // bench.go
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
