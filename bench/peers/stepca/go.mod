@@ -2,7 +2,10 @@ module github.com/varmenne/varmenne/bench/peers/stepca
 
 go 1.26
 
-require github.com/smallstep/certificates v0.30.2
+require (
+	github.com/smallstep/certificates v0.30.2
+	github.com/smallstep/nosql v0.8.0
+)
 
 require (
 	cloud.google.com/go v0.123.0 // indirect
@@ -133,7 +136,6 @@ require (
 	github.com/smallstep/cli-utils v0.12.2 // indirect
 	github.com/smallstep/go-attestation v0.4.4-0.20241119153605-2306d5b464ca // indirect
 	github.com/smallstep/linkedca v0.25.0 // indirect
-	github.com/smallstep/nosql v0.8.0 // indirect
 	github.com/smallstep/pkcs7 v0.2.1 // indirect
 	github.com/smallstep/scep v0.0.0-20250318231241-a25cabb69492 // indirect
 	github.com/spf13/cast v1.7.0 // indirect
