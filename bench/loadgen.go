@@ -133,6 +133,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cpuBefore := cpuTime(cfg.ServerPIDs)
 	began := time.Now()
 	stopProgress := progress(cfg.Progress, rec, cfg.Orders, began)
+	runCtx, stall := context.WithCancelCause(ctx)
+	defer stall(nil)
+	stopWatch := watchdog(rec, cfg.Timeout, stall)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(cfg.Concurrency, cfg.Orders) {
@@ -141,26 +144,65 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= cfg.Orders || ctx.Err() != nil {
+				if i >= cfg.Orders {
 					return
+				}
+				if runCtx.Err() != nil {
+					rec.add(nil, context.Cause(runCtx))
+					continue
 				}
 				o := &orderRun{cfg: &cfg, c: clients[i%len(clients)], resp: resp, key: keys[i],
 					name: fmt.Sprintf("%s-%d.%s", run, i, cfg.Domain)}
-				octx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+				octx, cancel := context.WithTimeout(runCtx, cfg.Timeout)
 				err := o.issue(octx)
 				cancel()
+				if err != nil && ctx.Err() == nil && runCtx.Err() != nil {
+					err = fmt.Errorf("%w (%v)", context.Cause(runCtx), err)
+				}
 				rec.add(o.times, err)
 			}
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(began)
+	stopWatch()
 	stopProgress()
 	cpuAfter := cpuTime(cfg.ServerPIDs)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bench: stopped: %w", err)
 	}
 	return rec.report(cfg, elapsed, cpuAfter-cpuBefore), nil
+}
+
+// ErrStalled ends a run whose server answered no order for an order timeout: the
+// orders in flight and those not yet started count as failed with it.
+var ErrStalled = errors.New("the server completed no order within the order timeout; the remaining orders were not sent")
+
+// watchdog cancels the run with ErrStalled when no order ends (issued or failed)
+// for timeout, so that a server that stopped answering does not hold the run for
+// every remaining order's timeout.
+func watchdog(rec *recorder, timeout time.Duration, stall context.CancelCauseFunc) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last, since := -1, time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			issued, failed := rec.counts()
+			if n := issued + failed; n != last {
+				last, since = n, time.Now()
+			} else if time.Since(since) > timeout {
+				stall(ErrStalled)
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func newTransport(cfg Config) http.RoundTripper {
@@ -251,6 +293,16 @@ func (b *timedBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
+// tightRetry is the tight client's answer to a failed request x/crypto/acme may
+// retry (badNonce, 429, 5xx, an unexpected status): again at once, at most three
+// times, then the error counts. The stock client keeps x/crypto/acme's backoff.
+func tightRetry(n int, _ *http.Request, _ *http.Response) time.Duration {
+	if n > 3 {
+		return -1
+	}
+	return time.Millisecond
+}
+
 func register(ctx context.Context, cfg Config, hc *http.Client) ([]*acme.Client, error) {
 	n := len(cfg.EAB)
 	if n == 0 {
@@ -272,6 +324,9 @@ func register(ctx context.Context, cfg Config, hc *http.Client) ([]*acme.Client,
 				return
 			}
 			c := &acme.Client{Key: key, DirectoryURL: cfg.Directory, HTTPClient: hc, UserAgent: "varmenne-bench"}
+			if !cfg.Stock {
+				c.RetryBackoff = tightRetry
+			}
 			acct := &acme.Account{}
 			if len(cfg.EAB) > 0 {
 				acct.ExternalAccountBinding = &acme.ExternalAccountBinding{KID: cfg.EAB[i].KID, Key: cfg.EAB[i].HMAC}

@@ -118,3 +118,21 @@ func TestProblemType(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchdogStallsARunWithoutProgress: no order ending for the timeout cancels the
+// run with ErrStalled; an order ending in time keeps it going.
+func TestWatchdogStallsARunWithoutProgress(t *testing.T) {
+	rec := newRecorder(2)
+	ctx, stall := context.WithCancelCause(context.Background())
+	defer stall(nil)
+	stop := watchdog(rec, 1500*time.Millisecond, stall)
+	defer stop()
+	rec.add(map[string]time.Duration{StepOrder: time.Millisecond}, nil)
+	<-ctx.Done()
+	if !errors.Is(context.Cause(ctx), ErrStalled) {
+		t.Fatalf("cause %v, want ErrStalled", context.Cause(ctx))
+	}
+	if got := ProblemType(fmt.Errorf("%w (%v)", ErrStalled, context.Canceled)); got != "stalled" {
+		t.Errorf("ProblemType of a stalled order = %q", got)
+	}
+}

@@ -192,6 +192,8 @@ func ProblemType(err error) string {
 		return "authorization invalid"
 	case errors.As(err, &ae):
 		return problemOrStatus(ae)
+	case errors.Is(err, ErrStalled):
+		return "stalled"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.As(err, &oe):

@@ -458,7 +458,8 @@ func (s *suite) newPostgres(ctx context.Context) (string, error) {
 
 // loadgen runs "varmenne bench" with the common flags at concurrency c.
 func (s *suite) loadgen(common []string, c, orders int, extra ...string) (*bench.Report, error) {
-	args := append(append(append([]string{}, common...), "--concurrency", fmt.Sprint(c), "--orders", fmt.Sprint(orders), "--json"), extra...)
+	args := append(append(append([]string{}, common...), "--concurrency", fmt.Sprint(c), "--orders", fmt.Sprint(orders),
+		"--order-timeout", "30s", "--json"), extra...)
 	cmd := exec.Command(s.bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
