@@ -82,6 +82,7 @@ const benchOrg = "1.2.246.10.99999999.10.0"
 func main() {
 	quick := flag.Bool("quick", false, "a one-minute subset: SQLite, file P-256 and SoftHSM RSA-4096 at C = 8, Pebble, CRLs up to 100 000")
 	out := flag.String("out", "bench/results", "directory of the results file (<date>.md); empty: none")
+	suffix := flag.String("suffix", "", "appended to the results file's name: <date><suffix>.md")
 	flag.Parse()
 	p := plan{quick: *quick, concurrency: []int{1, 8, 32}, orders: map[int]int{1: 30, 8: 160, 32: 320},
 		databases: []string{"sqlite", "postgres"}, keys: []issuerKey{fileP256, fileRSA, hsmRSA},
@@ -111,6 +112,7 @@ func main() {
 		if p.quick {
 			name += "-quick"
 		}
+		name += *suffix
 		file := filepath.Join(*out, name+".md")
 		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: "+err.Error())

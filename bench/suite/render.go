@@ -49,6 +49,9 @@ func (s *suite) render() string {
 			section = "4"
 			if v := s.find("varmenne", "sqlite", r.match, r.c); v != nil && r.rep != nil && r.rep.CertsPerSec > 0 {
 				ratio = fmt.Sprintf("varmenne SQLite %.2f ×", v.rep.CertsPerSec/r.rep.CertsPerSec)
+				if r.rep.Failed > 0 {
+					ratio = "not comparable: the peer failed orders"
+				}
 			}
 		}
 		if r.rep == nil {
@@ -149,6 +152,11 @@ func (s *suite) targets() []string {
 				continue
 			}
 			q := v.rep.CertsPerSec / r.rep.CertsPerSec
+			if r.rep.Failed > 0 {
+				out = append(out, fmt.Sprintf("vs %s, %s, C = %d: not comparable, %s failed %d of %d orders (%s)", peer, r.key, r.c,
+					peer, r.rep.Failed, r.rep.Orders, errorsText(r.rep)))
+				continue
+			}
 			if peer == "step-ca" {
 				out = append(out, fmt.Sprintf("vs step-ca, %s, C = %d: varmenne %.1f vs %.1f certificates/s = %.2f × (target ≥ 3): %s",
 					r.key, r.c, v.rep.CertsPerSec, r.rep.CertsPerSec, q, verdict(q >= 3)))
