@@ -322,6 +322,16 @@ func (s *suite) rawKey(ctx context.Context, k issuerKey) (crypto.Signer, func(),
 	return key, func() { pool.Close() }, nil
 }
 
+// failAll records err as the outcome of r's target at every concurrency: the
+// server could not be set up or warmed up.
+func (s *suite) failAll(r run, err error) {
+	for _, c := range s.p.concurrency {
+		r.c, r.err = c, err.Error()
+		s.runs = append(s.runs, r)
+	}
+	s.logf("%s %s %s: %v", r.target, r.db, r.key, err)
+}
+
 // ports are the listeners of one server under test and its load generator.
 type ports struct{ acme, public, http01, dns int }
 
@@ -340,12 +350,7 @@ func freePorts() (ports, error) {
 
 // varmenne starts one server on db with key k and measures it at every concurrency.
 func (s *suite) varmenne(ctx context.Context, db string, k issuerKey) {
-	record := func(err error) {
-		for _, c := range s.p.concurrency {
-			s.runs = append(s.runs, run{target: "varmenne", db: db, key: k.name, match: k.peerKey, c: c, err: err.Error()})
-		}
-		s.logf("varmenne %s %s: %v", db, k.name, err)
-	}
+	record := func(err error) { s.failAll(run{target: "varmenne", db: db, key: k.name, match: k.peerKey}, err) }
 	data := filepath.Join(s.tmp, "varmenne-"+db+"-"+strings.ReplaceAll(k.name, " ", "-"))
 	var dsn string
 	if db == "postgres" {
@@ -491,12 +496,7 @@ func (s *suite) pebbleRuns(ctx context.Context, key string) {
 	if key == "rsa4096" {
 		keyName, alg = "RSA-2048 (Pebble's only RSA)", "rsa"
 	}
-	record := func(err error) {
-		for _, c := range s.p.concurrency {
-			s.runs = append(s.runs, run{target: "Pebble", db: "memory", key: keyName, match: key, c: c, err: err.Error()})
-		}
-		s.logf("Pebble %s: %v", keyName, err)
-	}
+	record := func(err error) { s.failAll(run{target: "Pebble", db: "memory", key: keyName, match: key}, err) }
 	pt, err := freePorts()
 	if err != nil {
 		record(err)
@@ -555,10 +555,7 @@ func (s *suite) peerLoad(ctx context.Context, target, db, keyName, match, dir, r
 		"--http01-listen", fmt.Sprintf("127.0.0.1:%d", pt.http01), "--dns-listen", fmt.Sprintf("127.0.0.1:%d", pt.dns),
 		"--server-pid", fmt.Sprint(srv.cmd.Process.Pid)}
 	if _, err := s.loadgen(append(common, "--eab", warm), 4, 12); err != nil {
-		for _, c := range s.p.concurrency {
-			s.runs = append(s.runs, run{target: target, db: db, key: keyName, match: match, c: c, err: "warm-up: " + err.Error()})
-		}
-		s.logf("%s %s warm-up: %v", target, keyName, err)
+		s.failAll(run{target: target, db: db, key: keyName, match: match}, fmt.Errorf("warm-up: %w", err))
 		return
 	}
 	for i, c := range s.p.concurrency {
@@ -575,12 +572,7 @@ func (s *suite) peerLoad(ctx context.Context, target, db, keyName, match, dir, r
 // stepcaRuns measures step-ca with a root and intermediate of kind key.
 func (s *suite) stepcaRuns(ctx context.Context, key string) {
 	keyName := map[string]string{"p256": "P-256", "rsa4096": "RSA-4096"}[key]
-	record := func(err error) {
-		for _, c := range s.p.concurrency {
-			s.runs = append(s.runs, run{target: "step-ca", db: "badger", key: keyName, match: key, c: c, err: err.Error()})
-		}
-		s.logf("step-ca %s: %v", keyName, err)
-	}
+	record := func(err error) { s.failAll(run{target: "step-ca", db: "badger", key: keyName, match: key}, err) }
 	pt, err := freePorts()
 	if err != nil {
 		record(err)
