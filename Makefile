@@ -3,7 +3,7 @@ GO       ?= go
 DATA     ?= varmenne-data
 BIN      := bin/varmenne
 
-.PHONY: all build run test test-deps vet fmt-check bench clean
+.PHONY: all build run test test-deps vet fmt-check bench bench-quick bench-go clean
 
 all: build
 
@@ -29,8 +29,17 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 
-## bench: Go benchmarks of the issuance path
-bench:
+## bench: raw signing, varmenne end to end (SQLite, PostgreSQL; file and SoftHSM keys; C = 1, 8, 32),
+## Pebble and step-ca, CRLs; prints one table and writes bench/results/<date>.md (under 15 minutes)
+bench: test-deps
+	$(GO) run ./bench/suite
+
+## bench-quick: a one-minute subset of bench
+bench-quick: test-deps
+	$(GO) run ./bench/suite -quick
+
+## bench-go: the Go benchmarks of the packages
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

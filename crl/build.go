@@ -95,8 +95,87 @@ func signatureAlgorithm(pub crypto.PublicKey) (sigAlg, error) {
 //
 // The encoder writes DER directly instead of going through crypto/x509: a CRL of a
 // million entries then costs its own size in memory a few times over, not a tree
-// of objects per entry.
+// of objects per entry. A publisher that republishes keeps a List instead, so that
+// the next CRL encodes only the entries that changed.
 func Build(issuer *x509.Certificate, key crypto.Signer, t Template, entries []Entry) ([]byte, error) {
+	var l List
+	if err := l.Set(entries); err != nil {
+		return nil, err
+	}
+	return l.Build(issuer, key, t)
+}
+
+// List is the encoded revokedCertificates of a CRL, kept between publications: Set
+// with the next list of entries encodes only the entries that are not in the
+// previous one (a revocation added, anywhere, and entries dropped after expiry),
+// and Build re-signs around the encoded list. A CRL built this way is byte for byte
+// the CRL Build makes of the same entries. The zero List is empty. Not safe for
+// concurrent use.
+type List struct {
+	entries []Entry // as last Set; the caller must not change them afterwards
+	der     []byte  // the entries' encodings, back to back
+	offsets []int   // offsets[i]: where entry i starts in der; len(entries)+1 values
+}
+
+// Len is the number of entries.
+func (l *List) Len() int { return len(l.entries) }
+
+// Set makes the list hold entries, in that order. The entries that begin and end
+// both the previous and the new list are copied as encoded; only those between are
+// encoded again. On an error the list is left as it was. Set keeps entries (not a
+// copy): the caller must not change them while the List is in use.
+func (l *List) Set(entries []Entry) error {
+	prefix := 0
+	for prefix < len(l.entries) && prefix < len(entries) && sameEntry(&l.entries[prefix], &entries[prefix]) {
+		prefix++
+	}
+	suffix := 0
+	for suffix < len(l.entries)-prefix && suffix < len(entries)-prefix &&
+		sameEntry(&l.entries[len(l.entries)-1-suffix], &entries[len(entries)-1-suffix]) {
+		suffix++
+	}
+	oldSuffix := len(l.entries) - suffix // first old entry of the common suffix
+	newSuffix := len(entries) - suffix
+	size := 0
+	if len(l.entries) > 0 {
+		size = l.offsets[prefix] + (l.offsets[len(l.entries)] - l.offsets[oldSuffix])
+	}
+	// About 50 bytes an entry; a good guess saves the copies of a growing buffer.
+	der := make([]byte, 0, size+56*(newSuffix-prefix))
+	offsets := make([]int, 0, len(entries)+1)
+	if prefix > 0 {
+		der = append(der, l.der[:l.offsets[prefix]]...)
+		offsets = append(offsets, l.offsets[:prefix]...)
+	}
+	for i := prefix; i < newSuffix; i++ {
+		offsets = append(offsets, len(der))
+		var err error
+		if der, err = appendEntry(der, &entries[i]); err != nil {
+			return err
+		}
+	}
+	if suffix > 0 {
+		shift := len(der) - l.offsets[oldSuffix]
+		for _, o := range l.offsets[oldSuffix:len(l.entries)] {
+			offsets = append(offsets, o+shift)
+		}
+		der = append(der, l.der[l.offsets[oldSuffix]:l.offsets[len(l.entries)]]...)
+	}
+	offsets = append(offsets, len(der))
+	l.entries, l.der, l.offsets = entries, der, offsets
+	return nil
+}
+
+// sameEntry reports whether a and b encode the same.
+func sameEntry(a, b *Entry) bool {
+	return a.Reason == b.Reason && a.RevokedAt.Equal(b.RevokedAt) && a.InvalidityDate.Equal(b.InvalidityDate) &&
+		bytes.Equal(a.Serial, b.Serial)
+}
+
+// Build encodes, signs and checks the signature of a CRL of the list's entries, as
+// the function Build does. The TBSCertList is hashed in pieces and written once,
+// into the CRL itself: the entries are not copied into a TBS of their own.
+func (l *List) Build(issuer *x509.Certificate, key crypto.Signer, t Template) ([]byte, error) {
 	if issuer == nil || key == nil {
 		return nil, errors.New("crl: issuer certificate and key are required")
 	}
@@ -118,83 +197,99 @@ func Build(issuer *x509.Certificate, key crypto.Signer, t Template, entries []En
 		return nil, fmt.Errorf("crl: issuer %q: %w", issuer.Subject, err)
 	}
 
-	tbs, err := buildTBS(issuer, alg, t.Number, thisUpdate, nextUpdate, t.DistributionPoint, entries)
+	// TBSCertList = SEQUENCE { head, [SEQUENCE { list }], extensions }.
+	head, exts, err := tbsParts(issuer, alg, t.Number, thisUpdate, nextUpdate, t.DistributionPoint)
 	if err != nil {
 		return nil, err
 	}
-	signed := tbs
+	var listHdr []byte
+	if len(l.der) > 0 { // RFC 5280: absent, not empty, when nothing is revoked
+		listHdr = appendLen([]byte{0x30}, len(l.der))
+	}
+	tbsLen := len(head) + len(listHdr) + len(l.der) + len(exts)
+	tbsHdr := appendLen([]byte{0x30}, tbsLen)
+	parts := [][]byte{tbsHdr, head, listHdr, l.der, exts}
+
+	var signed []byte
 	if alg.hash != 0 {
 		h := alg.hash.New()
-		h.Write(tbs)
+		for _, p := range parts {
+			h.Write(p)
+		}
 		signed = h.Sum(nil)
+	} else { // Ed25519 signs the message itself
+		signed = make([]byte, 0, len(tbsHdr)+tbsLen)
+		for _, p := range parts {
+			signed = append(signed, p...)
+		}
 	}
 	sig, err := key.Sign(rand.Reader, signed, alg.hash)
 	if err != nil {
 		return nil, fmt.Errorf("crl: signing with issuer %q: %w", issuer.Subject, err)
 	}
+
+	ab := cryptobyte.NewBuilder(nil)
+	addAlgorithm(ab, alg)
+	ab.AddASN1BitString(sig)
+	tail, err := ab.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("crl: encoding: %w", err)
+	}
+	bodyLen := len(tbsHdr) + tbsLen + len(tail)
+	der := appendLen(append(make([]byte, 0, 2+lenLen(bodyLen)+bodyLen), 0x30), bodyLen)
+	tbsStart := len(der)
+	for _, p := range parts {
+		der = append(der, p...)
+	}
+	tbs := der[tbsStart:]
+	der = append(der, tail...)
 	// A faulty HSM or a wrong key must never yield a published CRL.
 	if err := issuer.CheckSignature(alg.x509ID, tbs, sig); err != nil {
 		return nil, fmt.Errorf("crl: the signature does not verify against issuer %q: %w", issuer.Subject, err)
 	}
-
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(sig)+64))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(tbs)
-		addAlgorithm(b, alg)
-		b.AddASN1BitString(sig)
-	})
-	return b.Bytes()
+	return der, nil
 }
 
-func buildTBS(issuer *x509.Certificate, alg sigAlg, number *big.Int, thisUpdate, nextUpdate time.Time,
-	dp string, entries []Entry) ([]byte, error) {
-	// About 50 bytes an entry; a good guess saves the copies of a growing buffer.
-	list := make([]byte, 0, 56*len(entries))
-	for i := range entries {
-		var err error
-		if list, err = appendEntry(list, &entries[i]); err != nil {
-			return nil, err
-		}
+// tbsParts encodes what the TBSCertList holds before and after the entries: the
+// version, algorithm, issuer and dates; and the CRL extensions.
+func tbsParts(issuer *x509.Certificate, alg sigAlg, number *big.Int, thisUpdate, nextUpdate time.Time, dp string) (head, exts []byte, err error) {
+	b := cryptobyte.NewBuilder(make([]byte, 0, 512))
+	b.AddASN1Int64(1) // v2
+	addAlgorithm(b, alg)
+	b.AddBytes(issuer.RawSubject)
+	b.AddBytes(appendTime(nil, thisUpdate))
+	b.AddBytes(appendTime(nil, nextUpdate))
+	if head, err = b.Bytes(); err != nil {
+		return nil, nil, fmt.Errorf("crl: encoding: %w", err)
 	}
-	b := cryptobyte.NewBuilder(make([]byte, 0, 512+len(list)))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1Int64(1) // v2
-		addAlgorithm(b, alg)
-		b.AddBytes(issuer.RawSubject)
-		b.AddBytes(appendTime(nil, thisUpdate))
-		b.AddBytes(appendTime(nil, nextUpdate))
-		if len(list) > 0 { // RFC 5280: absent, not empty, when nothing is revoked
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(list) })
-		}
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				addExtension(b, oidAuthorityKeyID, false, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						// keyIdentifier [0] IMPLICIT OCTET STRING
-						b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(issuer.SubjectKeyId) })
-					})
+	e := cryptobyte.NewBuilder(make([]byte, 0, 256))
+	e.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			addExtension(b, oidAuthorityKeyID, false, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					// keyIdentifier [0] IMPLICIT OCTET STRING
+					b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(issuer.SubjectKeyId) })
 				})
-				addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(number) })
-				if dp != "" {
-					addExtension(b, oidIssuingDistPoint, true, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							// distributionPoint [0] (EXPLICIT: a CHOICE) → fullName [0] GeneralNames → [6] URI
+			})
+			addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(number) })
+			if dp != "" {
+				addExtension(b, oidIssuingDistPoint, true, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						// distributionPoint [0] (EXPLICIT: a CHOICE) → fullName [0] GeneralNames → [6] URI
+						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 							b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-								b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-									b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(dp)) })
-								})
+								b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(dp)) })
 							})
 						})
 					})
-				}
-			})
+				})
+			}
 		})
 	})
-	tbs, err := b.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("crl: encoding: %w", err)
+	if exts, err = e.Bytes(); err != nil {
+		return nil, nil, fmt.Errorf("crl: encoding: %w", err)
 	}
-	return tbs, nil
+	return head, exts, nil
 }
 
 func addAlgorithm(b *cryptobyte.Builder, alg sigAlg) {

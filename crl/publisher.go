@@ -142,6 +142,7 @@ type issuerState struct {
 	fresh     bool  // a CRL was published by this process since it started
 	failures  int
 	notBefore time.Time // backoff after a failure
+	list      List      // the entries of the last CRL built, encoded: the next one encodes only what changed
 }
 
 // NewPublisher checks the configuration and the issuers.
@@ -374,7 +375,10 @@ func (p *Publisher) publish(ctx context.Context, is *issuerState, prev *store.CR
 	}
 	t := Template{Number: big.NewInt(number), ThisUpdate: thisUpdate, NextUpdate: thisUpdate.Add(p.cfg.Validity),
 		DistributionPoint: is.CRLURL}
-	der, err := Build(is.Cert, is.Key, t, entries)
+	if err := is.list.Set(entries); err != nil {
+		return err
+	}
+	der, err := is.list.Build(is.Cert, is.Key, t)
 	if err != nil {
 		return err
 	}

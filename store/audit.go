@@ -31,7 +31,14 @@ const maxAuditAppendTries = 5
 func (s *SQL) AppendAudit(ctx context.Context, e AuditEvent, seal func(AuditEvent) (string, error)) (AuditEvent, error) {
 	for try := 1; ; try++ {
 		out := e
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// The lock orders the appends; each statement then sees the last committed
+		// event (READ COMMITTED), and the unique seq settles writers without it.
+		err := s.retryTx(ctx, s.d.lockingIsolation, func(tx *sql.Tx) error {
+			if s.d.auditLock != "" {
+				if _, err := tx.ExecContext(ctx, s.d.auditLock); err != nil {
+					return err
+				}
+			}
 			var last int64
 			var prev string
 			err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)

@@ -135,7 +135,7 @@ func TestAppendAuditConcurrently(t *testing.T) {
 		defer s.Close()
 		ctx := context.Background()
 		seal := func(e AuditEvent) (string, error) { return fmt.Sprintf("h%d<%s", e.Seq, e.PrevHash), nil }
-		const writers, each = 4, 5
+		const writers, each = 32, 3 // 32 at once: as many as issuances at C = 32
 		var wg sync.WaitGroup
 		errs := make(chan error, writers*each)
 		for w := range writers {

@@ -11,7 +11,7 @@ import (
 // authorizations that already exist (reuse); an unknown one is ErrNotFound and
 // nothing is stored. A challenge's AuthzID is taken from its authorization.
 func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inRelaxedTx(ctx, s.d.isolation, func(tx *sql.Tx) error {
 		for _, a := range authzs {
 			if _, err := s.exec(ctx, tx,
 				`INSERT INTO authorizations (id, account_id, name, wildcard, status, expires, created_at)
@@ -175,7 +175,7 @@ func (s *SQL) GetChallenge(ctx context.Context, id string) (*Challenge, error) {
 func (s *SQL) StartChallenge(ctx context.Context, challengeID string) error {
 	// No row lock needed: the NOT EXISTS answers the common case, and the partial
 	// unique index on processing challenges settles a race the statement cannot see.
-	err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
+	err := s.inRelaxedTx(ctx, s.d.lockingIsolation, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, "challenges", "id", challengeID,
 			`UPDATE challenges SET status = 'processing', processing_since = ?
 			 WHERE status = 'pending'
@@ -195,7 +195,7 @@ func (s *SQL) StartChallenge(ctx context.Context, challengeID string) error {
 // once all of its authorizations are valid. An order's Error stays empty: the client
 // reads the problem from the authorization's challenge.
 func (s *SQL) FinishChallenge(ctx context.Context, challengeID string, valid bool, validated time.Time, problem []byte) error {
-	err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
+	err := s.inRelaxedTx(ctx, s.d.lockingIsolation, func(tx *sql.Tx) error {
 		return s.finishChallenge(ctx, tx, challengeID, valid, validated, problem, time.Time{})
 	})
 	if err != nil {
@@ -265,7 +265,7 @@ func processingSince() int64 { return time.Now().UnixMicro() }
 // BeginFinalize moves the order from ready to processing; ErrConflict if it is not
 // ready, so of concurrent finalize requests exactly one proceeds.
 func (s *SQL) BeginFinalize(ctx context.Context, orderID string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inRelaxedTx(ctx, s.d.isolation, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, "orders", "id", orderID,
 			`UPDATE orders SET status = 'processing', processing_since = ? WHERE status = 'ready' AND id = ?`,
 			processingSince(), orderID)

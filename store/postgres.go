@@ -55,10 +55,19 @@ var postgresDialect = dialect{
 		var e *pq.Error
 		return errors.As(err, &e) && (e.Code == "40001" || e.Code == "40P01")
 	},
-	// A transaction that only adds replay nonces may lose them in a crash: a client
-	// then gets badNonce and retries. Nothing else may use this.
+	// A transaction whose loss in a crash is harmless (inRelaxedTx: replay nonces,
+	// orders, challenges, the start of a finalize) commits without waiting for the
+	// disk; the next durable commit of the server waits for it too.
 	relaxedCommit: "SET LOCAL synchronous_commit = off",
+	// Appends to the hash-chained audit log queue on one transaction lock instead
+	// of aborting each other: at SERIALIZABLE every two concurrent appends (each
+	// reads the last event) conflict, and 32 concurrent issuances exhausted the
+	// retries of some.
+	auditLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLock),
 }
+
+// auditLock is the advisory lock key of audit log appends ("varmenne" + 1).
+const auditLock int64 = migrationLock + 1
 
 // Connection pool of one process. A replica rarely needs more than a few
 // connections at once; many replicas times many connections is what exhausts a

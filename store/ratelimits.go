@@ -35,12 +35,23 @@ func (s *SQL) TakeRateLimit(ctx context.Context, name, subject string, max int, 
 	start, end := rateWindow(window, now)
 	use := RateLimitUse{Reset: end}
 	var used int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
+	unlock, err := s.lockWriter(ctx)
+	if err != nil {
+		return use, err
+	}
+	// A count lost in a crash of the machine lets one more request through: the
+	// upsert need not wait for the disk (SQLite; see inRelaxedTx).
+	pool := s.db
+	if s.relaxed != nil {
+		pool = s.relaxed
+	}
+	err = pool.QueryRowContext(ctx, s.d.rebind(
 		`INSERT INTO rate_limits (name, subject, window_start, used, expires) VALUES (?, ?, ?, 1, ?)
 		 ON CONFLICT (name, subject, window_start) DO UPDATE SET used = rate_limits.used + 1
 		 WHERE rate_limits.used < ?
 		 RETURNING used`),
 		name, subject, micros(start), micros(end), int64(max)).Scan(&used)
+	unlock()
 	switch {
 	case err == nil:
 		use.Allowed, use.Count = true, int(used)

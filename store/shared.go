@@ -20,12 +20,7 @@ func (s *SQL) AddNonces(ctx context.Context, values []string, expires time.Time)
 	for _, v := range values {
 		args = append(args, v, micros(expires))
 	}
-	err := s.runTx(ctx, &sql.TxOptions{}, func(tx *sql.Tx) error {
-		if s.d.relaxedCommit != "" {
-			if _, err := tx.ExecContext(ctx, s.d.relaxedCommit); err != nil {
-				return err
-			}
-		}
+	err := s.runTxOn(ctx, &sql.TxOptions{}, true, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, query, args...)
 		return err
 	})

@@ -22,7 +22,16 @@ import (
 // processes on the same database.
 type SQL struct {
 	db *sql.DB
-	d  *dialect
+	// relaxed is the pool of the transactions inRelaxedTx runs. SQLite: a second
+	// pool on the same file whose commits do not wait for the disk (synchronous
+	// NORMAL); nil on PostgreSQL, where such a transaction sets it itself.
+	relaxed *sql.DB
+	// writer lets one of this process's SQLite writes run at a time, so that they
+	// queue in order instead of polling the file lock (busy_timeout sleeps up to
+	// 100 ms between tries); other processes still meet the file lock. nil on
+	// PostgreSQL.
+	writer chan struct{}
+	d      *dialect
 }
 
 // sqlitePragmas make one SQLite file safe to share between the server and the CLI:
@@ -36,6 +45,12 @@ const sqlitePragmas = "_pragma=busy_timeout(10000)" +
 	"&_pragma=foreign_keys(1)" +
 	"&_txlock=immediate"
 
+// sqliteRelaxedPragmas are sqlitePragmas with synchronous NORMAL: in WAL mode a
+// commit then does not wait for the disk, and the next commit with synchronous
+// FULL (on any connection) makes it durable with its own, since the log is written
+// in order.
+var sqliteRelaxedPragmas = strings.Replace(sqlitePragmas, "synchronous(FULL)", "synchronous(NORMAL)", 1)
+
 // OpenSQLite opens the SQLite database at path (created if missing) and applies
 // migrations.
 func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
@@ -47,7 +62,12 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &SQL{db: db, d: &sqliteDialect}
+	relaxed, err := sql.Open(sqliteDialect.driver, path+"?"+sqliteRelaxedPragmas)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &SQL{db: db, relaxed: relaxed, writer: make(chan struct{}, 1), d: &sqliteDialect}
 	// Two processes opening a new file at once (the server and the CLI) race to
 	// switch it to WAL, and SQLite answers the loser SQLITE_BUSY at once, without
 	// waiting for busy_timeout: that first step is tried again.
@@ -57,7 +77,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 			return s, nil
 		}
 		if !sqliteBusy(err) || attempt == sqliteOpenAttempts || ctx.Err() != nil {
-			db.Close()
+			s.Close()
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
 		}
 		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
@@ -82,7 +102,12 @@ func (s *SQL) openSQLite(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *SQL) Close() error { return s.db.Close() }
+func (s *SQL) Close() error {
+	if s.relaxed != nil {
+		s.relaxed.Close()
+	}
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *SQL) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -207,10 +232,27 @@ func (s *SQL) inLockingTx(ctx context.Context, fn func(tx *sql.Tx) error) error 
 	return s.retryTx(ctx, s.d.lockingIsolation, fn)
 }
 
+// inRelaxedTx runs a transaction whose commit may be lost in a crash
+// of the machine without harm, because nothing outside the database acts on it
+// before a later durable commit: an order created, a challenge started or finished,
+// an order moving to processing before its issuance intent is recorded. A client
+// that saw the lost change meets "not found" or a stale status and starts again. Its
+// commit does not wait for the disk (SQLite synchronous NORMAL, PostgreSQL
+// synchronous_commit off); the next durable commit makes it durable too.
+// level is the transaction's isolation level, as inTx (s.d.isolation) or
+// inLockingTx (s.d.lockingIsolation) would run it.
+func (s *SQL) inRelaxedTx(ctx context.Context, level sql.IsolationLevel, fn func(tx *sql.Tx) error) error {
+	return s.retryTxOn(ctx, level, true, fn)
+}
+
 func (s *SQL) retryTx(ctx context.Context, level sql.IsolationLevel, fn func(tx *sql.Tx) error) error {
+	return s.retryTxOn(ctx, level, false, fn)
+}
+
+func (s *SQL) retryTxOn(ctx context.Context, level sql.IsolationLevel, relaxed bool, fn func(tx *sql.Tx) error) error {
 	backoff := firstTxBackoff
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, &sql.TxOptions{Isolation: level}, fn)
+		err := s.runTxOn(ctx, &sql.TxOptions{Isolation: level}, relaxed, fn)
 		if err == nil || attempt == maxTxAttempts || !s.d.retryable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -229,9 +271,32 @@ func (s *SQL) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (s *SQL) runTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, opts)
+	return s.runTxOn(ctx, opts, false, fn)
+}
+
+// runTxOn runs fn in one transaction; relaxed: one whose commit need not wait for
+// the disk (see inRelaxedTx).
+func (s *SQL) runTxOn(ctx context.Context, opts *sql.TxOptions, relaxed bool, fn func(tx *sql.Tx) error) error {
+	if !opts.ReadOnly {
+		unlock, err := s.lockWriter(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	pool := s.db
+	if relaxed && s.relaxed != nil {
+		pool = s.relaxed
+	}
+	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err
+	}
+	if relaxed && s.d.relaxedCommit != "" {
+		if _, err := tx.ExecContext(ctx, s.d.relaxedCommit); err != nil {
+			tx.Rollback()
+			return err
+		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
@@ -247,8 +312,31 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// exec runs a statement and returns the number of rows it changed.
+// lockWriter waits until this process may write to a SQLite database (see
+// SQL.writer) and returns the function that lets the next writer go; it returns at
+// once on PostgreSQL.
+func (s *SQL) lockWriter(ctx context.Context) (func(), error) {
+	if s.writer == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.writer <- struct{}{}:
+		return func() { <-s.writer }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// exec runs a statement and returns the number of rows it changed. A statement on
+// its own (q is the database, not a transaction) waits for the writer's turn.
 func (s *SQL) exec(ctx context.Context, q querier, query string, args ...any) (int64, error) {
+	if q == querier(s.db) {
+		unlock, err := s.lockWriter(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer unlock()
+	}
 	res, err := q.ExecContext(ctx, s.d.rebind(query), args...)
 	if err != nil {
 		return 0, err

@@ -69,6 +69,19 @@ func TestOpenSQLiteSettings(t *testing.T) {
 			}
 		})
 	}
+	// The pool of relaxed transactions (inRelaxedTx) differs in synchronous only.
+	relaxed := map[string]string{"journal_mode": "wal", "busy_timeout": "10000", "foreign_keys": "1", "synchronous": "1"} // NORMAL
+	for pragma, want := range relaxed {
+		t.Run("relaxed pool: "+pragma+" is "+want, func(t *testing.T) {
+			var got string
+			if err := s.relaxed.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+			}
+		})
+	}
 	t.Run("Ping answers", func(t *testing.T) {
 		if err := s.Ping(context.Background()); err != nil {
 			t.Fatal(err)

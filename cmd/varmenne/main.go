@@ -39,6 +39,8 @@ Usage:
   varmenne operator add NAME --role administrator|registrar|auditor [--token] [--out DIR]
                        an operator: a client certificate of the operator CA, or a bearer token (API clients)
   varmenne operator list
+  varmenne bench       --directory URL (--eab KID:HMAC... | --local-org OID) [--orders M] [--concurrency C]
+                       [--key p256|rsa2048|rsa4096] [--mode tight|stock] [--server-pid PID] [--json]   ACME load generator
 
 Every command takes --data DIR (default ./varmenne-data, or $VARMENNE_DATA).
 Every flag can also be set as VARMENNE_<FLAG>, e.g. VARMENNE_LISTEN=127.0.0.1:14000.
@@ -107,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return operatorList(ctx, rest[1:], stdout, stderr)
 		}
 		return errors.New(`"varmenne operator" needs a subcommand: add, list`)
+	case "bench":
+		return benchCmd(ctx, rest, stdout, stderr) // bench.go
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

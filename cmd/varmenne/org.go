@@ -119,16 +119,8 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := checkEABProfiles(profiles, o, *configFile); err != nil {
 		return fmt.Errorf("eab create: %w", err)
 	}
-	key := store.EABKey{
-		KID:       randomB64(16),
-		OrgOID:    o.OID,
-		HMACKey:   randomBytes(32),
-		Domains:   domains,
-		Networks:  networks,
-		Profiles:  profiles,
-		Status:    store.EABApproved,
-		CreatedAt: time.Now(),
-	}
+	key := newEABKey(o.OID, domains, profiles)
+	key.Networks = networks
 	if err := st.CreateEAB(ctx, key); err != nil {
 		return fmt.Errorf("eab create: %w", err)
 	}
@@ -142,6 +134,20 @@ func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "  profiles: %s\n", strings.Join(profiles, ", "))
 	}
 	return nil
+}
+
+// newEABKey is a new approved EAB key for organisation oid: a random kid and a
+// 256-bit HMAC key.
+func newEABKey(oid string, domains, profiles []string) store.EABKey {
+	return store.EABKey{
+		KID:       randomB64(16),
+		OrgOID:    oid,
+		HMACKey:   randomBytes(32),
+		Domains:   domains,
+		Profiles:  profiles,
+		Status:    store.EABApproved,
+		CreatedAt: time.Now(),
+	}
 }
 
 func randomBytes(n int) []byte {
