@@ -47,9 +47,7 @@ func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, e
 // its organisation is unknown.
 func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 	_, err := s.exec(ctx, s.db,
-		`INSERT INTO eab_keys (kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles,
-		 expires_at, request_id, requested_by, approved_by, revealed_at, revoked_by, revoke_reason, networks)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO eab_keys (`+eabColumns+`) VALUES (`+eabPlaceholders+`)`,
 		eabArgs(k)...)
 	if err != nil {
 		return s.fail("create EAB key "+k.KID, err)

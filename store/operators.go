@@ -206,9 +206,7 @@ func (s *SQL) ApproveEABRequest(ctx context.Context, id, approver string, dualCo
 		out.OrgOID, out.Domains, out.Profiles = r.OrgOID, r.Domains, r.Profiles
 		out.Status, out.RequestID, out.RequestedBy, out.ApprovedBy = EABApproved, r.ID, r.RequestedBy, approver
 		_, err = s.exec(ctx, tx,
-			`INSERT INTO eab_keys (kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles,
-			 expires_at, request_id, requested_by, approved_by, revealed_at, revoked_by, revoke_reason)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, eabArgs(out)...)
+			`INSERT INTO eab_keys (`+eabColumns+`) VALUES (`+eabPlaceholders+`)`, eabArgs(out)...)
 		return err
 	})
 	if err != nil {
@@ -401,6 +399,9 @@ func (s *SQL) ResumeOrganisation(ctx context.Context, oid string) error {
 
 const eabColumns = `kid, org_oid, hmac_key, domains, status, account_id, created_at, bound_at, profiles,
 	expires_at, request_id, requested_by, approved_by, revealed_at, revoked_by, revoke_reason, networks`
+
+// eabPlaceholders has one placeholder for each of eabColumns.
+var eabPlaceholders = strings.TrimSuffix(strings.Repeat("?, ", strings.Count(eabColumns, ",")+1), ", ")
 
 func eabArgs(k EABKey) []any {
 	return []any{k.KID, k.OrgOID, k.HMACKey, list(k.Domains), k.Status, k.AccountID, micros(k.CreatedAt), micros(k.BoundAt), list(k.Profiles),
