@@ -352,3 +352,53 @@ func TestCheckRefusesWhatWasNotMeant(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckRefusesUnexpectedExtensions has crypto/x509 sign CRLs that are what
+// was meant except for one extension Build never writes, on an entry or on the
+// CRL itself, critical or not, and asserts that Check names it; the same CRL
+// without that extension passes, so each refusal is the extension's.
+func TestCheckRefusesUnexpectedExtensions(t *testing.T) {
+	is := newIssuer(t, "production", nil)
+	tmpl := Template{Number: big.NewInt(7), ThisUpdate: t0, NextUpdate: t0.Add(8 * time.Hour)}
+	entries := []Entry{{Serial: mustHex(t, soteSerial), RevokedAt: t0.Add(-time.Hour)}}
+	unexpected := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}
+	ext := func(critical bool) []pkix.Extension {
+		return []pkix.Extension{{Id: unexpected, Critical: critical, Value: asn1.NullBytes}}
+	}
+	sign := func(entryExts, crlExts []pkix.Extension) []byte {
+		t.Helper()
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+			Number: tmpl.Number, ThisUpdate: tmpl.ThisUpdate, NextUpdate: tmpl.NextUpdate,
+			RevokedCertificateEntries: []x509.RevocationListEntry{{
+				SerialNumber: new(big.Int).SetBytes(entries[0].Serial), RevocationTime: entries[0].RevokedAt,
+				ExtraExtensions: entryExts,
+			}},
+			ExtraExtensions: crlExts,
+		}, is.Cert, is.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	if err := Check(sign(nil, nil), is.Cert, tmpl, entries, t0); err != nil {
+		t.Fatalf("Check of the CRL without an unexpected extension: %v", err)
+	}
+	cases := []struct {
+		name string
+		der  []byte
+		want string
+	}{
+		{"an unexpected entry extension", sign(ext(false), nil), "entry " + soteSerial + ": unexpected extension " + unexpected.String()},
+		{"an unexpected critical entry extension", sign(ext(true), nil), "entry " + soteSerial + ": unexpected critical extension " + unexpected.String()},
+		{"an unexpected CRL extension", sign(nil, ext(false)), "unexpected CRL extension " + unexpected.String()},
+		{"an unexpected critical CRL extension", sign(nil, ext(true)), "unexpected critical CRL extension " + unexpected.String()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(tc.der, is.Cert, tmpl, entries, t0)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Check: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -156,7 +156,9 @@ func checkExtensions(exts cryptobyte.String, issuer *x509.Certificate, t Templat
 				return fmt.Errorf("issuing distribution point %q, want %q", uri, t.DistributionPoint)
 			}
 		case critical:
-			return fmt.Errorf("unknown critical extension %s", oid)
+			return fmt.Errorf("unexpected critical CRL extension %s", oid)
+		default:
+			return fmt.Errorf("unexpected CRL extension %s", oid)
 		}
 	}
 	switch {
@@ -208,11 +210,16 @@ func checkEntries(revoked cryptobyte.String, entries []Entry, thisUpdate time.Ti
 				// The OID is compared as encoded: decoding one per entry would cost a
 				// million allocations on a CRL of a million entries.
 				var ext, oid, value cryptobyte.String
+				critical := false
 				if !exts.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.ReadASN1(&oid, cbasn1.OBJECT_IDENTIFIER) ||
+					(ext.PeekASN1Tag(cbasn1.BOOLEAN) && (!ext.ReadASN1Boolean(&critical) || !critical)) ||
 					!ext.ReadASN1(&value, cbasn1.OCTET_STRING) || !ext.Empty() {
-					return fmt.Errorf("entry %x: malformed extension", wantSerial)
+					return fmt.Errorf("entry %x: malformed extension (a false critical must be left out)", wantSerial)
 				}
+				known := bytes.Equal(oid, reasonCodeOID) || bytes.Equal(oid, invalidityDateOID)
 				switch {
+				case known && critical:
+					return fmt.Errorf("entry %x: a reason code or invalidity date marked critical", wantSerial)
 				case bytes.Equal(oid, reasonCodeOID):
 					var code int
 					if !value.ReadASN1Enum(&code) || !value.Empty() || code == Unspecified {
@@ -227,6 +234,9 @@ func checkEntries(revoked cryptobyte.String, entries []Entry, thisUpdate time.Ti
 					id := asn1.ObjectIdentifier{}
 					if _, err := asn1.Unmarshal(append([]byte{0x06, byte(len(oid))}, oid...), &id); err != nil || len(oid) > 127 {
 						return fmt.Errorf("entry %x: malformed extension identifier", wantSerial)
+					}
+					if critical {
+						return fmt.Errorf("entry %x: unexpected critical extension %s", wantSerial, id)
 					}
 					return fmt.Errorf("entry %x: unexpected extension %s", wantSerial, id)
 				}
