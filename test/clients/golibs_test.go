@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 
@@ -84,8 +85,14 @@ func xcryptoACME(e *env) {
 	}
 	stale := &acme.Client{Key: oldKey, DirectoryURL: e.in.Directory, HTTPClient: e.in.HTTPClient()}
 	stale.KID = acme.KeyID(acct.URI)
-	if _, err := stale.GetReg(ctx, ""); err == nil {
-		t.Fatal("the account's old key still works after the key rollover")
+	_, err = stale.UpdateReg(ctx, &acme.Account{Contact: []string{"mailto:old-key@" + e.domain}})
+	var problem *acme.Error
+	if !errors.As(err, &problem) || problem.ProblemType != staleKeyProblem {
+		t.Fatalf("the account's old key updates the account after the key rollover: %v, want the %s problem", err, staleKeyProblem)
+	}
+	// x/crypto turns the accountDoesNotExist problem into ErrNoAccount.
+	if _, err := stale.GetReg(ctx, ""); !errors.Is(err, acme.ErrNoAccount) {
+		t.Fatalf("the account's old key looks the account up after the key rollover: %v, want accountDoesNotExist", err)
 	}
 	dnsName := e.name("dns")
 	e.check(e.xcryptoObtain(c, nil, dnsName), dnsName)
@@ -150,8 +157,44 @@ func (e *env) acmezObtain(ctx context.Context, c *acmez.Client, acct acmezacme.A
 	return harness.ParseChain(t, certs[0].ChainPEM)
 }
 
+// staleKeyProblem is the problem an account URL signed with a key the account has
+// rolled over from gets: the signature does not verify against the account's key.
+const staleKeyProblem = "urn:ietf:params:acme:error:malformed"
+
+// acmezRollover rolls acct's key over with AccountKeyRollover and asserts that the
+// old key is refused, at the account URL and when it looks the account up, with the
+// ACME problems a user would see; it returns the account with the new key.
+func (e *env) acmezRollover(ctx context.Context, c *acmez.Client, acct acmezacme.Account) acmezacme.Account {
+	t := e.t
+	t.Helper()
+	rolled, err := c.AccountKeyRollover(ctx, acct, newKey(t))
+	if err != nil {
+		t.Fatalf("acmez: AccountKeyRollover: %v", err)
+	}
+	for _, stale := range []struct {
+		what string
+		call func() error
+		want string
+	}{
+		{"updates the account", func() error { _, err := c.UpdateAccount(ctx, acct); return err }, staleKeyProblem},
+		{"looks the account up (onlyReturnExisting)", func() error { _, err := c.GetAccount(ctx, acct); return err },
+			acmezacme.ProblemTypeAccountDoesNotExist},
+	} {
+		var problem acmezacme.Problem
+		if err := stale.call(); !errors.As(err, &problem) || problem.Type != stale.want {
+			t.Fatalf("acmez: the old key %s after the key rollover: %v, want the %s problem", stale.what, err, stale.want)
+		}
+	}
+	found, err := c.GetAccount(ctx, acmezacme.Account{PrivateKey: rolled.PrivateKey})
+	if err != nil || found.Location != acct.Location {
+		t.Fatalf("acmez: the new key finds account %q (%v), want %q", found.Location, err, acct.Location)
+	}
+	return rolled
+}
+
 // acmezFlow: acmez v3 with EAB; http-01 in the test profile, a renewal in the default
-// profile that names the first certificate in `replaces` (ARI), dns-01, revocation.
+// profile that names the first certificate in `replaces` (ARI); AccountKeyRollover,
+// after which the old key is refused and the new one orders over dns-01; revocation.
 func acmezFlow(e *env) {
 	t := e.t
 	ctx := harness.Ctx(t)
@@ -171,6 +214,7 @@ func acmezFlow(e *env) {
 		t.Errorf("a default-profile certificate from the test issuer %q", issuer.Subject.CommonName)
 	}
 
+	acct = e.acmezRollover(ctx, c, acct)
 	c.ChallengeSolvers = map[string]acmez.Solver{"dns-01": acmezDNS{e.in}}
 	dnsName := e.name("dns")
 	e.check(e.acmezObtain(ctx, c, acct, dnsName, "", nil), dnsName)
