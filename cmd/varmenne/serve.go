@@ -58,7 +58,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.baseURL, "base-url", "", "URL clients reach the ACME listener at (default https://<listen>)")
 	fs.StringVar(&c.publicURL, "public-url", "http://127.0.0.1:14080", "base of the plain-HTTP URLs put in certificates (CRL distribution point, OCSP, issuer AIA)")
 	fs.IntVar(&c.http01Port, "http01-port", 80, "port http-01 validation connects to (tests use a high port)")
-	fs.StringVar(&c.dnsResolver, "dns-resolver", "", "HOST:PORT of the DNS server validation asks (default: the system resolver)")
+	fs.StringVar(&c.dnsResolver, "dns-resolver", "", "IP:PORT of the DNS server validation asks, an address rather than a name (default: the system resolver)")
 	fs.Var(&c.allowNets, "validation-allow", "non-public CIDR validation may connect to, e.g. 10.20.0.0/16 for an internal network (repeatable)")
 	fs.StringVar(&c.devKeyType, "dev-key-type", "ecdsa-p384", "key type of the development root and issuers made on first start: ecdsa-p256, ecdsa-p384, rsa-4096")
 	fs.StringVar(&c.tos, "terms-of-service", "https://varmenne.example/terms", "terms-of-service URL in the directory")
