@@ -87,7 +87,7 @@ func xcryptoACME(e *env) {
 	stale.KID = acme.KeyID(acct.URI)
 	_, err = stale.UpdateReg(ctx, &acme.Account{Contact: []string{"mailto:old-key@" + e.domain}})
 	var problem *acme.Error
-	if !errors.As(err, &problem) || problem.ProblemType != staleKeyProblem {
+	if !errors.As(err, &problem) || problem.ProblemType != staleKeyProblem || !strings.Contains(problem.Detail, "signature") {
 		t.Fatalf("the account's old key updates the account after the key rollover: %v, want the %s problem", err, staleKeyProblem)
 	}
 	// x/crypto turns the accountDoesNotExist problem into ErrNoAccount.
@@ -157,13 +157,14 @@ func (e *env) acmezObtain(ctx context.Context, c *acmez.Client, acct acmezacme.A
 	return harness.ParseChain(t, certs[0].ChainPEM)
 }
 
-// staleKeyProblem is the problem an account URL signed with a key the account has
-// rolled over from gets: the signature does not verify against the account's key.
+// staleKeyProblem is the problem a request signed with a key the account has rolled
+// over from gets: its signature does not verify against the account's key (the
+// detail says so).
 const staleKeyProblem = "urn:ietf:params:acme:error:malformed"
 
 // acmezRollover rolls acct's key over with AccountKeyRollover and asserts that the
-// old key is refused, at the account URL and when it looks the account up, with the
-// ACME problems a user would see; it returns the account with the new key.
+// old key is refused, when it orders and when it looks the account up, with the ACME
+// problems a user would see; it returns the account with the new key.
 func (e *env) acmezRollover(ctx context.Context, c *acmez.Client, acct acmezacme.Account) acmezacme.Account {
 	t := e.t
 	t.Helper()
@@ -171,17 +172,19 @@ func (e *env) acmezRollover(ctx context.Context, c *acmez.Client, acct acmezacme
 	if err != nil {
 		t.Fatalf("acmez: AccountKeyRollover: %v", err)
 	}
+	// Not UpdateAccount: acmez sends the account's "status":"valid" with it, which
+	// varmenne refuses as malformed whatever the key.
+	order := acmezacme.Order{Identifiers: []acmezacme.Identifier{{Type: "dns", Value: e.name("old-key")}}}
 	for _, stale := range []struct {
-		what string
-		call func() error
-		want string
+		what, want, detail string
+		call               func() error
 	}{
-		{"updates the account", func() error { _, err := c.UpdateAccount(ctx, acct); return err }, staleKeyProblem},
-		{"looks the account up (onlyReturnExisting)", func() error { _, err := c.GetAccount(ctx, acct); return err },
-			acmezacme.ProblemTypeAccountDoesNotExist},
+		{"orders", staleKeyProblem, "signature", func() error { _, err := c.NewOrder(ctx, acct, order); return err }},
+		{"looks the account up (onlyReturnExisting)", acmezacme.ProblemTypeAccountDoesNotExist, "",
+			func() error { _, err := c.GetAccount(ctx, acct); return err }},
 	} {
 		var problem acmezacme.Problem
-		if err := stale.call(); !errors.As(err, &problem) || problem.Type != stale.want {
+		if err := stale.call(); !errors.As(err, &problem) || problem.Type != stale.want || !strings.Contains(problem.Detail, stale.detail) {
 			t.Fatalf("acmez: the old key %s after the key rollover: %v, want the %s problem", stale.what, err, stale.want)
 		}
 	}
