@@ -150,7 +150,9 @@ func (a *Authority) UpdateAccount(ctx context.Context, acct *store.Account, payl
 		return nil, err
 	}
 	switch req.Status {
-	case "":
+	case "", acme.Status(acct.Status):
+		// Clients such as acmez send the account's current status back with a contact
+		// update; it changes nothing (RFC 8555 7.3.2).
 	case acme.StatusDeactivated:
 		if err := a.store.DeactivateAccount(ctx, acct.ID); err != nil && !errors.Is(err, store.ErrConflict) {
 			return nil, a.internal(ctx, "deactivate the account", err)

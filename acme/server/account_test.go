@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -286,7 +287,14 @@ func TestDeactivatedAccount(t *testing.T) {
 	c := e.issue(t, a, "www."+domainA)
 	o := e.newOrder(t, a, "api."+domainA)
 
-	r := e.as(t, a, a.kid, []byte(`{"status":"deactivated"}`))
+	// A contact update that sends the current status along (acmez does) is accepted.
+	r := e.as(t, a, a.kid, []byte(`{"status":"valid","contact":["mailto:ops@example.fi"]}`))
+	wantStatus(t, r, http.StatusOK)
+	if got := decodeJSON[acme.Account](t, r); got.Status != acme.StatusValid || !slices.Equal(got.Contact, []string{"mailto:ops@example.fi"}) {
+		t.Fatalf("after a contact update with status valid: status %q, contacts %q", got.Status, got.Contact)
+	}
+
+	r = e.as(t, a, a.kid, []byte(`{"status":"deactivated"}`))
 	wantStatus(t, r, http.StatusOK)
 	if got := decodeJSON[acme.Account](t, r).Status; got != acme.StatusDeactivated {
 		t.Fatalf("status after deactivation %q", got)

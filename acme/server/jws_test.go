@@ -246,8 +246,8 @@ func TestJWS(t *testing.T) {
 			body: signedBy(a.key, a.kid, o.challenges[0], []byte(`{"a":`)), kind: acme.Malformed},
 		{name: "account update with contact as a string → malformed", url: a.kid,
 			body: signedBy(a.key, a.kid, a.kid, []byte(`{"contact":"mailto:x@example.fi"}`)), kind: acme.Malformed},
-		{name: "account update to status valid → malformed", url: a.kid,
-			body: signedBy(a.key, a.kid, a.kid, []byte(`{"status":"valid"}`)), kind: acme.Malformed},
+		{name: "account update to status revoked → malformed", url: a.kid,
+			body: signedBy(a.key, a.kid, a.kid, []byte(`{"status":"revoked"}`)), kind: acme.Malformed},
 		{name: "revoke payload not JSON → malformed", url: e.dir.RevokeCert,
 			body: signedBy(a.key, a.kid, e.dir.RevokeCert, []byte(`nope`)), kind: acme.Malformed},
 	}
