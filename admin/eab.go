@@ -332,13 +332,19 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 	return nil
 }
 
-// RunExpiry runs ExpireDue every interval until ctx ends.
+// RunExpiry runs ExpireDue, and deletes the console sessions no longer live, every
+// interval until ctx ends.
 func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		if err := s.ExpireDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "admin: EAB expiry failed", "err", err)
+		}
+		if n, err := s.st.DeleteExpiredConsoleSessions(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "admin: sweep of expired console sessions failed", "err", err)
+		} else if n > 0 {
+			s.log.DebugContext(ctx, "admin: expired console sessions deleted", "count", n)
 		}
 		select {
 		case <-ctx.Done():
