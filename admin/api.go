@@ -32,9 +32,8 @@ func OpenAPI() []byte { return bytes.Clone(openAPI) }
 // Server is the admin listener's HTTP side: the JSON API under /admin/v1/ and the
 // web console under /console/.
 type Server struct {
-	svc     *Service
-	log     *slog.Logger
-	csrfKey []byte // of the CSRF tokens of client-certificate requests
+	svc *Service
+	log *slog.Logger
 }
 
 // NewServer returns the HTTP side of svc; log nil discards.
@@ -42,7 +41,7 @@ func NewServer(svc *Service, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{svc: svc, log: log, csrfKey: randomBytes(32)}
+	return &Server{svc: svc, log: log}
 }
 
 // Route is one API endpoint.

@@ -47,6 +47,9 @@ var pages = func() map[string]*template.Template {
 const (
 	sessionCookie = "__Host-varmenne-session"
 	loginCookie   = "__Host-varmenne-login"
+	// certCSRFCookie keys the CSRF tokens of a browser that shows a client
+	// certificate.
+	certCSRFCookie = "__Host-varmenne-csrf"
 )
 
 // Console session defaults: a token login ends after SessionIdle without a
@@ -114,7 +117,15 @@ func (s *Server) consoleAuth(w http.ResponseWriter, r *http.Request) (*consoleRe
 			return nil, false
 		}
 		// Bound to the certificate: the CSRF token is derived from its fingerprint.
-		return &consoleRequest{who: who, csrf: keyedMAC(s.csrfKey, "cert:"+CertFingerprint(c.Cert))}, true
+		// Bound to the certificate and to a random cookie of this browser, not to a
+		// key of this server, so every replica derives the same token.
+		ck, err := r.Cookie(certCSRFCookie)
+		if err != nil || ck.Value == "" {
+			ck = &http.Cookie{Name: certCSRFCookie, Value: base64.RawURLEncoding.EncodeToString(randomBytes(32)), Path: "/",
+				Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode}
+			http.SetCookie(w, ck)
+		}
+		return &consoleRequest{who: who, csrf: keyedMAC([]byte(ck.Value), "cert:"+CertFingerprint(c.Cert))}, true
 	}
 	if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
 		sess, err := s.svc.st.TouchConsoleSession(r.Context(), sessionKey(ck.Value), s.svc.now())

@@ -185,3 +185,29 @@ func TestConsoleSessionIdleAndLifetime(t *testing.T) {
 		t.Fatalf("alice after the sweep: %d", resp.StatusCode)
 	}
 }
+
+// TestConsoleCertificateCSRFOnEveryReplica: the CSRF token of a page one replica
+// showed to a client certificate is accepted by another, and only with the
+// browser's CSRF cookie.
+func TestConsoleCertificateCSRFOnEveryReplica(t *testing.T) {
+	f := newFixture(t, Config{})
+	g := f.replica()
+	id := f.request("rita")
+	carl := f.browser(f.certClient)
+	resp, page := carl.get("/console/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("console by client certificate: %d", resp.StatusCode)
+	}
+	csrf := csrfOf(t, page)
+	onG := g.browser(g.clientWithCert(f.certPair))
+	if resp, _ := onG.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("the token without the browser's CSRF cookie: %d, want 403", resp.StatusCode)
+	}
+	onG.c.Jar.SetCookies(mustURL(t, g.srv.URL), carl.cookies())
+	if resp, body := onG.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approval on g with the token f showed: %d %s", resp.StatusCode, body)
+	}
+	if r, err := f.st.GetEABRequest(f.ctx, id); err != nil || r.DecidedBy != "carl" {
+		t.Fatalf("request after carl's approval on g: %+v %v", r, err)
+	}
+}
