@@ -56,6 +56,14 @@ func sessionValue(t *testing.T, cookies []*http.Cookie) string {
 	return ""
 }
 
+// getAfter moves the fixture's clock on by d, then gets path.
+func (b *browser) getAfter(d time.Duration, path string) *http.Response {
+	b.t.Helper()
+	b.f.clock.Add(d)
+	resp, _ := b.get(path)
+	return resp
+}
+
 // loggedOut: the console sends the browser to the login page.
 func loggedOut(resp *http.Response) bool {
 	return resp.StatusCode == http.StatusSeeOther && resp.Header.Get("Location") == "/console/login"
@@ -145,13 +153,11 @@ func TestConsoleSessionIdleAndLifetime(t *testing.T) {
 	rita.login("rita")
 	onG := g.browserWith(rita.cookies())
 	for i, b := range []*browser{rita, onG, rita} {
-		f.clock.Add(29 * time.Minute)
-		if resp, _ := b.get("/console/"); resp.StatusCode != http.StatusOK {
+		if resp := b.getAfter(29*time.Minute, "/console/"); resp.StatusCode != http.StatusOK {
 			t.Fatalf("request %d, 29 minutes after the last: %d", i, resp.StatusCode)
 		}
 	}
-	f.clock.Add(30 * time.Minute)
-	if resp, _ := onG.get("/console/"); !loggedOut(resp) {
+	if resp := onG.getAfter(30*time.Minute, "/console/"); !loggedOut(resp) {
 		t.Fatalf("after 30 idle minutes: %d, want the login page", resp.StatusCode)
 	}
 	if resp, _ := rita.get("/console/"); !loggedOut(resp) {
@@ -162,13 +168,11 @@ func TestConsoleSessionIdleAndLifetime(t *testing.T) {
 	aino := f.browser(f.srv.Client())
 	aino.login("aino")
 	for elapsed := 20 * time.Minute; elapsed < 2*time.Hour; elapsed += 20 * time.Minute {
-		f.clock.Add(20 * time.Minute)
-		if resp, _ := aino.get("/console/audit"); resp.StatusCode != http.StatusOK {
+		if resp := aino.getAfter(20*time.Minute, "/console/audit"); resp.StatusCode != http.StatusOK {
 			t.Fatalf("busy session %s after the login: %d", elapsed, resp.StatusCode)
 		}
 	}
-	f.clock.Add(20 * time.Minute)
-	if resp, _ := aino.get("/console/audit"); !loggedOut(resp) {
+	if resp := aino.getAfter(20*time.Minute, "/console/audit"); !loggedOut(resp) {
 		t.Fatalf("2 hours after the login: %d, want the login page", resp.StatusCode)
 	}
 
