@@ -62,9 +62,18 @@ type AuditReader interface {
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
 }
 
+// SessionStore keeps the console's token logins, by the SHA-256 of the cookie.
+type SessionStore interface {
+	CreateConsoleSession(ctx context.Context, c store.ConsoleSession) error
+	TouchConsoleSession(ctx context.Context, idHash string, now time.Time) (*store.ConsoleSession, error)
+	DeleteConsoleSession(ctx context.Context, idHash string) error
+	DeleteExpiredConsoleSessions(ctx context.Context, now time.Time) (int, error)
+}
+
 // Store is the union the operator side is wired with.
 type Store interface {
 	OperatorStore
+	SessionStore
 	OrganisationStore
 	EABStore
 	CertificateStore
@@ -88,6 +97,11 @@ type Config struct {
 	RequestLifetime time.Duration
 	// Profiles are the certificate profiles an EAB request may name; nil: any.
 	Profiles []string
+	// SessionIdle ends a console token login after this long without a request
+	// (default SessionIdle); SessionLifetime ends it this long after the login
+	// (default SessionLifetime).
+	SessionIdle     time.Duration
+	SessionLifetime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -110,6 +124,12 @@ func New(cfg Config, st Store, aud Auditor, log *slog.Logger) *Service {
 	}
 	if cfg.RequestLifetime <= 0 {
 		cfg.RequestLifetime = DefaultLifetime
+	}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = SessionIdle
+	}
+	if cfg.SessionLifetime <= 0 {
+		cfg.SessionLifetime = SessionLifetime
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -32,10 +32,8 @@ func OpenAPI() []byte { return bytes.Clone(openAPI) }
 // Server is the admin listener's HTTP side: the JSON API under /admin/v1/ and the
 // web console under /console/.
 type Server struct {
-	svc      *Service
-	log      *slog.Logger
-	sessions *sessions
-	csrfKey  []byte
+	svc *Service
+	log *slog.Logger
 }
 
 // NewServer returns the HTTP side of svc; log nil discards.
@@ -43,7 +41,7 @@ func NewServer(svc *Service, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{svc: svc, log: log, sessions: newSessions(svc.cfg.Now), csrfKey: randomBytes(32)}
+	return &Server{svc: svc, log: log}
 }
 
 // Route is one API endpoint.

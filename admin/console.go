@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -13,7 +14,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/varmenne/varmenne/store"
@@ -47,64 +47,48 @@ var pages = func() map[string]*template.Template {
 const (
 	sessionCookie = "__Host-varmenne-session"
 	loginCookie   = "__Host-varmenne-login"
-	// SessionLifetime is how long a token login lasts.
-	SessionLifetime = 8 * time.Hour
+	// certCSRFCookie keys the CSRF tokens of a browser that shows a client
+	// certificate.
+	certCSRFCookie = "__Host-varmenne-csrf"
 )
 
-type session struct {
-	operator string
-	csrf     string
-	expires  time.Time
-}
+// Console session defaults: a token login ends after SessionIdle without a
+// request, and SessionLifetime after the login at the latest.
+const (
+	SessionIdle     = 30 * time.Minute
+	SessionLifetime = 12 * time.Hour
+)
 
-// sessions are the console's token logins, in memory: a restart logs everyone
-// out, and behind several replicas the admin listener needs sticky routing.
-type sessions struct {
-	mu  sync.Mutex
-	m   map[string]*session // by the SHA-256 of the cookie value
-	now func() time.Time
-}
-
-func newSessions(now func() time.Time) *sessions {
-	if now == nil {
-		now = time.Now
-	}
-	return &sessions{m: map[string]*session{}, now: now}
-}
-
+// sessionKey is what the store keeps of a session cookie: the hex SHA-256 of its
+// value, so a copy of the database logs no one in.
 func sessionKey(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:])
 }
 
-func (ss *sessions) start(operator string) (id string, s *session) {
-	id = base64.RawURLEncoding.EncodeToString(randomBytes(32))
-	s = &session{operator: operator, csrf: base64.RawURLEncoding.EncodeToString(randomBytes(32)), expires: ss.now().Add(SessionLifetime)}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for k, old := range ss.m {
-		if !ss.now().Before(old.expires) {
-			delete(ss.m, k)
-		}
-	}
-	ss.m[sessionKey(id)] = s
-	return id, s
+// keyedMAC is the HMAC-SHA256 of msg under key, base64url.
+func keyedMAC(key []byte, msg string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (ss *sessions) get(id string) *session {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s := ss.m[sessionKey(id)]
-	if s == nil || !ss.now().Before(s.expires) {
-		return nil
-	}
-	return s
-}
+// sessionCSRF is the CSRF token of a session: a MAC keyed by the session cookie's
+// value, which only the browser holds, so every replica derives the same token
+// and the store needs no copy of it.
+func sessionCSRF(id string) string { return keyedMAC([]byte(id), "csrf") }
 
-func (ss *sessions) end(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.m, sessionKey(id))
+// startSession records a token login of operator in the store and returns the
+// cookie value.
+func (s *Server) startSession(ctx context.Context, operator string) (string, error) {
+	id := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	now := s.svc.now()
+	err := s.svc.st.CreateConsoleSession(ctx, store.ConsoleSession{IDHash: sessionKey(id), Operator: operator, Method: "token",
+		CreatedAt: now, LastSeen: now, Idle: s.svc.cfg.SessionIdle, ExpiresAt: now.Add(s.svc.cfg.SessionLifetime)})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // page is what every console template gets.
@@ -133,17 +117,31 @@ func (s *Server) consoleAuth(w http.ResponseWriter, r *http.Request) (*consoleRe
 			return nil, false
 		}
 		// Bound to the certificate: the CSRF token is derived from its fingerprint.
-		m := hmac.New(sha256.New, s.csrfKey)
-		m.Write([]byte("cert:" + CertFingerprint(c.Cert)))
-		return &consoleRequest{who: who, csrf: base64.RawURLEncoding.EncodeToString(m.Sum(nil))}, true
+		// Bound to the certificate and to a random cookie of this browser, not to a
+		// key of this server, so every replica derives the same token.
+		ck, err := r.Cookie(certCSRFCookie)
+		if err != nil || ck.Value == "" {
+			ck = &http.Cookie{Name: certCSRFCookie, Value: base64.RawURLEncoding.EncodeToString(randomBytes(32)), Path: "/",
+				Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode}
+			http.SetCookie(w, ck)
+		}
+		return &consoleRequest{who: who, csrf: keyedMAC([]byte(ck.Value), "cert:"+CertFingerprint(c.Cert))}, true
 	}
-	if ck, err := r.Cookie(sessionCookie); err == nil {
-		if sess := s.sessions.get(ck.Value); sess != nil {
-			who, err := s.svc.st.GetOperator(r.Context(), sess.operator)
+	if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
+		sess, err := s.svc.st.TouchConsoleSession(r.Context(), sessionKey(ck.Value), s.svc.now())
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.consoleError(w, r, nil, s.svc.internal(r.Context(), "read the console session", err))
+			return nil, false
+		}
+		if err == nil {
+			who, err := s.svc.st.GetOperator(r.Context(), sess.Operator)
 			if err == nil {
-				return &consoleRequest{who: who, csrf: sess.csrf}, true
+				return &consoleRequest{who: who, csrf: sessionCSRF(ck.Value)}, true
 			}
-			s.sessions.end(ck.Value)
+			// The operator is gone: so is the session.
+			if err := s.svc.st.DeleteConsoleSession(r.Context(), sess.IDHash); err != nil {
+				s.log.ErrorContext(r.Context(), "admin: console session of a removed operator not deleted", "err", err)
+			}
 		}
 	}
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
@@ -226,7 +224,9 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/login", s.login)
 	mux.HandleFunc("POST /console/logout", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
 		if ck, err := r.Cookie(sessionCookie); err == nil {
-			s.sessions.end(ck.Value)
+			if err := s.svc.st.DeleteConsoleSession(r.Context(), sessionKey(ck.Value)); err != nil {
+				return s.svc.internal(r.Context(), "end the console session", err)
+			}
 		}
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		s.svc.audit(r.Context(), c.who.Name, "operator.logout", "console", "ok")
@@ -391,11 +391,9 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "login", page{Title: "Log in", CSRF: s.loginMAC(nonce)})
 }
 
-func (s *Server) loginMAC(nonce string) string {
-	m := hmac.New(sha256.New, s.csrfKey)
-	m.Write([]byte("login:" + nonce))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
+// loginMAC is keyed by the login cookie's value, not by a key of this server, so
+// the login form shown by one replica may be sent to another.
+func (s *Server) loginMAC(nonce string) string { return keyedMAC([]byte(nonce), "login") }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
@@ -412,9 +410,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", CSRF: s.loginMAC(ck.Value), Notice: "That token is not an operator's token."})
 		return
 	}
-	id, _ := s.sessions.start(who.Name)
+	id, err := s.startSession(r.Context(), who.Name)
+	if err != nil {
+		s.consoleError(w, r, nil, s.svc.internal(r.Context(), "start the console session", err))
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		MaxAge: int(SessionLifetime / time.Second)})
+		MaxAge: int(s.svc.cfg.SessionLifetime / time.Second)})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	s.svc.audit(r.Context(), who.Name, AuditOperatorLogin, "console token login role="+who.Role, "ok")
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)

@@ -332,13 +332,28 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 	return nil
 }
 
-// RunExpiry runs ExpireDue every interval until ctx ends.
+// SweepSessions deletes the console sessions no longer live (idle too long or past
+// their lifetime); any number of replicas may sweep at once.
+// It returns how many it deleted.
+func (s *Service) SweepSessions(ctx context.Context) (int, error) {
+	n, err := s.st.DeleteExpiredConsoleSessions(ctx, s.now())
+	if n > 0 {
+		s.log.DebugContext(ctx, "admin: expired console sessions deleted", "count", n)
+	}
+	return n, err
+}
+
+// RunExpiry runs ExpireDue, and deletes the console sessions no longer live, every
+// interval until ctx ends.
 func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		if err := s.ExpireDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "admin: EAB expiry failed", "err", err)
+		}
+		if _, err := s.SweepSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "admin: sweep of expired console sessions failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():

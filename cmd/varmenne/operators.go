@@ -36,16 +36,20 @@ type adminConfig struct {
 	keyLifetime     time.Duration
 	requestLifetime time.Duration
 	dualControl     bool
+	sessionIdle     time.Duration
+	sessionLifetime time.Duration
 }
 
 // addAdminFlags adds --admin-listen, --eab-key-lifetime, --eab-request-lifetime
-// and --dual-control.
+// --dual-control, --console-session-idle and --console-session-lifetime.
 func addAdminFlags(fs *flag.FlagSet) *adminConfig {
 	c := &adminConfig{}
 	fs.StringVar(&c.listen, "admin-listen", "127.0.0.1:14443", "address of the admin HTTPS listener: the operators' API (/admin/v1/) and web console (/console/); empty: none")
 	fs.DurationVar(&c.keyLifetime, "eab-key-lifetime", admin.DefaultLifetime, "an approved EAB key not bound to an account within this time expires")
 	fs.DurationVar(&c.requestLifetime, "eab-request-lifetime", admin.DefaultLifetime, "an EAB request not approved or rejected within this time expires")
 	fs.BoolVar(&c.dualControl, "dual-control", true, "an EAB request must be approved by an administrator other than its requester")
+	fs.DurationVar(&c.sessionIdle, "console-session-idle", admin.SessionIdle, "a console token login ends after this long without a request")
+	fs.DurationVar(&c.sessionLifetime, "console-session-lifetime", admin.SessionLifetime, "a console token login ends this long after it began, however busy")
 	return c
 }
 
@@ -62,13 +66,19 @@ func (c *adminConfig) validate() error {
 	if c.keyLifetime <= 0 || c.requestLifetime <= 0 {
 		return errors.New("--eab-key-lifetime and --eab-request-lifetime must be positive, e.g. 4392h (183 days)")
 	}
+	if c.sessionIdle <= 0 || c.sessionLifetime <= 0 {
+		return errors.New("--console-session-idle and --console-session-lifetime must be positive, e.g. 30m and 12h")
+	}
+	if c.sessionIdle > c.sessionLifetime {
+		return fmt.Errorf("--console-session-idle %s is longer than --console-session-lifetime %s; make it shorter", c.sessionIdle, c.sessionLifetime)
+	}
 	return nil
 }
 
 // auditObject is the configuration as the serve.start audit event records it.
 func (c *adminConfig) auditObject() string {
-	return fmt.Sprintf("admin_listen=%q dual_control=%t eab_key_lifetime=%s eab_request_lifetime=%s",
-		c.listen, c.dualControl, c.keyLifetime, c.requestLifetime)
+	return fmt.Sprintf("admin_listen=%q dual_control=%t eab_key_lifetime=%s eab_request_lifetime=%s console_session_idle=%s console_session_lifetime=%s",
+		c.listen, c.dualControl, c.keyLifetime, c.requestLifetime, c.sessionIdle, c.sessionLifetime)
 }
 
 // ensureOperatorCA makes the operator CA in the data directory on first use and
@@ -97,7 +107,8 @@ func startAdmin(ctx context.Context, c *adminConfig, data string, st *store.SQL,
 	if err != nil {
 		return "", nil, err
 	}
-	svc := admin.New(admin.Config{SingleControl: !c.dualControl, KeyLifetime: c.keyLifetime, RequestLifetime: c.requestLifetime, Profiles: profiles},
+	svc := admin.New(admin.Config{SingleControl: !c.dualControl, KeyLifetime: c.keyLifetime, RequestLifetime: c.requestLifetime, Profiles: profiles,
+		SessionIdle: c.sessionIdle, SessionLifetime: c.sessionLifetime},
 		st, aud, log)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)

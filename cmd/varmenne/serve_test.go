@@ -44,6 +44,8 @@ func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{"--alternate-chain without a file", []string{"--alternate-chain", "production"}, []string{"--alternate-chain", `"production"`, "ISSUER=FILE"}},
 		{"--alternate-chain of an unknown issuer", []string{"--alternate-chain", "staging=/dev/null"}, []string{"--alternate-chain", `"staging"`, "production or test"}},
 		{"--alternate-chain of a missing file", []string{"--alternate-chain", "test=/nonexistent/chain.pem"}, []string{"--alternate-chain", "/nonexistent/chain.pem"}},
+		{"--console-session-idle zero", []string{"--console-session-idle", "0s"}, []string{"--console-session-idle", "positive"}},
+		{"--console-session-idle over the lifetime", []string{"--console-session-idle", "13h"}, []string{"--console-session-idle", "13h0m0s", "--console-session-lifetime", "12h0m0s"}},
 		{"--listen unknown flag spelling", []string{"--listen-addr", "127.0.0.1:0"}, []string{"listen-addr"}},
 	}
 	for _, tt := range tests {

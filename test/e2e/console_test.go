@@ -185,9 +185,11 @@ func TestConsoleFromRequestToCertificate(t *testing.T) {
 	}
 	c.logout()
 
-	// A different administrator approves it.
+	// A different administrator approves it, with the page a server before a
+	// restart showed: the session and its CSRF token survive the restart.
 	c.login("anna")
 	c.open("/console/")
+	in.restart()
 	c.click(`[id="approve-` + id + `"]`)
 	if c.text("#status") != "approved" || !strings.HasPrefix(c.text("#decided-by"), "anna") {
 		c.fail("the approval did not show")
