@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/varmenne/varmenne/bench/heap"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/signer/pkcs11"
@@ -105,7 +106,7 @@ func benchCRL(b *testing.B, is Issuer) {
 			runtime.GC()
 			var base runtime.MemStats
 			runtime.ReadMemStats(&base)
-			peak := newPeakHeap()
+			peak := heap.Start(2 * time.Millisecond)
 			var size int
 			b.ResetTimer()
 			start := time.Now()
@@ -121,7 +122,7 @@ func benchCRL(b *testing.B, is Issuer) {
 			}
 			elapsed := time.Since(start)
 			b.StopTimer()
-			top := peak.stop()
+			top := peak.Stop()
 			b.ReportMetric(elapsed.Seconds()/float64(b.N), "s/crl")
 			b.ReportMetric(float64(size)/(1<<20), "crl-MB")
 			b.ReportMetric(float64(top-min(top, base.HeapAlloc))/(1<<20), "peak-heap-MB")
@@ -130,38 +131,6 @@ func benchCRL(b *testing.B, is Issuer) {
 }
 
 func itoa(n int) string { return big.NewInt(int64(n)).String() }
-
-// peakHeap samples the live heap until stopped and keeps the largest value.
-type peakHeap struct {
-	done chan struct{}
-	max  chan uint64
-}
-
-func newPeakHeap() *peakHeap {
-	p := &peakHeap{done: make(chan struct{}), max: make(chan uint64)}
-	go func() {
-		var m runtime.MemStats
-		var top uint64
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&m)
-			top = max(top, m.HeapAlloc)
-			select {
-			case <-p.done:
-				p.max <- top
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return p
-}
-
-func (p *peakHeap) stop() uint64 {
-	close(p.done)
-	return <-p.max
-}
 
 // BenchmarkCRLRepublish republishes, as the publisher does after one more
 // revocation, a CRL of 10 000, 100 000 and 1 000 000 entries from a List that holds

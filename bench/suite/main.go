@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/bench"
+	"github.com/varmenne/varmenne/bench/heap"
 	"github.com/varmenne/varmenne/crl"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
@@ -694,29 +695,11 @@ func measure(f func()) (sec, allocMB, peakMB float64) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	done := make(chan struct{})
-	peak := make(chan uint64)
-	go func() {
-		var m runtime.MemStats
-		var top uint64
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&m)
-			top = max(top, m.HeapAlloc)
-			select {
-			case <-done:
-				peak <- top
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	peak := heap.Start(5 * time.Millisecond)
 	start := time.Now()
 	f()
 	sec = time.Since(start).Seconds()
-	close(done)
-	top := <-peak
+	top := peak.Stop()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	return sec, float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20), float64(top-min(top, before.HeapAlloc)) / (1 << 20)
