@@ -279,14 +279,8 @@ func TestConsoleFromRequestToCertificate(t *testing.T) {
 		"anna operator.login", "anna organisation.suspend",
 		"aino operator.login",
 	}
-	next := 0
-	for _, g := range got {
-		if next < len(want) && g == want[next] {
-			next++
-		}
-	}
-	if next < len(want) {
-		c.fail("the audit page lacks %q (in order) among:\n%s", want[next], strings.Join(got, "\n"))
+	if missing, ok := firstMissingInOrder(got, want); !ok {
+		c.fail("the audit page lacks %q (in order) among:\n%s", missing, strings.Join(got, "\n"))
 	}
 	if out, err := in.cli("audit", "verify"); err != nil || !strings.Contains(out, "intact") {
 		t.Fatalf("audit verify: %v: %s", err, out)

@@ -143,14 +143,8 @@ func TestOperatorsWalkthrough(t *testing.T) {
 		"e-palvelu eab.handover ok", "e-palvelu eab.handover refused: already handed over",
 		"varmenne serve account.create ok", "varmenne serve order.create ok", "varmenne serve certificate.sign.end ok",
 	}
-	next := 0
-	for _, g := range got {
-		if next < len(want) && g == want[next] {
-			next++
-		}
-	}
-	if next < len(want) {
-		t.Fatalf("the audit log lacks %q (in order) among:\n%s", want[next], strings.Join(got, "\n"))
+	if missing, ok := firstMissingInOrder(got, want); !ok {
+		t.Fatalf("the audit log lacks %q (in order) among:\n%s", missing, strings.Join(got, "\n"))
 	}
 	out, err := in.cli("audit", "export", "--since", time.Now().UTC().Format(time.DateOnly))
 	if err != nil || !strings.Contains(out, `"action":"eab.approve"`) || strings.Contains(out, h.HMACKey) {
@@ -159,4 +153,19 @@ func TestOperatorsWalkthrough(t *testing.T) {
 	if out, err := in.cli("audit", "verify"); err != nil || !strings.Contains(out, "intact") {
 		t.Fatalf("audit verify: %v: %s", err, out)
 	}
+}
+
+// firstMissingInOrder reports whether want appears in got in order (other entries
+// may stand between), and otherwise the first entry of want that does not.
+func firstMissingInOrder(got, want []string) (missing string, ok bool) {
+	next := 0
+	for _, g := range got {
+		if next < len(want) && g == want[next] {
+			next++
+		}
+	}
+	if next < len(want) {
+		return want[next], false
+	}
+	return "", true
 }
