@@ -24,7 +24,7 @@ func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, e
 	var o Organisation
 	var domains, networks string
 	var created, testOnly, suspended int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT oid, name, long_name, domains, created_at, test_only, networks, suspended_at, suspended_by, suspend_reason
 		 FROM organisations WHERE oid = ?`), oid).
 		Scan(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly, &networks, &suspended, &o.SuspendedBy, &o.SuspendReason)
@@ -57,7 +57,7 @@ func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 
 // GetEAB returns the EAB key with that kid, or ErrNotFound.
 func (s *SQL) GetEAB(ctx context.Context, kid string) (*EABKey, error) {
-	k, err := scanEAB(s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE kid = ?`), kid))
+	k, err := scanEAB(s.q().QueryRowContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE kid = ?`), kid))
 	if err != nil {
 		return nil, s.fail("get EAB key "+kid, err)
 	}
@@ -114,7 +114,7 @@ func scanAccount(row scanner) (*Account, error) {
 
 // GetAccount returns the account with that id, or ErrNotFound.
 func (s *SQL) GetAccount(ctx context.Context, id string) (*Account, error) {
-	a, err := scanAccount(s.db.QueryRowContext(ctx, s.d.rebind(
+	a, err := scanAccount(s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT `+accountColumns+` FROM accounts WHERE id = ?`), id))
 	if err != nil {
 		return nil, s.fail("get account "+id, err)
@@ -125,7 +125,7 @@ func (s *SQL) GetAccount(ctx context.Context, id string) (*Account, error) {
 // GetAccountByThumbprint returns the account whose key has that thumbprint, or
 // ErrNotFound.
 func (s *SQL) GetAccountByThumbprint(ctx context.Context, thumbprint string) (*Account, error) {
-	a, err := scanAccount(s.db.QueryRowContext(ctx, s.d.rebind(
+	a, err := scanAccount(s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT `+accountColumns+` FROM accounts WHERE thumbprint = ?`), thumbprint))
 	if err != nil {
 		return nil, s.fail("get account by thumbprint "+thumbprint, err)

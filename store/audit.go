@@ -30,7 +30,7 @@ const maxAuditAppendTries = 5
 // the event as stored. seal must have no effects outside its result.
 func (s *SQL) AppendAudit(ctx context.Context, e AuditEvent, seal func(AuditEvent) (string, error)) (AuditEvent, error) {
 	for try := 1; ; try++ {
-		out := e
+		var out AuditEvent
 		// The lock orders the appends; each statement then sees the last committed
 		// event (READ COMMITTED), and the unique seq settles writers without it.
 		err := s.retryTx(ctx, s.d.lockingIsolation, func(tx *sql.Tx) error {
@@ -39,20 +39,8 @@ func (s *SQL) AppendAudit(ctx context.Context, e AuditEvent, seal func(AuditEven
 					return err
 				}
 			}
-			var last int64
-			var prev string
-			err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			out.Seq, out.PrevHash = last+1, prev
-			out.Time = fromMicros(micros(e.Time)) // the precision the log keeps
-			if out.Hash, err = seal(out); err != nil {
-				return err
-			}
-			_, err = s.exec(ctx, tx,
-				`INSERT INTO audit_log (seq, at, actor, action, object, outcome, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				out.Seq, micros(out.Time), out.Actor, out.Action, out.Object, out.Outcome, out.PrevHash, out.Hash)
+			var err error
+			out, err = s.appendAudit(ctx, tx, e, seal)
 			return err
 		})
 		if err == nil {
@@ -65,9 +53,31 @@ func (s *SQL) AppendAudit(ctx context.Context, e AuditEvent, seal func(AuditEven
 	}
 }
 
+// appendAudit appends e after the last event in tx: it reads the last event, sets
+// e.Seq and e.PrevHash, asks seal for e.Hash, and inserts. The caller holds the
+// audit lock (s.d.auditLock) where the dialect has one.
+func (s *SQL) appendAudit(ctx context.Context, tx *sql.Tx, e AuditEvent, seal func(AuditEvent) (string, error)) (AuditEvent, error) {
+	var last int64
+	var prev string
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return AuditEvent{}, err
+	}
+	out := e
+	out.Seq, out.PrevHash = last+1, prev
+	out.Time = fromMicros(micros(e.Time)) // the precision the log keeps
+	if out.Hash, err = seal(out); err != nil {
+		return AuditEvent{}, err
+	}
+	_, err = s.exec(ctx, tx,
+		`INSERT INTO audit_log (seq, at, actor, action, object, outcome, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		out.Seq, micros(out.Time), out.Actor, out.Action, out.Object, out.Outcome, out.PrevHash, out.Hash)
+	return out, err
+}
+
 // AuditEvents returns up to limit events with seq > after, in sequence order.
 func (s *SQL) AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(
 		`SELECT seq, at, actor, action, object, outcome, prev_hash, hash FROM audit_log
 		 WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	if err != nil {

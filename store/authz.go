@@ -13,7 +13,7 @@ import (
 // account's authorization is never returned.
 func (s *SQL) FindReusableAuthorization(ctx context.Context, accountID, name string, wildcard bool, validatedSince, expiresAfter time.Time) (*Authorization, error) {
 	var id string
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT a.id FROM authorizations a
 		 WHERE a.account_id = ? AND a.name = ? AND a.wildcard = ? AND a.status = 'valid' AND a.expires > ?
 		 AND EXISTS (SELECT 1 FROM challenges c WHERE c.authz_id = a.id AND c.status = 'valid' AND c.validated >= ?)

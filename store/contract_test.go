@@ -32,6 +32,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("lookups use indexes", func(t *testing.T) { testLookupIndexes(t, open) })
 	t.Run("operators and the EAB lifecycle", func(t *testing.T) { testOperators(t, open) })
 	t.Run("console sessions", func(t *testing.T) { testConsoleSessions(t, open) })
+	t.Run("audited changes", func(t *testing.T) { testAudited(t, open) })
 }
 
 const (

@@ -244,7 +244,7 @@ func (s *SQL) organisationTargets(ctx context.Context, tx *sql.Tx, orgOID string
 // publisher compares it with the count its CRL covers.
 func (s *SQL) RevocationCount(ctx context.Context, issuer string) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT COUNT(*) FROM revocations WHERE issuer = ?`), issuer).Scan(&n); err != nil {
+	if err := s.q().QueryRowContext(ctx, s.d.rebind(`SELECT COUNT(*) FROM revocations WHERE issuer = ?`), issuer).Scan(&n); err != nil {
 		return 0, s.fail("count revocations of issuer "+issuer, err)
 	}
 	return n, nil
@@ -355,7 +355,7 @@ func scanCRLState(row interface{ Scan(...any) error }, der *[]byte) (*CRLState, 
 // GetCRLState returns the issuer's last published CRL without its DER (cheap
 // enough to poll), or ErrNotFound if none was published.
 func (s *SQL) GetCRLState(ctx context.Context, issuer string) (*CRLState, error) {
-	st, err := scanCRLState(s.db.QueryRowContext(ctx, s.d.rebind(
+	st, err := scanCRLState(s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT `+crlStateColumns+` FROM crl_state WHERE issuer = ? AND number > 0`), issuer), nil)
 	if err != nil {
 		return nil, s.fail("CRL state of issuer "+issuer, err)
@@ -366,7 +366,7 @@ func (s *SQL) GetCRLState(ctx context.Context, issuer string) (*CRLState, error)
 // GetPublishedCRL is GetCRLState with the CRL's DER.
 func (s *SQL) GetPublishedCRL(ctx context.Context, issuer string) (*CRLState, error) {
 	var der []byte
-	st, err := scanCRLState(s.db.QueryRowContext(ctx, s.d.rebind(
+	st, err := scanCRLState(s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT `+crlStateColumns+`, der FROM crl_state WHERE issuer = ? AND number > 0`), issuer), &der)
 	if err != nil {
 		return nil, s.fail("published CRL of issuer "+issuer, err)

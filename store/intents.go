@@ -28,7 +28,7 @@ func (s *SQL) FailIntent(ctx context.Context, serial, reason string) error {
 // becomes issued in the transaction that stores its certificate, so issued ones are
 // not read (issuance_intents_unissued_idx).
 func (s *SQL) IntentsWithoutCertificate(ctx context.Context) ([]IssuanceIntent, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(
 		`SELECT i.serial, i.order_id, i.issuer, i.names, i.key_hash, i.status, i.reason, i.created_at
 		 FROM issuance_intents i
 		 WHERE i.status <> 'issued' AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = i.serial)
@@ -60,7 +60,7 @@ func (s *SQL) IntentsWithoutCertificate(ctx context.Context) ([]IssuanceIntent, 
 // CertificateSerials returns the serials of every stored certificate, for checks
 // that compare what clients hold with what the store has.
 func (s *SQL) CertificateSerials(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT serial FROM certificates ORDER BY serial`)
+	rows, err := s.q().QueryContext(ctx, `SELECT serial FROM certificates ORDER BY serial`)
 	if err != nil {
 		return nil, s.fail("list certificate serials", err)
 	}

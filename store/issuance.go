@@ -38,7 +38,7 @@ func (s *SQL) GetIntent(ctx context.Context, serial string) (*IssuanceIntent, er
 	var in IssuanceIntent
 	var names string
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT serial, order_id, issuer, names, key_hash, lint_tbs, status, created_at
 		 FROM issuance_intents WHERE serial = ?`), normalHex(serial)).
 		Scan(&in.Serial, &in.OrderID, &in.Issuer, &names, &in.KeyHash, &in.LintTBS, &in.Status, &created)
@@ -108,7 +108,7 @@ func (s *SQL) GetCertificate(ctx context.Context, serial string) (*Certificate, 
 	var c Certificate
 	var names string
 	var notBefore, notAfter, created int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT serial, issuer, der, names, key_hash, not_before, not_after, org_oid, account_id,
 		 order_id, profile, created_at FROM certificates WHERE serial = ?`), normalHex(serial)).
 		Scan(&c.Serial, &c.Issuer, &c.DER, &names, &c.KeyHash, &notBefore, &notAfter, &c.OrgOID, &c.AccountID,
@@ -193,7 +193,7 @@ func (s *SQL) revoke(ctx context.Context, tx *sql.Tx, serial string, r Revocatio
 
 // GetRevocation returns the revocation of serial, or ErrNotFound if it is not revoked.
 func (s *SQL) GetRevocation(ctx context.Context, serial string) (*Revocation, error) {
-	r, err := scanRevocation(s.db.QueryRowContext(ctx, s.d.rebind(
+	r, err := scanRevocation(s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT `+revocationColumns+` FROM revocations WHERE serial = ?`), normalHex(serial)))
 	if err != nil {
 		return nil, s.fail("get revocation of "+serial, err)
@@ -217,7 +217,7 @@ func scanRevocation(row interface{ Scan(...any) error }) (*Revocation, error) {
 
 func (s *SQL) exists(ctx context.Context, op, query string, args ...any) (bool, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, s.d.rebind(query), args...).Scan(&n); err != nil {
+	if err := s.q().QueryRowContext(ctx, s.d.rebind(query), args...).Scan(&n); err != nil {
 		return false, s.fail(op, err)
 	}
 	return n > 0, nil

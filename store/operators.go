@@ -79,7 +79,7 @@ func scanOperator(row scanner) (*Operator, error) {
 
 // GetOperator returns the operator of that name, or ErrNotFound.
 func (s *SQL) GetOperator(ctx context.Context, name string) (*Operator, error) {
-	o, err := scanOperator(s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+operatorColumns+` FROM operators WHERE name = ?`), name))
+	o, err := scanOperator(s.q().QueryRowContext(ctx, s.d.rebind(`SELECT `+operatorColumns+` FROM operators WHERE name = ?`), name))
 	if err != nil {
 		return nil, s.fail("get operator "+name, err)
 	}
@@ -92,7 +92,7 @@ func (s *SQL) GetOperatorByCert(ctx context.Context, fingerprint string) (*Opera
 	if fingerprint == "" {
 		return nil, fmt.Errorf("get operator by certificate: %w", ErrNotFound)
 	}
-	o, err := scanOperator(s.db.QueryRowContext(ctx, s.d.rebind(
+	o, err := scanOperator(s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT `+operatorColumns+` FROM operators WHERE cert_fingerprint = ?`), normalHex(fingerprint)))
 	if err != nil {
 		return nil, s.fail("get operator by certificate", err)
@@ -102,7 +102,7 @@ func (s *SQL) GetOperatorByCert(ctx context.Context, fingerprint string) (*Opera
 
 // ListOperators returns every operator by name.
 func (s *SQL) ListOperators(ctx context.Context) ([]Operator, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+operatorColumns+` FROM operators ORDER BY name`)
+	rows, err := s.q().QueryContext(ctx, `SELECT `+operatorColumns+` FROM operators ORDER BY name`)
 	if err != nil {
 		return nil, s.fail("list operators", err)
 	}
@@ -164,7 +164,7 @@ func (s *SQL) CreateEABRequest(ctx context.Context, r EABRequest) error {
 
 // GetEABRequest returns the request with that id, or ErrNotFound.
 func (s *SQL) GetEABRequest(ctx context.Context, id string) (*EABRequest, error) {
-	r, err := scanEABRequest(s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+eabRequestColumns+` FROM eab_requests WHERE id = ?`), id))
+	r, err := scanEABRequest(s.q().QueryRowContext(ctx, s.d.rebind(`SELECT `+eabRequestColumns+` FROM eab_requests WHERE id = ?`), id))
 	if err != nil {
 		return nil, s.fail("get EAB request "+id, err)
 	}
@@ -174,7 +174,7 @@ func (s *SQL) GetEABRequest(ctx context.Context, id string) (*EABRequest, error)
 // ListEABRequests returns the requests in that status ("" : every status) and of that
 // organisation ("": every organisation), oldest first.
 func (s *SQL) ListEABRequests(ctx context.Context, status, orgOID string) ([]EABRequest, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT `+eabRequestColumns+` FROM eab_requests
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(`SELECT `+eabRequestColumns+` FROM eab_requests
 		WHERE (? = '' OR status = ?) AND (? = '' OR org_oid = ?) ORDER BY created_at, id`), status, status, orgOID, orgOID)
 	if err != nil {
 		return nil, s.fail("list EAB requests", err)
@@ -303,7 +303,7 @@ func (s *SQL) ExpireEAB(ctx context.Context, now time.Time) (requests, keys []st
 
 // ListEABKeys returns the organisation's EAB keys, oldest first.
 func (s *SQL) ListEABKeys(ctx context.Context, orgOID string) ([]EABKey, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE org_oid = ? ORDER BY created_at, kid`), orgOID)
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE org_oid = ? ORDER BY created_at, kid`), orgOID)
 	if err != nil {
 		return nil, s.fail("list EAB keys of "+orgOID, err)
 	}
@@ -312,7 +312,7 @@ func (s *SQL) ListEABKeys(ctx context.Context, orgOID string) ([]EABKey, error) 
 
 // ListAccounts returns the organisation's accounts, oldest first.
 func (s *SQL) ListAccounts(ctx context.Context, orgOID string) ([]Account, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT `+accountColumns+` FROM accounts WHERE org_oid = ? ORDER BY created_at, id`), orgOID)
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(`SELECT `+accountColumns+` FROM accounts WHERE org_oid = ? ORDER BY created_at, id`), orgOID)
 	if err != nil {
 		return nil, s.fail("list accounts of "+orgOID, err)
 	}
@@ -339,7 +339,7 @@ func (s *SQL) FindCertificates(ctx context.Context, f CertificateFilter) ([]Cert
 		// comparison below drops what a LIKE wildcard (_) matched besides.
 		pattern = "%" + strings.TrimSuffix(strings.TrimPrefix(list([]string{f.Name}), "["), "]") + "%"
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(
 		`SELECT serial, issuer, der, names, key_hash, not_before, not_after, org_oid, account_id, order_id, profile, created_at
 		 FROM certificates WHERE (? = '' OR serial = ?) AND (? = '' OR names LIKE ?) AND (? = '' OR org_oid = ?)
 		 ORDER BY created_at DESC, serial LIMIT ?`),

@@ -97,7 +97,7 @@ func (s *SQL) ListOrderIDs(ctx context.Context, accountID string) ([]string, err
 
 // column runs a query returning one text column.
 func (s *SQL) column(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
-	rows, err := q.QueryContext(ctx, s.d.rebind(query), args...)
+	rows, err := s.on(q).QueryContext(ctx, s.d.rebind(query), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +161,7 @@ func scanChallenge(row scanner) (*Challenge, error) {
 
 // GetChallenge returns the challenge with that id, or ErrNotFound.
 func (s *SQL) GetChallenge(ctx context.Context, id string) (*Challenge, error) {
-	c, err := scanChallenge(s.db.QueryRowContext(ctx, s.d.rebind(
+	c, err := scanChallenge(s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT `+challengeColumns+` FROM challenges WHERE id = ?`), id))
 	if err != nil {
 		return nil, s.fail("get challenge "+id, err)

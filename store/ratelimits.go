@@ -73,7 +73,7 @@ func (s *SQL) RateLimitCount(ctx context.Context, name, subject string, max int,
 	}
 	start, end := rateWindow(window, now)
 	var used int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT used FROM rate_limits WHERE name = ? AND subject = ? AND window_start = ?`),
 		name, subject, micros(start)).Scan(&used)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -97,7 +97,7 @@ func (s *SQL) DeleteExpiredRateLimits(ctx context.Context, now time.Time) (int64
 func (s *SQL) PendingAuthorizations(ctx context.Context, accountID string, now time.Time) (int, time.Time, error) {
 	var n int64
 	var first sql.NullInt64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT COUNT(*), MIN(expires) FROM authorizations WHERE account_id = ? AND status = 'pending' AND expires > ?`),
 		accountID, micros(now)).Scan(&n, &first)
 	if err != nil {

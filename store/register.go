@@ -52,7 +52,7 @@ func sameRegister(a, b OrganisationRegister) bool {
 // zero when no import ever listed it), or ErrNotFound when the organisation is unknown.
 func (s *SQL) GetOrganisationRegister(ctx context.Context, oid string) (*OrganisationRegister, error) {
 	var x registerRow
-	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+registerColumns+` FROM organisations WHERE oid = ?`), oid).Scan(x.dest()...)
+	err := s.q().QueryRowContext(ctx, s.d.rebind(`SELECT `+registerColumns+` FROM organisations WHERE oid = ?`), oid).Scan(x.dest()...)
 	if err != nil {
 		return nil, s.fail("get register data of organisation "+oid, err)
 	}
@@ -62,7 +62,7 @@ func (s *SQL) GetOrganisationRegister(ctx context.Context, oid string) (*Organis
 
 // ListOrganisations returns every organisation with its register data, by OID.
 func (s *SQL) ListOrganisations(ctx context.Context) ([]RegisteredOrganisation, error) {
-	rows, err := s.db.QueryContext(ctx,
+	rows, err := s.q().QueryContext(ctx,
 		`SELECT oid, name, long_name, domains, created_at, test_only, suspended_at, suspended_by, suspend_reason, `+registerColumns+` FROM organisations ORDER BY oid`)
 	if err != nil {
 		return nil, s.fail("list organisations", err)
@@ -215,7 +215,7 @@ func (s *SQL) ImportRegister(ctx context.Context, orgs []RegisterImport, at time
 // at now nor revoked, by notAfter: what an operator revokes when the organisation
 // leaves the register.
 func (s *SQL) ValidCertificates(ctx context.Context, orgOID string, now time.Time) ([]Certificate, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(
 		`SELECT c.serial, c.issuer, c.der, c.names, c.key_hash, c.not_before, c.not_after, c.org_oid, c.account_id,
 		 c.order_id, c.profile, c.created_at FROM certificates c
 		 WHERE c.org_oid = ? AND c.not_after > ? AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)
@@ -299,7 +299,7 @@ func (s *SQL) AddConformityCertificate(ctx context.Context, c ConformityCertific
 // ListConformityCertificates returns the organisation's certificates of conformity,
 // expired ones too, the latest expiry first.
 func (s *SQL) ListConformityCertificates(ctx context.Context, orgOID string) ([]ConformityCertificate, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(
 		`SELECT org_oid, system, expires, added_by, created_at FROM conformity_certificates
 		 WHERE org_oid = ? ORDER BY expires DESC, system`), orgOID)
 	if err != nil {

@@ -102,7 +102,7 @@ func (s *SQL) MoveRenewalWindows(ctx context.Context, sel RenewalSelector, w Ren
 func (s *SQL) GetRenewalWindow(ctx context.Context, serial string) (*RenewalWindow, error) {
 	w := RenewalWindow{}
 	var start, end, setAt int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
 		`SELECT serial, start_at, end_at, reason, set_by, set_at FROM renewal_windows WHERE serial = ?`), normalHex(serial)).
 		Scan(&w.Serial, &start, &end, &w.Reason, &w.SetBy, &setAt)
 	if err != nil {

@@ -40,7 +40,7 @@ func (s *SQL) TouchConsoleSession(ctx context.Context, idHash string, now time.T
 	at := micros(now)
 	var c ConsoleSession
 	var created, seen, idle, expires int64
-	err = s.db.QueryRowContext(ctx, s.d.rebind(
+	err = s.q().QueryRowContext(ctx, s.d.rebind(
 		`UPDATE console_sessions SET last_seen = ? WHERE id_hash = ? AND expires_at > ? AND last_seen + idle_micros > ?
 		 RETURNING `+consoleSessionColumns), at, normalHex(idHash), at, at).
 		Scan(&c.IDHash, &c.Operator, &c.Method, &created, &seen, &idle, &expires)

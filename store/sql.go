@@ -32,6 +32,25 @@ type SQL struct {
 	// PostgreSQL.
 	writer chan struct{}
 	d      *dialect
+	// cur is set on the copy of the store that Tx methods run on: every statement
+	// and every transaction helper then runs in that one transaction.
+	cur *sql.Tx
+}
+
+// q is where a read runs: the bound transaction (see cur), else the database.
+func (s *SQL) q() querier {
+	if s.cur != nil {
+		return s.cur
+	}
+	return s.db
+}
+
+// on maps the database to the bound transaction, if any.
+func (s *SQL) on(q querier) querier {
+	if s.cur != nil && q == querier(s.db) {
+		return s.cur
+	}
+	return q
 }
 
 // sqlitePragmas make one SQLite file safe to share between the server and the CLI:
@@ -92,7 +111,7 @@ func (s *SQL) openSQLite(ctx context.Context) error {
 	// A file system without shared memory support silently keeps the rollback
 	// journal, and then the CLI and the server would block each other's reads.
 	var mode string
-	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := s.q().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return err
 	}
 	if !strings.EqualFold(mode, "wal") {
@@ -174,7 +193,7 @@ func (s *SQL) migrate(ctx context.Context) error {
 	}
 	// An older binary must not write to a schema it does not know.
 	var newest int64
-	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&newest); err != nil {
+	if err := s.q().QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&newest); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if known := ms[len(ms)-1].version; newest > known {
@@ -250,6 +269,10 @@ func (s *SQL) retryTx(ctx context.Context, level sql.IsolationLevel, fn func(tx 
 }
 
 func (s *SQL) retryTxOn(ctx context.Context, level sql.IsolationLevel, relaxed bool, fn func(tx *sql.Tx) error) error {
+	if s.cur != nil {
+		// Part of a larger transaction (Tx), which is retried as a whole.
+		return fn(s.cur)
+	}
 	backoff := firstTxBackoff
 	for attempt := 1; ; attempt++ {
 		err := s.runTxOn(ctx, &sql.TxOptions{Isolation: level}, relaxed, fn)
@@ -277,6 +300,9 @@ func (s *SQL) runTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx
 // runTxOn runs fn in one transaction; relaxed: one whose commit need not wait for
 // the disk (see inRelaxedTx).
 func (s *SQL) runTxOn(ctx context.Context, opts *sql.TxOptions, relaxed bool, fn func(tx *sql.Tx) error) error {
+	if s.cur != nil {
+		return fn(s.cur)
+	}
 	if !opts.ReadOnly {
 		unlock, err := s.lockWriter(ctx)
 		if err != nil {
@@ -330,6 +356,7 @@ func (s *SQL) lockWriter(ctx context.Context) (func(), error) {
 // exec runs a statement and returns the number of rows it changed. A statement on
 // its own (q is the database, not a transaction) waits for the writer's turn.
 func (s *SQL) exec(ctx context.Context, q querier, query string, args ...any) (int64, error) {
+	q = s.on(q)
 	if q == querier(s.db) {
 		unlock, err := s.lockWriter(ctx)
 		if err != nil {

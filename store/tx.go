@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Tx is one transaction of the operator side. Its methods are the store's state
+// changes that an operator (or the system on an operator's behalf) makes; they run
+// in the transaction Audited opened, with the audit events that record them, so a
+// change and its audit record commit together or not at all. A Tx is valid only
+// inside the function given to Audited.
+type Tx struct {
+	s   *SQL // a copy of the store bound to the transaction (SQL.cur)
+	ctx context.Context
+}
+
+// Seal computes an audit event's hash once its sequence number and previous hash
+// are set (audit.Hash); it must have no effects outside its result.
+type Seal func(AuditEvent) (string, error)
+
+// ErrNoAuditEvent is returned by Audited when the change records no event: a
+// state change without its audit record must not happen.
+var ErrNoAuditEvent = errors.New("store: a change must record at least one audit event")
+
+// Audited runs change in one read-write transaction and appends the events it
+// returns to the audit log in the same transaction, sealing each with seal. When
+// change fails, returns no event, or an append fails, nothing is committed. It
+// returns the events as stored. change may run more than once (a transaction the
+// database aborted is run again), so it must have no effects outside tx.
+func (s *SQL) Audited(ctx context.Context, seal Seal, change func(tx *Tx) ([]AuditEvent, error)) ([]AuditEvent, error) {
+	var stored []AuditEvent
+	for try := 1; ; try++ {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			stored = stored[:0]
+			// The audit lock comes first, so that concurrent audited changes queue
+			// here instead of aborting each other at the append.
+			if s.d.auditLock != "" {
+				if _, err := tx.ExecContext(ctx, s.d.auditLock); err != nil {
+					return err
+				}
+			}
+			bound := *s
+			bound.cur = tx
+			events, err := change(&Tx{s: &bound, ctx: ctx})
+			if err != nil {
+				return err
+			}
+			if len(events) == 0 {
+				return ErrNoAuditEvent
+			}
+			for _, e := range events {
+				out, err := s.appendAudit(ctx, tx, e, seal)
+				if err != nil {
+					return fmt.Errorf("append audit event %q: %w", e.Action, err)
+				}
+				stored = append(stored, out)
+			}
+			return nil
+		})
+		if err == nil {
+			return stored, nil
+		}
+		if errors.Is(err, ErrNoAuditEvent) {
+			return nil, err
+		}
+		err = s.fail("audited change", err)
+		// Two appends took the same sequence number (PostgreSQL, the loser's
+		// snapshot predates the winner's commit): run the change again.
+		if !errors.Is(err, ErrDuplicate) || try == maxAuditAppendTries {
+			return nil, err
+		}
+	}
+}
+
+// The operator side's state changes. Each is the method of SQL of the same name,
+// run in the transaction.
+
+// AddOrganisation: see SQL.AddOrganisation.
+func (t *Tx) AddOrganisation(o Organisation) error { return t.s.AddOrganisation(t.ctx, o) }
+
+// GetOrganisation reads the organisation in the transaction.
+func (t *Tx) GetOrganisation(oid string) (*Organisation, error) { return t.s.GetOrganisation(t.ctx, oid) }
+
+// AddOrganisationNames: see SQL.AddOrganisationNames.
+func (t *Tx) AddOrganisationNames(oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
+	return t.s.AddOrganisationNames(t.ctx, oid, domains, networks)
+}
+
+// ImportRegister: see SQL.ImportRegister.
+func (t *Tx) ImportRegister(orgs []RegisterImport, at time.Time) ([]RegisterChange, error) {
+	return t.s.ImportRegister(t.ctx, orgs, at)
+}
+
+// AddConformityCertificate: see SQL.AddConformityCertificate.
+func (t *Tx) AddConformityCertificate(c ConformityCertificate) error {
+	return t.s.AddConformityCertificate(t.ctx, c)
+}
+
+// SuspendOrganisation: see SQL.SuspendOrganisation.
+func (t *Tx) SuspendOrganisation(oid, by, reason string, now time.Time) error {
+	return t.s.SuspendOrganisation(t.ctx, oid, by, reason, now)
+}
+
+// ResumeOrganisation: see SQL.ResumeOrganisation.
+func (t *Tx) ResumeOrganisation(oid string) error { return t.s.ResumeOrganisation(t.ctx, oid) }
+
+// CreateEABRequest: see SQL.CreateEABRequest.
+func (t *Tx) CreateEABRequest(r EABRequest) error { return t.s.CreateEABRequest(t.ctx, r) }
+
+// ApproveEABRequest: see SQL.ApproveEABRequest.
+func (t *Tx) ApproveEABRequest(id, approver string, dualControl bool, now time.Time, key EABKey) (*EABKey, error) {
+	return t.s.ApproveEABRequest(t.ctx, id, approver, dualControl, now, key)
+}
+
+// RejectEABRequest: see SQL.RejectEABRequest.
+func (t *Tx) RejectEABRequest(id, by, reason string, now time.Time) error {
+	return t.s.RejectEABRequest(t.ctx, id, by, reason, now)
+}
+
+// RevealEABKey: see SQL.RevealEABKey.
+func (t *Tx) RevealEABKey(kid, requester string, now time.Time) (*EABKey, error) {
+	return t.s.RevealEABKey(t.ctx, kid, requester, now)
+}
+
+// RevokeEABKey: see SQL.RevokeEABKey.
+func (t *Tx) RevokeEABKey(kid, by, reason string, deactivateAccounts bool) ([]string, error) {
+	return t.s.RevokeEABKey(t.ctx, kid, by, reason, deactivateAccounts)
+}
+
+// ExpireEAB: see SQL.ExpireEAB.
+func (t *Tx) ExpireEAB(now time.Time) (requests, keys []string, err error) {
+	return t.s.ExpireEAB(t.ctx, now)
+}
+
+// AddOperator: see SQL.AddOperator.
+func (t *Tx) AddOperator(o Operator) error { return t.s.AddOperator(t.ctx, o) }
+
+// Revoke: see SQL.Revoke.
+func (t *Tx) Revoke(r Revocation, block *BlockedKey) error { return t.s.Revoke(t.ctx, r, block) }
+
+// RevokeOrganisation: see SQL.RevokeOrganisation.
+func (t *Tx) RevokeOrganisation(orgOID string, now time.Time, r Revocation, blockKeys bool) ([]string, error) {
+	return t.s.RevokeOrganisation(t.ctx, orgOID, now, r, blockKeys)
+}
+
+// MoveRenewalWindows: see SQL.MoveRenewalWindows.
+func (t *Tx) MoveRenewalWindows(sel RenewalSelector, w RenewalWindow, now time.Time) ([]string, error) {
+	return t.s.MoveRenewalWindows(t.ctx, sel, w, now)
+}
+
+// CreateConsoleSession: see SQL.CreateConsoleSession.
+func (t *Tx) CreateConsoleSession(c ConsoleSession) error { return t.s.CreateConsoleSession(t.ctx, c) }
+
+// DeleteConsoleSession: see SQL.DeleteConsoleSession.
+func (t *Tx) DeleteConsoleSession(idHash string) error { return t.s.DeleteConsoleSession(t.ctx, idHash) }
