@@ -84,7 +84,9 @@ func (s *SQL) Audited(ctx context.Context, seal Seal, change func(tx *Tx) ([]Aud
 func (t *Tx) AddOrganisation(o Organisation) error { return t.s.AddOrganisation(t.ctx, o) }
 
 // GetOrganisation reads the organisation in the transaction.
-func (t *Tx) GetOrganisation(oid string) (*Organisation, error) { return t.s.GetOrganisation(t.ctx, oid) }
+func (t *Tx) GetOrganisation(oid string) (*Organisation, error) {
+	return t.s.GetOrganisation(t.ctx, oid)
+}
 
 // AddOrganisationNames: see SQL.AddOrganisationNames.
 func (t *Tx) AddOrganisationNames(oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
@@ -157,4 +159,6 @@ func (t *Tx) MoveRenewalWindows(sel RenewalSelector, w RenewalWindow, now time.T
 func (t *Tx) CreateConsoleSession(c ConsoleSession) error { return t.s.CreateConsoleSession(t.ctx, c) }
 
 // DeleteConsoleSession: see SQL.DeleteConsoleSession.
-func (t *Tx) DeleteConsoleSession(idHash string) error { return t.s.DeleteConsoleSession(t.ctx, idHash) }
+func (t *Tx) DeleteConsoleSession(idHash string) error {
+	return t.s.DeleteConsoleSession(t.ctx, idHash)
+}
