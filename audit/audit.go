@@ -21,6 +21,7 @@ import (
 // Store is what the log needs from the database.
 type Store interface {
 	AppendAudit(ctx context.Context, e store.AuditEvent, seal func(store.AuditEvent) (string, error)) (store.AuditEvent, error)
+	Audited(ctx context.Context, seal store.Seal, change func(tx *store.Tx) ([]store.AuditEvent, error)) ([]store.AuditEvent, error)
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
 }
 
@@ -44,20 +45,67 @@ func New(st Store, now func() time.Time) *Log {
 	return &Log{st: st, now: now}
 }
 
-// Append records one event now and returns it as stored. actor says who (an
-// operator name, "a+b" for two people acting together, "system"), action what
-// ("key.generate"), object on what, outcome OK or Failed (or a short reason).
-func (l *Log) Append(ctx context.Context, actor, action, object, outcome string) (store.AuditEvent, error) {
-	if actor == "" || action == "" || outcome == "" {
-		return store.AuditEvent{}, errors.New("audit: an event needs an actor, an action and an outcome")
+// Record is one event as a caller hands it over: who (an operator name, "a+b"
+// for two people acting together, "system"), the typed event, and how it ended
+// (OK, Failed or a short reason, see Refused).
+type Record struct {
+	Actor   string
+	Event   Event
+	Outcome string
+}
+
+// Done is the record of an event that happened.
+func Done(actor string, e Event) Record { return Record{Actor: actor, Event: e, Outcome: OK} }
+
+// Refused is the record of an attempt refused for why.
+func Refused(actor string, e Event, why string) Record {
+	return Record{Actor: actor, Event: e, Outcome: "refused: " + why}
+}
+
+// entry is r as the store keeps it, at time at.
+func entry(r Record, at time.Time) (store.AuditEvent, error) {
+	if r.Actor == "" || r.Event == nil || r.Outcome == "" {
+		return store.AuditEvent{}, errors.New("audit: an event needs an actor, an event and an outcome")
 	}
-	e := store.AuditEvent{Time: l.now(), Actor: actor, Action: action, Object: object, Outcome: outcome}
-	out, err := l.st.AppendAudit(ctx, e, func(e store.AuditEvent) (string, error) { return Hash(e), nil })
+	return store.AuditEvent{Time: at, Actor: r.Actor, Action: string(r.Event.Action()), Object: Object(r.Event), Outcome: r.Outcome}, nil
+}
+
+// Append records one event now, in a transaction of its own, and returns it as
+// stored. A state change and its record belong in one transaction: use Do.
+func (l *Log) Append(ctx context.Context, r Record) (store.AuditEvent, error) {
+	e, err := entry(r, l.now())
+	if err != nil {
+		return store.AuditEvent{}, err
+	}
+	out, err := l.st.AppendAudit(ctx, e, seal)
 	if err != nil {
 		return store.AuditEvent{}, fmt.Errorf("audit: %w", err)
 	}
 	return out, nil
 }
+
+// Do runs change in one transaction and records the events it returns in the
+// same transaction: the change and its records commit together, or nothing does
+// (a failed audit write fails the change). change may run more than once.
+func (l *Log) Do(ctx context.Context, change func(tx *store.Tx) ([]Record, error)) error {
+	at := l.now()
+	_, err := l.st.Audited(ctx, seal, func(tx *store.Tx) ([]store.AuditEvent, error) {
+		records, err := change(tx)
+		if err != nil {
+			return nil, err
+		}
+		events := make([]store.AuditEvent, len(records))
+		for i, r := range records {
+			if events[i], err = entry(r, at); err != nil {
+				return nil, err
+			}
+		}
+		return events, nil
+	})
+	return err
+}
+
+func seal(e store.AuditEvent) (string, error) { return Hash(e), nil }
 
 // Hash is the lower-case hex SHA-256 of the event's fields and PrevHash, each
 // length-prefixed so no two different events encode alike. Hash itself is not
@@ -124,8 +172,8 @@ type Recorder struct {
 	Actor string
 }
 
-// Audit appends one event of r.Actor.
-func (r Recorder) Audit(ctx context.Context, action, object, outcome string) error {
-	_, err := r.Log.Append(ctx, r.Actor, action, object, outcome)
+// Audit appends one event of r.Actor with its outcome.
+func (r Recorder) Audit(ctx context.Context, e Event, outcome string) error {
+	_, err := r.Log.Append(ctx, Record{Actor: r.Actor, Event: e, Outcome: outcome})
 	return err
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +30,11 @@ func (m *memStore) AppendAudit(_ context.Context, e store.AuditEvent, seal func(
 	return e, nil
 }
 
+// Audited is not needed by the tests on memStore; TestDoOnSQLite uses the real store.
+func (m *memStore) Audited(context.Context, store.Seal, func(*store.Tx) ([]store.AuditEvent, error)) ([]store.AuditEvent, error) {
+	return nil, errors.New("memStore: no transactions")
+}
+
 func (m *memStore) AuditEvents(_ context.Context, after int64, limit int) ([]store.AuditEvent, error) {
 	var out []store.AuditEvent
 	for _, e := range m.events {
@@ -42,8 +49,8 @@ func filled(t *testing.T) (*memStore, *Log) {
 	t.Helper()
 	m := &memStore{}
 	l := New(m, nil)
-	for _, a := range []string{"key.generate", "certificate.create", "ceremony.init"} {
-		if _, err := l.Append(context.Background(), "alice+bob", a, "varmenne-root", OK); err != nil {
+	for _, e := range []Event{KeyGenerated{Role: "root"}, CertificateMade{Role: "root"}, CeremonyDone{Token: "varmenne"}} {
+		if _, err := l.Append(context.Background(), Done("alice+bob", e)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,8 +95,14 @@ func TestVerify(t *testing.T) {
 
 func TestAppendRefusesIncompleteEvents(t *testing.T) {
 	l := New(&memStore{}, nil)
-	if _, err := l.Append(context.Background(), "", "key.generate", "x", OK); err == nil {
-		t.Error("an event without an actor was appended")
+	for name, r := range map[string]Record{
+		"no actor":   {Event: KeySelfTest{Label: "x"}, Outcome: OK},
+		"no event":   {Actor: "anna", Outcome: OK},
+		"no outcome": {Actor: "anna", Event: KeySelfTest{Label: "x"}},
+	} {
+		if _, err := l.Append(context.Background(), r); err == nil {
+			t.Errorf("an event with %s was appended", name)
+		}
 	}
 }
 
@@ -102,11 +115,98 @@ func TestLogOnSQLite(t *testing.T) {
 	defer st.Close()
 	l := New(st, nil)
 	for i := range 3 {
-		if _, err := l.Append(ctx, "alice+bob", "key.generate", "key "+string(rune('a'+i)), OK); err != nil {
+		if _, err := l.Append(ctx, Done("alice+bob", KeyGenerated{Label: "key " + string(rune('a'+i))})); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n, err := l.Verify(ctx); err != nil || n != 3 {
 		t.Fatalf("Verify = %d, %v; want 3, nil", n, err)
+	}
+}
+
+func TestObject(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.FixedZone("EET", 7200))
+	tests := []struct {
+		name string
+		e    Event
+		want string
+	}{
+		{"names in snake case, lists joined", EABRequested{Request: "r1", Org: "1.2.246.10.1", Person: "Maija Meikäläinen",
+			IdentifiedBy: "suomi.fi", TechnicalContact: "it@x.fi", Domains: []string{"a.fi", "b.fi"}},
+			`request=r1 org=1.2.246.10.1 person="Maija Meikäläinen" identified_by=suomi.fi technical_contact=it@x.fi domains=a.fi,b.fi networks="" profiles=""`},
+		{"times in UTC, omitempty left out", EABApproved{Request: "r1", KID: "k", Org: "o", RequestedBy: "anna", Expires: at},
+			`request=r1 kid=k org=o requested_by=anna expires=2026-12-07T08:00:00Z`},
+		{"a set omitempty field is written", EABApproved{Request: "r1", KID: "k", Org: "o", RequestedBy: "anna", Expires: at, SingleControl: true},
+			`request=r1 kid=k org=o requested_by=anna expires=2026-12-07T08:00:00Z single_control=true`},
+		{"a value cannot pass for another field", OrganisationSuspended{Org: "o", Reason: `x org=evil`},
+			`org=o reason="x org=evil"`},
+		{"quotes and control characters are escaped", OrganisationSuspended{Org: "o", Reason: "a\"b\nc"},
+			`org=o reason="a\"b\nc"`},
+		{"tag names", AccountCreated{Account: "a1", Org: "o", EABKID: "k"}, `account=a1 org=o eab_kid=k`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Object(tt.e); got != tt.want {
+				t.Errorf("Object = %s\nwant       %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCatalogueSerialises makes every event of the catalogue once, so a field of
+// a type Object cannot write fails here and not in production.
+func TestCatalogueSerialises(t *testing.T) {
+	for _, e := range []Event{OrganisationAdded{}, RegisterImported{}, OrganisationNamesAdded{}, OrganisationNamesRemoved{},
+		ConformityAdded{}, OrganisationSuspended{}, OrganisationResumed{}, EABRequested{}, EABApproved{}, EABRejected{},
+		EABHandedOver{}, EABExpired{}, EABRevoked{}, OperatorAdded{}, OperatorDisabled{}, OperatorRemoved{}, OperatorRotated{},
+		Login{}, Logout{}, AccessDenied{}, OperatorCACreated{}, Revoked{}, RenewedEarly{}, AuditExported{}, AccountCreated{},
+		AccountDeactivated{}, AccountKeyChanged{}, OrderCreated{}, SignBegin{}, SignEnd{}, OCSPResponderIssued{}, KeyGenerated{},
+		KeySelfTest{}, CertificateMade{}, CeremonyDone{}, HSMLogin{}, HSMRelogin{}, HSMSelfTest{}, ServeStarted{}, ServeStopped{}} {
+		if Object(e) == "" && reflect.TypeOf(e).NumField() > 0 && !allOmitEmpty(e) {
+			t.Errorf("%T serialises to nothing", e)
+		}
+		if e.Action() == "" {
+			t.Errorf("%T has no action", e)
+		}
+	}
+}
+
+func allOmitEmpty(e Event) bool {
+	t := reflect.TypeOf(e)
+	for i := range t.NumField() {
+		if !strings.HasSuffix(t.Field(i).Tag.Get("audit"), ",omitempty") {
+			return false
+		}
+	}
+	return true
+}
+
+func TestDoOnSQLite(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l := New(st, nil)
+	const oid = "1.2.246.10.1"
+	err = l.Do(ctx, func(tx *store.Tx) ([]Record, error) {
+		return []Record{Done("anna", OrganisationAdded{Org: oid, Name: "X"})}, tx.AddOrganisation(store.Organisation{OID: oid, Name: "X"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Do(ctx, func(tx *store.Tx) ([]Record, error) {
+		return []Record{Done("anna", OrganisationAdded{Org: oid, Name: "X"})}, tx.AddOrganisation(store.Organisation{OID: oid, Name: "X"})
+	})
+	if !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("second add: %v, want ErrDuplicate", err)
+	}
+	events, err := st.AuditEvents(ctx, 0, 10)
+	if err != nil || len(events) != 1 || events[0].Action != string(ActOrganisationAdd) || events[0].Object != Object(OrganisationAdded{Org: oid, Name: "X"}) {
+		t.Fatalf("events %+v, %v: want exactly the one organisation.add", events, err)
+	}
+	if n, err := l.Verify(ctx); err != nil || n != 1 {
+		t.Fatalf("Verify = %d, %v", n, err)
 	}
 }

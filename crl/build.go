@@ -325,7 +325,7 @@ func appendEntry(dst []byte, e *Entry) ([]byte, error) {
 	if len(serial) == 0 {
 		return nil, errors.New("crl: an entry has serial number 0")
 	}
-	if e.Reason < 0 || e.Reason > AACompromise || e.Reason == 7 {
+	if e.Reason < 0 || e.Reason > maxReason || e.Reason == 7 {
 		return nil, fmt.Errorf("crl: serial %x: %d is not a CRLReason", serial, e.Reason)
 	}
 	if e.RevokedAt.IsZero() {
@@ -339,7 +339,7 @@ func appendEntry(dst []byte, e *Entry) ([]byte, error) {
 	var tm [17]byte
 	timeTLV := appendTime(tm[:0], e.RevokedAt)
 	extLen := 0
-	if e.Reason != Unspecified {
+	if e.Reason != unspecifiedReason {
 		extLen += len(reasonExtPrefix) + 1
 	}
 	if !e.InvalidityDate.IsZero() {
@@ -364,7 +364,7 @@ func appendEntry(dst []byte, e *Entry) ([]byte, error) {
 	}
 	dst = append(dst, 0x30)
 	dst = appendLen(dst, extLen)
-	if e.Reason != Unspecified {
+	if e.Reason != unspecifiedReason {
 		dst = append(append(dst, reasonExtPrefix...), byte(e.Reason))
 	}
 	if !e.InvalidityDate.IsZero() {
@@ -411,3 +411,11 @@ func appendLen(dst []byte, n int) []byte {
 	}
 	return dst
 }
+
+// unspecifiedReason is CRLReason unspecified (0), which RFC 5280 5.3.1 says to
+// leave out of an entry rather than encode. The reasons SOTE accepts are
+// revocation's.
+const unspecifiedReason = 0
+
+// maxReason is the largest RFC 5280 CRLReason (aACompromise); 7 is unused.
+const maxReason = 10

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"github.com/varmenne/varmenne/revocation"
 	"math/big"
 	"strings"
 	"testing"
@@ -33,9 +34,9 @@ func template(number int64) Template {
 
 func sampleEntries(t testing.TB) []Entry {
 	return []Entry{
-		{Serial: mustHex(t, soteSerial), RevokedAt: t0.Add(-time.Hour), Reason: KeyCompromise, InvalidityDate: t0.Add(-72 * time.Hour)},
-		{Serial: mustHex(t, oldSerial), RevokedAt: t0.Add(-2 * time.Hour), Reason: Unspecified},
-		{Serial: mustHex(t, highSerial), RevokedAt: t0.Add(-3 * time.Hour), Reason: Superseded},
+		{Serial: mustHex(t, soteSerial), RevokedAt: t0.Add(-time.Hour), Reason: revocation.KeyCompromise.Code, InvalidityDate: t0.Add(-72 * time.Hour)},
+		{Serial: mustHex(t, oldSerial), RevokedAt: t0.Add(-2 * time.Hour), Reason: revocation.Unspecified.Code},
+		{Serial: mustHex(t, highSerial), RevokedAt: t0.Add(-3 * time.Hour), Reason: revocation.Superseded.Code},
 	}
 }
 
@@ -187,7 +188,7 @@ func TestBuildAfter2049(t *testing.T) {
 	is := newIssuer(t, "production", nil)
 	this := time.Date(2051, 1, 2, 4, 0, 0, 0, time.UTC)
 	tmpl := Template{Number: big.NewInt(1), ThisUpdate: this, NextUpdate: this.Add(8 * time.Hour)}
-	entries := []Entry{{Serial: []byte{1}, RevokedAt: this.Add(-time.Hour), Reason: Superseded}}
+	entries := []Entry{{Serial: []byte{1}, RevokedAt: this.Add(-time.Hour), Reason: revocation.Superseded.Code}}
 	der, err := Build(is.Cert, is.Key, tmpl, entries)
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +322,7 @@ func TestCheckRefusesWhatWasNotMeant(t *testing.T) {
 		{name: "a revoked serial missing", entries: edit(func(e []Entry) []Entry { return append(e, Entry{Serial: []byte{9}, RevokedAt: t0}) }),
 			want: "3 entries, want 4"},
 		{name: "an entry too many", entries: edit(func(e []Entry) []Entry { return e[:2] }), want: "more entries"},
-		{name: "another reason", entries: edit(func(e []Entry) []Entry { e[1].Reason = Superseded; return e }), want: "reason 0, want 4"},
+		{name: "another reason", entries: edit(func(e []Entry) []Entry { e[1].Reason = revocation.Superseded.Code; return e }), want: "reason 0, want 4"},
 		{name: "another time", entries: edit(func(e []Entry) []Entry { e[0].RevokedAt = t0; return e }), want: "revocation time"},
 		{name: "a revocation after thisUpdate", der: futureDER, entries: future, want: "after thisUpdate"},
 		{name: "no invalidity date wanted", entries: edit(func(e []Entry) []Entry { e[0].InvalidityDate = time.Time{}; return e }), want: "invalidity"},

@@ -200,7 +200,7 @@ func checkEntries(revoked cryptobyte.String, entries []Entry, thisUpdate time.Ti
 			// Recorded by a process whose clock is ahead of this one's.
 			return fmt.Errorf("entry %x: revocation time %s is after thisUpdate %s (clocks of the processes differ?)", wantSerial, at, thisUpdate)
 		}
-		reason, invalidity := Unspecified, time.Time{}
+		reason, invalidity := unspecifiedReason, time.Time{}
 		if !entry.Empty() {
 			var exts cryptobyte.String
 			if !entry.ReadASN1(&exts, cbasn1.SEQUENCE) || !entry.Empty() || exts.Empty() {
@@ -222,7 +222,7 @@ func checkEntries(revoked cryptobyte.String, entries []Entry, thisUpdate time.Ti
 					return fmt.Errorf("entry %x: a reason code or invalidity date marked critical", wantSerial)
 				case bytes.Equal(oid, reasonCodeOID):
 					var code int
-					if !value.ReadASN1Enum(&code) || !value.Empty() || code == Unspecified {
+					if !value.ReadASN1Enum(&code) || !value.Empty() || code == unspecifiedReason {
 						return fmt.Errorf("entry %x: malformed reason code (unspecified must be left out)", wantSerial)
 					}
 					reason = code

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"github.com/varmenne/varmenne/revocation"
 	"math/big"
 	"os"
 	"os/exec"
@@ -70,7 +71,7 @@ func TestListRepublishesTheSameCRL(t *testing.T) {
 		{"first entries expired", join(base[5:20], []Entry{middle}, base[20:], []Entry{extra})},
 		{"last entry expired", join(base[5:20], []Entry{middle}, base[20:])},
 		{"middle entries expired and one appended", join(base[5:10], base[30:], []Entry{mk(502)})},
-		{"a reason differs (same serial, new encoding)", join(base[5:10], []Entry{{Serial: base[10].Serial, RevokedAt: base[10].RevokedAt, Reason: KeyCompromise}}, base[11:12])},
+		{"a reason differs (same serial, new encoding)", join(base[5:10], []Entry{{Serial: base[10].Serial, RevokedAt: base[10].RevokedAt, Reason: revocation.KeyCompromise.Code}}, base[11:12])},
 		{"all replaced", []Entry{mk(600), mk(601)}},
 		{"emptied", nil},
 		{"refilled", base[:3]},

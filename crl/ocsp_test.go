@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"errors"
+	"github.com/varmenne/varmenne/revocation"
 	"math/big"
 	"sync/atomic"
 	"testing"
@@ -73,9 +74,9 @@ func TestOCSPAnswers(t *testing.T) {
 	f := newOCSPFixture(t, OCSPConfig{})
 	f.db.issue("0a", "production", t0.AddDate(1, 0, 0))
 	f.db.issue("0b", "production", t0.AddDate(1, 0, 0))
-	f.db.revoke("0b", t0.Add(-time.Minute), KeyCompromise, time.Time{})
+	f.db.revoke("0b", t0.Add(-time.Minute), revocation.KeyCompromise.Code, time.Time{})
 	f.db.issue("0d", "production", t0.AddDate(1, 0, 0))
-	f.db.revoke("0d", t0.Add(-time.Minute), Unspecified, time.Time{})
+	f.db.revoke("0d", t0.Add(-time.Minute), revocation.Unspecified.Code, time.Time{})
 	f.db.intent("0c", "production", nil)
 	f.db.issue("1a", "test", t0.AddDate(1, 0, 0))
 
@@ -92,9 +93,9 @@ func TestOCSPAnswers(t *testing.T) {
 		{name: "an issued certificate is good", to: "production", about: f.prod, serial: "0a", hash: crypto.SHA1, wantStatus: ocsp.Good},
 		{name: "a CertID with SHA-256 works too", to: "production", about: f.prod, serial: "0a", hash: crypto.SHA256, wantStatus: ocsp.Good},
 		{name: "a revoked one is revoked, with its reason", to: "production", about: f.prod, serial: "0b", hash: crypto.SHA1,
-			wantStatus: ocsp.Revoked, wantReason: KeyCompromise},
+			wantStatus: ocsp.Revoked, wantReason: revocation.KeyCompromise.Code},
 		{name: "revoked with reason unspecified", to: "production", about: f.prod, serial: "0d", hash: crypto.SHA1,
-			wantStatus: ocsp.Revoked, wantReason: Unspecified},
+			wantStatus: ocsp.Revoked, wantReason: revocation.Unspecified.Code},
 		{name: "a serial never issued is unknown", to: "production", about: f.prod, serial: "0e", hash: crypto.SHA1, wantStatus: ocsp.Unknown},
 		{name: "an intent without a stored certificate is unknown", to: "production", about: f.prod, serial: "0c", hash: crypto.SHA1,
 			wantStatus: ocsp.Unknown},
@@ -184,7 +185,7 @@ func TestOCSPCache(t *testing.T) {
 	}{
 		{"the first question asks the store", func() {}, "0a", ocsp.Good, 1},
 		{"the same question again is answered from the cache", func() { f.clock.Add(time.Minute) }, "0a", ocsp.Good, 1},
-		{"a revocation alone does not reach a cached answer", func() { f.db.revoke("0a", f.clock.Now(), Superseded, time.Time{}) },
+		{"a revocation alone does not reach a cached answer", func() { f.db.revoke("0a", f.clock.Now(), revocation.Superseded.Code, time.Time{}) },
 			"0a", ocsp.Good, 1},
 		{"the poll that sees it drops the cache: revoked at once", func() { f.o.Invalidate("production") }, "0a", ocsp.Revoked, 2},
 		{"cached again", func() { f.clock.Add(59 * time.Minute) }, "0a", ocsp.Revoked, 2},

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/varmenne/varmenne/revocation"
 	"math/big"
 	"slices"
 	"strings"
@@ -90,7 +91,7 @@ func TestPublisherNumbersDatesAndEntries(t *testing.T) {
 	f.db.issue("0a", "production", t0.AddDate(1, 0, 0))
 	f.db.issue("0b", "production", t0.AddDate(1, 0, 0))
 	f.db.issue("1a", "test", t0.AddDate(1, 0, 0))
-	f.db.revoke("0a", t0.Add(-time.Minute), KeyCompromise, t0.Add(-time.Hour))
+	f.db.revoke("0a", t0.Add(-time.Minute), revocation.KeyCompromise.Code, t0.Add(-time.Hour))
 
 	steps := []struct {
 		name       string
@@ -104,12 +105,15 @@ func TestPublisherNumbersDatesAndEntries(t *testing.T) {
 		{name: "a tick with nothing new publishes nothing",
 			do: func() { f.clock.Add(30 * time.Second) }, wantNumber: 1, wantProd: "a", wantThis: t0},
 		{name: "a revocation gives a new CRL on the next poll",
-			do:         func() { f.clock.Add(2 * time.Second); f.db.revoke("0b", f.clock.Now(), Unspecified, time.Time{}) },
+			do: func() {
+				f.clock.Add(2 * time.Second)
+				f.db.revoke("0b", f.clock.Now(), revocation.Unspecified.Code, time.Time{})
+			},
 			wantNumber: 2, wantProd: "a,b", wantThis: t0.Add(32 * time.Second)},
 		{name: "an hour without revocations gives a new CRL all the same",
 			do: func() { f.clock.Add(time.Hour) }, wantNumber: 3, wantProd: "a,b", wantThis: t0.Add(time.Hour + 32*time.Second)},
 		{name: "a revocation of the other issuer leaves this CRL alone",
-			do:         func() { f.clock.Add(2 * time.Second); f.db.revoke("1a", f.clock.Now(), Superseded, time.Time{}) },
+			do:         func() { f.clock.Add(2 * time.Second); f.db.revoke("1a", f.clock.Now(), revocation.Superseded.Code, time.Time{}) },
 			wantNumber: 3, wantProd: "a,b", wantThis: t0.Add(time.Hour + 32*time.Second)},
 	}
 	for _, s := range steps {
@@ -129,7 +133,7 @@ func TestPublisherNumbersDatesAndEntries(t *testing.T) {
 	t.Run("entries carry time, reason and invalidity date; unspecified has no reason", func(t *testing.T) {
 		rl := f.served(t, f.prod)
 		a, b := rl.RevokedCertificateEntries[0], rl.RevokedCertificateEntries[1]
-		if !a.RevocationTime.Equal(t0.Add(-time.Minute)) || a.ReasonCode != KeyCompromise || extension(a.Extensions, oidInvalidityDate) == nil {
+		if !a.RevocationTime.Equal(t0.Add(-time.Minute)) || a.ReasonCode != revocation.KeyCompromise.Code || extension(a.Extensions, oidInvalidityDate) == nil {
 			t.Errorf("entry a: %s reason %d extensions %v", a.RevocationTime, a.ReasonCode, a.Extensions)
 		}
 		if len(b.Extensions) != 0 {
@@ -162,7 +166,7 @@ func TestPublisherListsIntentsAndKeepsExpiredForTheLookback(t *testing.T) {
 	f.db.issue("0b", "production", t0.AddDate(1, 0, 0)) // expires much later
 	f.db.intent("0c", "production", nil)                // signed perhaps, never stored
 	for _, s := range []string{"0a", "0b", "0c"} {
-		f.db.revoke(s, t0, Superseded, time.Time{})
+		f.db.revoke(s, t0, revocation.Superseded.Code, time.Time{})
 	}
 	cases := []struct {
 		name  string
@@ -266,7 +270,7 @@ func TestPublisherRefusesToPublish(t *testing.T) {
 		f.tick(t)
 		f.clock.Set(t0.Add(-time.Hour))
 		f.db.issue("0a", "production", t0.AddDate(1, 0, 0))
-		f.db.revoke("0a", t0, Superseded, time.Time{})
+		f.db.revoke("0a", t0, revocation.Superseded.Code, time.Time{})
 		err := f.p.Tick(context.Background())
 		if err == nil || !strings.Contains(err.Error(), "clock went backwards") {
 			t.Fatalf("tick: %v, want a refusal naming the clock", err)
@@ -301,7 +305,7 @@ func TestPublisherReplicasShareOneSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.db.issue("0a", "production", t0.AddDate(1, 0, 0))
-	f.db.revoke("0a", t0, Superseded, time.Time{})
+	f.db.revoke("0a", t0, revocation.Superseded.Code, time.Time{})
 	f.clock.Add(time.Second)
 	for _, p := range []*Publisher{b, a, b} {
 		if err := p.Tick(ctx); err != nil {
@@ -346,7 +350,7 @@ func TestPublisherBacksOffAndKeepsTheLastCRL(t *testing.T) {
 	}
 	fs.fail = true
 	f.db.issue("0a", "production", t0.AddDate(1, 0, 0))
-	f.db.revoke("0a", t0, Superseded, time.Time{})
+	f.db.revoke("0a", t0, revocation.Superseded.Code, time.Time{})
 	steps := []struct {
 		after    time.Duration
 		attempts int // "CRL not published" lines so far

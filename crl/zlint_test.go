@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"github.com/varmenne/varmenne/revocation"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func TestBuildIsLintClean(t *testing.T) {
 	}
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	entries := sampleEntries(t)
-	for i, r := range []int{AffiliationChanged, CessationOfOperation, PrivilegeWithdrawn} {
+	for i, r := range []int{revocation.AffiliationChanged.Code, revocation.CessationOfOperation.Code, revocation.PrivilegeWithdrawn.Code} {
 		entries = append(entries, Entry{Serial: []byte{0x40, byte(i)}, RevokedAt: t0.Add(-time.Minute), Reason: r})
 	}
 	cases := []struct {

@@ -36,6 +36,11 @@ func (m *memAudit) AppendAudit(_ context.Context, e store.AuditEvent, seal func(
 	return e, nil
 }
 
+// Audited is unused: the signer appends its events one by one.
+func (m *memAudit) Audited(context.Context, store.Seal, func(*store.Tx) ([]store.AuditEvent, error)) ([]store.AuditEvent, error) {
+	return nil, errors.New("memAudit: no transactions")
+}
+
 func (m *memAudit) AuditEvents(_ context.Context, after int64, limit int) ([]store.AuditEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -52,12 +57,12 @@ type eventAuditor struct {
 	err  error
 }
 
-func (a *eventAuditor) Audit(ctx context.Context, action, object, outcome string) error {
-	a.ev.add(action)
+func (a *eventAuditor) Audit(ctx context.Context, e audit.Event, outcome string) error {
+	a.ev.add(string(e.Action()))
 	if a.err != nil {
 		return a.err
 	}
-	return a.next.Audit(ctx, action, object, outcome)
+	return a.next.Audit(ctx, e, outcome)
 }
 
 func TestIssueAuditsSignature(t *testing.T) {
@@ -70,7 +75,7 @@ func TestIssueAuditsSignature(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{"intent", AuditSignBegin, "sign", AuditSignEnd}; !slices.Equal(h.ev.log, want) {
+		if want := []string{"intent", string(audit.ActSignBegin), "sign", string(audit.ActSignEnd)}; !slices.Equal(h.ev.log, want) {
 			t.Errorf("events = %v, want %v", h.ev.log, want)
 		}
 		if len(mem.events) != 2 {
@@ -101,7 +106,7 @@ func TestIssueAuditsSignature(t *testing.T) {
 		if n := h.key.ev.count("sign"); n != 0 {
 			t.Errorf("issuer key signed %d times, want 0", n)
 		}
-		if n := h.ev.count(AuditSignEnd); n != 0 {
+		if n := h.ev.count(string(audit.ActSignEnd)); n != 0 {
 			t.Errorf("%d end events, want 0", n)
 		}
 		if len(h.rec.failedReasons()) != 1 {
@@ -116,7 +121,7 @@ func TestIssueAuditsSignature(t *testing.T) {
 		if _, err := h.ca.Issue(context.Background(), testRequest(t, "p256")); err == nil {
 			t.Fatal("Issue succeeded with a corrupt signature")
 		}
-		if len(mem.events) != 2 || mem.events[1].Action != AuditSignEnd || !strings.HasPrefix(mem.events[1].Outcome, audit.Failed) {
+		if len(mem.events) != 2 || mem.events[1].Action != string(audit.ActSignEnd) || !strings.HasPrefix(mem.events[1].Outcome, audit.Failed) {
 			t.Errorf("events = %+v, want begin and a failed end", mem.events)
 		}
 	})

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/audit"
 	sotserial "github.com/varmenne/varmenne/policy/serial"
 	"github.com/varmenne/varmenne/store"
 )
@@ -122,18 +123,11 @@ func (b boundSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts)
 	return b.ContextSigner.SignContext(b.ctx, rand, digest, opts)
 }
 
-// Auditor appends one event to the audit log (audit.Recorder is one): action says
-// what ("certificate.sign.begin"), object on what, outcome how it went. An event
-// must never carry a secret.
+// Auditor appends one event to the audit log (audit.Recorder is one) with its
+// outcome.
 type Auditor interface {
-	Audit(ctx context.Context, action, object, outcome string) error
+	Audit(ctx context.Context, e audit.Event, outcome string) error
 }
-
-// Audit actions of a signature.
-const (
-	AuditSignBegin = "certificate.sign.begin"
-	AuditSignEnd   = "certificate.sign.end"
-)
 
 // Issued is a signed certificate whose signature verified against the issuer.
 type Issued struct {
@@ -266,9 +260,9 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	}
 	// Every signature is audit-logged before and after; no event, no signature.
 	if c.auditor != nil {
-		object := fmt.Sprintf("serial=%x order=%s profile=%s issuer=%s names=%s",
-			serial, req.OrderID, c.profile.Name, c.issuer.Name, strings.Join(req.Names, ","))
-		if err := c.auditor.Audit(ctx, AuditSignBegin, object, "pending"); err != nil {
+		begin := audit.SignBegin{Serial: hex.EncodeToString(serial), Order: req.OrderID, Profile: c.profile.Name,
+			Issuer: c.issuer.Name, Names: req.Names}
+		if err := c.auditor.Audit(ctx, begin, "pending"); err != nil {
 			c.failIntent(ctx, serial, "audit log not written before signing")
 			return nil, fmt.Errorf("signer: serial %x: %w: audit log: %w", serial, ErrUnsigned, err)
 		}
@@ -276,12 +270,12 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	issued, err := c.sign(ctx, tmpl, req.PublicKey, serial, lintTBS, keyHash)
 	if c.auditor != nil {
 		// Best effort: the certificate exists either way, and the begin event says so.
-		object, outcome := fmt.Sprintf("serial=%x", serial), "failed: signing or verifying the signature failed"
+		end, outcome := audit.SignEnd{Serial: hex.EncodeToString(serial)}, "failed: signing or verifying the signature failed"
 		if err == nil {
 			sum := sha256.Sum256(issued.DER)
-			object, outcome = fmt.Sprintf("serial=%x sha256=%x", serial, sum), "ok"
+			end.SHA256, outcome = hex.EncodeToString(sum[:]), audit.OK
 		}
-		_ = c.auditor.Audit(context.WithoutCancel(ctx), AuditSignEnd, object, outcome)
+		_ = c.auditor.Audit(context.WithoutCancel(ctx), end, outcome)
 	}
 	return issued, err
 }

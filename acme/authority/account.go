@@ -3,13 +3,13 @@ package authority
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/mail"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/acme/jws"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/signer"
@@ -136,7 +136,7 @@ func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, 
 		return nil, false, a.internal(ctx, "create the account", err)
 	}
 	a.log.InfoContext(ctx, "account created", "account", acct.ID, "org", acct.OrgOID, "eab_kid", ek.KID)
-	a.auditEvent(ctx, AuditAccountCreate, fmt.Sprintf("account=%s org=%s eab_kid=%s", acct.ID, acct.OrgOID, ek.KID))
+	a.auditEvent(ctx, audit.AccountCreated{Account: acct.ID, Org: acct.OrgOID, EABKID: ek.KID})
 	return &acct, true, nil
 }
 
@@ -159,7 +159,7 @@ func (a *Authority) UpdateAccount(ctx context.Context, acct *store.Account, payl
 		}
 		acct.Status = string(acme.StatusDeactivated)
 		a.log.InfoContext(ctx, "account deactivated", "account", acct.ID)
-		a.auditEvent(ctx, AuditAccountDeactivate, fmt.Sprintf("account=%s org=%s by=account", acct.ID, acct.OrgOID))
+		a.auditEvent(ctx, audit.AccountDeactivated{Account: acct.ID, Org: acct.OrgOID, By: "account"})
 		return acct, nil
 	default:
 		return nil, acme.Errorf(acme.Malformed, "an account's status can only be changed to \"deactivated\", not %q", req.Status)
@@ -219,6 +219,7 @@ func (a *Authority) ChangeKey(ctx context.Context, acct *store.Account, accountU
 	case err != nil:
 		return nil, a.internal(ctx, "change the account key", err)
 	}
+	a.auditEvent(ctx, audit.AccountKeyChanged{Account: acct.ID, Org: acct.OrgOID, OldThumbprint: acct.Thumbprint, NewThumbprint: newTP})
 	acct.Thumbprint, acct.JWK = newTP, jwkJSON
 	a.log.InfoContext(ctx, "account key changed", "account", acct.ID)
 	return acct, nil

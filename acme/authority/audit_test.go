@@ -13,13 +13,12 @@ import (
 
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/audit"
-	"github.com/varmenne/varmenne/signer"
 )
 
 // failingAuditor refuses every event.
 type failingAuditor struct{}
 
-func (failingAuditor) Audit(context.Context, string, string, string) error {
+func (failingAuditor) Audit(context.Context, audit.Event, string) error {
 	return errors.New("audit log unavailable")
 }
 
@@ -34,7 +33,7 @@ func TestAuditIssueAndRevoke(t *testing.T) {
 	acct := f.account()
 	cr, _, _ := f.issue(acct, "www.example.fi")
 	reason := 4
-	if err := f.a.Revoke(f.ctx, Revoker{Account: acct}, revokeRequest(cr.DER, &reason)); err != nil {
+	if err := f.a.Revoke(f.ctx, RevokeCaller{Account: acct}, revokeRequest(cr.DER, &reason)); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 	events, err := f.st.AuditEvents(f.ctx, 0, 100)
@@ -45,7 +44,7 @@ func TestAuditIssueAndRevoke(t *testing.T) {
 	for _, e := range events {
 		actions = append(actions, e.Action)
 	}
-	want := []string{AuditAccountCreate, AuditOrderCreate, signer.AuditSignBegin, signer.AuditSignEnd, AuditRevoke}
+	want := []string{string(audit.ActAccountCreate), string(audit.ActOrderCreate), string(audit.ActSignBegin), string(audit.ActSignEnd), string(audit.ActRevoke)}
 	if strings.Join(actions, " ") != strings.Join(want, " ") {
 		t.Fatalf("audit actions = %v, want %v", actions, want)
 	}
@@ -55,7 +54,7 @@ func TestAuditIssueAndRevoke(t *testing.T) {
 			t.Errorf("revocation event object %q lacks %q", rev.Object, s)
 		}
 	}
-	if rev.Outcome != audit.OK || rev.Actor != "varmenne serve" {
+	if rev.Outcome != audit.OK || rev.Actor != "varmenne ACME revokeCert" {
 		t.Errorf("revocation event = %+v", rev)
 	}
 	for _, s := range []string{"account=" + acct.ID, "org=" + acct.OrgOID, "eab_kid=" + acct.EABKID} {

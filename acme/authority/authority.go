@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/policy/names"
@@ -58,7 +59,6 @@ type CertificateStore interface {
 	GetCertificate(ctx context.Context, serial string) (*store.Certificate, error)
 	KeyCertified(ctx context.Context, keyHash string) (bool, error)
 	KeyBlocked(ctx context.Context, keyHash string) (bool, error)
-	Revoke(ctx context.Context, r store.Revocation, block *store.BlockedKey) error
 	GetRevocation(ctx context.Context, serial string) (*store.Revocation, error)
 }
 
@@ -115,6 +115,11 @@ type Profile struct {
 	Policy      Policy
 }
 
+// Auditor appends one event to the audit log (audit.Recorder).
+type Auditor interface {
+	Audit(ctx context.Context, e audit.Event, outcome string) error
+}
+
 // Config tunes the authority; zero values take the defaults.
 type Config struct {
 	OrderLifetime time.Duration // how long a pending order lives (default 7 days)
@@ -143,8 +148,11 @@ type Config struct {
 	DefaultProfile    string        // for orders that name no profile (default "sote-server")
 	MaxValidity       time.Duration // of New's single profile (default 365 days)
 	Backdate          time.Duration // of New's single profile: how far the signer backdates notBefore (default 1 min)
-	// Audit, when set, gets an audit log event for every revocation (audit.Recorder).
-	Audit signer.Auditor
+	// Audit, when set, gets an audit log event for every account and order change
+	// (audit.Recorder).
+	Audit Auditor
+	// Revoker carries out revokeCert (revocation.Revoker); required.
+	Revoker Revoker
 	// RateLimits shared by the replicas; the zero value is no limits (ratelimit.go).
 	RateLimits RateLimits
 }
@@ -295,6 +303,9 @@ func NewWithProfiles(cfg Config, st Store, val Validator, profiles []Profile, lo
 	}
 	if a.profiles[cfg.DefaultProfile] == nil {
 		return nil, fmt.Errorf("the default profile %q is not among the profiles", cfg.DefaultProfile)
+	}
+	if isNil(cfg.Revoker) {
+		return nil, errors.New("no revoker: revokeCert needs the revocation component")
 	}
 	return a, nil
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/varmenne/varmenne/acme/jws/jwstest"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
+	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -73,6 +75,9 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		IssuerURL:   "http://127.0.0.1:14080/issuer/production.cer",
 	}, rec, time.Now, rand.Reader)
 	val := &fakeValidator{}
+	if cfg.Revoker == nil {
+		cfg.Revoker = testRevoker(st)
+	}
 	a := New(cfg, st, val, ca, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	// Background validations must be recorded before the database closes.
 	t.Cleanup(a.Close)
@@ -380,3 +385,6 @@ var (
 	makeCSR  = acmetest.CSR
 	wantKind = acmetest.WantKind
 )
+
+// testRevoker is the revocation component on st, as serve wires it.
+func testRevoker(st *store.SQL) Revoker { return revocation.New(st, audit.New(st, nil), nil) }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/names"
@@ -141,7 +141,7 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 		return nil, a.internal(ctx, "create the order", err)
 	}
 	a.log.InfoContext(ctx, "order created", "order", o.ID, "account", acct.ID, "names", list, "reused_authzs", reused)
-	a.auditEvent(ctx, AuditOrderCreate, fmt.Sprintf("order=%s account=%s org=%s profile=%s names=%s", o.ID, acct.ID, acct.OrgOID, profile, strings.Join(list, ",")))
+	a.auditEvent(ctx, audit.OrderCreated{Order: o.ID, Account: acct.ID, Org: acct.OrgOID, Profile: profile, Names: list})
 	return &o, nil
 }
 

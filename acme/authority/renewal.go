@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/policy/names"
 	"github.com/varmenne/varmenne/store"
 )
@@ -160,7 +161,7 @@ func (a *Authority) RenewalInfo(ctx context.Context, id string) (*RenewalInfo, e
 	rev, err := a.store.GetRevocation(ctx, c.Serial)
 	switch {
 	case err == nil:
-		info.Start, info.End, info.Reason = now.Add(-pastWindow), now, "revoked ("+revocationReasons[rev.Reason]+")"
+		info.Start, info.End, info.Reason = now.Add(-pastWindow), now, "revoked ("+revocation.Name(rev.Reason)+")"
 		return info, nil
 	case !isNotFound(err):
 		return nil, a.internal(ctx, "look up the revocation", err)

@@ -7,46 +7,40 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/varmenne/varmenne/acme"
-	"github.com/varmenne/varmenne/acme/jws"
-	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/store"
 )
 
-// RFC 5280 CRLReason codes SOTE accepts. certificateHold (6) and removeFromCRL (8) are
-// refused because SOTE revocation is final; cACompromise (2) and aACompromise (10)
-// concern the CA, not a subscriber.
-var revocationReasons = map[int]string{
-	0: "unspecified",
-	1: "keyCompromise",
-	3: "affiliationChanged",
-	4: "superseded",
-	5: "cessationOfOperation",
-	9: "privilegeWithdrawn",
+// Revoker is the revocation component (revocation.Revoker): the one place a
+// certificate is revoked, whoever asks.
+type Revoker interface {
+	Revoke(ctx context.Context, req revocation.Request) (*store.Revocation, error)
 }
 
-// ReasonKeyCompromise is the CRLReason that blocks the key.
-const ReasonKeyCompromise = 1
-
-// Revoker is who asks: an account (kid) or the holder of the certificate's key (jwk).
-type Revoker struct {
+// RevokeCaller is who asks: an account (kid) or the holder of the certificate's key (jwk).
+type RevokeCaller struct {
 	Account *store.Account   // set when the JWS used kid
 	Key     *jose.JSONWebKey // set when the JWS used jwk
 }
 
-// Revoke handles revokeCert (RFC 8555 7.6).
-func (a *Authority) Revoke(ctx context.Context, who Revoker, req acme.RevokeRequest) error {
-	reason := 0
+// Revoke handles revokeCert (RFC 8555 7.6): it reads the request, checks that
+// this CA issued the certificate, and hands the rest (the caller's right, the
+// reason, key blocking, the record and its audit event) to the revocation
+// component.
+func (a *Authority) Revoke(ctx context.Context, who RevokeCaller, req acme.RevokeRequest) error {
+	code := 0
 	if req.Reason != nil {
-		reason = *req.Reason
+		code = *req.Reason
 	}
-	if _, ok := revocationReasons[reason]; !ok {
+	reason, ok := revocation.ByCode(code)
+	if !ok {
 		return acme.Errorf(acme.BadRevocationReason,
-			"revocation reason %d is not accepted: SOTE revocation is final; use 0 (unspecified), 1 (keyCompromise), 3 (affiliationChanged), 4 (superseded), 5 (cessationOfOperation) or 9 (privilegeWithdrawn)", reason)
+			"revocation reason %d is not accepted: SOTE revocation is final; use %s", code, revocation.Allowed())
 	}
 	der, err := base64.RawURLEncoding.DecodeString(req.Certificate)
 	if err != nil || req.Certificate == "" {
@@ -64,73 +58,39 @@ func (a *Authority) Revoke(ctx context.Context, who Revoker, req acme.RevokeRequ
 	if err != nil {
 		return a.internal(ctx, "read the certificate", err)
 	}
-
-	r := store.Revocation{Serial: serial, RevokedAt: a.now(), Reason: reason, PerformedBy: "varmenne ACME revokeCert"}
-	switch {
-	case who.Account != nil:
-		if rec.AccountID != who.Account.ID && rec.OrgOID != who.Account.OrgOID {
-			return acme.Errorf(acme.Unauthorized, "account %s may not revoke this certificate: it belongs to another organisation", who.Account.ID)
-		}
-		r.RequestedBy = fmt.Sprintf("ACME account %s of organisation %s", who.Account.ID, who.Account.OrgOID)
-		r.IdentifiedBy = "ACME account key (JWS kid)"
-	case who.Key != nil:
-		if !jws.KeyEqual(who.Key, &jose.JSONWebKey{Key: cert.PublicKey}) {
-			return acme.Errorf(acme.Unauthorized, "the JWS is not signed by this certificate's key")
-		}
-		r.RequestedBy = "holder of the certificate's private key"
-		r.IdentifiedBy = "signature by the certificate's key (JWS jwk)"
-	default:
-		return acme.Errorf(acme.Unauthorized, "revocation needs an account or the certificate's key")
+	caller := revocation.Caller{Account: who.Account}
+	if who.Key != nil {
+		caller.Key = who.Key.Key
 	}
-
-	var block *store.BlockedKey
-	if reason == ReasonKeyCompromise {
-		hash, err := signer.KeyHash(cert.PublicKey)
-		if err != nil {
-			return a.internal(ctx, "hash the compromised key", err)
+	r, err := a.cfg.Revoker.Revoke(ctx, revocation.Request{Serial: serial, Reason: reason, Caller: caller})
+	var refusal *revocation.Error
+	if errors.As(err, &refusal) {
+		switch refusal.Kind {
+		case revocation.AlreadyRevoked:
+			return acme.Errorf(acme.AlreadyRevoked, "%s", refusal.Detail)
+		case revocation.BadReason:
+			return acme.Errorf(acme.BadRevocationReason, "%s", refusal.Detail)
+		case revocation.Unauthorized:
+			return acme.Errorf(acme.Unauthorized, "%s", refusal.Detail)
+		case revocation.NotFound:
+			return acme.Errorf(acme.Malformed, "this certificate was not issued by this CA").WithStatus(404)
 		}
-		block = &store.BlockedKey{KeyHash: hash, Reason: "keyCompromise", Source: "revocation of " + serial, CreatedAt: r.RevokedAt}
+		return acme.Errorf(acme.Malformed, "%s", refusal.Detail)
 	}
-	switch err := a.store.Revoke(ctx, r, block); {
-	case errors.Is(err, store.ErrDuplicate):
-		return acme.Errorf(acme.AlreadyRevoked, "certificate %s is already revoked", serial)
-	case err != nil:
+	if err != nil {
 		return a.internal(ctx, "record the revocation", err)
 	}
-	a.auditRevocation(ctx, r)
-	a.log.InfoContext(ctx, "certificate revoked", "serial", serial, "reason", revocationReasons[reason], "requested_by", r.RequestedBy)
+	a.log.InfoContext(ctx, "certificate revoked", "serial", serial, "reason", reason.Name, "requested_by", r.RequestedBy)
 	return nil
 }
 
-// AuditRevoke is the audit action of a revocation.
-const AuditRevoke = "certificate.revoke"
-
-// RevocationAuditObject describes a revocation in an audit event.
-func RevocationAuditObject(r store.Revocation, reason string) string {
-	return fmt.Sprintf("serial=%s reason=%s requested_by=%q identified_by=%q performed_by=%q",
-		r.Serial, reason, r.RequestedBy, r.IdentifiedBy, r.PerformedBy)
-}
-
-// auditRevocation records a stored revocation in the audit log. The revocation
-// stands either way; a failure is logged.
-func (a *Authority) auditRevocation(ctx context.Context, r store.Revocation) {
-	a.auditEvent(ctx, AuditRevoke, RevocationAuditObject(r, revocationReasons[r.Reason]))
-}
-
-// Audit actions of the ACME side's other state changes.
-const (
-	AuditAccountCreate     = "account.create"
-	AuditAccountDeactivate = "account.deactivate"
-	AuditOrderCreate       = "order.create"
-)
-
-// auditEvent records a state change in the audit log when one is configured. The
-// change stands either way; a failure is logged.
-func (a *Authority) auditEvent(ctx context.Context, action, object string) {
+// auditEvent records a state change of the ACME side in the audit log when one
+// is configured. The change stands either way; a failure is logged.
+func (a *Authority) auditEvent(ctx context.Context, e audit.Event) {
 	if a.cfg.Audit == nil {
 		return
 	}
-	if err := a.cfg.Audit.Audit(context.WithoutCancel(ctx), action, object, "ok"); err != nil {
-		a.log.ErrorContext(ctx, "state change not written to the audit log", "action", action, "object", object, "err", err)
+	if err := a.cfg.Audit.Audit(context.WithoutCancel(ctx), e, audit.OK); err != nil {
+		a.log.ErrorContext(ctx, "state change not written to the audit log", "action", e.Action(), "object", audit.Object(e), "err", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/jws/jwstest"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -30,7 +31,7 @@ func TestRevokeReasons(t *testing.T) {
 		rec, _, _ := f.issue(acct, "refused.example.fi")
 		for _, reason := range []int{2, 6, 7, 8, 10, -1, 11} {
 			t.Run(fmt.Sprintf("reason %d is badRevocationReason", reason), func(t *testing.T) {
-				err := f.a.Revoke(f.ctx, Revoker{Account: acct}, revokeRequest(rec.DER, &reason))
+				err := f.a.Revoke(f.ctx, RevokeCaller{Account: acct}, revokeRequest(rec.DER, &reason))
 				wantKind(t, err, acme.BadRevocationReason)
 				if _, err := f.st.GetRevocation(f.ctx, rec.Serial); !isStoreNotFound(err) {
 					t.Errorf("a revocation was recorded for a refused reason (lookup: %v)", err)
@@ -42,7 +43,7 @@ func TestRevokeReasons(t *testing.T) {
 	for _, reason := range []int{0, 1, 3, 4, 5, 9} {
 		t.Run(fmt.Sprintf("reason %d is accepted", reason), func(t *testing.T) {
 			rec, cert, _ := f.issue(acct, fmt.Sprintf("r%d.example.fi", reason))
-			if err := f.a.Revoke(f.ctx, Revoker{Account: acct}, revokeRequest(rec.DER, &reason)); err != nil {
+			if err := f.a.Revoke(f.ctx, RevokeCaller{Account: acct}, revokeRequest(rec.DER, &reason)); err != nil {
 				t.Fatalf("Revoke: %v", err)
 			}
 			r, err := f.st.GetRevocation(f.ctx, rec.Serial)
@@ -56,7 +57,7 @@ func TestRevokeReasons(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := reason == ReasonKeyCompromise; blocked != want {
+			if want := reason == revocation.KeyCompromise.Code; blocked != want {
 				t.Errorf("key blocked %v after reason %d, want %v", blocked, reason, want)
 			}
 		})
@@ -64,7 +65,7 @@ func TestRevokeReasons(t *testing.T) {
 
 	t.Run("no reason is recorded as unspecified", func(t *testing.T) {
 		rec, _, _ := f.issue(acct, "noreason.example.fi")
-		if err := f.a.Revoke(f.ctx, Revoker{Account: acct}, revokeRequest(rec.DER, nil)); err != nil {
+		if err := f.a.Revoke(f.ctx, RevokeCaller{Account: acct}, revokeRequest(rec.DER, nil)); err != nil {
 			t.Fatalf("Revoke: %v", err)
 		}
 		if r, err := f.st.GetRevocation(f.ctx, rec.Serial); err != nil || r.Reason != 0 {
@@ -83,15 +84,15 @@ func TestRevokeRights(t *testing.T) {
 
 	tests := []struct {
 		name string
-		who  func(certKey *ecdsa.PrivateKey) Revoker
+		who  func(certKey *ecdsa.PrivateKey) RevokeCaller
 		want acme.ErrorKind
 	}{
-		{"the account that ordered it may revoke", func(*ecdsa.PrivateKey) Revoker { return Revoker{Account: owner} }, ""},
-		{"another account of the same organisation may revoke", func(*ecdsa.PrivateKey) Revoker { return Revoker{Account: sameOrg} }, ""},
-		{"an account of another organisation is unauthorized", func(*ecdsa.PrivateKey) Revoker { return Revoker{Account: otherOrg} }, acme.Unauthorized},
-		{"the holder of the certificate's key may revoke", func(k *ecdsa.PrivateKey) Revoker { return Revoker{Key: jwstest.JWK(k)} }, ""},
-		{"the holder of another key is unauthorized", func(*ecdsa.PrivateKey) Revoker { return Revoker{Key: jwstest.JWK(newKey(t))} }, acme.Unauthorized},
-		{"nobody is unauthorized", func(*ecdsa.PrivateKey) Revoker { return Revoker{} }, acme.Unauthorized},
+		{"the account that ordered it may revoke", func(*ecdsa.PrivateKey) RevokeCaller { return RevokeCaller{Account: owner} }, ""},
+		{"another account of the same organisation may revoke", func(*ecdsa.PrivateKey) RevokeCaller { return RevokeCaller{Account: sameOrg} }, ""},
+		{"an account of another organisation is unauthorized", func(*ecdsa.PrivateKey) RevokeCaller { return RevokeCaller{Account: otherOrg} }, acme.Unauthorized},
+		{"the holder of the certificate's key may revoke", func(k *ecdsa.PrivateKey) RevokeCaller { return RevokeCaller{Key: jwstest.JWK(k)} }, ""},
+		{"the holder of another key is unauthorized", func(*ecdsa.PrivateKey) RevokeCaller { return RevokeCaller{Key: jwstest.JWK(newKey(t))} }, acme.Unauthorized},
+		{"nobody is unauthorized", func(*ecdsa.PrivateKey) RevokeCaller { return RevokeCaller{} }, acme.Unauthorized},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,8 +112,8 @@ func TestRevokeRecordsAndBlocks(t *testing.T) {
 	f := newFixture(t, Config{})
 	acct := f.account()
 	rec, cert, key := f.issue(acct, "www.example.fi")
-	reason := ReasonKeyCompromise
-	if err := f.a.Revoke(f.ctx, Revoker{Account: acct}, revokeRequest(rec.DER, &reason)); err != nil {
+	reason := revocation.KeyCompromise.Code
+	if err := f.a.Revoke(f.ctx, RevokeCaller{Account: acct}, revokeRequest(rec.DER, &reason)); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 
@@ -131,7 +132,7 @@ func TestRevokeRecordsAndBlocks(t *testing.T) {
 		}
 	})
 	t.Run("revoking again is alreadyRevoked", func(t *testing.T) {
-		wantKind(t, f.a.Revoke(f.ctx, Revoker{Account: acct}, revokeRequest(rec.DER, nil)), acme.AlreadyRevoked)
+		wantKind(t, f.a.Revoke(f.ctx, RevokeCaller{Account: acct}, revokeRequest(rec.DER, nil)), acme.AlreadyRevoked)
 	})
 	t.Run("a CSR with the compromised key is badCSR", func(t *testing.T) {
 		o := f.readyOrder(acct, "api.example.fi")
@@ -172,7 +173,7 @@ func TestRevokeUnknownCertificates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ae := wantKind(t, f.a.Revoke(f.ctx, Revoker{Account: acct}, tt.req), acme.Malformed)
+			ae := wantKind(t, f.a.Revoke(f.ctx, RevokeCaller{Account: acct}, tt.req), acme.Malformed)
 			if ae.HTTPStatus() != tt.status {
 				t.Errorf("status %d, want %d", ae.HTTPStatus(), tt.status)
 			}

@@ -37,6 +37,8 @@ import (
 	"github.com/varmenne/varmenne/acme/server"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
+	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/store"
 	"github.com/varmenne/varmenne/test/logbuf"
 )
@@ -133,7 +135,8 @@ func newEnvConfig(t *testing.T, cfg server.Config) *env {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	val := &fakeValidator{fail: map[string]error{}, calls: map[string]int{}}
-	auth := authority.New(authority.Config{MaxValidity: validity, Backdate: backdate}, st, val, ca, log)
+	auth := authority.New(authority.Config{MaxValidity: validity, Backdate: backdate,
+		Revoker: revocation.New(st, audit.New(st, nil), nil)}, st, val, ca, log)
 	t.Cleanup(auth.Close)
 
 	// The server must know its own URL before it can be the handler: start it late.

@@ -1,4 +1,4 @@
-package crl
+package revocation
 
 import (
 	"encoding/hex"
