@@ -33,6 +33,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("operators and the EAB lifecycle", func(t *testing.T) { testOperators(t, open) })
 	t.Run("console sessions", func(t *testing.T) { testConsoleSessions(t, open) })
 	t.Run("audited changes", func(t *testing.T) { testAudited(t, open) })
+	t.Run("operator lifecycle and organisation names", func(t *testing.T) { testOperatorLifecycle(t, open) })
 }
 
 const (

@@ -24,6 +24,9 @@ type Operator struct {
 	CertFingerprint string // hex SHA-256 of the client certificate's DER; "" without one
 	CreatedBy       string
 	CreatedAt       time.Time
+	TokenExpiresAt  time.Time // zero: the token does not expire
+	DisabledAt      time.Time // zero: enabled
+	DisabledBy      string
 }
 
 // EAB request states.
@@ -57,24 +60,101 @@ type EABRequest struct {
 // AddOperator records an operator; ErrDuplicate if the name is taken.
 func (s *SQL) AddOperator(ctx context.Context, o Operator) error {
 	_, err := s.exec(ctx, s.db,
-		`INSERT INTO operators (name, role, token_hash, cert_fingerprint, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		o.Name, o.Role, o.TokenHash, o.CertFingerprint, o.CreatedBy, micros(o.CreatedAt))
+		`INSERT INTO operators (name, role, token_hash, cert_fingerprint, created_by, created_at, token_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		o.Name, o.Role, o.TokenHash, o.CertFingerprint, o.CreatedBy, micros(o.CreatedAt), micros(o.TokenExpiresAt))
 	if err != nil {
 		return s.fail("add operator "+o.Name, err)
 	}
 	return nil
 }
 
-const operatorColumns = `name, role, token_hash, cert_fingerprint, created_by, created_at`
+const operatorColumns = `name, role, token_hash, cert_fingerprint, created_by, created_at, token_expires_at, disabled_at, disabled_by`
 
 func scanOperator(row scanner) (*Operator, error) {
 	var o Operator
-	var created int64
-	if err := row.Scan(&o.Name, &o.Role, &o.TokenHash, &o.CertFingerprint, &o.CreatedBy, &created); err != nil {
+	var created, expires, disabled int64
+	if err := row.Scan(&o.Name, &o.Role, &o.TokenHash, &o.CertFingerprint, &o.CreatedBy, &created, &expires, &disabled, &o.DisabledBy); err != nil {
 		return nil, err
 	}
-	o.CreatedAt = fromMicros(created)
+	o.CreatedAt, o.TokenExpiresAt, o.DisabledAt = fromMicros(created), fromMicros(expires), fromMicros(disabled)
 	return &o, nil
+}
+
+// DisableOperator disables an enabled operator (else ErrConflict): every
+// credential of theirs is refused from now on. It also ends their console
+// sessions.
+func (s *SQL) DisableOperator(ctx context.Context, name, by string, now time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.transition(ctx, tx, "operators", "name", name,
+			`UPDATE operators SET disabled_at = ?, disabled_by = ? WHERE name = ? AND disabled_at = 0`, micros(now), by, name)
+		if err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM console_sessions WHERE operator = ?`, name)
+		return err
+	})
+	if err != nil {
+		return s.fail("disable operator "+name, err)
+	}
+	return nil
+}
+
+// RemoveOperator deletes an operator and their console sessions; ErrNotFound if
+// there is none. The audit log keeps the name.
+func (s *SQL) RemoveOperator(ctx context.Context, name string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `DELETE FROM console_sessions WHERE operator = ?`, name); err != nil {
+			return err
+		}
+		n, err := s.exec(ctx, tx, `DELETE FROM operators WHERE name = ?`, name)
+		if err == nil && n == 0 {
+			return fmt.Errorf("operator %s: %w", name, ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return s.fail("remove operator "+name, err)
+	}
+	return nil
+}
+
+// SetOperatorCredential replaces an enabled operator's credential (o.TokenHash,
+// o.TokenExpiresAt and o.CertFingerprint; the other fields are ignored) and ends
+// their console sessions; ErrConflict when the operator is disabled, ErrDuplicate
+// when the certificate is another operator's.
+func (s *SQL) SetOperatorCredential(ctx context.Context, o Operator) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.transition(ctx, tx, "operators", "name", o.Name,
+			`UPDATE operators SET token_hash = ?, token_expires_at = ?, cert_fingerprint = ? WHERE name = ? AND disabled_at = 0`,
+			o.TokenHash, micros(o.TokenExpiresAt), o.CertFingerprint, o.Name)
+		if err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM console_sessions WHERE operator = ?`, o.Name)
+		return err
+	})
+	if err != nil {
+		return s.fail("set the credential of operator "+o.Name, err)
+	}
+	return nil
+}
+
+// MarkProduction records, once, that the CA runs with its issuer keys in an HSM.
+func (s *SQL) MarkProduction(ctx context.Context, now time.Time) error {
+	_, err := s.exec(ctx, s.db, `INSERT INTO settings (name, value, set_at) VALUES ('production', 'hsm', ?) ON CONFLICT (name) DO NOTHING`, micros(now))
+	if err != nil {
+		return s.fail("mark the CA as production", err)
+	}
+	return nil
+}
+
+// Production reports whether a server ever started with its issuer keys in an HSM.
+func (s *SQL) Production(ctx context.Context) (bool, error) {
+	var n int
+	if err := s.q().QueryRowContext(ctx, `SELECT COUNT(*) FROM settings WHERE name = 'production'`).Scan(&n); err != nil {
+		return false, s.fail("read the CA's mode", err)
+	}
+	return n > 0, nil
 }
 
 // GetOperator returns the operator of that name, or ErrNotFound.

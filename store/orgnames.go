@@ -51,6 +51,49 @@ func (s *SQL) AddOrganisationNames(ctx context.Context, oid string, domains []st
 	return s.GetOrganisation(ctx, oid)
 }
 
+// RemoveOrganisationNames withdraws approved domains and networks from an
+// organisation in one transaction and returns it as stored after. A name it does
+// not have is ErrConflict and nothing changes; ErrNotFound when the organisation
+// is unknown.
+func (s *SQL) RemoveOrganisationNames(ctx context.Context, oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var rawDomains, rawNetworks string
+		err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT domains, networks FROM organisations WHERE oid = ?`), oid).
+			Scan(&rawDomains, &rawNetworks)
+		if err != nil {
+			return err
+		}
+		have, err := fromList(rawDomains)
+		if err != nil {
+			return err
+		}
+		nets, err := fromPrefixList(rawNetworks)
+		if err != nil {
+			return err
+		}
+		for _, d := range domains {
+			i := slices.Index(have, d)
+			if i < 0 {
+				return fmt.Errorf("domain %s of organisation %s: %w", d, oid, ErrConflict)
+			}
+			have = slices.Delete(have, i, i+1)
+		}
+		for _, n := range networks {
+			i := slices.Index(nets, n)
+			if i < 0 {
+				return fmt.Errorf("network %s of organisation %s: %w", n, oid, ErrConflict)
+			}
+			nets = slices.Delete(nets, i, i+1)
+		}
+		_, err = s.exec(ctx, tx, `UPDATE organisations SET domains = ?, networks = ? WHERE oid = ?`, list(have), prefixList(nets), oid)
+		return err
+	})
+	if err != nil {
+		return nil, s.fail("remove domains and networks of organisation "+oid, err)
+	}
+	return s.GetOrganisation(ctx, oid)
+}
+
 // prefixList stores networks as a JSON array of CIDR strings.
 func prefixList(v []netip.Prefix) string {
 	ss := make([]string, len(v))

@@ -139,6 +139,22 @@ func (t *Tx) ExpireEAB(now time.Time) (requests, keys []string, err error) {
 	return t.s.ExpireEAB(t.ctx, now)
 }
 
+// RemoveOrganisationNames: see SQL.RemoveOrganisationNames.
+func (t *Tx) RemoveOrganisationNames(oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
+	return t.s.RemoveOrganisationNames(t.ctx, oid, domains, networks)
+}
+
+// DisableOperator: see SQL.DisableOperator.
+func (t *Tx) DisableOperator(name, by string, now time.Time) error {
+	return t.s.DisableOperator(t.ctx, name, by, now)
+}
+
+// RemoveOperator: see SQL.RemoveOperator.
+func (t *Tx) RemoveOperator(name string) error { return t.s.RemoveOperator(t.ctx, name) }
+
+// SetOperatorCredential: see SQL.SetOperatorCredential.
+func (t *Tx) SetOperatorCredential(o Operator) error { return t.s.SetOperatorCredential(t.ctx, o) }
+
 // AddOperator: see SQL.AddOperator.
 func (t *Tx) AddOperator(o Operator) error { return t.s.AddOperator(t.ctx, o) }
 
