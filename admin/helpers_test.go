@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/varmenne/varmenne/admin/operatorca"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
@@ -54,7 +55,7 @@ type fixture struct {
 	clock *clock
 	svc   *Service
 	srv   *httptest.Server
-	ca    *OperatorCA
+	ca    *operatorca.CA
 	// tokens of the token operators: alice and bob (administrators), rita and
 	// eservice (registrars), aino (auditor).
 	tokens map[string]string
@@ -87,7 +88,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 			t.Fatal(err)
 		}
 	}
-	if f.ca, _, err = EnsureOperatorCA(filepath.Join(dir, "pki")); err != nil {
+	if f.ca, _, err = operatorca.Ensure(filepath.Join(dir, "pki")); err != nil {
 		t.Fatal(err)
 	}
 	for name, role := range map[string]string{"alice": "administrator", "bob": "administrator", "rita": "registrar", "eservice": "registrar", "aino": "auditor"} {

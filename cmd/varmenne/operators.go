@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/admin/operatorca"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
@@ -83,8 +84,8 @@ func (c *adminConfig) auditObject() string {
 
 // ensureOperatorCA makes the operator CA in the data directory on first use and
 // records that in the audit log.
-func ensureOperatorCA(ctx context.Context, data string, aud *audit.Log, actor string) (*admin.OperatorCA, error) {
-	ca, created, err := admin.EnsureOperatorCA(filepath.Join(data, "pki"))
+func ensureOperatorCA(ctx context.Context, data string, aud *audit.Log, actor string) (*operatorca.CA, error) {
+	ca, created, err := operatorca.Ensure(filepath.Join(data, "pki"))
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func operatorAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer st.Close()
 	aud := audit.New(st, nil)
-	var ca *admin.OperatorCA
+	var ca *operatorca.CA
 	if !*token {
 		if ca, err = ensureOperatorCA(ctx, *data, aud, by); err != nil {
 			return fmt.Errorf("operator add: %w", err)
