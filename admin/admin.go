@@ -10,9 +10,7 @@ package admin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -145,36 +143,10 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 // Roles is every operator role.
 var Roles = []string{store.RoleAdministrator, store.RoleRegistrar, store.RoleAuditor}
 
-// Error is a refusal the operator sees: an HTTP status, a problem type (the last
-// part of urn:varmenne:admin:error:<Type>) and a detail saying what to do.
-type Error struct {
-	Status int
-	Type   string
-	Detail string
-}
-
-func (e *Error) Error() string { return e.Detail }
-
-func errorf(status int, typ, format string, args ...any) *Error {
-	return &Error{Status: status, Type: typ, Detail: fmt.Sprintf(format, args...)}
-}
-
-// Problem types.
-const (
-	TypeUnauthenticated = "unauthenticated"
-	TypeForbidden       = "forbidden"
-	TypeDualControl     = "dualControl"
-	TypeNotFound        = "notFound"
-	TypeConflict        = "conflict"
-	TypeGone            = "gone"
-	TypeMalformed       = "malformed"
-	TypeInternal        = "serverInternal"
-)
-
 // internal logs err and returns a refusal that does not show it.
 func (s *Service) internal(ctx context.Context, what string, err error) error {
 	s.log.ErrorContext(ctx, "admin: "+what, "err", err)
-	return errorf(http.StatusInternalServerError, TypeInternal, "the server could not %s; the error is in its log", what)
+	return errorf(Internal, "the server could not %s; the error is in its log", what)
 }
 
 // audit records an event; the state change it describes stands either way.
@@ -190,14 +162,14 @@ func (s *Service) allow(ctx context.Context, who *store.Operator, what string, r
 		return nil
 	}
 	s.audit(ctx, who.Name, "access.denied", what, "refused: role "+who.Role)
-	return errorf(http.StatusForbidden, TypeForbidden, "operator %s has the role %s; to %s takes the role %s",
+	return errorf(Forbidden, "operator %s has the role %s; to %s takes the role %s",
 		who.Name, who.Role, what, strings.Join(roles, " or "))
 }
 
-// notFound maps store.ErrNotFound to a 404 refusal naming what is missing.
+// lookup maps store.ErrNotFound to a NotFound refusal naming what is missing.
 func (s *Service) lookup(ctx context.Context, err error, format string, args ...any) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, TypeNotFound, format, args...)
+		return errorf(NotFound, format, args...)
 	}
 	return s.internal(ctx, "read the database", err)
 }

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -192,12 +193,12 @@ func auditPage(r *http.Request) (after int64, limit int, err error) {
 	q := r.URL.Query()
 	if v := q.Get("after"); v != "" {
 		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
-			return 0, 0, errorf(http.StatusBadRequest, TypeMalformed, "after=%q: give the sequence number of the last event read, e.g. 0", v)
+			return 0, 0, errorf(Malformed, "after=%q: give the sequence number of the last event read, e.g. 0", v)
 		}
 	}
 	if v := q.Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxAuditPage {
-			return 0, 0, errorf(http.StatusBadRequest, TypeMalformed, "limit=%q: give 1 to %d", v, MaxAuditPage)
+			return 0, 0, errorf(Malformed, "limit=%q: give 1 to %d", v, MaxAuditPage)
 		}
 	}
 	return after, limit, nil
@@ -257,10 +258,10 @@ func (s *Server) Handler() http.Handler {
 			methods := allowed[pattern]
 			sort.Strings(methods)
 			w.Header().Set("Allow", strings.Join(methods, ", "))
-			s.problem(w, r, errorf(http.StatusMethodNotAllowed, "methodNotAllowed", "%s %s is not allowed; use %s", r.Method, r.URL.Path, strings.Join(methods, " or ")))
+			s.problem(w, r, &httpError{http.StatusMethodNotAllowed, "methodNotAllowed", fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, strings.Join(methods, " or "))})
 			return
 		}
-		s.problem(w, r, errorf(http.StatusNotFound, "noRoute", "there is no endpoint %s; the API is described at /admin/v1/openapi.json", r.URL.Path))
+		s.problem(w, r, &httpError{http.StatusNotFound, "noRoute", fmt.Sprintf("there is no endpoint %s; the API is described at /admin/v1/openapi.json", r.URL.Path)})
 	})
 	s.consoleRoutes(mux)
 	return s.logged(securityHeaders(mux))
@@ -340,16 +341,16 @@ func credential(r *http.Request) Credential {
 
 // problem writes err as an RFC 7807 problem document.
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = s.svc.internal(r.Context(), "answer the request", err).(*Error)
+	status, typ, detail, ok := refusal(err)
+	if !ok {
+		status, typ, detail, _ = refusal(s.svc.internal(r.Context(), "answer the request", err))
 	}
-	if e.Status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="varmenne admin"`)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(map[string]any{"type": ProblemPrefix + e.Type, "title": http.StatusText(e.Status), "status": e.Status, "detail": e.Detail})
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"type": ProblemPrefix + typ, "title": http.StatusText(status), "status": status, "detail": detail})
 }
 
 func reply(w http.ResponseWriter, status int, v any) error {
@@ -370,19 +371,19 @@ func replyOr(w http.ResponseWriter, status int, v any, err error) error {
 func decode(r *http.Request, v any) error {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/json" {
-		return errorf(http.StatusUnsupportedMediaType, TypeMalformed, "send the body as Content-Type: application/json")
+		return &httpError{http.StatusUnsupportedMediaType, TypeMalformed, "send the body as Content-Type: application/json"}
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return errorf(http.StatusRequestEntityTooLarge, TypeMalformed, "the body is larger than %d bytes", maxBody)
+			return &httpError{http.StatusRequestEntityTooLarge, TypeMalformed, fmt.Sprintf("the body is larger than %d bytes", maxBody)}
 		}
-		return errorf(http.StatusBadRequest, TypeMalformed, "the body is not the JSON this endpoint takes: %v", err)
+		return errorf(Malformed, "the body is not the JSON this endpoint takes: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, TypeMalformed, "the body holds more than one JSON value")
+		return errorf(Malformed, "the body holds more than one JSON value")
 	}
 	return nil
 }
@@ -391,10 +392,10 @@ func decode(r *http.Request, v any) error {
 func decodeEmpty(r *http.Request) error {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		return errorf(http.StatusRequestEntityTooLarge, TypeMalformed, "the body is larger than %d bytes", maxBody)
+		return &httpError{http.StatusRequestEntityTooLarge, TypeMalformed, fmt.Sprintf("the body is larger than %d bytes", maxBody)}
 	}
 	if t := bytes.TrimSpace(b); len(t) > 0 && string(t) != "{}" {
-		return errorf(http.StatusBadRequest, TypeMalformed, "this endpoint takes no body, or {}")
+		return errorf(Malformed, "this endpoint takes no body, or {}")
 	}
 	return nil
 }

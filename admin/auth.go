@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -87,7 +86,7 @@ type Credential struct {
 func (s *Service) Authenticate(ctx context.Context, c Credential) (*store.Operator, error) {
 	refuse := func(object, why string) error {
 		s.audit(ctx, "unknown", AuditOperatorLogin, object, "refused: "+why)
-		return errorf(http.StatusUnauthorized, TypeUnauthenticated,
+		return errorf(Unauthenticated,
 			"authenticate with an operator client certificate or an operator token (Authorization: Bearer <token>)")
 	}
 	if c.Cert != nil {
@@ -101,7 +100,7 @@ func (s *Service) Authenticate(ctx context.Context, c Credential) (*store.Operat
 		return op, nil
 	}
 	if c.Token == "" {
-		return nil, errorf(http.StatusUnauthorized, TypeUnauthenticated,
+		return nil, errorf(Unauthenticated,
 			"authenticate with an operator client certificate or an operator token (Authorization: Bearer <token>)")
 	}
 	name, secret, ok := cutLast(c.Token, ".")

@@ -152,7 +152,7 @@ func (s *Server) consoleAuth(w http.ResponseWriter, r *http.Request) (*consoleRe
 func checkCSRF(r *http.Request, want string) error {
 	got := r.PostFormValue("csrf")
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return errorf(http.StatusForbidden, TypeForbidden, "the form's CSRF token is missing or wrong; reload the page and send the form again")
+		return errorf(Forbidden, "the form's CSRF token is missing or wrong; reload the page and send the form again")
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ func (s *Server) form(h func(w http.ResponseWriter, r *http.Request, c *consoleR
 			return
 		}
 		if err := r.ParseForm(); err != nil {
-			s.consoleError(w, r, c, errorf(http.StatusBadRequest, TypeMalformed, "the form could not be read: %v", err))
+			s.consoleError(w, r, c, errorf(Malformed, "the form could not be read: %v", err))
 			return
 		}
 		if err := checkCSRF(r, c.csrf); err != nil {
@@ -199,15 +199,15 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 }
 
 func (s *Server) consoleError(w http.ResponseWriter, r *http.Request, c *consoleRequest, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = s.svc.internal(r.Context(), "show the page", err).(*Error)
+	status, typ, detail, ok := refusal(err)
+	if !ok {
+		status, typ, detail, _ = refusal(s.svc.internal(r.Context(), "show the page", err))
 	}
-	p := page{Title: http.StatusText(e.Status), Data: e}
+	p := page{Title: http.StatusText(status), Data: struct{ Type, Detail string }{typ, detail}}
 	if c != nil {
 		p.Who, p.CSRF = c.who, c.csrf
 	}
-	s.render(w, e.Status, "error", p)
+	s.render(w, status, "error", p)
 }
 
 func (s *Server) consoleRoutes(mux *http.ServeMux) {
@@ -218,7 +218,7 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusSeeOther) })
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
-		s.consoleError(w, r, nil, errorf(http.StatusNotFound, TypeNotFound, "there is no console page %s", r.URL.Path))
+		s.consoleError(w, r, nil, errorf(NotFound, "there is no console page %s", r.URL.Path))
 	})
 	mux.HandleFunc("GET /console/login", s.loginPage)
 	mux.HandleFunc("POST /console/login", s.login)
@@ -397,12 +397,12 @@ func (s *Server) loginMAC(nonce string) string { return keyedMAC([]byte(nonce), 
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		s.consoleError(w, r, nil, errorf(http.StatusBadRequest, TypeMalformed, "the form could not be read: %v", err))
+		s.consoleError(w, r, nil, errorf(Malformed, "the form could not be read: %v", err))
 		return
 	}
 	ck, err := r.Cookie(loginCookie)
 	if err != nil || checkCSRF(r, s.loginMAC(ck.Value)) != nil {
-		s.consoleError(w, r, nil, errorf(http.StatusForbidden, TypeForbidden, "the login form's CSRF token is missing or wrong; open the login page again"))
+		s.consoleError(w, r, nil, errorf(Forbidden, "the login form's CSRF token is missing or wrong; open the login page again"))
 		return
 	}
 	who, err := s.svc.Authenticate(r.Context(), Credential{Token: strings.TrimSpace(r.PostFormValue("token"))})

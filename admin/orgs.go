@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/http"
 	"strings"
 	"time"
 
@@ -166,7 +165,7 @@ func (s *Service) Suspend(ctx context.Context, who *store.Operator, oid, reason 
 	}
 	err = s.st.SuspendOrganisation(ctx, oid, who.Name, reason, s.now())
 	if errors.Is(err, store.ErrConflict) {
-		return errorf(http.StatusConflict, TypeConflict, "organisation %s is already suspended", oid)
+		return errorf(Conflict, "organisation %s is already suspended", oid)
 	}
 	if err != nil {
 		return s.lookup(ctx, err, "there is no organisation %s", oid)
@@ -182,7 +181,7 @@ func (s *Service) Resume(ctx context.Context, who *store.Operator, oid string) e
 	}
 	err := s.st.ResumeOrganisation(ctx, oid)
 	if errors.Is(err, store.ErrConflict) {
-		return errorf(http.StatusConflict, TypeConflict, "organisation %s is not suspended", oid)
+		return errorf(Conflict, "organisation %s is not suspended", oid)
 	}
 	if err != nil {
 		return s.lookup(ctx, err, "there is no organisation %s", oid)
@@ -203,7 +202,7 @@ func (s *Service) Certificates(ctx context.Context, who *store.Operator, serial,
 	}
 	readings, err := crl.SerialReadings(serial, "auto")
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, TypeMalformed, "%v", err)
+		return nil, errorf(Malformed, "%v", err)
 	}
 	out := []CertView{}
 	for _, r := range readings {
@@ -256,12 +255,12 @@ func (s *Service) RevokeCertificate(ctx context.Context, who *store.Operator, se
 	}
 	readings, err := crl.SerialReadings(serial, "hex")
 	if err != nil {
-		return errorf(http.StatusBadRequest, TypeMalformed, "%v", err)
+		return errorf(Malformed, "%v", err)
 	}
 	serial = readings[0].Hex
 	code, err := crl.ParseReason(in.Reason)
 	if err != nil {
-		return errorf(http.StatusBadRequest, TypeMalformed, "reason: %v", err)
+		return errorf(Malformed, "reason: %v", err)
 	}
 	r := store.Revocation{Serial: serial, Reason: code, PerformedBy: who.Name, RevokedAt: s.now()}
 	r.RequestedAt = r.RevokedAt
@@ -279,7 +278,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, who *store.Operator, se
 		return s.internal(ctx, "find the certificate", err)
 	}
 	if len(certs) == 0 {
-		return errorf(http.StatusNotFound, TypeNotFound, "no certificate with serial %s was issued here", serial)
+		return errorf(NotFound, "no certificate with serial %s was issued here", serial)
 	}
 	var block *store.BlockedKey
 	if code == crl.KeyCompromise {
@@ -287,7 +286,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, who *store.Operator, se
 	}
 	err = s.st.Revoke(ctx, r, block)
 	if errors.Is(err, store.ErrDuplicate) {
-		return errorf(http.StatusConflict, TypeConflict, "certificate %s is already revoked; revocation is final", serial)
+		return errorf(Conflict, "certificate %s is already revoked; revocation is final", serial)
 	}
 	if err != nil {
 		return s.internal(ctx, "revoke the certificate", err)
