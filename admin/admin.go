@@ -161,7 +161,7 @@ func (s *Service) allow(ctx context.Context, who *store.Operator, what string, r
 	if slices.Contains(roles, who.Role) {
 		return nil
 	}
-	s.audit(ctx, who.Name, "access.denied", what, "refused: role "+who.Role)
+	s.Refused(ctx, who, what, "role "+who.Role)
 	return errorf(Forbidden, "operator %s has the role %s; to %s takes the role %s",
 		who.Name, who.Role, what, strings.Join(roles, " or "))
 }

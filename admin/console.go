@@ -1,13 +1,11 @@
 package admin
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"html/template"
 	"net/http"
@@ -52,20 +50,6 @@ const (
 	certCSRFCookie = "__Host-varmenne-csrf"
 )
 
-// Console session defaults: a token login ends after SessionIdle without a
-// request, and SessionLifetime after the login at the latest.
-const (
-	SessionIdle     = 30 * time.Minute
-	SessionLifetime = 12 * time.Hour
-)
-
-// sessionKey is what the store keeps of a session cookie: the hex SHA-256 of its
-// value, so a copy of the database logs no one in.
-func sessionKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
-}
-
 // keyedMAC is the HMAC-SHA256 of msg under key, base64url.
 func keyedMAC(key []byte, msg string) string {
 	m := hmac.New(sha256.New, key)
@@ -77,19 +61,6 @@ func keyedMAC(key []byte, msg string) string {
 // value, which only the browser holds, so every replica derives the same token
 // and the store needs no copy of it.
 func sessionCSRF(id string) string { return keyedMAC([]byte(id), "csrf") }
-
-// startSession records a token login of operator in the store and returns the
-// cookie value.
-func (s *Server) startSession(ctx context.Context, operator string) (string, error) {
-	id := base64.RawURLEncoding.EncodeToString(randomBytes(32))
-	now := s.svc.now()
-	err := s.svc.st.CreateConsoleSession(ctx, store.ConsoleSession{IDHash: sessionKey(id), Operator: operator, Method: "token",
-		CreatedAt: now, LastSeen: now, Idle: s.svc.cfg.SessionIdle, ExpiresAt: now.Add(s.svc.cfg.SessionLifetime)})
-	if err != nil {
-		return "", err
-	}
-	return id, nil
-}
 
 // page is what every console template gets.
 type page struct {
@@ -128,20 +99,14 @@ func (s *Server) consoleAuth(w http.ResponseWriter, r *http.Request) (*consoleRe
 		return &consoleRequest{who: who, csrf: keyedMAC([]byte(ck.Value), "cert:"+CertFingerprint(c.Cert))}, true
 	}
 	if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
-		sess, err := s.svc.st.TouchConsoleSession(r.Context(), sessionKey(ck.Value), s.svc.now())
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.consoleError(w, r, nil, s.svc.internal(r.Context(), "read the console session", err))
+		who, err := s.svc.Session(r.Context(), ck.Value)
+		var e *Error
+		switch {
+		case err == nil:
+			return &consoleRequest{who: who, csrf: sessionCSRF(ck.Value)}, true
+		case !errors.As(err, &e) || e.Kind != Unauthenticated:
+			s.consoleError(w, r, nil, err)
 			return nil, false
-		}
-		if err == nil {
-			who, err := s.svc.st.GetOperator(r.Context(), sess.Operator)
-			if err == nil {
-				return &consoleRequest{who: who, csrf: sessionCSRF(ck.Value)}, true
-			}
-			// The operator is gone: so is the session.
-			if err := s.svc.st.DeleteConsoleSession(r.Context(), sess.IDHash); err != nil {
-				s.log.ErrorContext(r.Context(), "admin: console session of a removed operator not deleted", "err", err)
-			}
 		}
 	}
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
@@ -169,7 +134,7 @@ func (s *Server) form(h func(w http.ResponseWriter, r *http.Request, c *consoleR
 			return
 		}
 		if err := checkCSRF(r, c.csrf); err != nil {
-			s.svc.audit(r.Context(), c.who.Name, "access.denied", "console "+r.URL.Path, "refused: CSRF token")
+			s.svc.Refused(r.Context(), c.who, "console "+r.URL.Path, "CSRF token")
 			s.consoleError(w, r, c, err)
 			return
 		}
@@ -223,13 +188,14 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/login", s.loginPage)
 	mux.HandleFunc("POST /console/login", s.login)
 	mux.HandleFunc("POST /console/logout", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		cookie := ""
 		if ck, err := r.Cookie(sessionCookie); err == nil {
-			if err := s.svc.st.DeleteConsoleSession(r.Context(), sessionKey(ck.Value)); err != nil {
-				return s.svc.internal(r.Context(), "end the console session", err)
-			}
+			cookie = ck.Value
+		}
+		if err := s.svc.EndSession(r.Context(), c.who, cookie); err != nil {
+			return err
 		}
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-		s.svc.audit(r.Context(), c.who.Name, "operator.logout", "console", "ok")
 		http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 		return nil
 	}))
@@ -410,15 +376,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", CSRF: s.loginMAC(ck.Value), Notice: "That token is not an operator's token."})
 		return
 	}
-	id, err := s.startSession(r.Context(), who.Name)
+	sess, err := s.svc.StartSession(r.Context(), who)
 	if err != nil {
-		s.consoleError(w, r, nil, s.svc.internal(r.Context(), "start the console session", err))
+		s.consoleError(w, r, nil, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		MaxAge: int(s.svc.cfg.SessionLifetime / time.Second)})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.Cookie, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(sess.Lifetime / time.Second)})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	s.svc.audit(r.Context(), who.Name, AuditOperatorLogin, "console token login role="+who.Role, "ok")
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)
 }
 

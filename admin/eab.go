@@ -331,17 +331,6 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 	return nil
 }
 
-// SweepSessions deletes the console sessions no longer live (idle too long or past
-// their lifetime); any number of replicas may sweep at once.
-// It returns how many it deleted.
-func (s *Service) SweepSessions(ctx context.Context) (int, error) {
-	n, err := s.st.DeleteExpiredConsoleSessions(ctx, s.now())
-	if n > 0 {
-		s.log.DebugContext(ctx, "admin: expired console sessions deleted", "count", n)
-	}
-	return n, err
-}
-
 // RunExpiry runs ExpireDue, and deletes the console sessions no longer live, every
 // interval until ctx ends.
 func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
