@@ -60,7 +60,7 @@ func (s *Server) Routes() []Route {
 		}},
 		{"GET", "/admin/v1/eab-requests", func(w http.ResponseWriter, r *http.Request, who *store.Operator) error {
 			list, err := svc.EABRequests(r.Context(), who, r.URL.Query().Get("status"))
-			return replyOr(w, http.StatusOK, requestViews(list), err)
+			return replyOr(w, http.StatusOK, list, err)
 		}},
 		{"POST", "/admin/v1/eab-requests", func(w http.ResponseWriter, r *http.Request, who *store.Operator) error {
 			var in EABRequestInput
@@ -70,7 +70,7 @@ func (s *Server) Routes() []Route {
 			req, err := svc.RequestEAB(r.Context(), who, in)
 			if err == nil {
 				w.Header().Set("Location", "/admin/v1/eab-requests/"+req.ID)
-				return reply(w, http.StatusCreated, requestView(*req))
+				return reply(w, http.StatusCreated, req)
 			}
 			return err
 		}},
@@ -79,7 +79,7 @@ func (s *Server) Routes() []Route {
 			if err != nil {
 				return err
 			}
-			return reply(w, http.StatusOK, requestView(*req))
+			return reply(w, http.StatusOK, req)
 		}},
 		{"POST", "/admin/v1/eab-requests/{id}/approve", func(w http.ResponseWriter, r *http.Request, who *store.Operator) error {
 			if err := decodeEmpty(r); err != nil {
@@ -89,7 +89,7 @@ func (s *Server) Routes() []Route {
 			if err != nil {
 				return err
 			}
-			return reply(w, http.StatusOK, keyView(*k))
+			return reply(w, http.StatusOK, k)
 		}},
 		{"POST", "/admin/v1/eab-requests/{id}/reject", func(w http.ResponseWriter, r *http.Request, who *store.Operator) error {
 			var in struct {
@@ -105,7 +105,7 @@ func (s *Server) Routes() []Route {
 			if err != nil {
 				return err
 			}
-			return reply(w, http.StatusOK, requestView(*req))
+			return reply(w, http.StatusOK, req)
 		}},
 		{"POST", "/admin/v1/eab-requests/{id}/key", func(w http.ResponseWriter, r *http.Request, who *store.Operator) error {
 			if err := decodeEmpty(r); err != nil {
@@ -202,39 +202,6 @@ func auditPage(r *http.Request) (after int64, limit int, err error) {
 		}
 	}
 	return after, limit, nil
-}
-
-// RequestView is an EAB request as the API shows it.
-type RequestView struct {
-	ID               string   `json:"id"`
-	Organisation     string   `json:"organisation"`
-	Status           string   `json:"status"`
-	RequestedBy      string   `json:"requested_by"`
-	Person           string   `json:"person"`
-	IdentifiedBy     string   `json:"identified_by"`
-	TechnicalContact string   `json:"technical_contact"`
-	Domains          []string `json:"domains"`
-	Profiles         []string `json:"profiles"`
-	Created          string   `json:"created"`
-	Expires          string   `json:"expires"`
-	DecidedBy        string   `json:"decided_by,omitempty"`
-	Decided          string   `json:"decided,omitempty"`
-	Reason           string   `json:"reason,omitempty"`
-	KID              string   `json:"kid,omitempty"`
-}
-
-func requestView(r store.EABRequest) RequestView {
-	return RequestView{ID: r.ID, Organisation: r.OrgOID, Status: r.Status, RequestedBy: r.RequestedBy, Person: r.Person,
-		IdentifiedBy: r.IdentifiedBy, TechnicalContact: r.TechnicalContact, Domains: nonNil(r.Domains), Profiles: nonNil(r.Profiles),
-		Created: stamp(r.CreatedAt), Expires: stamp(r.ExpiresAt), DecidedBy: r.DecidedBy, Decided: stamp(r.DecidedAt), Reason: r.Reason, KID: r.KID}
-}
-
-func requestViews(list []store.EABRequest) []RequestView {
-	out := []RequestView{}
-	for _, r := range list {
-		out = append(out, requestView(r))
-	}
-	return out
 }
 
 // Handler serves the API, the console and the OpenAPI document.

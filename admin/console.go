@@ -219,7 +219,7 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 		data := struct {
 			Request RequestView
 			Key     *KeyView
-		}{Request: requestView(*req)}
+		}{Request: *req}
 		if req.KID != "" {
 			if data.Key, err = s.svc.EABKey(r.Context(), c.who, req.KID); err != nil {
 				return err
@@ -336,12 +336,12 @@ func (s *Server) requestsPage(w http.ResponseWriter, r *http.Request, c *console
 		return err
 	}
 	var decided []RequestView
-	for _, v := range requestViews(all) {
+	for _, v := range all {
 		if v.Status != store.EABRequestRequested {
 			decided = append(decided, v)
 		}
 	}
-	data := struct{ Pending, Decided []RequestView }{requestViews(pending), decided}
+	data := struct{ Pending, Decided []RequestView }{pending, decided}
 	return s.render(w, http.StatusOK, "requests", page{Who: c.who, CSRF: c.csrf, Title: "EAB requests", Data: data})
 }
 

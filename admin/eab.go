@@ -52,7 +52,7 @@ func text(field, v string, required bool) (string, error) {
 }
 
 // RequestEAB records a request for an EAB key.
-func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABRequestInput) (*store.EABRequest, error) {
+func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABRequestInput) (*RequestView, error) {
 	if err := s.allow(ctx, who, "request an EAB key", store.RoleRegistrar, store.RoleAdministrator); err != nil {
 		return nil, err
 	}
@@ -113,7 +113,8 @@ func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABReq
 	}
 	s.audit(ctx, who.Name, AuditEABRequest, fmt.Sprintf("request=%s org=%s person=%q identified_by=%q technical_contact=%q domains=%s profiles=%s",
 		r.ID, r.OrgOID, r.Person, r.IdentifiedBy, r.TechnicalContact, strings.Join(r.Domains, ","), strings.Join(r.Profiles, ",")), "ok")
-	return &r, nil
+	v := requestView(r)
+	return &v, nil
 }
 
 // registerRefusal says why the register does not allow an organisation; "" when
@@ -132,7 +133,7 @@ func registerRefusal(reg *store.OrganisationRegister) string {
 }
 
 // EABRequests lists requests in a status ("" every status).
-func (s *Service) EABRequests(ctx context.Context, who *store.Operator, status string) ([]store.EABRequest, error) {
+func (s *Service) EABRequests(ctx context.Context, who *store.Operator, status string) ([]RequestView, error) {
 	if err := s.allow(ctx, who, "list EAB requests", Roles...); err != nil {
 		return nil, err
 	}
@@ -145,11 +146,11 @@ func (s *Service) EABRequests(ctx context.Context, who *store.Operator, status s
 	if err != nil {
 		return nil, s.internal(ctx, "list EAB requests", err)
 	}
-	return list, nil
+	return requestViews(list), nil
 }
 
 // EABRequest returns one request.
-func (s *Service) EABRequest(ctx context.Context, who *store.Operator, id string) (*store.EABRequest, error) {
+func (s *Service) EABRequest(ctx context.Context, who *store.Operator, id string) (*RequestView, error) {
 	if err := s.allow(ctx, who, "read EAB requests", Roles...); err != nil {
 		return nil, err
 	}
@@ -157,12 +158,13 @@ func (s *Service) EABRequest(ctx context.Context, who *store.Operator, id string
 	if err != nil {
 		return nil, s.lookup(ctx, err, "there is no EAB request %s", id)
 	}
-	return r, nil
+	v := requestView(*r)
+	return &v, nil
 }
 
 // Approve approves a request and makes its key: a new kid and a 256-bit HMAC key,
 // which only the requester receives, once (Handover).
-func (s *Service) Approve(ctx context.Context, who *store.Operator, id string) (*store.EABKey, error) {
+func (s *Service) Approve(ctx context.Context, who *store.Operator, id string) (*KeyView, error) {
 	if err := s.allow(ctx, who, "approve EAB requests", store.RoleAdministrator); err != nil {
 		return nil, err
 	}
@@ -187,7 +189,8 @@ func (s *Service) Approve(ctx context.Context, who *store.Operator, id string) (
 	}
 	s.audit(ctx, who.Name, AuditEABApprove, fmt.Sprintf("request=%s kid=%s org=%s requested_by=%s expires=%s",
 		id, k.KID, k.OrgOID, k.RequestedBy, k.ExpiresAt.Format(time.RFC3339)), "ok")
-	return k, nil
+	v := keyView(*k)
+	return &v, nil
 }
 
 // undecidable explains why request id can no longer be decided.
@@ -375,6 +378,39 @@ type KeyView struct {
 	HandedOver   string   `json:"handed_over,omitempty"`
 	RevokedBy    string   `json:"revoked_by,omitempty"`
 	RevokeReason string   `json:"revoke_reason,omitempty"`
+}
+
+// RequestView is an EAB request as operators see it.
+type RequestView struct {
+	ID               string   `json:"id"`
+	Organisation     string   `json:"organisation"`
+	Status           string   `json:"status"`
+	RequestedBy      string   `json:"requested_by"`
+	Person           string   `json:"person"`
+	IdentifiedBy     string   `json:"identified_by"`
+	TechnicalContact string   `json:"technical_contact"`
+	Domains          []string `json:"domains"`
+	Profiles         []string `json:"profiles"`
+	Created          string   `json:"created"`
+	Expires          string   `json:"expires"`
+	DecidedBy        string   `json:"decided_by,omitempty"`
+	Decided          string   `json:"decided,omitempty"`
+	Reason           string   `json:"reason,omitempty"`
+	KID              string   `json:"kid,omitempty"`
+}
+
+func requestView(r store.EABRequest) RequestView {
+	return RequestView{ID: r.ID, Organisation: r.OrgOID, Status: r.Status, RequestedBy: r.RequestedBy, Person: r.Person,
+		IdentifiedBy: r.IdentifiedBy, TechnicalContact: r.TechnicalContact, Domains: nonNil(r.Domains), Profiles: nonNil(r.Profiles),
+		Created: stamp(r.CreatedAt), Expires: stamp(r.ExpiresAt), DecidedBy: r.DecidedBy, Decided: stamp(r.DecidedAt), Reason: r.Reason, KID: r.KID}
+}
+
+func requestViews(list []store.EABRequest) []RequestView {
+	out := []RequestView{}
+	for _, r := range list {
+		out = append(out, requestView(r))
+	}
+	return out
 }
 
 func keyView(k store.EABKey) KeyView {
