@@ -1,10 +1,14 @@
-// Package admin is the operator side of varmenne: EAB requests and their
+// Package admin is the operator service of varmenne: EAB requests and their
 // dual-control approval, the EAB key lifecycle, organisations and their suspension,
-// operator roles and credentials, the admin HTTP API and the web console.
+// certificates and their revocation by an operator, reading the audit log,
+// operator roles and credentials, and the bookkeeping of console sessions.
 //
 // It decides who may do what; the store makes each state change in one
-// transaction and the audit log records it. It never signs certificates and never
-// changes the audit log other than by appending.
+// transaction and the audit log records it. A refusal is an *Error of a Kind,
+// never an HTTP status: its front ends, the JSON API (admin/api), the web console
+// (admin/console) and the CLI, choose how to show it and hold no rule of their
+// own. It never signs certificates and never changes the audit log other than by
+// appending.
 package admin
 
 import (

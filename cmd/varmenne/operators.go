@@ -21,7 +21,10 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/admin/api"
+	"github.com/varmenne/varmenne/admin/console"
 	"github.com/varmenne/varmenne/admin/operatorca"
+	"github.com/varmenne/varmenne/admin/web"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
@@ -122,7 +125,7 @@ func startAdmin(ctx context.Context, c *adminConfig, data string, st *store.SQL,
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot listen on --admin-listen %s: %w", c.listen, err)
 	}
-	srv := httpsServer(admin.NewServer(svc, log).Handler(), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+	srv := httpsServer(web.Handler(api.New(svc, log).Handler(), console.New(svc, log).Handler(), log), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}, log) // serve.go
 	expiryCtx, stopExpiry := context.WithCancel(ctx)
 	go svc.RunExpiry(expiryCtx, time.Minute)

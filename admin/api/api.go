@@ -1,28 +1,23 @@
-package admin
+// Package api is the operators' JSON API under /admin/v1/, a front end of the
+// operator service (admin): routes, strict JSON bodies, RFC 7807 problem documents
+// and the OpenAPI document that describes exactly these routes. It holds no rule
+// of its own: every decision, role check and audit event is the service's.
+package api
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/admin/web"
 	"github.com/varmenne/varmenne/store"
 )
-
-// maxBody caps a request body of the API and the console.
-const maxBody = 64 << 10
-
-// ProblemPrefix starts the type of every admin API problem document.
-const ProblemPrefix = "urn:varmenne:admin:error:"
 
 //go:embed openapi.json
 var openAPI []byte
@@ -30,15 +25,34 @@ var openAPI []byte
 // OpenAPI is the API's OpenAPI document.
 func OpenAPI() []byte { return bytes.Clone(openAPI) }
 
-// Server is the admin listener's HTTP side: the JSON API under /admin/v1/ and the
-// web console under /console/.
+// Service is what the API asks of the operator service (admin.Service).
+type Service interface {
+	Authenticate(ctx context.Context, c admin.Credential) (*store.Operator, error)
+	RequestEAB(ctx context.Context, who *store.Operator, in admin.EABRequestInput) (*admin.RequestView, error)
+	EABRequests(ctx context.Context, who *store.Operator, status string) ([]admin.RequestView, error)
+	EABRequest(ctx context.Context, who *store.Operator, id string) (*admin.RequestView, error)
+	Approve(ctx context.Context, who *store.Operator, id string) (*admin.KeyView, error)
+	Reject(ctx context.Context, who *store.Operator, id, reason string) error
+	Handover(ctx context.Context, who *store.Operator, id string) (*admin.Handover, error)
+	EABKey(ctx context.Context, who *store.Operator, kid string) (*admin.KeyView, error)
+	RevokeKey(ctx context.Context, who *store.Operator, kid, reason string, deactivate bool) ([]string, error)
+	Organisations(ctx context.Context, who *store.Operator) ([]admin.OrgSummary, error)
+	Organisation(ctx context.Context, who *store.Operator, oid string) (*admin.OrgView, error)
+	Suspend(ctx context.Context, who *store.Operator, oid, reason string) error
+	Resume(ctx context.Context, who *store.Operator, oid string) error
+	Certificates(ctx context.Context, who *store.Operator, serial, name string) ([]admin.CertView, error)
+	RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in admin.RevokeInput) error
+	Audit(ctx context.Context, who *store.Operator, after int64, limit int) ([]admin.EventView, error)
+}
+
+// Server is the JSON API over a service.
 type Server struct {
-	svc *Service
+	svc Service
 	log *slog.Logger
 }
 
-// NewServer returns the HTTP side of svc; log nil discards.
-func NewServer(svc *Service, log *slog.Logger) *Server {
+// New returns the API over svc; log nil discards.
+func New(svc Service, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -63,7 +77,7 @@ func (s *Server) Routes() []Route {
 			return replyOr(w, http.StatusOK, list, err)
 		}},
 		{"POST", "/admin/v1/eab-requests", func(w http.ResponseWriter, r *http.Request, who *store.Operator) error {
-			var in EABRequestInput
+			var in admin.EABRequestInput
 			if err := decode(r, &in); err != nil {
 				return err
 			}
@@ -168,7 +182,7 @@ func (s *Server) Routes() []Route {
 			return replyOr(w, http.StatusOK, list, err)
 		}},
 		{"POST", "/admin/v1/certificates/{serial}/revoke", func(w http.ResponseWriter, r *http.Request, who *store.Operator) error {
-			var in RevokeInput
+			var in admin.RevokeInput
 			if err := decode(r, &in); err != nil {
 				return err
 			}
@@ -179,7 +193,7 @@ func (s *Server) Routes() []Route {
 			return replyOr(w, http.StatusOK, list, err)
 		}},
 		{"GET", "/admin/v1/audit", func(w http.ResponseWriter, r *http.Request, who *store.Operator) error {
-			after, limit, err := auditPage(r)
+			after, limit, err := web.AuditPage(r.URL.Query())
 			if err != nil {
 				return err
 			}
@@ -189,22 +203,8 @@ func (s *Server) Routes() []Route {
 	}
 }
 
-func auditPage(r *http.Request) (after int64, limit int, err error) {
-	q := r.URL.Query()
-	if v := q.Get("after"); v != "" {
-		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
-			return 0, 0, errorf(Malformed, "after=%q: give the sequence number of the last event read, e.g. 0", v)
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxAuditPage {
-			return 0, 0, errorf(Malformed, "limit=%q: give 1 to %d", v, MaxAuditPage)
-		}
-	}
-	return after, limit, nil
-}
-
-// Handler serves the API, the console and the OpenAPI document.
+// Handler serves the API and its OpenAPI document under /admin/; web.Handler puts
+// it on the admin listener.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	paths := http.NewServeMux() // the API's paths whatever the method, to tell 405 from 404
@@ -230,62 +230,13 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.problem(w, r, &httpError{http.StatusNotFound, "noRoute", fmt.Sprintf("there is no endpoint %s; the API is described at /admin/v1/openapi.json", r.URL.Path)})
 	})
-	s.consoleRoutes(mux)
-	return s.logged(securityHeaders(mux))
-}
-
-// statusWriter remembers the status of an answer.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// logged writes one log event per request: method, path, status, duration, and
-// whether a client certificate was presented; never a header or a body, which
-// may hold a token or a key.
-func (s *Server) logged(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		h.ServeHTTP(sw, r)
-		s.log.InfoContext(r.Context(), "admin request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"client_cert", r.TLS != nil && len(r.TLS.PeerCertificates) > 0, "ms", time.Since(start).Milliseconds())
-	})
-}
-
-// securityHeaders are sent with every answer of the admin listener.
-func securityHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("Cache-Control", "no-store")
-		hd.Set("Strict-Transport-Security", "max-age=31536000")
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		h.ServeHTTP(w, r)
-	})
+	return mux
 }
 
 // api authenticates the request and runs h; a refusal is a problem document.
 func (s *Server) api(h func(http.ResponseWriter, *http.Request, *store.Operator) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, err := s.svc.Authenticate(r.Context(), credential(r))
+		who, err := s.svc.Authenticate(r.Context(), web.Credential(r))
 		if err == nil {
 			err = h(w, r, who)
 		}
@@ -293,76 +244,4 @@ func (s *Server) api(h func(http.ResponseWriter, *http.Request, *store.Operator)
 			s.problem(w, r, err)
 		}
 	}
-}
-
-// credential is the verified client certificate, else the bearer token.
-func credential(r *http.Request) Credential {
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
-		return Credential{Cert: r.TLS.PeerCertificates[0]}
-	}
-	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return Credential{Token: strings.TrimSpace(v)}
-	}
-	return Credential{}
-}
-
-// problem writes err as an RFC 7807 problem document.
-func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
-	status, typ, detail, ok := refusal(err)
-	if !ok {
-		status, typ, detail, _ = refusal(s.svc.internal(r.Context(), "answer the request", err))
-	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="varmenne admin"`)
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"type": ProblemPrefix + typ, "title": http.StatusText(status), "status": status, "detail": detail})
-}
-
-func reply(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
-}
-
-func replyOr(w http.ResponseWriter, status int, v any, err error) error {
-	if err != nil {
-		return err
-	}
-	return reply(w, status, v)
-}
-
-// decode reads a JSON body strictly: application/json, at most maxBody bytes, no
-// unknown members, one value.
-func decode(r *http.Request, v any) error {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		return &httpError{http.StatusUnsupportedMediaType, TypeMalformed, "send the body as Content-Type: application/json"}
-	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &httpError{http.StatusRequestEntityTooLarge, TypeMalformed, fmt.Sprintf("the body is larger than %d bytes", maxBody)}
-		}
-		return errorf(Malformed, "the body is not the JSON this endpoint takes: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errorf(Malformed, "the body holds more than one JSON value")
-	}
-	return nil
-}
-
-// decodeEmpty accepts no body, or an empty JSON object.
-func decodeEmpty(r *http.Request) error {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return &httpError{http.StatusRequestEntityTooLarge, TypeMalformed, fmt.Sprintf("the body is larger than %d bytes", maxBody)}
-	}
-	if t := bytes.TrimSpace(b); len(t) > 0 && string(t) != "{}" {
-		return errorf(Malformed, "this endpoint takes no body, or {}")
-	}
-	return nil
 }
