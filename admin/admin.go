@@ -1,18 +1,20 @@
-// Package admin is the operator side of varmenne: EAB requests and their
+// Package admin is the operator service of varmenne: EAB requests and their
 // dual-control approval, the EAB key lifecycle, organisations and their suspension,
-// operator roles and credentials, the admin HTTP API and the web console.
+// certificates and their revocation by an operator, reading the audit log,
+// operator roles and credentials, and the bookkeeping of console sessions.
 //
 // It decides who may do what; the store makes each state change in one
-// transaction and the audit log records it. It never signs certificates and never
-// changes the audit log other than by appending.
+// transaction and the audit log records it. A refusal is an *Error of a Kind,
+// never an HTTP status: its front ends, the JSON API (admin/api), the web console
+// (admin/console) and the CLI, choose how to show it and hold no rule of their
+// own. It never signs certificates and never changes the audit log other than by
+// appending.
 package admin
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -145,36 +147,10 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 // Roles is every operator role.
 var Roles = []string{store.RoleAdministrator, store.RoleRegistrar, store.RoleAuditor}
 
-// Error is a refusal the operator sees: an HTTP status, a problem type (the last
-// part of urn:varmenne:admin:error:<Type>) and a detail saying what to do.
-type Error struct {
-	Status int
-	Type   string
-	Detail string
-}
-
-func (e *Error) Error() string { return e.Detail }
-
-func errorf(status int, typ, format string, args ...any) *Error {
-	return &Error{Status: status, Type: typ, Detail: fmt.Sprintf(format, args...)}
-}
-
-// Problem types.
-const (
-	TypeUnauthenticated = "unauthenticated"
-	TypeForbidden       = "forbidden"
-	TypeDualControl     = "dualControl"
-	TypeNotFound        = "notFound"
-	TypeConflict        = "conflict"
-	TypeGone            = "gone"
-	TypeMalformed       = "malformed"
-	TypeInternal        = "serverInternal"
-)
-
 // internal logs err and returns a refusal that does not show it.
 func (s *Service) internal(ctx context.Context, what string, err error) error {
 	s.log.ErrorContext(ctx, "admin: "+what, "err", err)
-	return errorf(http.StatusInternalServerError, TypeInternal, "the server could not %s; the error is in its log", what)
+	return errorf(Internal, "the server could not %s; the error is in its log", what)
 }
 
 // audit records an event; the state change it describes stands either way.
@@ -189,15 +165,15 @@ func (s *Service) allow(ctx context.Context, who *store.Operator, what string, r
 	if slices.Contains(roles, who.Role) {
 		return nil
 	}
-	s.audit(ctx, who.Name, "access.denied", what, "refused: role "+who.Role)
-	return errorf(http.StatusForbidden, TypeForbidden, "operator %s has the role %s; to %s takes the role %s",
+	s.Refused(ctx, who, what, "role "+who.Role)
+	return errorf(Forbidden, "operator %s has the role %s; to %s takes the role %s",
 		who.Name, who.Role, what, strings.Join(roles, " or "))
 }
 
-// notFound maps store.ErrNotFound to a 404 refusal naming what is missing.
+// lookup maps store.ErrNotFound to a NotFound refusal naming what is missing.
 func (s *Service) lookup(ctx context.Context, err error, format string, args ...any) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, TypeNotFound, format, args...)
+		return errorf(NotFound, format, args...)
 	}
 	return s.internal(ctx, "read the database", err)
 }

@@ -9,12 +9,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -72,7 +70,10 @@ func hashSecret(secret string) string {
 
 // CertFingerprint is the lower-case hex SHA-256 of a certificate's DER, which
 // names an operator's client certificate in the store.
-func CertFingerprint(c *x509.Certificate) string { return filekey.Fingerprint(c) }
+func CertFingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
 
 // Credential is what a request presented.
 type Credential struct {
@@ -85,7 +86,7 @@ type Credential struct {
 func (s *Service) Authenticate(ctx context.Context, c Credential) (*store.Operator, error) {
 	refuse := func(object, why string) error {
 		s.audit(ctx, "unknown", AuditOperatorLogin, object, "refused: "+why)
-		return errorf(http.StatusUnauthorized, TypeUnauthenticated,
+		return errorf(Unauthenticated,
 			"authenticate with an operator client certificate or an operator token (Authorization: Bearer <token>)")
 	}
 	if c.Cert != nil {
@@ -99,7 +100,7 @@ func (s *Service) Authenticate(ctx context.Context, c Credential) (*store.Operat
 		return op, nil
 	}
 	if c.Token == "" {
-		return nil, errorf(http.StatusUnauthorized, TypeUnauthenticated,
+		return nil, errorf(Unauthenticated,
 			"authenticate with an operator client certificate or an operator token (Authorization: Bearer <token>)")
 	}
 	name, secret, ok := cutLast(c.Token, ".")
@@ -144,9 +145,15 @@ type OperatorAdder interface {
 	AddOperator(ctx context.Context, o store.Operator) error
 }
 
+// ClientCertIssuer makes an operator's key and client certificate, both as PEM
+// (operatorca.CA).
+type ClientCertIssuer interface {
+	IssueClientCert(name, role string, now time.Time) (cert *x509.Certificate, certPEM, keyPEM []byte, err error)
+}
+
 // AddOperator adds an operator with a bearer token (withToken) or a client
 // certificate from ca, and records it; by is who added it.
-func AddOperator(ctx context.Context, st OperatorAdder, aud Auditor, ca *OperatorCA, by, name, role string, withToken bool, now time.Time) (*NewOperator, error) {
+func AddOperator(ctx context.Context, st OperatorAdder, aud Auditor, ca ClientCertIssuer, by, name, role string, withToken bool, now time.Time) (*NewOperator, error) {
 	if err := CheckOperatorName(name); err != nil {
 		return nil, err
 	}
@@ -158,6 +165,9 @@ func AddOperator(ctx context.Context, st OperatorAdder, aud Auditor, ca *Operato
 	if withToken {
 		out.Token, out.Operator.TokenHash = NewToken(name)
 	} else {
+		if ca == nil {
+			return nil, errors.New("admin: no operator CA")
+		}
 		cert, certPEM, keyPEM, err := ca.IssueClientCert(name, role, now)
 		if err != nil {
 			return nil, fmt.Errorf("issuing the client certificate: %w", err)

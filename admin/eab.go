@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -45,15 +44,15 @@ func text(field, v string, required bool) (string, error) {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "" && required:
-		return "", errorf(http.StatusBadRequest, TypeMalformed, "%s is required", field)
+		return "", errorf(Malformed, "%s is required", field)
 	case len(v) > maxText:
-		return "", errorf(http.StatusBadRequest, TypeMalformed, "%s is longer than %d bytes", field, maxText)
+		return "", errorf(Malformed, "%s is longer than %d bytes", field, maxText)
 	}
 	return v, nil
 }
 
 // RequestEAB records a request for an EAB key.
-func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABRequestInput) (*store.EABRequest, error) {
+func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABRequestInput) (*RequestView, error) {
 	if err := s.allow(ctx, who, "request an EAB key", store.RoleRegistrar, store.RoleAdministrator); err != nil {
 		return nil, err
 	}
@@ -71,7 +70,7 @@ func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABReq
 	}
 	oid := strings.TrimSpace(in.Organisation)
 	if oid == "" {
-		return nil, errorf(http.StatusBadRequest, TypeMalformed, "organisation is required: the organisation's OID in THL's SOTE register")
+		return nil, errorf(Malformed, "organisation is required: the organisation's OID in THL's SOTE register")
 	}
 	org, err := s.st.GetOrganisation(ctx, oid)
 	if err != nil {
@@ -82,19 +81,19 @@ func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABReq
 		return nil, s.internal(ctx, "read the register", err)
 	}
 	if why := registerRefusal(reg); why != "" {
-		return nil, errorf(http.StatusConflict, TypeConflict, "organisation %s %s; it cannot get an EAB key", oid, why)
+		return nil, errorf(Conflict, "organisation %s %s; it cannot get an EAB key", oid, why)
 	}
 	if !org.SuspendedAt.IsZero() {
-		return nil, errorf(http.StatusConflict, TypeConflict, "organisation %s is suspended (%s); resume it before requesting an EAB key", oid, org.SuspendReason)
+		return nil, errorf(Conflict, "organisation %s is suspended (%s); resume it before requesting an EAB key", oid, org.SuspendReason)
 	}
 	r.OrgOID = org.OID
 	for _, d := range in.Domains {
 		n := names.Normalize(strings.TrimSpace(d))
 		if err := names.Check(n); err != nil || strings.HasPrefix(n, "*.") {
-			return nil, errorf(http.StatusBadRequest, TypeMalformed, "domain %q is not a valid domain name", d)
+			return nil, errorf(Malformed, "domain %q is not a valid domain name", d)
 		}
 		if !names.Within(n, org.Domains) {
-			return nil, errorf(http.StatusBadRequest, TypeMalformed, "domain %s is not among organisation %s's domains (%s)", n, oid, strings.Join(org.Domains, ", "))
+			return nil, errorf(Malformed, "domain %s is not among organisation %s's domains (%s)", n, oid, strings.Join(org.Domains, ", "))
 		}
 		if !slices.Contains(r.Domains, n) {
 			r.Domains = append(r.Domains, n)
@@ -103,7 +102,7 @@ func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABReq
 	for _, p := range in.Profiles {
 		p = strings.TrimSpace(p)
 		if s.cfg.Profiles != nil && !slices.Contains(s.cfg.Profiles, p) {
-			return nil, errorf(http.StatusBadRequest, TypeMalformed, "profile %q is unknown; the profiles are %s", p, strings.Join(s.cfg.Profiles, ", "))
+			return nil, errorf(Malformed, "profile %q is unknown; the profiles are %s", p, strings.Join(s.cfg.Profiles, ", "))
 		}
 		if !slices.Contains(r.Profiles, p) {
 			r.Profiles = append(r.Profiles, p)
@@ -114,7 +113,8 @@ func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABReq
 	}
 	s.audit(ctx, who.Name, AuditEABRequest, fmt.Sprintf("request=%s org=%s person=%q identified_by=%q technical_contact=%q domains=%s profiles=%s",
 		r.ID, r.OrgOID, r.Person, r.IdentifiedBy, r.TechnicalContact, strings.Join(r.Domains, ","), strings.Join(r.Profiles, ",")), "ok")
-	return &r, nil
+	v := requestView(r)
+	return &v, nil
 }
 
 // registerRefusal says why the register does not allow an organisation; "" when
@@ -133,24 +133,24 @@ func registerRefusal(reg *store.OrganisationRegister) string {
 }
 
 // EABRequests lists requests in a status ("" every status).
-func (s *Service) EABRequests(ctx context.Context, who *store.Operator, status string) ([]store.EABRequest, error) {
+func (s *Service) EABRequests(ctx context.Context, who *store.Operator, status string) ([]RequestView, error) {
 	if err := s.allow(ctx, who, "list EAB requests", Roles...); err != nil {
 		return nil, err
 	}
 	switch status {
 	case "", store.EABRequestRequested, store.EABRequestApproved, store.EABRequestRejected, store.EABRequestExpired:
 	default:
-		return nil, errorf(http.StatusBadRequest, TypeMalformed, "status %q: use requested, approved, rejected or expired", status)
+		return nil, errorf(Malformed, "status %q: use requested, approved, rejected or expired", status)
 	}
 	list, err := s.st.ListEABRequests(ctx, status, "")
 	if err != nil {
 		return nil, s.internal(ctx, "list EAB requests", err)
 	}
-	return list, nil
+	return requestViews(list), nil
 }
 
 // EABRequest returns one request.
-func (s *Service) EABRequest(ctx context.Context, who *store.Operator, id string) (*store.EABRequest, error) {
+func (s *Service) EABRequest(ctx context.Context, who *store.Operator, id string) (*RequestView, error) {
 	if err := s.allow(ctx, who, "read EAB requests", Roles...); err != nil {
 		return nil, err
 	}
@@ -158,12 +158,13 @@ func (s *Service) EABRequest(ctx context.Context, who *store.Operator, id string
 	if err != nil {
 		return nil, s.lookup(ctx, err, "there is no EAB request %s", id)
 	}
-	return r, nil
+	v := requestView(*r)
+	return &v, nil
 }
 
 // Approve approves a request and makes its key: a new kid and a 256-bit HMAC key,
 // which only the requester receives, once (Handover).
-func (s *Service) Approve(ctx context.Context, who *store.Operator, id string) (*store.EABKey, error) {
+func (s *Service) Approve(ctx context.Context, who *store.Operator, id string) (*KeyView, error) {
 	if err := s.allow(ctx, who, "approve EAB requests", store.RoleAdministrator); err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func (s *Service) Approve(ctx context.Context, who *store.Operator, id string) (
 	dual := !s.cfg.SingleControl
 	if dual && r.RequestedBy == who.Name {
 		s.audit(ctx, who.Name, AuditEABApprove, "request="+id, "refused: dual control, the approver asked for it")
-		return nil, errorf(http.StatusForbidden, TypeDualControl,
+		return nil, errorf(DualControl,
 			"%s asked for EAB request %s and so cannot approve it (dual control); another administrator must", who.Name, id)
 	}
 	now := s.now()
@@ -188,7 +189,8 @@ func (s *Service) Approve(ctx context.Context, who *store.Operator, id string) (
 	}
 	s.audit(ctx, who.Name, AuditEABApprove, fmt.Sprintf("request=%s kid=%s org=%s requested_by=%s expires=%s",
 		id, k.KID, k.OrgOID, k.RequestedBy, k.ExpiresAt.Format(time.RFC3339)), "ok")
-	return k, nil
+	v := keyView(*k)
+	return &v, nil
 }
 
 // undecidable explains why request id can no longer be decided.
@@ -198,13 +200,13 @@ func (s *Service) undecidable(ctx context.Context, id string, now time.Time) err
 		return s.lookup(ctx, err, "there is no EAB request %s", id)
 	}
 	if r.Status == store.EABRequestRequested && !r.ExpiresAt.After(now) {
-		return errorf(http.StatusConflict, TypeConflict, "EAB request %s expired at %s; ask for a new one", id, r.ExpiresAt.Format(time.RFC3339))
+		return errorf(Conflict, "EAB request %s expired at %s; ask for a new one", id, r.ExpiresAt.Format(time.RFC3339))
 	}
 	by := ""
 	if r.DecidedBy != "" {
 		by = " by " + r.DecidedBy
 	}
-	return errorf(http.StatusConflict, TypeConflict, "EAB request %s was already %s%s", id, r.Status, by)
+	return errorf(Conflict, "EAB request %s was already %s%s", id, r.Status, by)
 }
 
 // Reject rejects a request with a reason.
@@ -247,7 +249,7 @@ func (s *Service) Handover(ctx context.Context, who *store.Operator, id string) 
 		return nil, s.lookup(ctx, err, "there is no EAB request %s", id)
 	}
 	if r.Status != store.EABRequestApproved {
-		return nil, errorf(http.StatusConflict, TypeConflict, "EAB request %s is %s, not approved; it has no key", id, r.Status)
+		return nil, errorf(Conflict, "EAB request %s is %s, not approved; it has no key", id, r.Status)
 	}
 	k, err := s.st.RevealEABKey(ctx, r.KID, who.Name, s.now())
 	if errors.Is(err, store.ErrConflict) {
@@ -258,13 +260,13 @@ func (s *Service) Handover(ctx context.Context, who *store.Operator, id string) 
 		switch {
 		case k.RequestedBy != who.Name:
 			s.audit(ctx, who.Name, AuditEABHandover, "kid="+k.KID, "refused: not the requester")
-			return nil, errorf(http.StatusForbidden, TypeForbidden, "only %s, who asked for EAB request %s, receives its key", k.RequestedBy, id)
+			return nil, errorf(Forbidden, "only %s, who asked for EAB request %s, receives its key", k.RequestedBy, id)
 		case !k.RevealedAt.IsZero():
 			s.audit(ctx, who.Name, AuditEABHandover, "kid="+k.KID, "refused: already handed over")
-			return nil, errorf(http.StatusGone, TypeGone, "the HMAC key of %s was handed over at %s and is never shown again (fingerprint %s); if it was lost, revoke the key and request a new one",
+			return nil, errorf(Gone, "the HMAC key of %s was handed over at %s and is never shown again (fingerprint %s); if it was lost, revoke the key and request a new one",
 				k.KID, k.RevealedAt.Format(time.RFC3339), Fingerprint(k.HMACKey))
 		default:
-			return nil, errorf(http.StatusConflict, TypeConflict, "EAB key %s is %s; it is not handed over", k.KID, k.Status)
+			return nil, errorf(Conflict, "EAB key %s is %s; it is not handed over", k.KID, k.Status)
 		}
 	}
 	if err != nil {
@@ -291,7 +293,7 @@ func (s *Service) RevokeKey(ctx context.Context, who *store.Operator, kid, reaso
 		if gerr != nil {
 			return nil, s.internal(ctx, "read the EAB key", gerr)
 		}
-		return nil, errorf(http.StatusConflict, TypeConflict, "EAB key %s is %s and cannot be revoked", kid, k.Status)
+		return nil, errorf(Conflict, "EAB key %s is %s and cannot be revoked", kid, k.Status)
 	}
 	if err != nil {
 		return nil, s.lookup(ctx, err, "there is no EAB key %s", kid)
@@ -330,17 +332,6 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 		s.audit(ctx, "system", AuditEABExpire, "kid="+kid, "ok")
 	}
 	return nil
-}
-
-// SweepSessions deletes the console sessions no longer live (idle too long or past
-// their lifetime); any number of replicas may sweep at once.
-// It returns how many it deleted.
-func (s *Service) SweepSessions(ctx context.Context) (int, error) {
-	n, err := s.st.DeleteExpiredConsoleSessions(ctx, s.now())
-	if n > 0 {
-		s.log.DebugContext(ctx, "admin: expired console sessions deleted", "count", n)
-	}
-	return n, err
 }
 
 // RunExpiry runs ExpireDue, and deletes the console sessions no longer live, every
@@ -387,6 +378,39 @@ type KeyView struct {
 	HandedOver   string   `json:"handed_over,omitempty"`
 	RevokedBy    string   `json:"revoked_by,omitempty"`
 	RevokeReason string   `json:"revoke_reason,omitempty"`
+}
+
+// RequestView is an EAB request as operators see it.
+type RequestView struct {
+	ID               string   `json:"id"`
+	Organisation     string   `json:"organisation"`
+	Status           string   `json:"status"`
+	RequestedBy      string   `json:"requested_by"`
+	Person           string   `json:"person"`
+	IdentifiedBy     string   `json:"identified_by"`
+	TechnicalContact string   `json:"technical_contact"`
+	Domains          []string `json:"domains"`
+	Profiles         []string `json:"profiles"`
+	Created          string   `json:"created"`
+	Expires          string   `json:"expires"`
+	DecidedBy        string   `json:"decided_by,omitempty"`
+	Decided          string   `json:"decided,omitempty"`
+	Reason           string   `json:"reason,omitempty"`
+	KID              string   `json:"kid,omitempty"`
+}
+
+func requestView(r store.EABRequest) RequestView {
+	return RequestView{ID: r.ID, Organisation: r.OrgOID, Status: r.Status, RequestedBy: r.RequestedBy, Person: r.Person,
+		IdentifiedBy: r.IdentifiedBy, TechnicalContact: r.TechnicalContact, Domains: nonNil(r.Domains), Profiles: nonNil(r.Profiles),
+		Created: stamp(r.CreatedAt), Expires: stamp(r.ExpiresAt), DecidedBy: r.DecidedBy, Decided: stamp(r.DecidedAt), Reason: r.Reason, KID: r.KID}
+}
+
+func requestViews(list []store.EABRequest) []RequestView {
+	out := []RequestView{}
+	for _, r := range list {
+		out = append(out, requestView(r))
+	}
+	return out
 }
 
 func keyView(k store.EABKey) KeyView {

@@ -21,6 +21,10 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/admin/api"
+	"github.com/varmenne/varmenne/admin/console"
+	"github.com/varmenne/varmenne/admin/operatorca"
+	"github.com/varmenne/varmenne/admin/web"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
@@ -83,8 +87,8 @@ func (c *adminConfig) auditObject() string {
 
 // ensureOperatorCA makes the operator CA in the data directory on first use and
 // records that in the audit log.
-func ensureOperatorCA(ctx context.Context, data string, aud *audit.Log, actor string) (*admin.OperatorCA, error) {
-	ca, created, err := admin.EnsureOperatorCA(filepath.Join(data, "pki"))
+func ensureOperatorCA(ctx context.Context, data string, aud *audit.Log, actor string) (*operatorca.CA, error) {
+	ca, created, err := operatorca.Ensure(filepath.Join(data, "pki"))
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +125,7 @@ func startAdmin(ctx context.Context, c *adminConfig, data string, st *store.SQL,
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot listen on --admin-listen %s: %w", c.listen, err)
 	}
-	srv := httpsServer(admin.NewServer(svc, log).Handler(), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+	srv := httpsServer(web.Handler(api.New(svc, log).Handler(), console.New(svc, log).Handler(), log), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}, log) // serve.go
 	expiryCtx, stopExpiry := context.WithCancel(ctx)
 	go svc.RunExpiry(expiryCtx, time.Minute)
@@ -173,7 +177,7 @@ func operatorAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer st.Close()
 	aud := audit.New(st, nil)
-	var ca *admin.OperatorCA
+	var ca *operatorca.CA
 	if !*token {
 		if ca, err = ensureOperatorCA(ctx, *data, aud, by); err != nil {
 			return fmt.Errorf("operator add: %w", err)

@@ -1,4 +1,4 @@
-package admin
+package api
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/varmenne/varmenne/admin"
 )
 
 // TestOpenAPIMatchesTheRoutes checks the OpenAPI document in the repository
@@ -28,7 +30,7 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("openapi version %q", doc.OpenAPI)
 	}
-	f := newFixture(t, Config{})
+	f := newFixture(t, admin.Config{})
 	described := map[string]bool{}
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
@@ -39,7 +41,7 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 		}
 	}
 	routes := map[string]bool{"GET /admin/v1/openapi.json": true}
-	for _, rt := range NewServer(f.svc, nil).Routes() {
+	for _, rt := range New(f.Svc, nil).Routes() {
 		routes[rt.Method+" "+rt.Pattern] = true
 	}
 	for r := range routes {
@@ -68,13 +70,13 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 	// Each described operation reaches a handler of the real server.
 	for _, ep := range endpoints() {
 		path, body := ep.call(f, "alice")
-		r := f.do("alice", ep.method, path, body)
-		if typ := r.problemType(); typ == "noRoute" || typ == "methodNotAllowed" {
-			t.Errorf("%s %s answers %d %s", ep.method, path, r.status, r.body)
+		r := f.Do("alice", ep.method, path, body)
+		if typ := r.ProblemType(); typ == "noRoute" || typ == "methodNotAllowed" {
+			t.Errorf("%s %s answers %d %s", ep.method, path, r.Status, r.Body)
 		}
 	}
-	r := f.do("", "GET", "/admin/v1/openapi.json", nil)
-	if r.status != http.StatusOK || string(r.body) != string(OpenAPI()) {
-		t.Errorf("GET /admin/v1/openapi.json: %d, not the repository's document", r.status)
+	r := f.Do("", "GET", "/admin/v1/openapi.json", nil)
+	if r.Status != http.StatusOK || string(r.Body) != string(OpenAPI()) {
+		t.Errorf("GET /admin/v1/openapi.json: %d, not the repository's document", r.Status)
 	}
 }

@@ -1,47 +1,27 @@
-package admin
+package console
 
 import (
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/admin/admintest"
 	"github.com/varmenne/varmenne/store"
 )
 
-// replica is a second admin.Server, with its own Service and keys, on the
-// fixture's store: another "varmenne serve" on the same database, or the same
-// one after a restart.
-func (f *fixture) replica() *fixture {
-	f.t.Helper()
-	g := *f
-	g.svc = New(f.svc.cfg, f.st, f.log, nil)
-	g.srv = httptest.NewUnstartedServer(NewServer(g.svc, nil).Handler())
-	pool := x509.NewCertPool()
-	pool.AddCert(f.ca.Cert)
-	g.srv.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}
-	g.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	g.srv.StartTLS()
-	f.t.Cleanup(g.srv.Close)
-	return &g
-}
-
 // cookies are the browser's cookies of its server.
-func (b *browser) cookies() []*http.Cookie { return b.c.Jar.Cookies(mustURL(b.t, b.f.srv.URL)) }
+func (b *browser) cookies() []*http.Cookie { return b.c.Jar.Cookies(mustURL(b.t, b.f.Srv.URL)) }
 
 // browserWith is a fresh browser of g holding cookies.
-func (g *fixture) browserWith(cookies []*http.Cookie) *browser {
-	b := g.browser(g.srv.Client())
-	b.c.Jar.SetCookies(mustURL(g.t, g.srv.URL), cookies)
+func browserWith(g *admintest.Fixture, cookies []*http.Cookie) *browser {
+	b := newBrowser(g, g.Srv.Client())
+	b.c.Jar.SetCookies(mustURL(g.T, g.Srv.URL), cookies)
 	return b
 }
 
@@ -59,7 +39,7 @@ func sessionValue(t *testing.T, cookies []*http.Cookie) string {
 // getAfter moves the fixture's clock on by d, then gets path.
 func (b *browser) getAfter(d time.Duration, path string) *http.Response {
 	b.t.Helper()
-	b.f.clock.Add(d)
+	b.f.Clock.Add(d)
 	resp, _ := b.get(path)
 	return resp
 }
@@ -70,13 +50,13 @@ func loggedOut(resp *http.Response) bool {
 }
 
 func TestConsoleSessionOnEveryReplica(t *testing.T) {
-	f := newFixture(t, Config{})
-	g := f.replica()
+	f := newFixture(t, admin.Config{})
+	g := f.Replica()
 
-	rita := f.browser(f.srv.Client())
+	rita := newBrowser(f, f.Srv.Client())
 	csrf := rita.login("rita")
 	// The session cookie and CSRF token of f's login work on g.
-	onG := g.browserWith(rita.cookies())
+	onG := browserWith(g, rita.cookies())
 	resp, page := onG.get("/console/")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "rita (registrar)") {
 		t.Fatalf("f's session on replica g: %d\n%s", resp.StatusCode, page)
@@ -84,21 +64,21 @@ func TestConsoleSessionOnEveryReplica(t *testing.T) {
 	if got := csrfOf(t, page); got != csrf {
 		t.Errorf("replica g derives the CSRF token %q, f %q", got, csrf)
 	}
-	form := url.Values{"csrf": {csrf}, "organisation": {orgOID}, "person": {"Maija"}, "identified_by": {"suomi.fi"}, "technical_contact": {"it@vendor.example"}}
+	form := url.Values{"csrf": {csrf}, "organisation": {admintest.OrgOID}, "person": {"Maija"}, "identified_by": {"suomi.fi"}, "technical_contact": {"it@vendor.example"}}
 	if resp, body := onG.post("/console/requests", form); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("form on replica g with f's CSRF token: %d %s", resp.StatusCode, body)
 	}
-	if list, _ := f.st.ListEABRequests(f.ctx, "", ""); len(list) != 1 || list[0].RequestedBy != "rita" {
+	if list, _ := f.St.ListEABRequests(f.Ctx, "", ""); len(list) != 1 || list[0].RequestedBy != "rita" {
 		t.Fatalf("requests after the form on g: %+v", list)
 	}
 
 	// The store keeps the cookie's hash, never the cookie.
 	value := sessionValue(t, rita.cookies())
 	sum := sha256.Sum256([]byte(value))
-	if sess, err := f.st.TouchConsoleSession(f.ctx, hex.EncodeToString(sum[:]), f.clock.Now()); err != nil || sess.Operator != "rita" || sess.Method != "token" {
+	if sess, err := f.St.TouchConsoleSession(f.Ctx, hex.EncodeToString(sum[:]), f.Clock.Now()); err != nil || sess.Operator != "rita" || sess.Method != "token" {
 		t.Fatalf("the session by the cookie's hash: %+v %v", sess, err)
 	}
-	if _, err := f.st.TouchConsoleSession(f.ctx, value, f.clock.Now()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.St.TouchConsoleSession(f.Ctx, value, f.Clock.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a session keyed by the cookie's value: %v, want ErrNotFound", err)
 	}
 
@@ -106,16 +86,16 @@ func TestConsoleSessionOnEveryReplica(t *testing.T) {
 	if resp, _ := onG.post("/console/logout", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout on g: %d", resp.StatusCode)
 	}
-	for name, srv := range map[string]*fixture{"f": f, "g": g} {
-		if resp, _ := srv.browserWith(rita.cookies()).get("/console/"); !loggedOut(resp) {
+	for name, srv := range map[string]*admintest.Fixture{"f": f, "g": g} {
+		if resp, _ := browserWith(srv, rita.cookies()).get("/console/"); !loggedOut(resp) {
 			t.Errorf("the session still works on %s after logout on g: %d", name, resp.StatusCode)
 		}
 	}
 }
 
 func TestConsoleSessionRefusesTamperedCookies(t *testing.T) {
-	f := newFixture(t, Config{})
-	alice := f.browser(f.srv.Client())
+	f := newFixture(t, admin.Config{})
+	alice := newBrowser(f, f.Srv.Client())
 	alice.login("alice")
 	value := sessionValue(t, alice.cookies())
 	sum := sha256.Sum256([]byte(value))
@@ -133,7 +113,7 @@ func TestConsoleSessionRefusesTamperedCookies(t *testing.T) {
 		"the hash in upper case":      strings.ToUpper(hex.EncodeToString(sum[:])),
 		"empty":                       "",
 	} {
-		b := f.browserWith([]*http.Cookie{{Name: sessionCookie, Value: v, Path: "/"}})
+		b := browserWith(f, []*http.Cookie{{Name: sessionCookie, Value: v, Path: "/"}})
 		if resp, _ := b.get("/console/"); !loggedOut(resp) {
 			t.Errorf("session cookie %s: %d, want the login page", what, resp.StatusCode)
 		}
@@ -145,13 +125,13 @@ func TestConsoleSessionRefusesTamperedCookies(t *testing.T) {
 }
 
 func TestConsoleSessionIdleAndLifetime(t *testing.T) {
-	f := newFixture(t, Config{SessionIdle: 30 * time.Minute, SessionLifetime: 2 * time.Hour})
-	g := f.replica()
+	f := newFixture(t, admin.Config{SessionIdle: 30 * time.Minute, SessionLifetime: 2 * time.Hour})
+	g := f.Replica()
 
 	// Idle: each request on either replica moves the deadline; 30 quiet minutes end it.
-	rita := f.browser(f.srv.Client())
+	rita := newBrowser(f, f.Srv.Client())
 	rita.login("rita")
-	onG := g.browserWith(rita.cookies())
+	onG := browserWith(g, rita.cookies())
 	for i, b := range []*browser{rita, onG, rita} {
 		if resp := b.getAfter(29*time.Minute, "/console/"); resp.StatusCode != http.StatusOK {
 			t.Fatalf("request %d, 29 minutes after the last: %d", i, resp.StatusCode)
@@ -165,7 +145,7 @@ func TestConsoleSessionIdleAndLifetime(t *testing.T) {
 	}
 
 	// Lifetime: busy every 20 minutes, the session still ends 2 hours after the login.
-	aino := f.browser(f.srv.Client())
+	aino := newBrowser(f, f.Srv.Client())
 	aino.login("aino")
 	for elapsed := 20 * time.Minute; elapsed < 2*time.Hour; elapsed += 20 * time.Minute {
 		if resp := aino.getAfter(20*time.Minute, "/console/audit"); resp.StatusCode != http.StatusOK {
@@ -177,12 +157,12 @@ func TestConsoleSessionIdleAndLifetime(t *testing.T) {
 	}
 
 	// The sweep deletes both rows; a live session stays.
-	alice := f.browser(f.srv.Client())
+	alice := newBrowser(f, f.Srv.Client())
 	alice.login("alice")
-	if n, err := g.svc.SweepSessions(f.ctx); err != nil || n != 2 {
+	if n, err := g.Svc.SweepSessions(f.Ctx); err != nil || n != 2 {
 		t.Fatalf("sweep: %d deleted, %v; want rita's and aino's", n, err)
 	}
-	if n, err := g.svc.SweepSessions(f.ctx); err != nil || n != 0 {
+	if n, err := g.Svc.SweepSessions(f.Ctx); err != nil || n != 0 {
 		t.Fatalf("second sweep: %d deleted, %v; want none", n, err)
 	}
 	if resp, _ := alice.get("/console/"); resp.StatusCode != http.StatusOK {
@@ -194,24 +174,24 @@ func TestConsoleSessionIdleAndLifetime(t *testing.T) {
 // showed to a client certificate is accepted by another, and only with the
 // browser's CSRF cookie.
 func TestConsoleCertificateCSRFOnEveryReplica(t *testing.T) {
-	f := newFixture(t, Config{})
-	g := f.replica()
-	id := f.request("rita")
-	carl := f.browser(f.certClient)
+	f := newFixture(t, admin.Config{})
+	g := f.Replica()
+	id := f.Request("rita")
+	carl := newBrowser(f, f.CertClient)
 	resp, page := carl.get("/console/")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("console by client certificate: %d", resp.StatusCode)
 	}
 	csrf := csrfOf(t, page)
-	onG := g.browser(g.clientWithCert(f.certPair))
+	onG := newBrowser(g, g.ClientWithCert(f.CertPair))
 	if resp, _ := onG.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("the token without the browser's CSRF cookie: %d, want 403", resp.StatusCode)
 	}
-	onG.c.Jar.SetCookies(mustURL(t, g.srv.URL), carl.cookies())
+	onG.c.Jar.SetCookies(mustURL(t, g.Srv.URL), carl.cookies())
 	if resp, body := onG.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("approval on g with the token f showed: %d %s", resp.StatusCode, body)
 	}
-	if r, err := f.st.GetEABRequest(f.ctx, id); err != nil || r.DecidedBy != "carl" {
+	if r, err := f.St.GetEABRequest(f.Ctx, id); err != nil || r.DecidedBy != "carl" {
 		t.Fatalf("request after carl's approval on g: %+v %v", r, err)
 	}
 }

@@ -1,4 +1,8 @@
-package admin
+// Package operatorca is the operator CA: it issues the client certificates operators
+// authenticate to the admin listener with. It certifies people of the CA, never
+// services, and its key is a file in the data directory's pki/; it knows nothing of
+// operators' roles beyond writing one into a certificate, and nothing of HTTP.
+package operatorca
 
 import (
 	"crypto"
@@ -16,33 +20,32 @@ import (
 	"github.com/varmenne/varmenne/signer/filekey"
 )
 
-// OperatorCA issues the client certificates operators authenticate to the admin
-// listener with. It is separate from the certificate PKI: it certifies people of
-// the CA, never services, and its key is a file in the data directory's pki/.
-type OperatorCA struct {
+// CA issues the client certificates operators authenticate to the admin listener
+// with. It is separate from the certificate PKI.
+type CA struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
 }
 
 // Operator CA files in the pki directory.
 const (
-	operatorCACert = "operator-ca.pem"
-	operatorCAKey  = "operator-ca.key"
+	certFile = "operator-ca.pem"
+	keyFile  = "operator-ca.key"
 )
 
 // ClientCertLifetime is how long an operator client certificate is valid.
 const ClientCertLifetime = 365 * 24 * time.Hour
 
-// EnsureOperatorCA loads the operator CA from dir, or makes it (ECDSA P-256, 10
+// Ensure loads the operator CA from dir, or makes it (ECDSA P-256, 10
 // years) when neither file exists; created says it was made now. A certificate
 // without its key, or the reverse, is an error naming the file.
-func EnsureOperatorCA(dir string) (ca *OperatorCA, created bool, err error) {
-	certPath, keyPath := filepath.Join(dir, operatorCACert), filepath.Join(dir, operatorCAKey)
+func Ensure(dir string) (ca *CA, created bool, err error) {
+	certPath, keyPath := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
 	_, certErr := os.Stat(certPath)
 	_, keyErr := os.Stat(keyPath)
 	switch {
 	case certErr == nil && keyErr == nil:
-		ca, err := LoadOperatorCA(dir)
+		ca, err := Load(dir)
 		return ca, false, err
 	case certErr == nil || keyErr == nil:
 		return nil, false, fmt.Errorf("admin: operator CA: only one of %s and %s exists; restore the other", certPath, keyPath)
@@ -77,13 +80,13 @@ func EnsureOperatorCA(dir string) (ca *OperatorCA, created bool, err error) {
 		return nil, false, fmt.Errorf("admin: operator CA: %w", err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &OperatorCA{Cert: cert, Key: key}, true, nil
+	return &CA{Cert: cert, Key: key}, true, nil
 }
 
-// LoadOperatorCA loads the operator CA from dir.
-func LoadOperatorCA(dir string) (*OperatorCA, error) {
-	certPath, keyPath := filepath.Join(dir, operatorCACert), filepath.Join(dir, operatorCAKey)
-	cert, err := ReadOperatorCACert(dir)
+// Load loads the operator CA from dir.
+func Load(dir string) (*CA, error) {
+	certPath, keyPath := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
+	cert, err := ReadCert(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -94,12 +97,12 @@ func LoadOperatorCA(dir string) (*OperatorCA, error) {
 	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("admin: %s is not the key of %s", keyPath, certPath)
 	}
-	return &OperatorCA{Cert: cert, Key: key}, nil
+	return &CA{Cert: cert, Key: key}, nil
 }
 
-// ReadOperatorCACert reads the operator CA certificate the admin listener trusts.
-func ReadOperatorCACert(dir string) (*x509.Certificate, error) {
-	c, err := filekey.LoadCertificate(filepath.Join(dir, operatorCACert))
+// ReadCert reads the operator CA certificate the admin listener trusts.
+func ReadCert(dir string) (*x509.Certificate, error) {
+	c, err := filekey.LoadCertificate(filepath.Join(dir, certFile))
 	if err != nil {
 		return nil, fmt.Errorf("admin: operator CA (made by varmenne init or the first varmenne serve): %w", err)
 	}
@@ -108,7 +111,7 @@ func ReadOperatorCACert(dir string) (*x509.Certificate, error) {
 
 // IssueClientCert makes an operator's key and client certificate: CN the name,
 // OU the role, extended key usage clientAuth only. It returns both as PEM.
-func (ca *OperatorCA) IssueClientCert(name, role string, now time.Time) (cert *x509.Certificate, certPEM, keyPEM []byte, err error) {
+func (ca *CA) IssueClientCert(name, role string, now time.Time) (cert *x509.Certificate, certPEM, keyPEM []byte, err error) {
 	if ca == nil || ca.Key == nil {
 		return nil, nil, nil, errors.New("admin: no operator CA")
 	}
@@ -138,7 +141,10 @@ func (ca *OperatorCA) IssueClientCert(name, role string, now time.Time) (cert *x
 }
 
 func randomSerial() *big.Int {
-	b := randomBytes(16)
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("operatorca: no randomness: " + err.Error()) // crypto/rand never fails on Linux
+	}
 	b[0] &= 0x7f
 	b[0] |= 0x01
 	return new(big.Int).SetBytes(b)

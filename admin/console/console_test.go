@@ -1,4 +1,4 @@
-package admin
+package console
 
 import (
 	"io"
@@ -9,27 +9,39 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/admin/admintest"
+	"github.com/varmenne/varmenne/admin/web"
 )
+
+// newFixture is the console alone on the admin listener's handler, over the
+// fixture's service.
+func newFixture(t *testing.T, cfg admin.Config) *admintest.Fixture {
+	return admintest.New(t, cfg, func(svc *admin.Service) http.Handler {
+		return web.Handler(http.NotFoundHandler(), New(svc, nil).Handler(), nil)
+	})
+}
 
 // browser is a cookie-keeping client of the fixture's console that does not
 // follow redirects, so a test sees each answer.
 type browser struct {
 	t *testing.T
-	f *fixture
+	f *admintest.Fixture
 	c *http.Client
 }
 
-func (f *fixture) browser(client *http.Client) *browser {
+func newBrowser(f *admintest.Fixture, client *http.Client) *browser {
 	jar, _ := cookiejar.New(nil)
 	c := *client
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &browser{t: f.t, f: f, c: &c}
+	return &browser{t: f.T, f: f, c: &c}
 }
 
 func (b *browser) get(path string) (*http.Response, string) {
 	b.t.Helper()
-	resp, err := b.c.Get(b.f.srv.URL + path)
+	resp, err := b.c.Get(b.f.Srv.URL + path)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -40,7 +52,7 @@ func (b *browser) get(path string) (*http.Response, string) {
 
 func (b *browser) post(path string, form url.Values) (*http.Response, string) {
 	b.t.Helper()
-	resp, err := b.c.PostForm(b.f.srv.URL+path, form)
+	resp, err := b.c.PostForm(b.f.Srv.URL+path, form)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -65,7 +77,7 @@ func csrfOf(t *testing.T, page string) string {
 func (b *browser) login(name string) string {
 	b.t.Helper()
 	_, page := b.get("/console/login")
-	resp, body := b.post("/console/login", url.Values{"csrf": {csrfOf(b.t, page)}, "token": {b.f.tokens[name]}})
+	resp, body := b.post("/console/login", url.Values{"csrf": {csrfOf(b.t, page)}, "token": {b.f.Tokens[name]}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
 		b.t.Fatalf("login as %s: %d %s", name, resp.StatusCode, body)
 	}
@@ -97,8 +109,8 @@ func TestEveryFormCarriesCSRF(t *testing.T) {
 }
 
 func TestConsoleCSRFAndSessions(t *testing.T) {
-	f := newFixture(t, Config{})
-	anon := f.browser(f.srv.Client())
+	f := newFixture(t, admin.Config{})
+	anon := newBrowser(f, f.Srv.Client())
 	resp, _ := anon.get("/console/")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/login" {
 		t.Fatalf("unauthenticated console: %d %s", resp.StatusCode, resp.Header.Get("Location"))
@@ -107,25 +119,25 @@ func TestConsoleCSRFAndSessions(t *testing.T) {
 	if !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") || !strings.Contains(csp, "frame-ancestors 'none'") {
 		t.Errorf("Content-Security-Policy %q", csp)
 	}
-	if resp, _ := anon.post("/console/login", url.Values{"token": {f.tokens["rita"]}}); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := anon.post("/console/login", url.Values{"token": {f.Tokens["rita"]}}); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("login without the login CSRF token: %d, want 403", resp.StatusCode)
 	}
 
-	rita := f.browser(f.srv.Client())
+	rita := newBrowser(f, f.Srv.Client())
 	csrf := rita.login("rita")
-	form := url.Values{"organisation": {orgOID}, "person": {"Maija"}, "identified_by": {"suomi.fi"}, "technical_contact": {"it@vendor.example"}}
-	before := f.lastSeq()
+	form := url.Values{"organisation": {admintest.OrgOID}, "person": {"Maija"}, "identified_by": {"suomi.fi"}, "technical_contact": {"it@vendor.example"}}
+	before := f.LastSeq()
 	for _, bad := range []string{"", "x" + csrf[1:]} {
 		form.Set("csrf", bad)
 		if resp, body := rita.post("/console/requests", form); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "CSRF") {
 			t.Fatalf("request with csrf %q: %d %s, want 403", bad, resp.StatusCode, body)
 		}
 	}
-	if list, _ := f.st.ListEABRequests(f.ctx, "", ""); len(list) != 0 {
+	if list, _ := f.St.ListEABRequests(f.Ctx, "", ""); len(list) != 0 {
 		t.Fatalf("a form without its CSRF token made a request: %+v", list)
 	}
-	if !hasEvent(f.events(before), "rita", "access.denied", "refused: CSRF", "/console/requests") {
-		t.Errorf("CSRF refusal not audited:%s", describe(f.events(before)))
+	if !admintest.HasEvent(f.Events(before), "rita", "access.denied", "refused: CSRF", "/console/requests") {
+		t.Errorf("CSRF refusal not audited:%s", admintest.Describe(f.Events(before)))
 	}
 	form.Set("csrf", csrf)
 	resp, body := rita.post("/console/requests", form)
@@ -139,7 +151,7 @@ func TestConsoleCSRFAndSessions(t *testing.T) {
 		t.Fatalf("registrar approving in the console: %d, want 403", resp.StatusCode)
 	}
 	// Another session's token is not this session's.
-	anna := f.browser(f.srv.Client())
+	anna := newBrowser(f, f.Srv.Client())
 	annaCSRF := anna.login("alice")
 	if resp, _ := anna.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("approval with another session's CSRF token: %d, want 403", resp.StatusCode)
@@ -149,21 +161,21 @@ func TestConsoleCSRFAndSessions(t *testing.T) {
 	}
 
 	// Logging out ends the session on the server, not only in the browser.
-	stolen := rita.c.Jar.Cookies(mustURL(t, f.srv.URL))
+	stolen := rita.c.Jar.Cookies(mustURL(t, f.Srv.URL))
 	if resp, _ := rita.post("/console/logout", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
-	replay := f.browser(f.srv.Client())
-	replay.c.Jar.SetCookies(mustURL(t, f.srv.URL), stolen)
+	replay := newBrowser(f, f.Srv.Client())
+	replay.c.Jar.SetCookies(mustURL(t, f.Srv.URL), stolen)
 	if resp, _ := replay.get("/console/"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the session cookie still works after logout: %d", resp.StatusCode)
 	}
 }
 
 func TestConsoleWithClientCertificate(t *testing.T) {
-	f := newFixture(t, Config{})
-	id := f.request("rita")
-	carl := f.browser(f.certClient)
+	f := newFixture(t, admin.Config{})
+	id := f.Request("rita")
+	carl := newBrowser(f, f.CertClient)
 	resp, page := carl.get("/console/")
 	if resp.StatusCode != 200 || !strings.Contains(page, "carl (administrator)") || !strings.Contains(page, id) {
 		t.Fatalf("console by client certificate: %d\n%s", resp.StatusCode, page)
@@ -174,7 +186,7 @@ func TestConsoleWithClientCertificate(t *testing.T) {
 	if resp, body := carl.post("/console/requests/"+id+"/approve", url.Values{"csrf": {csrfOf(t, page)}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("approval by client certificate: %d %s", resp.StatusCode, body)
 	}
-	r, err := f.st.GetEABRequest(f.ctx, id)
+	r, err := f.St.GetEABRequest(f.Ctx, id)
 	if err != nil || r.DecidedBy != "carl" {
 		t.Fatalf("request after carl's approval: %+v %v", r, err)
 	}

@@ -1,23 +1,79 @@
-package admin
+// Package console is the operators' web console under /console/, a front end of
+// the operator service (admin): server-rendered html/template pages with no
+// script, token logins in cookie-held sessions the service keeps, and a CSRF token
+// on every form. It holds no rule of its own and never touches the store: every
+// decision, role check, session and audit event is the service's.
+package console
 
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/admin/web"
 	"github.com/varmenne/varmenne/store"
 )
+
+// Service is what the console asks of the operator service (admin.Service).
+type Service interface {
+	Authenticate(ctx context.Context, c admin.Credential) (*store.Operator, error)
+	StartSession(ctx context.Context, who *store.Operator) (*admin.NewSession, error)
+	Session(ctx context.Context, cookie string) (*store.Operator, error)
+	EndSession(ctx context.Context, who *store.Operator, cookie string) error
+	Refused(ctx context.Context, who *store.Operator, what, why string)
+
+	RequestEAB(ctx context.Context, who *store.Operator, in admin.EABRequestInput) (*admin.RequestView, error)
+	EABRequests(ctx context.Context, who *store.Operator, status string) ([]admin.RequestView, error)
+	EABRequest(ctx context.Context, who *store.Operator, id string) (*admin.RequestView, error)
+	Approve(ctx context.Context, who *store.Operator, id string) (*admin.KeyView, error)
+	Reject(ctx context.Context, who *store.Operator, id, reason string) error
+	Handover(ctx context.Context, who *store.Operator, id string) (*admin.Handover, error)
+	EABKey(ctx context.Context, who *store.Operator, kid string) (*admin.KeyView, error)
+	RevokeKey(ctx context.Context, who *store.Operator, kid, reason string, deactivate bool) ([]string, error)
+	Organisations(ctx context.Context, who *store.Operator) ([]admin.OrgSummary, error)
+	Organisation(ctx context.Context, who *store.Operator, oid string) (*admin.OrgView, error)
+	Suspend(ctx context.Context, who *store.Operator, oid, reason string) error
+	Resume(ctx context.Context, who *store.Operator, oid string) error
+	Certificates(ctx context.Context, who *store.Operator, serial, name string) ([]admin.CertView, error)
+	RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in admin.RevokeInput) error
+	Audit(ctx context.Context, who *store.Operator, after int64, limit int) ([]admin.EventView, error)
+}
+
+// Server is the web console over a service.
+type Server struct {
+	svc Service
+	log *slog.Logger
+}
+
+// New returns the console over svc; log nil discards.
+func New(svc Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{svc: svc, log: log}
+}
+
+// Handler serves the console's pages under /console/ and sends / there;
+// web.Handler puts it on the admin listener.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return mux
+}
 
 //go:embed templates/*.html static/style.css
 var consoleFiles embed.FS
@@ -32,7 +88,7 @@ var pages = func() map[string]*template.Template {
 			}
 			return strings.Join(v, ", ")
 		},
-		"day":  func(t time.Time) string { return stamp(t) },
+		"day":  stamp,
 		"is":   func(who *store.Operator, role string) bool { return who != nil && who.Role == role },
 		"path": url.PathEscape,
 	}
@@ -52,20 +108,6 @@ const (
 	certCSRFCookie = "__Host-varmenne-csrf"
 )
 
-// Console session defaults: a token login ends after SessionIdle without a
-// request, and SessionLifetime after the login at the latest.
-const (
-	SessionIdle     = 30 * time.Minute
-	SessionLifetime = 12 * time.Hour
-)
-
-// sessionKey is what the store keeps of a session cookie: the hex SHA-256 of its
-// value, so a copy of the database logs no one in.
-func sessionKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
-}
-
 // keyedMAC is the HMAC-SHA256 of msg under key, base64url.
 func keyedMAC(key []byte, msg string) string {
 	m := hmac.New(sha256.New, key)
@@ -77,19 +119,6 @@ func keyedMAC(key []byte, msg string) string {
 // value, which only the browser holds, so every replica derives the same token
 // and the store needs no copy of it.
 func sessionCSRF(id string) string { return keyedMAC([]byte(id), "csrf") }
-
-// startSession records a token login of operator in the store and returns the
-// cookie value.
-func (s *Server) startSession(ctx context.Context, operator string) (string, error) {
-	id := base64.RawURLEncoding.EncodeToString(randomBytes(32))
-	now := s.svc.now()
-	err := s.svc.st.CreateConsoleSession(ctx, store.ConsoleSession{IDHash: sessionKey(id), Operator: operator, Method: "token",
-		CreatedAt: now, LastSeen: now, Idle: s.svc.cfg.SessionIdle, ExpiresAt: now.Add(s.svc.cfg.SessionLifetime)})
-	if err != nil {
-		return "", err
-	}
-	return id, nil
-}
 
 // page is what every console template gets.
 type page struct {
@@ -110,7 +139,7 @@ type consoleRequest struct {
 // else its session cookie. ok false means the answer (a redirect to the login
 // page) was written.
 func (s *Server) consoleAuth(w http.ResponseWriter, r *http.Request) (*consoleRequest, bool) {
-	if c := credential(r); c.Cert != nil {
+	if c := web.Credential(r); c.Cert != nil {
 		who, err := s.svc.Authenticate(r.Context(), c)
 		if err != nil {
 			s.consoleError(w, r, nil, err)
@@ -121,27 +150,21 @@ func (s *Server) consoleAuth(w http.ResponseWriter, r *http.Request) (*consoleRe
 		// key of this server, so every replica derives the same token.
 		ck, err := r.Cookie(certCSRFCookie)
 		if err != nil || ck.Value == "" {
-			ck = &http.Cookie{Name: certCSRFCookie, Value: base64.RawURLEncoding.EncodeToString(randomBytes(32)), Path: "/",
+			ck = &http.Cookie{Name: certCSRFCookie, Value: randomCookie(), Path: "/",
 				Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode}
 			http.SetCookie(w, ck)
 		}
-		return &consoleRequest{who: who, csrf: keyedMAC([]byte(ck.Value), "cert:"+CertFingerprint(c.Cert))}, true
+		return &consoleRequest{who: who, csrf: keyedMAC([]byte(ck.Value), "cert:"+admin.CertFingerprint(c.Cert))}, true
 	}
 	if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
-		sess, err := s.svc.st.TouchConsoleSession(r.Context(), sessionKey(ck.Value), s.svc.now())
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.consoleError(w, r, nil, s.svc.internal(r.Context(), "read the console session", err))
+		who, err := s.svc.Session(r.Context(), ck.Value)
+		var e *admin.Error
+		switch {
+		case err == nil:
+			return &consoleRequest{who: who, csrf: sessionCSRF(ck.Value)}, true
+		case !errors.As(err, &e) || e.Kind != admin.Unauthenticated:
+			s.consoleError(w, r, nil, err)
 			return nil, false
-		}
-		if err == nil {
-			who, err := s.svc.st.GetOperator(r.Context(), sess.Operator)
-			if err == nil {
-				return &consoleRequest{who: who, csrf: sessionCSRF(ck.Value)}, true
-			}
-			// The operator is gone: so is the session.
-			if err := s.svc.st.DeleteConsoleSession(r.Context(), sess.IDHash); err != nil {
-				s.log.ErrorContext(r.Context(), "admin: console session of a removed operator not deleted", "err", err)
-			}
 		}
 	}
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
@@ -152,7 +175,7 @@ func (s *Server) consoleAuth(w http.ResponseWriter, r *http.Request) (*consoleRe
 func checkCSRF(r *http.Request, want string) error {
 	got := r.PostFormValue("csrf")
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return errorf(http.StatusForbidden, TypeForbidden, "the form's CSRF token is missing or wrong; reload the page and send the form again")
+		return refuse(admin.Forbidden, "the form's CSRF token is missing or wrong; reload the page and send the form again")
 	}
 	return nil
 }
@@ -165,11 +188,11 @@ func (s *Server) form(h func(w http.ResponseWriter, r *http.Request, c *consoleR
 			return
 		}
 		if err := r.ParseForm(); err != nil {
-			s.consoleError(w, r, c, errorf(http.StatusBadRequest, TypeMalformed, "the form could not be read: %v", err))
+			s.consoleError(w, r, c, refuse(admin.Malformed, "the form could not be read: %v", err))
 			return
 		}
 		if err := checkCSRF(r, c.csrf); err != nil {
-			s.svc.audit(r.Context(), c.who.Name, "access.denied", "console "+r.URL.Path, "refused: CSRF token")
+			s.svc.Refused(r.Context(), c.who, "console "+r.URL.Path, "CSRF token")
 			s.consoleError(w, r, c, err)
 			return
 		}
@@ -198,19 +221,23 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 	return pages[name].Execute(w, p)
 }
 
+// consoleError shows err as an error page; an error that is no refusal is logged
+// and shown as serverInternal, without its text.
 func (s *Server) consoleError(w http.ResponseWriter, r *http.Request, c *consoleRequest, err error) {
-	var e *Error
+	var e *admin.Error
 	if !errors.As(err, &e) {
-		e = s.svc.internal(r.Context(), "show the page", err).(*Error)
+		s.log.ErrorContext(r.Context(), "admin: show the page", "err", err)
+		e = &admin.Error{Kind: admin.Internal, Detail: "the server could not show the page; the error is in its log"}
 	}
-	p := page{Title: http.StatusText(e.Status), Data: e}
+	status, typ := web.Problem(e.Kind)
+	p := page{Title: http.StatusText(status), Data: struct{ Type, Detail string }{typ, e.Detail}}
 	if c != nil {
 		p.Who, p.CSRF = c.who, c.csrf
 	}
-	s.render(w, e.Status, "error", p)
+	s.render(w, status, "error", p)
 }
 
-func (s *Server) consoleRoutes(mux *http.ServeMux) {
+func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/static/style.css", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := consoleFiles.ReadFile("static/style.css")
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
@@ -218,24 +245,25 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusSeeOther) })
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
-		s.consoleError(w, r, nil, errorf(http.StatusNotFound, TypeNotFound, "there is no console page %s", r.URL.Path))
+		s.consoleError(w, r, nil, refuse(admin.NotFound, "there is no console page %s", r.URL.Path))
 	})
 	mux.HandleFunc("GET /console/login", s.loginPage)
 	mux.HandleFunc("POST /console/login", s.login)
 	mux.HandleFunc("POST /console/logout", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		cookie := ""
 		if ck, err := r.Cookie(sessionCookie); err == nil {
-			if err := s.svc.st.DeleteConsoleSession(r.Context(), sessionKey(ck.Value)); err != nil {
-				return s.svc.internal(r.Context(), "end the console session", err)
-			}
+			cookie = ck.Value
+		}
+		if err := s.svc.EndSession(r.Context(), c.who, cookie); err != nil {
+			return err
 		}
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-		s.svc.audit(r.Context(), c.who.Name, "operator.logout", "console", "ok")
 		http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 		return nil
 	}))
 	mux.HandleFunc("GET /console/{$}", s.view(s.requestsPage))
 	mux.HandleFunc("POST /console/requests", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
-		in := EABRequestInput{Organisation: r.PostFormValue("organisation"), Person: r.PostFormValue("person"),
+		in := admin.EABRequestInput{Organisation: r.PostFormValue("organisation"), Person: r.PostFormValue("person"),
 			IdentifiedBy: r.PostFormValue("identified_by"), TechnicalContact: r.PostFormValue("technical_contact"),
 			Domains: splitList(r.PostFormValue("domains")), Profiles: splitList(r.PostFormValue("profiles"))}
 		req, err := s.svc.RequestEAB(r.Context(), c.who, in)
@@ -251,9 +279,9 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 			return err
 		}
 		data := struct {
-			Request RequestView
-			Key     *KeyView
-		}{Request: requestView(*req)}
+			Request admin.RequestView
+			Key     *admin.KeyView
+		}{Request: *req}
 		if req.KID != "" {
 			if data.Key, err = s.svc.EABKey(r.Context(), c.who, req.KID); err != nil {
 				return err
@@ -326,12 +354,12 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 		}
 		data := struct {
 			Serial, Name string
-			Certificates []CertView
+			Certificates []admin.CertView
 		}{q.Get("serial"), q.Get("name"), list}
 		return s.render(w, http.StatusOK, "certificates", page{Who: c.who, CSRF: c.csrf, Title: "Certificates", Data: data})
 	}))
 	mux.HandleFunc("POST /console/certificates/{serial}/revoke", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
-		in := RevokeInput{Reason: r.PostFormValue("reason"), RequestedBy: r.PostFormValue("requested_by"),
+		in := admin.RevokeInput{Reason: r.PostFormValue("reason"), RequestedBy: r.PostFormValue("requested_by"),
 			IdentifiedBy: r.PostFormValue("identified_by"), Note: r.PostFormValue("note")}
 		if err := s.svc.RevokeCertificate(r.Context(), c.who, r.PathValue("serial"), in); err != nil {
 			return err
@@ -340,7 +368,7 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 		return nil
 	}))
 	mux.HandleFunc("GET /console/audit", s.view(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
-		after, _, err := auditPage(r)
+		after, _, err := web.AuditPage(r.URL.Query())
 		if err != nil {
 			return err
 		}
@@ -350,7 +378,7 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 			return err
 		}
 		data := struct {
-			Events []EventView
+			Events []admin.EventView
 			Next   string
 		}{Events: events}
 		if len(events) == perPage {
@@ -369,24 +397,24 @@ func (s *Server) requestsPage(w http.ResponseWriter, r *http.Request, c *console
 	if err != nil {
 		return err
 	}
-	var decided []RequestView
-	for _, v := range requestViews(all) {
+	var decided []admin.RequestView
+	for _, v := range all {
 		if v.Status != store.EABRequestRequested {
 			decided = append(decided, v)
 		}
 	}
-	data := struct{ Pending, Decided []RequestView }{requestViews(pending), decided}
+	data := struct{ Pending, Decided []admin.RequestView }{pending, decided}
 	return s.render(w, http.StatusOK, "requests", page{Who: c.who, CSRF: c.csrf, Title: "EAB requests", Data: data})
 }
 
 // loginPage shows the token login form with a login CSRF token: a random cookie
-// and, in the form, its MAC under the server's key.
+// and, in the form, a MAC keyed by that cookie.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	if c := credential(r); c.Cert != nil {
+	if c := web.Credential(r); c.Cert != nil {
 		http.Redirect(w, r, "/console/", http.StatusSeeOther)
 		return
 	}
-	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	nonce := randomCookie()
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: nonce, Path: "/", MaxAge: 3600, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	s.render(w, http.StatusOK, "login", page{Title: "Log in", CSRF: s.loginMAC(nonce)})
 }
@@ -397,32 +425,52 @@ func (s *Server) loginMAC(nonce string) string { return keyedMAC([]byte(nonce), 
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		s.consoleError(w, r, nil, errorf(http.StatusBadRequest, TypeMalformed, "the form could not be read: %v", err))
+		s.consoleError(w, r, nil, refuse(admin.Malformed, "the form could not be read: %v", err))
 		return
 	}
 	ck, err := r.Cookie(loginCookie)
 	if err != nil || checkCSRF(r, s.loginMAC(ck.Value)) != nil {
-		s.consoleError(w, r, nil, errorf(http.StatusForbidden, TypeForbidden, "the login form's CSRF token is missing or wrong; open the login page again"))
+		s.consoleError(w, r, nil, refuse(admin.Forbidden, "the login form's CSRF token is missing or wrong; open the login page again"))
 		return
 	}
-	who, err := s.svc.Authenticate(r.Context(), Credential{Token: strings.TrimSpace(r.PostFormValue("token"))})
+	who, err := s.svc.Authenticate(r.Context(), admin.Credential{Token: strings.TrimSpace(r.PostFormValue("token"))})
 	if err != nil {
 		s.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", CSRF: s.loginMAC(ck.Value), Notice: "That token is not an operator's token."})
 		return
 	}
-	id, err := s.startSession(r.Context(), who.Name)
+	sess, err := s.svc.StartSession(r.Context(), who)
 	if err != nil {
-		s.consoleError(w, r, nil, s.svc.internal(r.Context(), "start the console session", err))
+		s.consoleError(w, r, nil, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		MaxAge: int(s.svc.cfg.SessionLifetime / time.Second)})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.Cookie, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(sess.Lifetime / time.Second)})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	s.svc.audit(r.Context(), who.Name, AuditOperatorLogin, "console token login role="+who.Role, "ok")
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)
 }
 
 // splitList reads a form field of names separated by commas or white space.
 func splitList(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+}
+
+func refuse(kind admin.Kind, format string, args ...any) error {
+	return &admin.Error{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
+// randomCookie is a cookie value of 256 random bits, base64url.
+func randomCookie() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("console: no randomness: " + err.Error()) // crypto/rand never fails on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// stamp is an RFC 3339 time, "" for the zero time.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -1,0 +1,101 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/admin/web"
+)
+
+// httpError is a refusal of the API itself that no admin.Kind describes: a body
+// too large or of the wrong media type, no such endpoint or method.
+type httpError struct {
+	status int
+	typ    string
+	detail string
+}
+
+func (e *httpError) Error() string { return e.detail }
+
+// problem writes err as an RFC 7807 problem document; an error that is no refusal
+// is logged and shown as serverInternal, without its text.
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
+	var status int
+	var typ, detail string
+	var he *httpError
+	var e *admin.Error
+	switch {
+	case errors.As(err, &he):
+		status, typ, detail = he.status, he.typ, he.detail
+	case errors.As(err, &e):
+		status, typ = web.Problem(e.Kind)
+		detail = e.Detail
+	default:
+		s.log.ErrorContext(r.Context(), "admin: answer the request", "err", err)
+		status, typ = web.Problem(admin.Internal)
+		detail = "the server could not answer the request; the error is in its log"
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="varmenne admin"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"type": web.ProblemPrefix + typ, "title": http.StatusText(status), "status": status, "detail": detail})
+}
+
+func reply(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func replyOr(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	return reply(w, status, v)
+}
+
+// decode reads a JSON body strictly: application/json, at most web.MaxBody bytes, no
+// unknown members, one value.
+func decode(r *http.Request, v any) error {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		return &httpError{http.StatusUnsupportedMediaType, "malformed", "send the body as Content-Type: application/json"}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &httpError{http.StatusRequestEntityTooLarge, "malformed", fmt.Sprintf("the body is larger than %d bytes", web.MaxBody)}
+		}
+		return malformed("the body is not the JSON this endpoint takes: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return malformed("the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// decodeEmpty accepts no body, or an empty JSON object.
+func decodeEmpty(r *http.Request) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return &httpError{http.StatusRequestEntityTooLarge, "malformed", fmt.Sprintf("the body is larger than %d bytes", web.MaxBody)}
+	}
+	if t := bytes.TrimSpace(b); len(t) > 0 && string(t) != "{}" {
+		return malformed("this endpoint takes no body, or {}")
+	}
+	return nil
+}
+
+func malformed(format string, args ...any) error {
+	return &admin.Error{Kind: admin.Malformed, Detail: fmt.Sprintf(format, args...)}
+}
