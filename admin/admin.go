@@ -19,86 +19,73 @@ import (
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/store"
 )
 
-// OperatorStore finds operators by their credentials.
-type OperatorStore interface {
+// Store is what the service reads. It changes nothing through it: every state
+// change runs in an AuditLog transaction (store.Tx) with its audit record.
+type Store interface {
 	GetOperator(ctx context.Context, name string) (*store.Operator, error)
 	GetOperatorByCert(ctx context.Context, fingerprint string) (*store.Operator, error)
-}
+	ListOperators(ctx context.Context) ([]store.Operator, error)
 
-// OrganisationStore reads and suspends organisations.
-type OrganisationStore interface {
 	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
 	GetOrganisationRegister(ctx context.Context, oid string) (*store.OrganisationRegister, error)
 	ListOrganisations(ctx context.Context) ([]store.RegisteredOrganisation, error)
-	SuspendOrganisation(ctx context.Context, oid, by, reason string, now time.Time) error
-	ResumeOrganisation(ctx context.Context, oid string) error
 	ListAccounts(ctx context.Context, orgOID string) ([]store.Account, error)
-}
+	ListConformityCertificates(ctx context.Context, orgOID string) ([]store.ConformityCertificate, error)
+	ValidCertificates(ctx context.Context, orgOID string, now time.Time) ([]store.Certificate, error)
 
-// EABStore keeps EAB requests and keys; each state change is one transaction.
-type EABStore interface {
-	CreateEABRequest(ctx context.Context, r store.EABRequest) error
 	GetEABRequest(ctx context.Context, id string) (*store.EABRequest, error)
 	ListEABRequests(ctx context.Context, status, orgOID string) ([]store.EABRequest, error)
-	ApproveEABRequest(ctx context.Context, id, approver string, dualControl bool, now time.Time, key store.EABKey) (*store.EABKey, error)
-	RejectEABRequest(ctx context.Context, id, by, reason string, now time.Time) error
-	RevealEABKey(ctx context.Context, kid, requester string, now time.Time) (*store.EABKey, error)
-	RevokeEABKey(ctx context.Context, kid, by, reason string, deactivateAccounts bool) ([]string, error)
-	ExpireEAB(ctx context.Context, now time.Time) (requests, keys []string, err error)
 	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
 	ListEABKeys(ctx context.Context, orgOID string) ([]store.EABKey, error)
-}
 
-// CertificateStore finds and revokes certificates.
-type CertificateStore interface {
 	FindCertificates(ctx context.Context, f store.CertificateFilter) ([]store.Certificate, error)
+	GetCertificate(ctx context.Context, serial string) (*store.Certificate, error)
 	GetRevocation(ctx context.Context, serial string) (*store.Revocation, error)
-	Revoke(ctx context.Context, r store.Revocation, block *store.BlockedKey) error
-}
+	SerialStatus(ctx context.Context, serial string) (*store.SerialStatus, error)
 
-// AuditReader reads the audit log; nothing here changes it.
-type AuditReader interface {
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
-}
+	Production(ctx context.Context) (bool, error)
 
-// SessionStore keeps the console's token logins, by the SHA-256 of the cookie.
-type SessionStore interface {
-	CreateConsoleSession(ctx context.Context, c store.ConsoleSession) error
+	// Console sessions: a request keeps its session alive, and a sweep deletes
+	// the ended ones. Neither is an operator's act, so neither is audited.
 	TouchConsoleSession(ctx context.Context, idHash string, now time.Time) (*store.ConsoleSession, error)
-	DeleteConsoleSession(ctx context.Context, idHash string) error
 	DeleteExpiredConsoleSessions(ctx context.Context, now time.Time) (int, error)
 }
 
-// Store is the union the operator side is wired with.
-type Store interface {
-	OperatorStore
-	SessionStore
-	OrganisationStore
-	EABStore
-	CertificateStore
-	AuditReader
-}
-
-// Auditor appends one event to the audit log (audit.Log.Append).
-type Auditor interface {
-	Append(ctx context.Context, actor, action, object, outcome string) (store.AuditEvent, error)
+// AuditLog is the audit log (audit.Log): Do runs a state change and its records in
+// one transaction, so a change without its record cannot happen and a failed
+// audit write fails the change; Append records a refused attempt, which changes
+// nothing.
+type AuditLog interface {
+	Do(ctx context.Context, change func(tx *store.Tx) ([]audit.Record, error)) error
+	Append(ctx context.Context, r audit.Record) (store.AuditEvent, error)
 }
 
 // Config is the operator side's policy.
 type Config struct {
 	// SingleControl lets an administrator approve an EAB request they made
-	// themselves; off (dual control) by default.
+	// themselves; off (dual control) by default. Only a development server may
+	// turn it on (serve refuses it with HSM keys).
 	SingleControl bool
+	// Development: the issuer keys are file keys, so the single-operator shortcut
+	// of CreateKey may approve at once (unless the database says a server of it
+	// ever ran with an HSM). False: production, every key needs a second
+	// administrator.
+	Development bool
 	// KeyLifetime is how long an approved EAB key stays usable unbound (default 183
 	// days, as e-service applications); RequestLifetime how long a request waits
 	// for a decision (default the same).
 	KeyLifetime     time.Duration
 	RequestLifetime time.Duration
 	// Profiles are the certificate profiles an EAB request may name; nil: any.
-	Profiles []string
+	// TestProfiles are those of them a test-only organisation may name.
+	Profiles     []string
+	TestProfiles []string
 	// SessionIdle ends a console token login after this long without a request
 	// (default SessionIdle); SessionLifetime ends it this long after the login
 	// (default SessionLifetime).
@@ -114,13 +101,14 @@ const DefaultLifetime = 183 * 24 * time.Hour
 // Service is the operator side's business rules.
 type Service struct {
 	st  Store
-	aud Auditor
+	aud AuditLog
+	rev *revocation.Revoker
 	cfg Config
 	log *slog.Logger
 }
 
 // New returns the service; log nil discards.
-func New(cfg Config, st Store, aud Auditor, log *slog.Logger) *Service {
+func New(cfg Config, st Store, aud AuditLog, log *slog.Logger) *Service {
 	if cfg.KeyLifetime <= 0 {
 		cfg.KeyLifetime = DefaultLifetime
 	}
@@ -139,7 +127,9 @@ func New(cfg Config, st Store, aud Auditor, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, aud: aud, cfg: cfg, log: log}
+	s := &Service{st: st, aud: aud, cfg: cfg, log: log}
+	s.rev = revocation.New(st, aud, s.now)
+	return s
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
@@ -153,12 +143,17 @@ func (s *Service) internal(ctx context.Context, what string, err error) error {
 	return errorf(Internal, "the server could not %s; the error is in its log", what)
 }
 
-// audit records an event; the state change it describes stands either way.
-func (s *Service) audit(ctx context.Context, actor, action, object, outcome string) {
-	if _, err := s.aud.Append(context.WithoutCancel(ctx), actor, action, object, outcome); err != nil {
-		s.log.ErrorContext(ctx, "admin: event not written to the audit log", "action", action, "object", object, "err", err)
+// note records a refused attempt, which changed nothing; a failure to record it
+// is logged.
+func (s *Service) note(ctx context.Context, r audit.Record) {
+	if _, err := s.aud.Append(context.WithoutCancel(ctx), r); err != nil {
+		s.log.ErrorContext(ctx, "admin: refusal not written to the audit log", "action", r.Event.Action(), "err", err)
 	}
 }
+
+// errNothing ends a transaction that found nothing to change, so there is
+// nothing to record either.
+var errNothing = errors.New("admin: nothing to change")
 
 // allow refuses, and records the refused attempt, unless who has one of roles.
 func (s *Service) allow(ctx context.Context, who *store.Operator, what string, roles ...string) error {

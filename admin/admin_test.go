@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"errors"
+	"github.com/varmenne/varmenne/audit"
 	"testing"
 
 	"github.com/varmenne/varmenne/admin"
@@ -65,8 +66,8 @@ func TestConsoleSessionLifecycle(t *testing.T) {
 		t.Fatalf("Session after EndSession: %v, want Unauthenticated", err)
 	}
 	events := f.Events(before)
-	if !admintest.HasEvent(events, "rita", admin.AuditOperatorLogin, "ok", "console token login") ||
-		!admintest.HasEvent(events, "rita", admin.AuditOperatorLogout, "ok", "console") {
+	if !admintest.HasEvent(events, "rita", string(audit.ActOperatorLogin), "ok", "console token login") ||
+		!admintest.HasEvent(events, "rita", string(audit.ActOperatorLogout), "ok", "console") {
 		t.Errorf("login and logout not audited:%s", admintest.Describe(events))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -45,4 +46,36 @@ func (s *Service) Audit(ctx context.Context, who *store.Operator, after int64, l
 		out = append(out, EventViewOf(e))
 	}
 	return out, nil
+}
+
+// ExportAudit writes every event from since to until (zero: unbounded) to each,
+// in sequence order, and records the export; auditors and administrators.
+func (s *Service) ExportAudit(ctx context.Context, who *store.Operator, since, until time.Time, each func(EventView) error) (int, error) {
+	if err := s.allow(ctx, who, "export the audit log", store.RoleAuditor, store.RoleAdministrator); err != nil {
+		return 0, err
+	}
+	n := 0
+	for after := int64(0); ; {
+		page, err := s.st.AuditEvents(ctx, after, MaxAuditPage)
+		if err != nil {
+			return n, s.internal(ctx, "read the audit log", err)
+		}
+		for _, e := range page {
+			after = e.Seq
+			if (!since.IsZero() && e.Time.Before(since)) || (!until.IsZero() && !e.Time.Before(until)) {
+				continue
+			}
+			if err := each(EventViewOf(e)); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if len(page) < MaxAuditPage {
+			break
+		}
+	}
+	if _, err := s.aud.Append(ctx, audit.Done(who.Name, audit.AuditExported{Since: since, Until: until, Events: n})); err != nil {
+		return n, s.internal(ctx, "record the export in the audit log", err)
+	}
+	return n, nil
 }

@@ -1,22 +1,21 @@
 package admin
 
-// The certificate use cases. This is the one file of the package that uses crl, for
-// reading serials operators type and naming revocation reasons; when those move to
-// a package of their own (revocation), only this file changes.
+// The certificate use cases: finding, revoking (through the revocation
+// component, as every door) and early renewal.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
+	"time"
 
-	"github.com/varmenne/varmenne/crl"
+	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/store"
 )
-
-// AuditRevoke is authority.AuditRevoke: one action for every revocation.
-const AuditRevoke = "certificate.revoke"
 
 // CertView is an issued certificate.
 type CertView struct {
@@ -43,7 +42,7 @@ func (s *Service) Certificates(ctx context.Context, who *store.Operator, serial,
 	if strings.TrimSpace(serial) == "" {
 		return s.certViews(ctx, store.CertificateFilter{Name: name})
 	}
-	readings, err := crl.SerialReadings(serial, "auto")
+	readings, err := revocation.SerialReadings(serial, "auto")
 	if err != nil {
 		return nil, errorf(Malformed, "%v", err)
 	}
@@ -73,7 +72,7 @@ func (s *Service) certViews(ctx context.Context, f store.CertificateFilter) ([]C
 		rev, err := s.st.GetRevocation(ctx, c.Serial)
 		switch {
 		case err == nil:
-			v.Revoked, v.RevokeReason = stamp(rev.RevokedAt), crl.ReasonName(rev.Reason)
+			v.Revoked, v.RevokeReason = stamp(rev.RevokedAt), revocation.Name(rev.Reason)
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, s.internal(ctx, "read revocations", err)
 		}
@@ -82,59 +81,189 @@ func (s *Service) certViews(ctx context.Context, f store.CertificateFilter) ([]C
 	return out, nil
 }
 
-// RevokeInput is an operator's revocation of a certificate.
+// RevokeInput is an operator's revocation of a certificate, or of every
+// certificate of an organisation.
 type RevokeInput struct {
-	Reason       string `json:"reason"`        // RFC 5280 name, e.g. keyCompromise
-	RequestedBy  string `json:"requested_by"`  // who asked for it
-	IdentifiedBy string `json:"identified_by"` // how they were identified
-	Note         string `json:"note"`
+	Reason         string    `json:"reason"`        // RFC 5280 name or number, e.g. keyCompromise
+	RequestedBy    string    `json:"requested_by"`  // who asked for it
+	IdentifiedBy   string    `json:"identified_by"` // how they were identified
+	Note           string    `json:"note"`
+	RequestedAt    time.Time `json:"requested_at,omitzero"`    // when they asked (default: now)
+	InvalidityDate time.Time `json:"invalidity_date,omitzero"` // when the key is known or suspected to have been compromised
 }
 
-// RevokeCertificate revokes a certificate given by its hex serial; a running
-// server's CRL publisher and OCSP pick the revocation up within seconds.
-func (s *Service) RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in RevokeInput) error {
+// revocationRequest checks in and makes the revocation component's request.
+func (s *Service) revocationRequest(who *store.Operator, in RevokeInput) (revocation.Request, error) {
+	req := revocation.Request{Caller: revocation.Caller{Operator: who.Name}, RequestedAt: in.RequestedAt, InvalidityDate: in.InvalidityDate}
+	var err error
+	if req.Reason, err = revocation.Parse(in.Reason); err != nil {
+		return req, errorf(Malformed, "reason: %v", err)
+	}
+	if req.RequestedBy, err = text("requested_by", in.RequestedBy, true); err != nil {
+		return req, err
+	}
+	if req.IdentifiedBy, err = text("identified_by", in.IdentifiedBy, true); err != nil {
+		return req, err
+	}
+	if req.Note, err = text("note", in.Note, false); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// revocationRefusal turns the revocation component's refusal into the service's.
+func (s *Service) revocationRefusal(ctx context.Context, err error) error {
+	var refusal *revocation.Error
+	if !errors.As(err, &refusal) {
+		return s.internal(ctx, "revoke", err)
+	}
+	kind := map[revocation.Kind]Kind{revocation.NotFound: NotFound, revocation.AlreadyRevoked: Conflict,
+		revocation.Unauthorized: Forbidden, revocation.BadReason: Malformed, revocation.Malformed: Malformed}[refusal.Kind]
+	return errorf(kind, "%s", refusal.Detail)
+}
+
+// RevokeCertificate revokes a certificate (or a pending issuance) given by its
+// serial; a running server's CRL publisher and OCSP pick the revocation up within
+// seconds. Administrators only.
+func (s *Service) RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in RevokeInput) (*store.Revocation, error) {
 	if err := s.allow(ctx, who, "revoke certificates", store.RoleAdministrator); err != nil {
-		return err
+		return nil, err
 	}
-	readings, err := crl.SerialReadings(serial, "hex")
+	req, err := s.revocationRequest(who, in)
 	if err != nil {
-		return errorf(Malformed, "%v", err)
+		return nil, err
 	}
-	serial = readings[0].Hex
-	code, err := crl.ParseReason(in.Reason)
+	readings, err := revocation.SerialReadings(serial, "hex")
 	if err != nil {
-		return errorf(Malformed, "reason: %v", err)
+		return nil, errorf(Malformed, "%v", err)
 	}
-	r := store.Revocation{Serial: serial, Reason: code, PerformedBy: who.Name, RevokedAt: s.now()}
-	r.RequestedAt = r.RevokedAt
-	if r.RequestedBy, err = text("requested_by", in.RequestedBy, true); err != nil {
-		return err
-	}
-	if r.IdentifiedBy, err = text("identified_by", in.IdentifiedBy, true); err != nil {
-		return err
-	}
-	if r.Note, err = text("note", in.Note, false); err != nil {
-		return err
-	}
-	certs, err := s.st.FindCertificates(ctx, store.CertificateFilter{Serial: serial, Limit: 1})
+	req.Serial = readings[0].Hex
+	r, err := s.rev.Revoke(ctx, req)
 	if err != nil {
-		return s.internal(ctx, "find the certificate", err)
+		return nil, s.revocationRefusal(ctx, err)
 	}
-	if len(certs) == 0 {
-		return errorf(NotFound, "no certificate with serial %s was issued here", serial)
+	return r, nil
+}
+
+// RevokeOrganisation revokes every unexpired, unrevoked certificate of an
+// organisation (and its pending issuances), in one transaction. Administrators
+// only. It returns the serials revoked.
+func (s *Service) RevokeOrganisation(ctx context.Context, who *store.Operator, oid string, in RevokeInput) ([]string, error) {
+	if err := s.allow(ctx, who, "revoke certificates", store.RoleAdministrator); err != nil {
+		return nil, err
 	}
-	var block *store.BlockedKey
-	if code == crl.KeyCompromise {
-		block = &store.BlockedKey{KeyHash: certs[0].KeyHash, Reason: "keyCompromise", Source: "revocation of " + serial, CreatedAt: r.RevokedAt}
-	}
-	err = s.st.Revoke(ctx, r, block)
-	if errors.Is(err, store.ErrDuplicate) {
-		return errorf(Conflict, "certificate %s is already revoked; revocation is final", serial)
-	}
+	req, err := s.revocationRequest(who, in)
 	if err != nil {
-		return s.internal(ctx, "revoke the certificate", err)
+		return nil, err
 	}
-	s.audit(ctx, who.Name, AuditRevoke, fmt.Sprintf("serial=%s reason=%s requested_by=%q identified_by=%q performed_by=%q",
-		serial, crl.ReasonName(code), r.RequestedBy, r.IdentifiedBy, r.PerformedBy), "ok")
-	return nil
+	serials, err := s.rev.RevokeOrganisation(ctx, oid, req)
+	if err != nil {
+		return nil, s.revocationRefusal(ctx, err)
+	}
+	return serials, nil
+}
+
+// FindSerial reads a serial as an operator copies it from a SOTE document (hex
+// with 0x, colons or a-f; digits only read both ways; base "hex" or "decimal"
+// skips the guess) and finds the one certificate or issuance it names.
+func (s *Service) FindSerial(ctx context.Context, who *store.Operator, serial, base string) (*store.SerialStatus, error) {
+	if err := s.allow(ctx, who, "search certificates", Roles...); err != nil {
+		return nil, err
+	}
+	if base != "" && base != "auto" && base != "hex" && base != "decimal" {
+		return nil, errorf(Malformed, "serial base %q: use auto, hex or decimal", base)
+	}
+	readings, err := revocation.SerialReadings(serial, base)
+	if err != nil {
+		return nil, errorf(Malformed, "%v", err)
+	}
+	var found []*store.SerialStatus
+	var tried []string
+	for _, r := range readings {
+		tried = append(tried, fmt.Sprintf("%s (read as %s)", r.Hex, r.Base))
+		st, err := s.st.SerialStatus(ctx, r.Hex)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, s.internal(ctx, "look the serial up", err)
+		}
+		found = append(found, st)
+	}
+	switch len(found) {
+	case 0:
+		return nil, errorf(NotFound, "no certificate with serial %s was issued here; check the number and --data/--db", strings.Join(tried, " or "))
+	case 1:
+		return found[0], nil
+	}
+	return nil, errorf(Conflict, "serial %q matches two certificates, %s (as hex) and %s (as decimal); say which with --serial-base hex or --serial-base decimal",
+		serial, found[0].Serial, found[1].Serial)
+}
+
+// RenewEarlyWindow is how long before the operator's act the moved window opens;
+// it closes then, so every ARI client finds it in the past.
+const RenewEarlyWindow = time.Hour
+
+// RenewEarlyInput selects certificates whose ARI renewal window (RFC 9773) moves
+// into the past: exactly one of a serial, an organisation or an issuer.
+type RenewEarlyInput struct {
+	Serial string `json:"serial"` // lower-case hex, as FindSerial gives it
+	Org    string `json:"organisation"`
+	Issuer string `json:"issuer"`
+	Reason string `json:"reason"`
+}
+
+// RenewEarly moves the renewal window of the selected unexpired, unrevoked
+// certificates into the past, so that every ARI-capable client renews at its next
+// check; administrators only. It returns the window and the serials moved.
+func (s *Service) RenewEarly(ctx context.Context, who *store.Operator, in RenewEarlyInput) (store.RenewalWindow, []string, error) {
+	var w store.RenewalWindow
+	if err := s.allow(ctx, who, "move renewal windows", store.RoleAdministrator); err != nil {
+		return w, nil, err
+	}
+	reason, err := text("reason", in.Reason, true)
+	if err != nil {
+		return w, nil, err
+	}
+	sel := store.RenewalSelector{Serial: in.Serial, OrgOID: strings.TrimSpace(in.Org), Issuer: strings.TrimSpace(in.Issuer)}
+	if n := len(slices.DeleteFunc([]string{sel.Serial, sel.OrgOID, sel.Issuer}, func(v string) bool { return v == "" })); n != 1 {
+		return w, nil, errorf(Malformed, "give exactly one of a serial, an organisation or an issuer")
+	}
+	what := "issuer " + sel.Issuer
+	switch {
+	case sel.Serial != "":
+		what = "certificate " + sel.Serial
+	case sel.OrgOID != "":
+		what = "organisation " + sel.OrgOID
+	}
+	now := s.now()
+	w = store.RenewalWindow{Start: now.Add(-RenewEarlyWindow), End: now, Reason: reason, SetBy: who.Name, SetAt: now}
+	var serials []string
+	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		var err error
+		if serials, err = tx.MoveRenewalWindows(sel, w, now); err != nil {
+			return nil, err
+		}
+		var records []audit.Record
+		for _, serial := range serials {
+			records = append(records, audit.Done(who.Name, audit.RenewedEarly{Serial: serial, Reason: reason,
+				Window: w.Start.Format(time.RFC3339) + "/" + w.End.Format(time.RFC3339)}))
+		}
+		if len(records) == 0 {
+			return nil, errNothing
+		}
+		return records, nil
+	})
+	switch {
+	case errors.Is(err, errNothing):
+		if sel.Issuer != "" {
+			return w, nil, errorf(NotFound, "issuer %q has no unexpired, unrevoked certificate; check the name (production or test)", sel.Issuer)
+		}
+		return w, nil, errorf(Conflict, "%s has no unexpired, unrevoked certificate to renew", what)
+	case errors.Is(err, store.ErrNotFound):
+		return w, nil, errorf(NotFound, "%s is not known; check it", what)
+	case err != nil:
+		return w, nil, s.internal(ctx, "move the renewal windows", err)
+	}
+	return w, serials, nil
 }

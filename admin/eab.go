@@ -7,35 +7,27 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy/names"
 	"github.com/varmenne/varmenne/store"
-)
-
-// Audit actions of the EAB lifecycle.
-const (
-	AuditEABRequest        = "eab.request"
-	AuditEABApprove        = "eab.approve"
-	AuditEABReject         = "eab.reject"
-	AuditEABHandover       = "eab.handover"
-	AuditEABExpire         = "eab.expire"
-	AuditEABRevoke         = "eab.revoke"
-	AuditAccountDeactivate = "account.deactivate"
 )
 
 // EABRequestInput is what a registrar or the e-service sends after a person
 // registered an organisation.
 type EABRequestInput struct {
-	Organisation     string   `json:"organisation"`      // OID in the THL register
-	Person           string   `json:"person"`            // who registered
-	IdentifiedBy     string   `json:"identified_by"`     // how they were identified
-	TechnicalContact string   `json:"technical_contact"` // e.g. the IT vendor
-	Domains          []string `json:"domains"`           // empty: all of the organisation's
-	Profiles         []string `json:"profiles"`          // empty: every profile it may use
+	Organisation     string   `json:"organisation"`       // OID in the THL register
+	Person           string   `json:"person"`             // who registered
+	IdentifiedBy     string   `json:"identified_by"`      // how they were identified
+	TechnicalContact string   `json:"technical_contact"`  // e.g. the IT vendor
+	Domains          []string `json:"domains"`            // empty: all of the organisation's
+	Networks         []string `json:"networks,omitempty"` // CIDR; empty: all of the organisation's
+	Profiles         []string `json:"profiles"`           // empty: every profile it may use
 }
 
 const maxText = 500
@@ -56,65 +48,193 @@ func (s *Service) RequestEAB(ctx context.Context, who *store.Operator, in EABReq
 	if err := s.allow(ctx, who, "request an EAB key", store.RoleRegistrar, store.RoleAdministrator); err != nil {
 		return nil, err
 	}
+	r, err := s.newRequest(ctx, who, in)
+	if err != nil {
+		return nil, err
+	}
+	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		return []audit.Record{requested(who, r)}, tx.CreateEABRequest(r)
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "store the EAB request", err)
+	}
+	v := requestView(r)
+	return &v, nil
+}
+
+// NewKey is what CreateKey gives: the key at once (development), or the request
+// that waits for another administrator (production).
+type NewKey struct {
+	Request RequestView
+	Key     *Handover // nil: the request waits for another administrator's approval
+}
+
+// CreateKey is "varmenne eab create": an administrator asks for a key for an
+// organisation. In development (file keys, and no server of this database ever ran
+// with an HSM) the request is approved and handed over at once by the same
+// administrator, in one transaction, and the approval's audit event says it was
+// single control. In production it is a request like any other, which an
+// administrator other than who must approve before its key is handed over.
+func (s *Service) CreateKey(ctx context.Context, who *store.Operator, in EABRequestInput) (*NewKey, error) {
+	if err := s.allow(ctx, who, "create EAB keys", store.RoleAdministrator); err != nil {
+		return nil, err
+	}
+	r, err := s.newRequest(ctx, who, in)
+	if err != nil {
+		return nil, err
+	}
+	production, err := s.production(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var k *store.EABKey
+	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		records := []audit.Record{requested(who, r)}
+		if err := tx.CreateEABRequest(r); err != nil || production {
+			return records, err
+		}
+		var err error
+		if k, err = tx.ApproveEABRequest(r.ID, who.Name, false, r.CreatedAt, s.newKey(r.CreatedAt)); err != nil {
+			return nil, err
+		}
+		if k, err = tx.RevealEABKey(k.KID, who.Name, r.CreatedAt); err != nil {
+			return nil, err
+		}
+		r.Status, r.DecidedBy, r.DecidedAt, r.KID = store.EABRequestApproved, who.Name, r.CreatedAt, k.KID
+		return append(records, approved(who, k), handedOver(who, k)), nil
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "create the EAB key", err)
+	}
+	out := &NewKey{Request: requestView(r)}
+	if k != nil {
+		out.Key = handover(k)
+	}
+	return out, nil
+}
+
+// production reports whether the single-operator shortcuts are refused: the
+// service runs in production mode, or a server of this database ever started with
+// its issuer keys in an HSM.
+func (s *Service) production(ctx context.Context) (bool, error) {
+	if !s.cfg.Development {
+		return true, nil
+	}
+	p, err := s.st.Production(ctx)
+	if err != nil {
+		return true, s.internal(ctx, "read the CA's mode", err)
+	}
+	return p, nil
+}
+
+// newRequest checks what a request asks for against its organisation and the
+// profiles, and makes the request record.
+func (s *Service) newRequest(ctx context.Context, who *store.Operator, in EABRequestInput) (store.EABRequest, error) {
 	r := store.EABRequest{ID: newID(), RequestedBy: who.Name, Status: store.EABRequestRequested, CreatedAt: s.now()}
 	r.ExpiresAt = r.CreatedAt.Add(s.cfg.RequestLifetime)
 	var err error
+	fail := func(err error) (store.EABRequest, error) { return store.EABRequest{}, err }
 	if r.Person, err = text("person", in.Person, true); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if r.IdentifiedBy, err = text("identified_by", in.IdentifiedBy, true); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if r.TechnicalContact, err = text("technical_contact", in.TechnicalContact, true); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	oid := strings.TrimSpace(in.Organisation)
 	if oid == "" {
-		return nil, errorf(Malformed, "organisation is required: the organisation's OID in THL's SOTE register")
+		return fail(errorf(Malformed, "organisation is required: the organisation's OID in THL's SOTE register"))
 	}
 	org, err := s.st.GetOrganisation(ctx, oid)
 	if err != nil {
-		return nil, s.lookup(ctx, err, "organisation %s is not in the register; import the register (varmenne org import) or add it (varmenne org add) first", oid)
+		return fail(s.lookup(ctx, err, "organisation %s is not in the register; import the register (varmenne org import) or add it (varmenne org add) first", oid))
 	}
 	reg, err := s.st.GetOrganisationRegister(ctx, oid)
 	if err != nil {
-		return nil, s.internal(ctx, "read the register", err)
+		return fail(s.internal(ctx, "read the register", err))
 	}
 	if why := registerRefusal(reg); why != "" {
-		return nil, errorf(Conflict, "organisation %s %s; it cannot get an EAB key", oid, why)
+		return fail(errorf(Conflict, "organisation %s %s; it cannot get an EAB key", oid, why))
 	}
 	if !org.SuspendedAt.IsZero() {
-		return nil, errorf(Conflict, "organisation %s is suspended (%s); resume it before requesting an EAB key", oid, org.SuspendReason)
+		return fail(errorf(Conflict, "organisation %s is suspended (%s); resume it before requesting an EAB key", oid, org.SuspendReason))
 	}
 	r.OrgOID = org.OID
 	for _, d := range in.Domains {
 		n := names.Normalize(strings.TrimSpace(d))
 		if err := names.Check(n); err != nil || strings.HasPrefix(n, "*.") {
-			return nil, errorf(Malformed, "domain %q is not a valid domain name", d)
+			return fail(errorf(Malformed, "domain %q is not a valid domain name", d))
 		}
 		if !names.Within(n, org.Domains) {
-			return nil, errorf(Malformed, "domain %s is not among organisation %s's domains (%s)", n, oid, strings.Join(org.Domains, ", "))
+			return fail(errorf(Malformed, "domain %s is not among organisation %s's domains (%s)", n, oid, strings.Join(org.Domains, ", ")))
 		}
 		if !slices.Contains(r.Domains, n) {
 			r.Domains = append(r.Domains, n)
 		}
 	}
+	if r.Networks, err = parseNetworks(in.Networks); err != nil {
+		return fail(err)
+	}
+	for _, n := range r.Networks {
+		if !slices.ContainsFunc(org.Networks, func(o netip.Prefix) bool { return o.Bits() <= n.Bits() && o.Contains(n.Addr()) }) {
+			return fail(errorf(Malformed, "network %s is not inside organisation %s's networks (%s)", n, oid, prefixes(org.Networks)))
+		}
+	}
 	for _, p := range in.Profiles {
 		p = strings.TrimSpace(p)
-		if s.cfg.Profiles != nil && !slices.Contains(s.cfg.Profiles, p) {
-			return nil, errorf(Malformed, "profile %q is unknown; the profiles are %s", p, strings.Join(s.cfg.Profiles, ", "))
+		switch {
+		case s.cfg.Profiles != nil && !slices.Contains(s.cfg.Profiles, p):
+			return fail(errorf(Malformed, "profile %q is unknown; the profiles are %s", p, strings.Join(s.cfg.Profiles, ", ")))
+		case org.TestOnly && !slices.Contains(s.cfg.TestProfiles, p):
+			return fail(errorf(Malformed, "organisation %s may order test profiles only (%s), not %s", oid, strings.Join(s.cfg.TestProfiles, ", "), p))
 		}
 		if !slices.Contains(r.Profiles, p) {
 			r.Profiles = append(r.Profiles, p)
 		}
 	}
-	if err := s.st.CreateEABRequest(ctx, r); err != nil {
-		return nil, s.internal(ctx, "store the EAB request", err)
+	return r, nil
+}
+
+// parseNetworks reads networks: CIDR prefixes or single addresses.
+func parseNetworks(in []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range in {
+		p, err := names.ParseNetwork(v)
+		if err != nil {
+			return nil, errorf(Malformed, "network %q: %s", v, detail(err))
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
 	}
-	s.audit(ctx, who.Name, AuditEABRequest, fmt.Sprintf("request=%s org=%s person=%q identified_by=%q technical_contact=%q domains=%s profiles=%s",
-		r.ID, r.OrgOID, r.Person, r.IdentifiedBy, r.TechnicalContact, strings.Join(r.Domains, ","), strings.Join(r.Profiles, ",")), "ok")
-	v := requestView(r)
-	return &v, nil
+	return out, nil
+}
+
+// detail is the message of a shared check's refusal (an ACME problem's detail).
+func detail(err error) string {
+	if e, ok := acme.AsError(err); ok {
+		return e.Detail
+	}
+	return err.Error()
+}
+
+func prefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// requested is the audit record of request r.
+func requested(who *store.Operator, r store.EABRequest) audit.Record {
+	return audit.Done(who.Name, audit.EABRequested{Request: r.ID, Org: r.OrgOID, Person: r.Person, IdentifiedBy: r.IdentifiedBy,
+		TechnicalContact: r.TechnicalContact, Domains: r.Domains, Profiles: r.Profiles})
 }
 
 // registerRefusal says why the register does not allow an organisation; "" when
@@ -174,23 +294,53 @@ func (s *Service) Approve(ctx context.Context, who *store.Operator, id string) (
 	}
 	dual := !s.cfg.SingleControl
 	if dual && r.RequestedBy == who.Name {
-		s.audit(ctx, who.Name, AuditEABApprove, "request="+id, "refused: dual control, the approver asked for it")
+		s.note(ctx, audit.Refused(who.Name, audit.EABApproved{Request: id, Org: r.OrgOID, RequestedBy: r.RequestedBy},
+			"dual control, the approver asked for it"))
 		return nil, errorf(DualControl,
 			"%s asked for EAB request %s and so cannot approve it (dual control); another administrator must", who.Name, id)
 	}
 	now := s.now()
-	key := store.EABKey{KID: newID(), HMACKey: randomBytes(32), CreatedAt: now, ExpiresAt: now.Add(s.cfg.KeyLifetime)}
-	k, err := s.st.ApproveEABRequest(ctx, id, who.Name, dual, now, key)
+	var k *store.EABKey
+	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		var err error
+		k, err = tx.ApproveEABRequest(id, who.Name, dual, now, s.newKey(now))
+		if err != nil {
+			return nil, err
+		}
+		return []audit.Record{approved(who, k)}, nil
+	})
 	if errors.Is(err, store.ErrConflict) {
 		return nil, s.undecidable(ctx, id, now)
 	}
 	if err != nil {
 		return nil, s.lookup(ctx, err, "there is no EAB request %s", id)
 	}
-	s.audit(ctx, who.Name, AuditEABApprove, fmt.Sprintf("request=%s kid=%s org=%s requested_by=%s expires=%s",
-		id, k.KID, k.OrgOID, k.RequestedBy, k.ExpiresAt.Format(time.RFC3339)), "ok")
 	v := keyView(*k)
 	return &v, nil
+}
+
+// newKey is a new EAB key: a random kid and a 256-bit HMAC key, usable unbound
+// until its lifetime ends.
+func (s *Service) newKey(now time.Time) store.EABKey {
+	return store.EABKey{KID: newID(), HMACKey: randomBytes(32), CreatedAt: now, ExpiresAt: now.Add(s.cfg.KeyLifetime)}
+}
+
+// approved is the audit record of key k's approval by who; it says so when who
+// asked for it too (single control).
+func approved(who *store.Operator, k *store.EABKey) audit.Record {
+	return audit.Done(who.Name, audit.EABApproved{Request: k.RequestID, KID: k.KID, Org: k.OrgOID, RequestedBy: k.RequestedBy,
+		Expires: k.ExpiresAt, SingleControl: k.RequestedBy == who.Name})
+}
+
+// handedOver is the audit record of key k's handover to who.
+func handedOver(who *store.Operator, k *store.EABKey) audit.Record {
+	return audit.Done(who.Name, audit.EABHandedOver{Request: k.RequestID, KID: k.KID, Fingerprint: Fingerprint(k.HMACKey)})
+}
+
+// handover is key k as its requester receives it.
+func handover(k *store.EABKey) *Handover {
+	return &Handover{KID: k.KID, HMACKey: base64.RawURLEncoding.EncodeToString(k.HMACKey), Fingerprint: Fingerprint(k.HMACKey),
+		Expires: k.ExpiresAt.Format(time.RFC3339)}
 }
 
 // undecidable explains why request id can no longer be decided.
@@ -219,14 +369,16 @@ func (s *Service) Reject(ctx context.Context, who *store.Operator, id, reason st
 		return err
 	}
 	now := s.now()
-	err = s.st.RejectEABRequest(ctx, id, who.Name, reason, now)
+	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		return []audit.Record{audit.Done(who.Name, audit.EABRejected{Request: id, Reason: reason})},
+			tx.RejectEABRequest(id, who.Name, reason, now)
+	})
 	if errors.Is(err, store.ErrConflict) {
 		return s.undecidable(ctx, id, now)
 	}
 	if err != nil {
 		return s.lookup(ctx, err, "there is no EAB request %s", id)
 	}
-	s.audit(ctx, who.Name, AuditEABReject, fmt.Sprintf("request=%s reason=%q", id, reason), "ok")
 	return nil
 }
 
@@ -251,7 +403,14 @@ func (s *Service) Handover(ctx context.Context, who *store.Operator, id string) 
 	if r.Status != store.EABRequestApproved {
 		return nil, errorf(Conflict, "EAB request %s is %s, not approved; it has no key", id, r.Status)
 	}
-	k, err := s.st.RevealEABKey(ctx, r.KID, who.Name, s.now())
+	var k *store.EABKey
+	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		var err error
+		if k, err = tx.RevealEABKey(r.KID, who.Name, s.now()); err != nil {
+			return nil, err
+		}
+		return []audit.Record{handedOver(who, k)}, nil
+	})
 	if errors.Is(err, store.ErrConflict) {
 		k, err := s.st.GetEAB(ctx, r.KID)
 		if err != nil {
@@ -259,10 +418,10 @@ func (s *Service) Handover(ctx context.Context, who *store.Operator, id string) 
 		}
 		switch {
 		case k.RequestedBy != who.Name:
-			s.audit(ctx, who.Name, AuditEABHandover, "kid="+k.KID, "refused: not the requester")
+			s.note(ctx, audit.Refused(who.Name, audit.EABHandedOver{Request: id, KID: k.KID}, "not the requester"))
 			return nil, errorf(Forbidden, "only %s, who asked for EAB request %s, receives its key", k.RequestedBy, id)
 		case !k.RevealedAt.IsZero():
-			s.audit(ctx, who.Name, AuditEABHandover, "kid="+k.KID, "refused: already handed over")
+			s.note(ctx, audit.Refused(who.Name, audit.EABHandedOver{Request: id, KID: k.KID}, "already handed over"))
 			return nil, errorf(Gone, "the HMAC key of %s was handed over at %s and is never shown again (fingerprint %s); if it was lost, revoke the key and request a new one",
 				k.KID, k.RevealedAt.Format(time.RFC3339), Fingerprint(k.HMACKey))
 		default:
@@ -272,9 +431,7 @@ func (s *Service) Handover(ctx context.Context, who *store.Operator, id string) 
 	if err != nil {
 		return nil, s.internal(ctx, "hand the EAB key over", err)
 	}
-	s.audit(ctx, who.Name, AuditEABHandover, fmt.Sprintf("request=%s kid=%s fingerprint=%s", id, k.KID, Fingerprint(k.HMACKey)), "ok")
-	return &Handover{KID: k.KID, HMACKey: base64.RawURLEncoding.EncodeToString(k.HMACKey), Fingerprint: Fingerprint(k.HMACKey),
-		Expires: k.ExpiresAt.Format(time.RFC3339)}, nil
+	return handover(k), nil
 }
 
 // RevokeKey revokes an EAB key so it binds no account; with deactivate, the
@@ -287,7 +444,18 @@ func (s *Service) RevokeKey(ctx context.Context, who *store.Operator, kid, reaso
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.st.RevokeEABKey(ctx, kid, who.Name, reason, deactivate)
+	var ids []string
+	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		var err error
+		if ids, err = tx.RevokeEABKey(kid, who.Name, reason, deactivate); err != nil {
+			return nil, err
+		}
+		records := []audit.Record{audit.Done(who.Name, audit.EABRevoked{KID: kid, Reason: reason, DeactivateAccounts: deactivate})}
+		for _, id := range ids {
+			records = append(records, audit.Done(who.Name, audit.AccountDeactivated{Account: id, EABKID: kid, By: "eab-revocation"}))
+		}
+		return records, nil
+	})
 	if errors.Is(err, store.ErrConflict) {
 		k, gerr := s.st.GetEAB(ctx, kid)
 		if gerr != nil {
@@ -297,10 +465,6 @@ func (s *Service) RevokeKey(ctx context.Context, who *store.Operator, kid, reaso
 	}
 	if err != nil {
 		return nil, s.lookup(ctx, err, "there is no EAB key %s", kid)
-	}
-	s.audit(ctx, who.Name, AuditEABRevoke, fmt.Sprintf("kid=%s reason=%q deactivate_accounts=%t", kid, reason, deactivate), "ok")
-	for _, id := range ids {
-		s.audit(ctx, who.Name, AuditAccountDeactivate, fmt.Sprintf("account=%s eab_kid=%s by=eab-revocation", id, kid), "ok")
 	}
 	return ids, nil
 }
@@ -321,17 +485,27 @@ func (s *Service) EABKey(ctx context.Context, who *store.Operator, kid string) (
 // ExpireDue expires undecided requests and unbound keys past their expiry, and
 // records each in the audit log.
 func (s *Service) ExpireDue(ctx context.Context) error {
-	reqs, keys, err := s.st.ExpireEAB(ctx, s.now())
-	if err != nil {
-		return err
+	err := s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		reqs, keys, err := tx.ExpireEAB(s.now())
+		if err != nil {
+			return nil, err
+		}
+		var records []audit.Record
+		for _, id := range reqs {
+			records = append(records, audit.Done("system", audit.EABExpired{Request: id}))
+		}
+		for _, kid := range keys {
+			records = append(records, audit.Done("system", audit.EABExpired{KID: kid}))
+		}
+		if len(records) == 0 {
+			return nil, errNothing
+		}
+		return records, nil
+	})
+	if errors.Is(err, errNothing) {
+		return nil
 	}
-	for _, id := range reqs {
-		s.audit(ctx, "system", AuditEABExpire, "request="+id, "ok")
-	}
-	for _, kid := range keys {
-		s.audit(ctx, "system", AuditEABExpire, "kid="+kid, "ok")
-	}
-	return nil
+	return err
 }
 
 // RunExpiry runs ExpireDue, and deletes the console sessions no longer live, every

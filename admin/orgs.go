@@ -3,8 +3,8 @@ package admin
 import (
 	"context"
 	"errors"
-	"fmt"
 
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -142,14 +142,16 @@ func (s *Service) Suspend(ctx context.Context, who *store.Operator, oid, reason 
 	if err != nil {
 		return err
 	}
-	err = s.st.SuspendOrganisation(ctx, oid, who.Name, reason, s.now())
+	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		return []audit.Record{audit.Done(who.Name, audit.OrganisationSuspended{Org: oid, Reason: reason})},
+			tx.SuspendOrganisation(oid, who.Name, reason, s.now())
+	})
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(Conflict, "organisation %s is already suspended", oid)
 	}
 	if err != nil {
 		return s.lookup(ctx, err, "there is no organisation %s", oid)
 	}
-	s.audit(ctx, who.Name, AuditOrgSuspend, fmt.Sprintf("org=%s reason=%q", oid, reason), "ok")
 	return nil
 }
 
@@ -158,13 +160,14 @@ func (s *Service) Resume(ctx context.Context, who *store.Operator, oid string) e
 	if err := s.allow(ctx, who, "resume organisations", store.RoleAdministrator); err != nil {
 		return err
 	}
-	err := s.st.ResumeOrganisation(ctx, oid)
+	err := s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		return []audit.Record{audit.Done(who.Name, audit.OrganisationResumed{Org: oid})}, tx.ResumeOrganisation(oid)
+	})
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(Conflict, "organisation %s is not suspended", oid)
 	}
 	if err != nil {
 		return s.lookup(ctx, err, "there is no organisation %s", oid)
 	}
-	s.audit(ctx, who.Name, AuditOrgResume, "org="+oid, "ok")
 	return nil
 }

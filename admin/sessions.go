@@ -8,13 +8,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
-)
-
-// Audit actions of console sessions and refusals.
-const (
-	AuditOperatorLogout = "operator.logout"
-	AuditAccessDenied   = "access.denied"
 )
 
 // Console session defaults: a token login ends after SessionIdle without a
@@ -44,12 +39,14 @@ type NewSession struct {
 func (s *Service) StartSession(ctx context.Context, who *store.Operator) (*NewSession, error) {
 	cookie := base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	now := s.now()
-	err := s.st.CreateConsoleSession(ctx, store.ConsoleSession{IDHash: sessionKey(cookie), Operator: who.Name, Method: "token",
-		CreatedAt: now, LastSeen: now, Idle: s.cfg.SessionIdle, ExpiresAt: now.Add(s.cfg.SessionLifetime)})
+	err := s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		return []audit.Record{audit.Done(who.Name, audit.Login{Credential: "console token login", Role: who.Role})},
+			tx.CreateConsoleSession(store.ConsoleSession{IDHash: sessionKey(cookie), Operator: who.Name, Method: "token",
+				CreatedAt: now, LastSeen: now, Idle: s.cfg.SessionIdle, ExpiresAt: now.Add(s.cfg.SessionLifetime)})
+	})
 	if err != nil {
 		return nil, s.internal(ctx, "start the console session", err)
 	}
-	s.audit(ctx, who.Name, AuditOperatorLogin, "console token login role="+who.Role, "ok")
 	return &NewSession{Cookie: cookie, Lifetime: s.cfg.SessionLifetime}, nil
 }
 
@@ -68,13 +65,11 @@ func (s *Service) Session(ctx context.Context, cookie string) (*store.Operator, 
 	if err != nil {
 		return nil, s.internal(ctx, "read the console session", err)
 	}
+	// Removing or disabling an operator deletes their sessions in the same
+	// transaction; a session whose operator is gone or disabled is no session.
 	who, err := s.st.GetOperator(ctx, sess.Operator)
-	if err == nil {
+	if err == nil && who.DisabledAt.IsZero() {
 		return who, nil
-	}
-	// The operator is gone: so is the session.
-	if err := s.st.DeleteConsoleSession(ctx, sess.IDHash); err != nil {
-		s.log.ErrorContext(ctx, "admin: console session of a removed operator not deleted", "err", err)
 	}
 	return nil, errNoSession
 }
@@ -82,12 +77,16 @@ func (s *Service) Session(ctx context.Context, cookie string) (*store.Operator, 
 // EndSession logs who out of the console: the session of cookie ends on every
 // replica ("" when who has none, e.g. with a client certificate).
 func (s *Service) EndSession(ctx context.Context, who *store.Operator, cookie string) error {
-	if cookie != "" {
-		if err := s.st.DeleteConsoleSession(ctx, sessionKey(cookie)); err != nil {
-			return s.internal(ctx, "end the console session", err)
+	err := s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		records := []audit.Record{audit.Done(who.Name, audit.Logout{Via: "console"})}
+		if cookie == "" {
+			return records, nil
 		}
+		return records, tx.DeleteConsoleSession(sessionKey(cookie))
+	})
+	if err != nil {
+		return s.internal(ctx, "end the console session", err)
 	}
-	s.audit(ctx, who.Name, AuditOperatorLogout, "console", "ok")
 	return nil
 }
 
@@ -105,5 +104,5 @@ func (s *Service) SweepSessions(ctx context.Context) (int, error) {
 // Refused records in the audit log that a front end refused who's attempt at
 // what, for the reason why (a CSRF token, say).
 func (s *Service) Refused(ctx context.Context, who *store.Operator, what, why string) {
-	s.audit(ctx, who.Name, AuditAccessDenied, what, "refused: "+why)
+	s.note(ctx, audit.Refused(who.Name, audit.AccessDenied{What: what, Role: who.Role}, why))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ type EABRequest struct {
 	IdentifiedBy     string // how the person was identified (strong identification)
 	TechnicalContact string // e.g. the organisation's IT vendor
 	Domains          []string
+	Networks         []netip.Prefix
 	Profiles         []string
 	Status           string
 	CreatedAt        time.Time
@@ -207,17 +209,20 @@ func collect[T any](s *SQL, op string, rows *sql.Rows, scan func(scanner) (*T, e
 }
 
 const eabRequestColumns = `id, org_oid, requested_by, person, identified_by, technical_contact, domains, profiles,
-	status, created_at, expires_at, decided_by, decided_at, reason, kid`
+	status, created_at, expires_at, decided_by, decided_at, reason, kid, networks`
 
 func scanEABRequest(row scanner) (*EABRequest, error) {
 	var r EABRequest
-	var domains, profiles string
+	var domains, profiles, networks string
 	var created, expires, decided int64
 	if err := row.Scan(&r.ID, &r.OrgOID, &r.RequestedBy, &r.Person, &r.IdentifiedBy, &r.TechnicalContact, &domains, &profiles,
-		&r.Status, &created, &expires, &r.DecidedBy, &decided, &r.Reason, &r.KID); err != nil {
+		&r.Status, &created, &expires, &r.DecidedBy, &decided, &r.Reason, &r.KID, &networks); err != nil {
 		return nil, err
 	}
 	var err error
+	if r.Networks, err = fromPrefixList(networks); err != nil {
+		return nil, err
+	}
 	if r.Domains, err = fromList(domains); err != nil {
 		return nil, err
 	}
@@ -233,9 +238,9 @@ func scanEABRequest(row scanner) (*EABRequest, error) {
 func (s *SQL) CreateEABRequest(ctx context.Context, r EABRequest) error {
 	_, err := s.exec(ctx, s.db,
 		`INSERT INTO eab_requests (id, org_oid, requested_by, person, identified_by, technical_contact, domains, profiles,
-		 status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 status, created_at, expires_at, networks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.OrgOID, r.RequestedBy, r.Person, r.IdentifiedBy, r.TechnicalContact, list(r.Domains), list(r.Profiles),
-		EABRequestRequested, micros(r.CreatedAt), micros(r.ExpiresAt))
+		EABRequestRequested, micros(r.CreatedAt), micros(r.ExpiresAt), prefixList(r.Networks))
 	if err != nil {
 		return s.fail("create EAB request "+r.ID, err)
 	}
@@ -283,7 +288,7 @@ func (s *SQL) ApproveEABRequest(ctx context.Context, id, approver string, dualCo
 			return err
 		}
 		out = key
-		out.OrgOID, out.Domains, out.Profiles = r.OrgOID, r.Domains, r.Profiles
+		out.OrgOID, out.Domains, out.Profiles, out.Networks = r.OrgOID, r.Domains, r.Profiles, r.Networks
 		out.Status, out.RequestID, out.RequestedBy, out.ApprovedBy = EABApproved, r.ID, r.RequestedBy, approver
 		_, err = s.exec(ctx, tx,
 			`INSERT INTO eab_keys (`+eabColumns+`) VALUES (`+eabPlaceholders+`)`, eabArgs(out)...)

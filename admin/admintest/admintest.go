@@ -111,14 +111,21 @@ func New(t *testing.T, cfg admin.Config, handler func(svc *admin.Service) http.H
 	if f.CA, _, err = operatorca.Ensure(filepath.Join(dir, "pki")); err != nil {
 		t.Fatal(err)
 	}
+	// The operators are added as a new CA's would be: by the administrator the
+	// first start made.
+	boot, err := f.Svc.Bootstrap(ctx)
+	if err != nil || boot == nil {
+		t.Fatalf("Bootstrap = %v, %v", boot, err)
+	}
+	setup := &boot.Operator
 	for name, role := range map[string]string{"alice": "administrator", "bob": "administrator", "rita": "registrar", "eservice": "registrar", "aino": "auditor"} {
-		op, err := admin.AddOperator(ctx, st, f.Log, f.CA, "setup", name, role, true, f.Clock.Now())
+		op, err := f.Svc.AddOperator(ctx, setup, f.CA, admin.OperatorInput{Name: name, Role: role, Token: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.Tokens[name] = op.Token
 	}
-	carl, err := admin.AddOperator(ctx, st, f.Log, f.CA, "setup", "carl", "administrator", false, f.Clock.Now())
+	carl, err := f.Svc.AddOperator(ctx, setup, f.CA, admin.OperatorInput{Name: "carl", Role: "administrator"})
 	if err != nil {
 		t.Fatal(err)
 	}

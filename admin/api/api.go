@@ -41,7 +41,7 @@ type Service interface {
 	Suspend(ctx context.Context, who *store.Operator, oid, reason string) error
 	Resume(ctx context.Context, who *store.Operator, oid string) error
 	Certificates(ctx context.Context, who *store.Operator, serial, name string) ([]admin.CertView, error)
-	RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in admin.RevokeInput) error
+	RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in admin.RevokeInput) (*store.Revocation, error)
 	Audit(ctx context.Context, who *store.Operator, after int64, limit int) ([]admin.EventView, error)
 }
 
@@ -186,7 +186,7 @@ func (s *Server) Routes() []Route {
 			if err := decode(r, &in); err != nil {
 				return err
 			}
-			if err := svc.RevokeCertificate(r.Context(), who, r.PathValue("serial"), in); err != nil {
+			if _, err := svc.RevokeCertificate(r.Context(), who, r.PathValue("serial"), in); err != nil {
 				return err
 			}
 			list, err := svc.Certificates(r.Context(), who, "0x"+strings.TrimPrefix(strings.ToLower(r.PathValue("serial")), "0x"), "")

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/varmenne/varmenne/audit"
 	"math/big"
 	"net/http"
 	"slices"
@@ -174,7 +175,7 @@ func TestDualControl(t *testing.T) {
 		if r.Status != http.StatusForbidden || r.ProblemType() != "dualControl" || !strings.Contains(string(r.Body), "another administrator") {
 			t.Fatalf("self-approval: %d %s, want 403 dualControl", r.Status, r.Body)
 		}
-		if !admintest.HasEvent(f.Events(before), "alice", admin.AuditEABApprove, "refused: dual control", req.ID) {
+		if !admintest.HasEvent(f.Events(before), "alice", string(audit.ActEABApprove), "refused: dual control", req.ID) {
 			t.Errorf("the refused approval is not in the audit log:%s", admintest.Describe(f.Events(before)))
 		}
 		var got admin.RequestView
@@ -235,7 +236,7 @@ func TestHandoverOnce(t *testing.T) {
 			t.Fatalf("the HMAC key is in the audit log: %+v", e)
 		}
 	}
-	if !admintest.HasEvent(f.Events(0), "eservice", admin.AuditEABHandover, "ok", h.Fingerprint) {
+	if !admintest.HasEvent(f.Events(0), "eservice", string(audit.ActEABHandover), "ok", h.Fingerprint) {
 		t.Errorf("no handover event:%s", admintest.Describe(f.Events(0)))
 	}
 }
@@ -272,7 +273,7 @@ func TestExpiry(t *testing.T) {
 	if got.Status != store.EABRequestRequested {
 		t.Fatalf("a request one day old is %s, want requested", got.Status)
 	}
-	if !admintest.HasEvent(f.Events(before), "system", admin.AuditEABExpire, "ok", "request="+stale) {
+	if !admintest.HasEvent(f.Events(before), "system", string(audit.ActEABExpire), "ok", "request="+stale) {
 		t.Errorf("no expiry event:%s", admintest.Describe(f.Events(before)))
 	}
 }
@@ -365,7 +366,7 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("Authorization %q: %d, want 401", h, code)
 		}
 	}
-	if !admintest.HasEvent(f.Events(before), "unknown", admin.AuditOperatorLogin, "refused", "token of rita") {
+	if !admintest.HasEvent(f.Events(before), "unknown", string(audit.ActOperatorLogin), "refused", "token of rita") {
 		t.Errorf("refused token not audited:%s", admintest.Describe(f.Events(before)))
 	}
 	// A certificate from the operator CA that no operator holds (its key was
@@ -378,7 +379,7 @@ func TestAuthentication(t *testing.T) {
 	if code, _ := whoami(f.ClientWithCert(pair), ""); code != 401 {
 		t.Errorf("unregistered operator certificate: %d, want 401", code)
 	}
-	if !admintest.HasEvent(f.Events(before), "unknown", admin.AuditOperatorLogin, "refused", "mallory") {
+	if !admintest.HasEvent(f.Events(before), "unknown", string(audit.ActOperatorLogin), "refused", "mallory") {
 		t.Errorf("refused certificate not audited:%s", admintest.Describe(f.Events(before)))
 	}
 	// A certificate of another CA fails the TLS handshake.
@@ -455,7 +456,7 @@ func TestOrganisationsAndCertificates(t *testing.T) {
 	if len(orgs) != 2 || !orgs[0].Suspended || orgs[1].Suspended {
 		t.Fatalf("organisations %+v", orgs)
 	}
-	for _, action := range []string{admin.AuditRevoke, admin.AuditEABRevoke, admin.AuditOrgSuspend} {
+	for _, action := range []string{string(audit.ActRevoke), string(audit.ActEABRevoke), string(audit.ActOrganisationSuspend)} {
 		if !admintest.HasEvent(f.Events(0), "alice", action, "ok", "") {
 			t.Errorf("no %s event by alice:%s", action, admintest.Describe(f.Events(0)))
 		}

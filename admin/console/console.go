@@ -49,7 +49,7 @@ type Service interface {
 	Suspend(ctx context.Context, who *store.Operator, oid, reason string) error
 	Resume(ctx context.Context, who *store.Operator, oid string) error
 	Certificates(ctx context.Context, who *store.Operator, serial, name string) ([]admin.CertView, error)
-	RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in admin.RevokeInput) error
+	RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in admin.RevokeInput) (*store.Revocation, error)
 	Audit(ctx context.Context, who *store.Operator, after int64, limit int) ([]admin.EventView, error)
 }
 
@@ -361,7 +361,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/certificates/{serial}/revoke", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
 		in := admin.RevokeInput{Reason: r.PostFormValue("reason"), RequestedBy: r.PostFormValue("requested_by"),
 			IdentifiedBy: r.PostFormValue("identified_by"), Note: r.PostFormValue("note")}
-		if err := s.svc.RevokeCertificate(r.Context(), c.who, r.PathValue("serial"), in); err != nil {
+		if _, err := s.svc.RevokeCertificate(r.Context(), c.who, r.PathValue("serial"), in); err != nil {
 			return err
 		}
 		http.Redirect(w, r, "/console/certificates?serial=0x"+url.QueryEscape(r.PathValue("serial")), http.StatusSeeOther)
