@@ -173,7 +173,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// The development PKI of file keys, or the HSM keys varmenne init made (keys.go).
-	pki, closeKeys, err := issuerKeys(ctx, hsm, c.data, c.devKeyType, tlsNames(c.baseURL), log)
+	pki, closeKeys, err := issuerKeys(ctx, hsm(), c.data, c.devKeyType, tlsNames(c.baseURL), log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -228,7 +228,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if isPostgres(*db) {
 		storage = "PostgreSQL"
 	}
-	if hsm.enabled() {
+	if hsm().Enabled() {
 		keys = "issuer keys in the HSM"
 	}
 	auditObject := fmt.Sprintf("listen=%s keys=%q", ln.Addr(), keys)
