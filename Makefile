@@ -2,13 +2,16 @@
 GO       ?= go
 DATA     ?= varmenne-data
 BIN      := bin/varmenne
+BENCHBIN := bin/varmenne-bench
 
 .PHONY: all build run test test-deps vet fmt-check bench bench-quick bench-go clean
 
 all: build
 
+## build: the CA (bin/varmenne) and, beside it, the ACME load generator (bin/varmenne-bench)
 build:
 	$(GO) build -o $(BIN) ./cmd/varmenne
+	$(GO) build -o $(BENCHBIN) ./cmd/varmenne-bench
 
 ## run: start the server on the embedded default (SQLite, development PKI) in ./$(DATA)
 run: build

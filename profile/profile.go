@@ -47,8 +47,11 @@ const (
 const Backdate = time.Minute
 
 // RequiredPlugins must be in every profile's chain: without them a profile would
-// issue for names outside the organisation's domains, for weak or reused keys, or
-// beyond the SOTE maximum validity.
+// issue for names outside the organisation's domains (names), for key types it does
+// not certify or keys certified before (keys), or beyond the SOTE maximum validity
+// (validity). RFC 8555's own checks at finalize — the CSR's names equal the order's,
+// the key's quality, no key reported compromised — are acme/authority's and run
+// whatever the chain.
 var RequiredPlugins = []string{"names", "keys", "validity"}
 
 // DefaultPlugins is the chain of a profile that names none. Other plugin packages

@@ -30,7 +30,7 @@ var SOTEIgnoredLints = map[string]string{
 	// baby-step/giant-step table; it costs about 80% of all linting time and can
 	// only find keys made by a broken generator. policy/keys already refuses weak
 	// subscriber keys before the signer is reached.
-	"e_ecdsa_small_private_key": "costly (~80% of lint time); weak subscriber keys are refused by policy/keys",
+	"e_ecdsa_small_private_key": "costly (~80% of lint time); weak subscriber keys are refused at finalize (acme/authority with policy/keys)",
 	// A list of eight compromised eMudhra intermediates: varmenne's own issuers are
 	// checked against their certificates at start (Issuer.Check), so this can never
 	// fire on a certificate varmenne makes.

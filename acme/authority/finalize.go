@@ -11,6 +11,8 @@ import (
 
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/policy"
+	"github.com/varmenne/varmenne/policy/keys"
+	"github.com/varmenne/varmenne/policy/names"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"
 )
@@ -52,8 +54,12 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	for i, n := range o.Names {
 		ids[i] = acme.IdentifierOf(n)
 	}
-	// The profile's chain judges the CSR: its names against the order's (names), its
-	// key (keys: quality, type, blocked, certified before) and the dates (validity).
+	if err := a.checkCSR(ctx, csr, ids, keyHash); err != nil {
+		return nil, err
+	}
+	// Then the profile's chain judges what its configuration decides: the SOTE rules,
+	// such as the profile's key types and a key certified before (keys) and the
+	// dates (validity).
 	preq := &policy.Request{
 		Profile: prof.Name, Org: org, AccountID: acct.ID, EABKID: acct.EABKID,
 		Identifiers: ids, NotBefore: o.NotBefore, NotAfter: o.NotAfter, CSR: csr,
@@ -179,6 +185,32 @@ func parseCSR(b64 string) (*x509.CertificateRequest, error) {
 		return nil, acme.Errorf(acme.BadCSR, "the CSR signature does not verify: %v", err)
 	}
 	return csr, nil
+}
+
+// checkCSR is what every CSR must pass whatever its profile, so it is not a plugin a
+// configuration could leave out: the names RFC 8555 section 7.4 requires (exactly the
+// order's), a key of an accepted kind and size that is not weak (small factors,
+// Fermat-close primes, ROCA, a point off its curve), and a key nobody reported
+// compromised (blocked at a keyCompromise revocation or by an operator).
+func (a *Authority) checkCSR(ctx context.Context, csr *x509.CertificateRequest, ids []acme.Identifier, keyHash string) error {
+	orderNames := make([]string, len(ids))
+	for i, id := range ids {
+		orderNames[i] = names.Canonical(id)
+	}
+	if err := names.CheckCSRNames(csr, orderNames); err != nil {
+		return err
+	}
+	if err := keys.CheckCertificateKey(csr.PublicKey); err != nil {
+		return err
+	}
+	blocked, err := a.store.KeyBlocked(ctx, keyHash)
+	if err != nil {
+		return a.internal(ctx, "look up blocked keys", err)
+	}
+	if blocked {
+		return acme.Errorf(acme.BadCSR, "this public key was reported compromised and may not be certified; generate a new key pair")
+	}
+	return nil
 }
 
 // subjectFor is the subject every certificate of the organisation carries, whatever

@@ -2,16 +2,26 @@ package authority
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/policy"
+	"github.com/varmenne/varmenne/policy/keys"
+	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/policy/validity"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -287,5 +297,102 @@ func TestFinalizeCSRWithCommonNameOnly(t *testing.T) {
 	}
 	if cert.Subject.CommonName != "www.example.fi" || !slices.Equal(cert.DNSNames, []string{"www.example.fi"}) {
 		t.Errorf("certificate CN %q SANs %q, want the order's name in both", cert.Subject.CommonName, cert.DNSNames)
+	}
+}
+
+// allowAll is a profile policy that allows everything: what a configuration without
+// any plugin would amount to.
+type allowAll struct{}
+
+func (allowAll) CheckOrder(context.Context, *policy.Request) error { return nil }
+func (allowAll) CheckCSR(context.Context, *policy.Request) error   { return nil }
+
+// TestFinalizeChecksNoProfileCanDrop: RFC 8555's checks at finalize (the CSR's names
+// are the order's) and the key checks every certificate needs (quality, not reported
+// compromised) hold for a profile whose chain has neither the names nor the keys
+// plugin, and for one whose policy allows everything.
+func TestFinalizeChecksNoProfileCanDrop(t *testing.T) {
+	t.Parallel()
+	validityOnly, err := policy.NewChain([]policy.Spec{{Name: validity.PluginName}}, policy.Env{
+		Profile: policy.ProfileInfo{Name: "sote-server", Kind: policy.KindServer, MaxValidity: 365 * 24 * time.Hour, Backdate: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := validityOnly.Plugins(); slices.Contains(got, names.PluginName) || slices.Contains(got, keys.PluginName) {
+		t.Fatalf("the chain runs %v; the test needs one without names and keys", got)
+	}
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := newKey(t)
+
+	const name = "www.example.fi"
+	csrFor := func(key crypto.Signer, names ...string) func(t *testing.T) []byte {
+		return func(t *testing.T) []byte { return makeCSR(t, key, &x509.CertificateRequest{DNSNames: names}) }
+	}
+	tests := []struct {
+		name   string
+		csr    func(t *testing.T) []byte
+		detail string
+	}{
+		{"a CSR for another name", csrFor(newKey(t), "api.example.fi"), "the order does not contain"},
+		{"a CSR with a name more than the order", csrFor(newKey(t), name, "api.example.fi"), "the order does not contain"},
+		{"a CSR without the order's name", func(t *testing.T) []byte {
+			return makeCSR(t, newKey(t), &x509.CertificateRequest{Subject: pkix.Name{CommonName: "api.example.fi"}})
+		}, "common name"},
+		{"a CSR with the order's name twice", csrFor(newKey(t), name, "WWW.example.fi"), "twice"},
+		{"a P-224 key", csrFor(p224, name), "P-224"},
+		{"an RSA-1024 key", csrFor(rsa1024, name), "1024 bits is too small"},
+		{"an Ed25519 key", csrFor(ed, name), "Ed25519"},
+		{"a key reported compromised", csrFor(blocked, name), "reported compromised"},
+	}
+	for _, pol := range []struct {
+		name string
+		pol  Policy
+	}{
+		{"a chain of validity only", validityOnly},
+		{"a policy that allows everything", allowAll{}},
+	} {
+		t.Run(pol.name, func(t *testing.T) {
+			f := newFixture(t, Config{})
+			a, err := NewWithProfiles(Config{}, f.st, f.val, []Profile{{Name: "sote-server", Description: "no names, no keys", CA: f.ca, Policy: pol.pol}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(a.Close)
+			f.a = a
+			if err := f.st.BlockKey(f.ctx, store.BlockedKey{KeyHash: keyHash(t, blocked.Public()), Reason: "keyCompromise", Source: "test", CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			acct := f.account()
+			o := f.readyOrder(acct, name)
+			for _, tt := range tests {
+				t.Run(tt.name+" is badCSR", func(t *testing.T) {
+					_, err := f.finalize(acct, o.ID, tt.csr(t))
+					if ae := wantKind(t, err, acme.BadCSR); ae != nil && !strings.Contains(ae.Detail, tt.detail) {
+						t.Errorf("detail %q does not say %q", ae.Detail, tt.detail)
+					}
+					if cur, _ := f.a.Order(f.ctx, acct, o.ID); cur.Status != string(acme.StatusReady) {
+						t.Errorf("order %q after the refusal, want still ready", cur.Status)
+					}
+				})
+			}
+			if n := f.rec.n.Load(); n != 0 {
+				t.Errorf("%d issuance intents recorded for refused CSRs, want 0", n)
+			}
+			// The profile issues what passes.
+			if _, err := f.finalize(acct, o.ID, makeCSR(t, newKey(t), &x509.CertificateRequest{DNSNames: []string{name}})); err != nil {
+				t.Errorf("finalize with a good CSR: %v", err)
+			}
+		})
 	}
 }

@@ -35,6 +35,8 @@ import (
 	"github.com/varmenne/varmenne/acme/jws/jwstest"
 	"github.com/varmenne/varmenne/acme/nonce"
 	"github.com/varmenne/varmenne/acme/server"
+	"github.com/varmenne/varmenne/policy"
+	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/audit"
@@ -110,6 +112,23 @@ func newEnv(t *testing.T) *env {
 // newEnvConfig is newEnv with front-end settings; BaseURL is set here.
 func newEnvConfig(t *testing.T, cfg server.Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, nil)
+}
+
+// newEnvPlugins is newEnv with its one profile, sote-server, guarded by the plugins
+// named instead of authority.New's names, keys and validity.
+func newEnvPlugins(t *testing.T, plugins ...string) *env {
+	t.Helper()
+	specs := []policy.Spec{}
+	for _, p := range plugins {
+		specs = append(specs, policy.Spec{Name: p})
+	}
+	return newEnvWith(t, server.Config{}, specs)
+}
+
+// newEnvWith builds the environment; plugins nil is authority.New's default chain.
+func newEnvWith(t *testing.T, cfg server.Config, plugins []policy.Spec) *env {
+	t.Helper()
 	ctx := context.Background()
 	tmp := t.TempDir()
 	st, err := store.OpenSQLite(ctx, filepath.Join(tmp, "varmenne.db"))
@@ -135,8 +154,20 @@ func newEnvConfig(t *testing.T, cfg server.Config) *env {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	val := &fakeValidator{fail: map[string]error{}, calls: map[string]int{}}
-	auth := authority.New(authority.Config{MaxValidity: validity, Backdate: backdate,
-		Revoker: revocation.New(st, audit.New(st, nil), nil)}, st, val, ca, log)
+	revoker := revocation.New(st, audit.New(st, nil), nil)
+	auth := authority.New(authority.Config{MaxValidity: validity, Backdate: backdate, Revoker: revoker}, st, val, ca, log)
+	if plugins != nil {
+		chain, err := policy.NewChain(plugins, policy.Env{Profile: policy.ProfileInfo{Name: "sote-server", Kind: policy.KindServer,
+			MaxValidity: validity, Backdate: backdate, KeyTypes: keys.KeyTypes}, Keys: st, Orgs: st, Log: log})
+		if err != nil {
+			t.Fatalf("policy chain %v: %v", plugins, err)
+		}
+		auth, err = authority.NewWithProfiles(authority.Config{Revoker: revoker}, st, val,
+			[]authority.Profile{{Name: "sote-server", Description: "SOTE server certificate", CA: ca, Policy: chain}}, log)
+		if err != nil {
+			t.Fatalf("NewWithProfiles: %v", err)
+		}
+	}
 	t.Cleanup(auth.Close)
 
 	// The server must know its own URL before it can be the handler: start it late.

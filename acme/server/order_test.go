@@ -210,72 +210,10 @@ func TestFinalize(t *testing.T) {
 		wantProblem(t, e.as(t, a, p.obj.Finalize, finalizePayload(t, csrFor(t, ecKey(t), "pending."+domainA))), acme.OrderNotReady, http.StatusForbidden)
 	})
 
-	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	std := func(s string) string { return strings.NewReplacer("-", "+", "_", "/").Replace(s) }
 	k := ecKey(t)
 	good := csrFor(t, k, names...)
-	cases := []struct {
-		name    string
-		payload func(t *testing.T) []byte
-		kind    acme.ErrorKind
-	}{
-		{"a CSR with an extra name → badCSR", func(t *testing.T) []byte {
-			return finalizePayload(t, csrFor(t, ecKey(t), append(slices.Clone(names), "extra."+domainA)...))
-		}, acme.BadCSR},
-		{"a CSR missing a name → badCSR", func(t *testing.T) []byte { return finalizePayload(t, csrFor(t, ecKey(t), names[0])) }, acme.BadCSR},
-		{"a CSR with a case-folded duplicate → badCSR", func(t *testing.T) []byte {
-			return finalizePayload(t, csrFor(t, ecKey(t), append(slices.Clone(names), strings.ToUpper(names[0]))...))
-		}, acme.BadCSR},
-		{"a CSR whose CN is not among its names → badCSR", func(t *testing.T) []byte {
-			return finalizePayload(t, csr(t, ecKey(t), csrTemplate(names, "other."+domainA)))
-		}, acme.BadCSR},
-		{"a CSR with a CN over 64 characters → badCSR", func(t *testing.T) []byte {
-			return finalizePayload(t, csr(t, ecKey(t), csrTemplate(names, strings.Repeat("c", 65))))
-		}, acme.BadCSR},
-		{"a CSR with an email SAN → badCSR", func(t *testing.T) []byte {
-			tmpl := csrTemplate(names, "")
-			tmpl.EmailAddresses = []string{"admin@" + domainA}
-			return finalizePayload(t, csr(t, ecKey(t), tmpl))
-		}, acme.BadCSR},
-		{"a CSR with a URI SAN → badCSR", func(t *testing.T) []byte {
-			tmpl := csrTemplate(names, "")
-			tmpl.URIs = []*url.URL{{Scheme: "https", Host: "www." + domainA}}
-			return finalizePayload(t, csr(t, ecKey(t), tmpl))
-		}, acme.BadCSR},
-		{"a CSR with an IP SAN → badCSR", func(t *testing.T) []byte {
-			tmpl := csrTemplate(names, "")
-			tmpl.IPAddresses = append(tmpl.IPAddresses, []byte{192, 0, 2, 1})
-			return finalizePayload(t, csr(t, ecKey(t), tmpl))
-		}, acme.BadCSR},
-		{"a CSR signed with SHA-1 (ECDSA) → badCSR", func(t *testing.T) []byte {
-			tmpl := csrTemplate(names, "")
-			tmpl.SignatureAlgorithm = x509.ECDSAWithSHA1
-			return finalizePayload(t, csr(t, ecKey(t), tmpl))
-		}, acme.BadCSR},
-		{"a CSR with a broken signature → badCSR", func(t *testing.T) []byte {
-			der := mustB64(t, csrFor(t, ecKey(t), names...))
-			der[len(der)-3] ^= 0x40
-			return finalizePayload(t, b64(der))
-		}, acme.BadCSR},
-		{"a CSR that is not DER → badCSR", func(t *testing.T) []byte { return finalizePayload(t, b64([]byte("not a CSR"))) }, acme.BadCSR},
-		{"a CSR with an RSA key with e=3 → badCSR", func(t *testing.T) []byte {
-			return finalizePayload(t, csrFor(t, slowKey(t, rsaE3), names...))
-		}, acme.BadCSR},
-		{"a CSR with an RSA-2047 key → badCSR", func(t *testing.T) []byte {
-			return finalizePayload(t, csrFor(t, slowKey(t, rsa2047), names...))
-		}, acme.BadCSR},
-		{"a CSR with an RSA-1024 key → badCSR", func(t *testing.T) []byte {
-			return finalizePayload(t, csrFor(t, slowKey(t, rsa1024), names...))
-		}, acme.BadCSR},
-		{"a CSR with a P-224 key → badCSR", func(t *testing.T) []byte { return finalizePayload(t, csrFor(t, p224, names...)) }, acme.BadCSR},
-		{"a CSR with an Ed25519 key → badCSR", func(t *testing.T) []byte { return finalizePayload(t, csrFor(t, ed, names...)) }, acme.BadCSR},
+	cases := append(csrRefusals(t, names), []finalizeCase{
 		{"a CSR with the key of an earlier certificate → badCSR", func(t *testing.T) []byte {
 			return finalizePayload(t, csrFor(t, earlier.key, names...))
 		}, acme.BadCSR},
@@ -302,7 +240,7 @@ func TestFinalize(t *testing.T) {
 		{"no csr member → malformed", func(*testing.T) []byte { return []byte(`{}`) }, acme.Malformed},
 		{"csr as a number → malformed", func(*testing.T) []byte { return []byte(`{"csr":1}`) }, acme.Malformed},
 		{"an empty payload → malformed", func(*testing.T) []byte { return nil }, acme.Malformed},
-	}
+	}...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			wantProblem(t, e.as(t, a, o.obj.Finalize, tc.payload(t)), tc.kind, http.StatusBadRequest)
@@ -439,6 +377,102 @@ func TestValidationFailure(t *testing.T) {
 }
 
 // net500 is an error that is not an *acme.Error, as a broken validator might return.
+// TestFinalizeWithoutNamesAndKeysPlugins: a profile whose chain has neither the names
+// nor the keys plugin still refuses every CSR of csrRefusals at the ACME endpoint,
+// and issues a good one.
+func TestFinalizeWithoutNamesAndKeysPlugins(t *testing.T) {
+	t.Parallel()
+	e := newEnvPlugins(t, "validity")
+	a := e.register(t, orgA)
+	names := []string{"www." + domainA, "api." + domainA}
+	o := e.readyOrder(t, a, names...)
+	for _, tc := range csrRefusals(t, names) {
+		t.Run(tc.name, func(t *testing.T) {
+			wantProblem(t, e.as(t, a, o.obj.Finalize, tc.payload(t)), tc.kind, http.StatusBadRequest)
+			if got := decodeJSON[acme.Order](t, e.as(t, a, o.url, nil)).Status; got != acme.StatusReady {
+				t.Fatalf("after a refused finalize the order is %s, want ready", got)
+			}
+		})
+	}
+	r := e.as(t, a, o.obj.Finalize, finalizePayload(t, csrFor(t, ecKey(t), names...)))
+	wantStatus(t, r, http.StatusOK)
+}
+
 type net500 struct{ s string }
 
 func (e *net500) Error() string { return e.s }
+
+// finalizeCase is a finalize payload and the problem it must get.
+type finalizeCase struct {
+	name    string
+	payload func(t *testing.T) []byte
+	kind    acme.ErrorKind
+}
+
+// csrRefusals are the CSRs for an order of names that every profile refuses, whatever
+// its plugins: names other than the order's (RFC 8555 section 7.4), a CSR that does
+// not parse or whose signature is weak or broken, and keys of a refused kind, size or
+// exponent.
+func csrRefusals(t *testing.T, names []string) []finalizeCase {
+	t.Helper()
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []finalizeCase{
+		{"a CSR with an extra name → badCSR", func(t *testing.T) []byte {
+			return finalizePayload(t, csrFor(t, ecKey(t), append(slices.Clone(names), "extra."+domainA)...))
+		}, acme.BadCSR},
+		{"a CSR missing a name → badCSR", func(t *testing.T) []byte { return finalizePayload(t, csrFor(t, ecKey(t), names[0])) }, acme.BadCSR},
+		{"a CSR with a case-folded duplicate → badCSR", func(t *testing.T) []byte {
+			return finalizePayload(t, csrFor(t, ecKey(t), append(slices.Clone(names), strings.ToUpper(names[0]))...))
+		}, acme.BadCSR},
+		{"a CSR whose CN is not among its names → badCSR", func(t *testing.T) []byte {
+			return finalizePayload(t, csr(t, ecKey(t), csrTemplate(names, "other."+domainA)))
+		}, acme.BadCSR},
+		{"a CSR with a CN over 64 characters → badCSR", func(t *testing.T) []byte {
+			return finalizePayload(t, csr(t, ecKey(t), csrTemplate(names, strings.Repeat("c", 65))))
+		}, acme.BadCSR},
+		{"a CSR with an email SAN → badCSR", func(t *testing.T) []byte {
+			tmpl := csrTemplate(names, "")
+			tmpl.EmailAddresses = []string{"admin@" + domainA}
+			return finalizePayload(t, csr(t, ecKey(t), tmpl))
+		}, acme.BadCSR},
+		{"a CSR with a URI SAN → badCSR", func(t *testing.T) []byte {
+			tmpl := csrTemplate(names, "")
+			tmpl.URIs = []*url.URL{{Scheme: "https", Host: "www." + domainA}}
+			return finalizePayload(t, csr(t, ecKey(t), tmpl))
+		}, acme.BadCSR},
+		{"a CSR with an IP SAN → badCSR", func(t *testing.T) []byte {
+			tmpl := csrTemplate(names, "")
+			tmpl.IPAddresses = append(tmpl.IPAddresses, []byte{192, 0, 2, 1})
+			return finalizePayload(t, csr(t, ecKey(t), tmpl))
+		}, acme.BadCSR},
+		{"a CSR signed with SHA-1 (ECDSA) → badCSR", func(t *testing.T) []byte {
+			tmpl := csrTemplate(names, "")
+			tmpl.SignatureAlgorithm = x509.ECDSAWithSHA1
+			return finalizePayload(t, csr(t, ecKey(t), tmpl))
+		}, acme.BadCSR},
+		{"a CSR with a broken signature → badCSR", func(t *testing.T) []byte {
+			der := mustB64(t, csrFor(t, ecKey(t), names...))
+			der[len(der)-3] ^= 0x40
+			return finalizePayload(t, b64(der))
+		}, acme.BadCSR},
+		{"a CSR that is not DER → badCSR", func(t *testing.T) []byte { return finalizePayload(t, b64([]byte("not a CSR"))) }, acme.BadCSR},
+		{"a CSR with an RSA key with e=3 → badCSR", func(t *testing.T) []byte {
+			return finalizePayload(t, csrFor(t, slowKey(t, rsaE3), names...))
+		}, acme.BadCSR},
+		{"a CSR with an RSA-2047 key → badCSR", func(t *testing.T) []byte {
+			return finalizePayload(t, csrFor(t, slowKey(t, rsa2047), names...))
+		}, acme.BadCSR},
+		{"a CSR with an RSA-1024 key → badCSR", func(t *testing.T) []byte {
+			return finalizePayload(t, csrFor(t, slowKey(t, rsa1024), names...))
+		}, acme.BadCSR},
+		{"a CSR with a P-224 key → badCSR", func(t *testing.T) []byte { return finalizePayload(t, csrFor(t, p224, names...)) }, acme.BadCSR},
+		{"a CSR with an Ed25519 key → badCSR", func(t *testing.T) []byte { return finalizePayload(t, csrFor(t, ed, names...)) }, acme.BadCSR},
+	}
+}

@@ -92,12 +92,27 @@ func rocaPrime(t *testing.T) *big.Int {
 	return nil
 }
 
-// TestFinalizeRefusesWeakKeys: the key rules hold at the ACME endpoint: a CSR whose
-// key has a small prime factor, primes close enough for Fermat's method, the ROCA
-// structure, or an ECDSA point off its curve is refused with badCSR.
+// TestFinalizeRefusesWeakKeys: the key rules hold at the ACME endpoint, with the
+// default chain and with a profile whose chain has no keys (nor names) plugin: a CSR
+// whose key has a small prime factor, primes close enough for Fermat's method, the
+// ROCA structure, or an ECDSA point off its curve is refused with badCSR.
 func TestFinalizeRefusesWeakKeys(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	for _, env := range []struct {
+		name string
+		new  func(t *testing.T) *env
+	}{
+		{"the default chain", newEnv},
+		{"a chain without names and keys", func(t *testing.T) *env { return newEnvPlugins(t, "validity") }},
+	} {
+		t.Run(env.name, func(t *testing.T) {
+			t.Parallel()
+			testWeakKeys(t, env.new(t))
+		})
+	}
+}
+
+func testWeakKeys(t *testing.T, e *env) {
 	a := e.register(t, orgA)
 	names := []string{"weak." + domainA}
 	o := e.readyOrder(t, a, names...)

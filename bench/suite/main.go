@@ -1,7 +1,7 @@
 // Command suite is "make bench": on this machine, in one go, it measures the raw
 // signing rate of the issuer keys, varmenne end to end on SQLite and PostgreSQL with
-// each key at several concurrencies (driving the built binary with "varmenne
-// bench"), the same workload against Pebble and step-ca built from their pinned
+// each key at several concurrencies (driving the built server with the load
+// generator varmenne-bench), the same workload against Pebble and step-ca built from their pinned
 // modules under bench/peers, and CRL building next to crypto/x509. It prints one
 // table and writes it, with the targets of issue 9, to bench/results/<date>.md.
 //
@@ -128,6 +128,7 @@ type suite struct {
 	p       plan
 	tmp     string
 	bin     string // varmenne, built without the race detector
+	loadBin string // varmenne-bench, the load generator
 	pebble  string // "" when it could not be built (why in peerErr)
 	stepca  string
 	setup   string // step-ca's setup program (bench/peers/stepca/setup)
@@ -173,9 +174,13 @@ func newSuite(p plan) (*suite, error) {
 		return nil, err
 	}
 	s.bin = filepath.Join(tmp, "varmenne")
-	s.logf("building varmenne")
+	s.loadBin = filepath.Join(tmp, "varmenne-bench")
+	s.logf("building varmenne and varmenne-bench")
 	if out, err := exec.Command("go", "build", "-o", s.bin, "./cmd/varmenne").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building varmenne: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("go", "build", "-o", s.loadBin, "./cmd/varmenne-bench").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building varmenne-bench: %v\n%s", err, out)
 	}
 	if p.peers {
 		s.pebble = s.buildPeer(root, "Pebble", "bench/peers/pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble", "")
@@ -398,7 +403,7 @@ func (s *suite) varmenne(ctx context.Context, db string, k issuerKey) {
 	}
 	defer srv.stop()
 	dir := fmt.Sprintf("https://127.0.0.1:%d/acme/directory", pt.acme)
-	common := append([]string{"bench", "--directory", dir, "--local-org", benchOrg, "--accounts", "1",
+	common := append([]string{"--directory", dir, "--local-org", benchOrg, "--accounts", "1",
 		"--http01-listen", fmt.Sprintf("127.0.0.1:%d", pt.http01), "--dns-listen", fmt.Sprintf("127.0.0.1:%d", pt.dns),
 		"--server-pid", fmt.Sprint(srv.cmd.Process.Pid)}, args[:2]...)
 	if dsn != "" {
@@ -464,19 +469,19 @@ func (s *suite) newPostgres(ctx context.Context) (string, error) {
 	return s.pg.DSN(name), nil
 }
 
-// loadgen runs "varmenne bench" with the common flags at concurrency c.
+// loadgen runs varmenne-bench with the common flags at concurrency c.
 func (s *suite) loadgen(common []string, c, orders int, extra ...string) (*bench.Report, error) {
 	args := append(append(append([]string{}, common...), "--concurrency", fmt.Sprint(c), "--orders", fmt.Sprint(orders),
 		"--order-timeout", "30s", "--json"), extra...)
-	cmd := exec.Command(s.bin, args...)
+	cmd := exec.Command(s.loadBin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("varmenne bench: %v: %s", err, lastLines(stderr.String(), 2))
+		return nil, fmt.Errorf("varmenne-bench: %v: %s", err, lastLines(stderr.String(), 2))
 	}
 	var rep bench.Report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		return nil, fmt.Errorf("varmenne bench --json printed %q: %v", lastLines(stdout.String(), 2), err)
+		return nil, fmt.Errorf("varmenne-bench --json printed %q: %v", lastLines(stdout.String(), 2), err)
 	}
 	return &rep, nil
 }
@@ -552,7 +557,7 @@ func (s *suite) pebbleRuns(ctx context.Context, key string) {
 // peerLoad runs the warm-up and the measured runs against a peer, one EAB key
 // (account) per run.
 func (s *suite) peerLoad(ctx context.Context, target, db, keyName, match, dir, roots string, pt ports, srv *process, eab []string, warm string) {
-	common := []string{"bench", "--directory", dir, "--ca-roots", roots,
+	common := []string{"--directory", dir, "--ca-roots", roots,
 		"--http01-listen", fmt.Sprintf("127.0.0.1:%d", pt.http01), "--dns-listen", fmt.Sprintf("127.0.0.1:%d", pt.dns),
 		"--server-pid", fmt.Sprint(srv.cmd.Process.Pid)}
 	if _, err := s.loadgen(append(common, "--eab", warm), 4, 12); err != nil {

@@ -22,7 +22,7 @@ func (s *suite) render() string {
 	w("# varmenne benchmark, %s, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), title)
 	w("Machine: %s, %d CPUs, %s; load average at the end %s. Took %s.\n\n", cpuModel(), runtime.NumCPU(), runtime.Version(),
 		loadAverage(), time.Since(s.began).Round(time.Second))
-	w("Workload: \"varmenne bench\" in tight mode (polls every 5 ms), one account per run, one name per order, P-256 certificate keys made before the clock starts, http-01 from the load generator's own loopback responder; orders per run: %s; a warm-up of 12 orders first. Server and load generator share the machine. varmenne runs with its rate limits at 1 000 000 (counted, never refusing); SQLite is durable (WAL, synchronous FULL), PostgreSQL is a private `store/pgtest` cluster with its default (durable) settings. Raw signing: %d goroutines signing for %s (SoftHSM: %d sessions; varmenne serves with `--pkcs11-sessions %d`).\n\n",
+	w("Workload: \"varmenne-bench\" in tight mode (polls every 5 ms), one account per run, one name per order, P-256 certificate keys made before the clock starts, http-01 from the load generator's own loopback responder; orders per run: %s; a warm-up of 12 orders first. Server and load generator share the machine. varmenne runs with its rate limits at 1 000 000 (counted, never refusing); SQLite is durable (WAL, synchronous FULL), PostgreSQL is a private `store/pgtest` cluster with its default (durable) settings. Raw signing: %d goroutines signing for %s (SoftHSM: %d sessions; varmenne serves with `--pkcs11-sessions %d`).\n\n",
 		s.ordersText(), s.p.rawSigners, s.p.signSeconds, s.p.pkcsSessions, s.p.pkcsSessions)
 	for name, why := range s.peerErr {
 		w("**%s was not measured:** %s\n\n", name, why)

@@ -12,8 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
+
+	"github.com/varmenne/varmenne/cmd/internal/flagenv"
 )
 
 const usage = `varmenne — ACME server for SOTE service certificates
@@ -39,12 +40,11 @@ Usage:
   varmenne operator add NAME --role administrator|registrar|auditor [--token] [--out DIR]
                        an operator: a client certificate of the operator CA, or a bearer token (API clients)
   varmenne operator list
-  varmenne bench       --directory URL (--eab KID:HMAC... | --local-org OID) [--orders M] [--concurrency C]
-                       [--key p256|rsa2048|rsa4096] [--mode tight|stock] [--server-pid PID] [--json]   ACME load generator
 
 Every command takes --data DIR (default ./varmenne-data, or $VARMENNE_DATA).
 Every flag can also be set as VARMENNE_<FLAG>, e.g. VARMENNE_LISTEN=127.0.0.1:14000.
-Run "varmenne COMMAND -h" for a command's flags.
+Run "varmenne COMMAND -h" for a command's flags. The ACME load generator is a command
+of its own: varmenne-bench.
 `
 
 func main() {
@@ -109,8 +109,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return operatorList(ctx, rest[1:], stdout, stderr)
 		}
 		return errors.New(`"varmenne operator" needs a subcommand: add, list`)
-	case "bench":
-		return benchCmd(ctx, rest, stdout, stderr) // bench.go
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -119,58 +117,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// newFlags makes a flag set that reports errors as one line and exits non-zero.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-// parseFlags parses args and then fills every flag not given on the command line from
-// VARMENNE_<NAME> in the environment.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	out := fs.Output()       // where -h prints the flags: the command's stderr
-	fs.SetOutput(io.Discard) // errors are reported once, by main
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(out)
-			fs.PrintDefaults()
-			return err
-		}
-		return fmt.Errorf("%s: %v", fs.Name(), err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		env := "VARMENNE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", env, v, e)
-			}
-		}
-	})
-	return err
-}
+// The flag conventions every varmenne command shares (cmd/internal/flagenv): errors
+// as one line, and every flag also settable as VARMENNE_<FLAG>.
+var (
+	newFlags   = flagenv.NewFlagSet
+	parseFlags = flagenv.Parse
+)
 
 // stringList is a repeatable flag; a value may also hold several comma-separated items.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
+type stringList = flagenv.List
 
 func dataFlag(fs *flag.FlagSet) *string {
 	return fs.String("data", "varmenne-data", "data directory: database, development keys, roots.pem")

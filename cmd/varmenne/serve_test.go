@@ -47,6 +47,15 @@ func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{"--console-session-idle zero", []string{"--console-session-idle", "0s"}, []string{"--console-session-idle", "positive"}},
 		{"--console-session-idle over the lifetime", []string{"--console-session-idle", "13h"}, []string{"--console-session-idle", "13h0m0s", "--console-session-lifetime", "12h0m0s"}},
 		{"--listen unknown flag spelling", []string{"--listen-addr", "127.0.0.1:0"}, []string{"listen-addr"}},
+		{"--tlsalpn01-port zero", []string{"--tlsalpn01-port", "0"}, []string{"--tlsalpn01-port", "0", "not a TCP port"}},
+		{"--caa-identity that is no domain name", []string{"--caa-identity", "ca example"}, []string{"--caa-identity", "ca example"}},
+		{"--authz-reuse over 720h", []string{"--authz-reuse", "721h"}, []string{"--authz-reuse", "721h0m0s", "720h0m0s"}},
+		{"--authz-reuse negative", []string{"--authz-reuse", "-1h"}, []string{"--authz-reuse", "-1h0m0s"}},
+		{"--caa-recheck-after over 8h", []string{"--caa-recheck-after", "9h"}, []string{"--caa-recheck-after", "9h0m0s", "8h0m0s"}},
+		{"--pkcs11-module without a token", []string{"--pkcs11-module", "/nonexistent/libpkcs11.so"}, []string{"--pkcs11-module", "--pkcs11-token"}},
+		{"--pkcs11-sessions zero", []string{"--pkcs11-module", "/nonexistent/libpkcs11.so", "--pkcs11-token", "t", "--pkcs11-sessions", "0"}, []string{"--pkcs11-sessions", "0"}},
+		{"--config of a missing file", []string{"--config", "/nonexistent/profiles.json"}, []string{"/nonexistent/profiles.json"}},
+		{"--config with an unknown key", []string{"--config", writeTemp(t, `{"profiles": {}, "default": "x"}`)}, []string{"unknown key", `"default"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,3 +168,13 @@ func TestServeStartsAndStops(t *testing.T) {
 
 // syncBuffer is safe for the server's goroutines and the test.
 type syncBuffer = logbuf.Buffer
+
+// writeTemp writes content to a new file and returns its path.
+func writeTemp(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,7 +1,9 @@
-// Package keys judges the quality of public keys: account keys when an account is made
-// or its key rolled over, and the key in a CSR before it is certified. It answers with an
-// *acme.Error the client can act on. It owns only checks that need nothing but the key
-// itself; blocked and previously certified keys need the store and live elsewhere.
+// Package keys judges public keys. Its functions check a key's quality from the key
+// alone — account keys when an account is made or its key rolled over
+// (CheckAccountKey), the key in a CSR before it is certified (CheckCertificateKey) —
+// and acme/authority calls them on every request, whatever the profile. Its plugin,
+// "keys", holds the SOTE rules a profile switches on: the profile's key types and no
+// key certified twice. Every answer is an *acme.Error the client can act on.
 package keys
 
 import (

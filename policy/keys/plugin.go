@@ -28,10 +28,14 @@ var KeyTypes = []string{"rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa
 
 func init() { policy.Register(PluginName, NewPlugin) }
 
-// Plugin judges the CSR's public key at finalize: its quality (CheckCertificateKey),
-// its type among the profile's key types, and that it is neither blocked nor
-// certified before. It has no configuration of its own: the key types are the
-// profile's.
+// Plugin holds the SOTE key rules of a profile at finalize: the key's type is one of
+// the profile's key types, and the key was never certified before (SOTE issues one
+// certificate per key; the store's unique key hash enforces it too, this refuses
+// before the order starts processing). It has no configuration of its own: the key
+// types are the profile's.
+//
+// What every key must pass whatever the profile — its quality (CheckCertificateKey)
+// and not being reported compromised — acme/authority checks before any plugin runs.
 type Plugin struct {
 	profile string
 	types   []string
@@ -65,17 +69,17 @@ func (p *Plugin) Name() string { return PluginName }
 // CheckOrder allows: an order carries no key.
 func (p *Plugin) CheckOrder(ctx context.Context, r *policy.Request) error { return nil }
 
-// CheckCSR refuses a weak key, a key type the profile does not certify, a blocked
-// key and a key certified before.
+// CheckCSR refuses a key type the profile does not certify and a key certified
+// before.
 func (p *Plugin) CheckCSR(ctx context.Context, r *policy.Request) error {
 	if r.CSR == nil {
 		return acme.Errorf(acme.BadCSR, "the finalize request carries no CSR")
 	}
 	pub := r.CSR.PublicKey
-	if err := CheckCertificateKey(pub); err != nil {
-		return err
-	}
-	if t := TypeOf(pub); !slices.Contains(p.types, t) {
+	switch t := TypeOf(pub); {
+	case t == "":
+		return acme.Errorf(acme.BadCSR, "profile %s certifies %s keys only; generate a key of one of those types", p.profile, strings.Join(p.types, ", "))
+	case !slices.Contains(p.types, t):
 		return acme.Errorf(acme.BadCSR, "profile %s certifies %s keys, not %s; generate a key of one of those types", p.profile, strings.Join(p.types, ", "), t)
 	}
 	hash := r.KeyHash
@@ -85,13 +89,6 @@ func (p *Plugin) CheckCSR(ctx context.Context, r *policy.Request) error {
 			return acme.Errorf(acme.BadCSR, "the CSR's public key cannot be encoded")
 		}
 		hash = h
-	}
-	blocked, err := p.store.KeyBlocked(ctx, hash)
-	if err != nil {
-		return fmt.Errorf("keys: looking up blocked keys: %w", err)
-	}
-	if blocked {
-		return acme.Errorf(acme.BadCSR, "this public key was reported compromised and may not be certified; generate a new key pair")
 	}
 	certified, err := p.store.KeyCertified(ctx, hash)
 	if err != nil {

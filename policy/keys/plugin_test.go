@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 
@@ -46,18 +44,15 @@ func hashOf(t *testing.T, pub crypto.PublicKey) string {
 	return h
 }
 
+// TestPluginCheckCSR: the plugin holds the profile's key types and refuses a key
+// certified before. A key's quality and a blocked key are acme/authority's checks,
+// run before any plugin (keys_test.go and acme/authority's finalize tests).
 func TestPluginCheckCSR(t *testing.T) {
-	rng := newRand(7)
 	good2048 := loadRSA(t, "rsa2048.pem")
 	good4096 := loadRSA(t, "rsa4096.pem")
 	p256 := ecdsaKey(t, elliptic.P256())
-	blockedKey := ecdsaKey(t, elliptic.P256())
 	certifiedKey := ecdsaKey(t, elliptic.P384())
-	st := &fakeKeys{
-		blocked:   map[string]bool{hashOf(t, blockedKey): true},
-		certified: map[string]bool{hashOf(t, certifiedKey): true},
-	}
-	gap := new(big.Int).Lsh(big.NewInt(1), 20)
+	st := &fakeKeys{certified: map[string]bool{hashOf(t, certifiedKey): true}}
 
 	tests := []struct {
 		name   string
@@ -68,15 +63,9 @@ func TestPluginCheckCSR(t *testing.T) {
 	}{
 		{"an RSA-2048 key is certified", nil, good2048, "", ""},
 		{"a P-256 key is certified", nil, p256, "", ""},
-		{"RSA e=3 is refused", nil, &rsa.PublicKey{N: good2048.N, E: 3}, acme.BadCSR, "exponent 3"},
-		{"an RSA-2047 key is refused", nil, rsaKey(modulusOfBits(t, rng, 2047)), acme.BadCSR, "2047 bits"},
-		{"a modulus with a small prime factor is refused", nil, rsaKey(modulusOfBits(t, rng, 2048, 7)), acme.BadCSR, "small prime"},
-		{"Fermat-close primes are refused", nil, rsaKey(fermatModulus(rng, gap)), acme.BadCSR, "too close"},
-		{"a ROCA key is refused", nil, rsaKey(rocaModulus(rng)), acme.BadCSR, "ROCA"},
-		{"a P-224 key is refused", nil, ecdsaKey(t, elliptic.P224()), acme.BadCSR, "P-224"},
 		{"a key type outside the profile's is refused", []string{"rsa-4096", "ecdsa-p384"}, good2048, acme.BadCSR, "certifies rsa-4096, ecdsa-p384 keys, not rsa-2048"},
 		{"a key type of the profile is certified", []string{"rsa-4096"}, good4096, "", ""},
-		{"a blocked key is refused", nil, blockedKey, acme.BadCSR, "reported compromised"},
+		{"a key of no SOTE type is refused with the profile's types", nil, ecdsaKey(t, elliptic.P224()), acme.BadCSR, "certifies rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384 keys only"},
 		{"a key certified before is refused", nil, certifiedKey, acme.BadCSR, "certified before"},
 	}
 	for _, tt := range tests {

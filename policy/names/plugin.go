@@ -30,9 +30,10 @@ type Config struct {
 	Deny []string `json:"deny"`
 }
 
-// Plugin checks identifiers at newOrder (type, syntax, wildcards as the profile
+// Plugin checks identifiers at newOrder: type, syntax, wildcards as the profile
 // allows, inside the account's domains, outside the deny list, a first name that fits
-// the CN) and, at finalize, that the CSR asks for exactly the order's names.
+// the CN. That the CSR asks for exactly the order's names is RFC 8555's rule, not a
+// profile's: acme/authority checks it at every finalize (CheckCSRNames).
 type Plugin struct {
 	cons           Constraints
 	allowWildcards bool
@@ -160,21 +161,16 @@ func checkIPIdentifier(refused *policy.Refusals, id acme.Identifier, nets []neti
 	refused.Add(id, acme.RejectedIdentifier, ip.String()+" is outside the networks approved for "+org+" (allowed: "+allowed+")")
 }
 
-// CheckCSR requires the CSR's names to be exactly the order's: the order's DNS names
-// as dNSName entries and its IP addresses as iPAddress entries, no duplicates, the CN
-// (if any) one of them.
-func (p *Plugin) CheckCSR(ctx context.Context, r *policy.Request) error {
-	if r.CSR == nil {
-		return acme.Errorf(acme.BadCSR, "the finalize request carries no CSR")
-	}
-	orderNames := make([]string, 0, len(r.Identifiers))
-	for _, id := range r.Identifiers {
-		orderNames = append(orderNames, Canonical(id))
-	}
-	return checkCSRNames(r.CSR, orderNames)
-}
+// CheckCSR allows: the CSR's names are checked by acme/authority at every finalize,
+// whatever the profile's plugins (CheckCSRNames).
+func (p *Plugin) CheckCSR(ctx context.Context, r *policy.Request) error { return nil }
 
-func checkCSRNames(csr *x509.CertificateRequest, orderNames []string) error {
+// CheckCSRNames requires the CSR's names to be exactly the order's (RFC 8555 section
+// 7.4), orderNames as Canonical gives them: the order's DNS names as dNSName entries
+// and its IP addresses as iPAddress entries, no duplicates, no other kind of name,
+// the CN (if any) one of them and at most MaxCNLength long. It returns nil or a
+// badCSR *acme.Error.
+func CheckCSRNames(csr *x509.CertificateRequest, orderNames []string) error {
 	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 {
 		return acme.Errorf(acme.BadCSR, "the CSR may only ask for DNS names and IP addresses; remove its e-mail and URI entries")
 	}

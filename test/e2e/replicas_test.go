@@ -921,7 +921,7 @@ var (
 func buildBenchBinary(b *testing.B) string {
 	b.Helper()
 	benchOnce.Do(func() {
-		benchBinary = filepath.Join(filepath.Dir(binary), "varmenne-bench")
+		benchBinary = filepath.Join(filepath.Dir(binary), "varmenne-norace")
 		out, err := exec.Command("go", "build", "-o", benchBinary, "github.com/varmenne/varmenne/cmd/varmenne").CombinedOutput()
 		if err != nil {
 			benchErr = fmt.Errorf("building varmenne: %v\n%s", err, out)

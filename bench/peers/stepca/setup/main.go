@@ -2,7 +2,7 @@
 // intermediate of the chosen key type, a ca.json with one ACME provisioner that
 // requires EAB, and EAB keys written into step-ca's own database through its own
 // ACME database layer (the open-source edition has no working EAB key management).
-// It prints one line per key, "KID HMAC" (HMAC base64url), for varmenne bench --eab.
+// It prints one line per key, "KID HMAC" (HMAC base64url), for varmenne-bench --eab.
 //
 //	go run ./setup --dir DIR --listen 127.0.0.1:PORT --key-type p256|rsa4096 --eab 4
 package main

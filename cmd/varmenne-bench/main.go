@@ -1,3 +1,10 @@
+// Command varmenne-bench is the ACME load generator of package bench as a command: it
+// drives any ACME directory (varmenne, Pebble, step-ca) with concurrent orders and
+// prints certificates per second, step latencies and errors by problem type. It is a
+// tool beside the CA, not part of it: the varmenne binary does not link it.
+//
+// EAB keys come from --eab, or are made in a local varmenne server's database
+// (--local-org with --data or --db).
 package main
 
 import (
@@ -6,29 +13,56 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/varmenne/varmenne/bench"
-	"github.com/varmenne/varmenne/store"
+	"github.com/varmenne/varmenne/cmd/internal/flagenv"
 )
 
-// benchCmd is "varmenne bench": the load generator of package bench, against any
-// ACME directory. EAB keys come from --eab, or are created in a local server's
-// database (--local-org with --data/--db).
-func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
+const usage = `varmenne-bench — ACME load generator
+
+Usage:
+  varmenne-bench --directory URL (--eab KID:HMAC... | --local-org OID [--data DIR | --db URL]) [--orders M] [--concurrency C]
+                 [--key p256|rsa2048|rsa4096] [--mode tight|stock] [--server-pid PID] [--json]
+
+Every flag can also be set as VARMENNE_<FLAG>, e.g. VARMENNE_DIRECTORY=https://127.0.0.1:14000/acme/directory.
+Run "varmenne-bench -h" for the flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "varmenne-bench: "+err.Error())
+		}
+		os.Exit(2)
+	}
+}
+
+// run is one load run against the directory the flags name.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "help" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fs := flagenv.NewFlagSet("varmenne-bench", stderr)
 	directory := fs.String("directory", "https://127.0.0.1:14000/acme/directory", "ACME directory URL of the server under test")
 	roots := fs.String("ca-roots", "", "PEM file of the roots the server's TLS certificate chains to (default: <data>/roots.pem when it exists, else the system's)")
-	var eabs stringList
+	var eabs, pids flagenv.List
 	fs.Var(&eabs, "eab", "KID:HMAC (HMAC base64url) of an EAB key; one account per key (repeatable)")
 	localOrg := fs.String("local-org", "", "create the accounts' EAB keys for this organisation OID in the local server's database (--data/--db); the organisation is added with --domain when missing")
-	data := dataFlag(fs)
-	db := dbFlag(fs)
+	data := fs.String("data", "varmenne-data", "data directory of the local varmenne server: its database, roots.pem")
+	db := fs.String("db", "", "database of the local varmenne server: empty for SQLite in the data directory; a postgres://USER@HOST:PORT/DB URL for PostgreSQL")
 	accounts := fs.Int("accounts", 1, "accounts (EAB keys made with --local-org; without EAB: accounts without a binding)")
 	orders := fs.Int("orders", 100, "orders in all")
 	concurrency := fs.Int("concurrency", 8, "orders in flight at once")
@@ -39,12 +73,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	domain := fs.String("domain", "bench.example", "domain the order names are made under (the account must be allowed it)")
 	http01 := fs.String("http01-listen", "127.0.0.1:5002", "listen address of the http-01 responder (the server's --http01-port must reach it)")
 	dnsListen := fs.String("dns-listen", "127.0.0.1:5053", "listen address of the DNS server answering every order name with 127.0.0.1 (the server's --dns-resolver); empty: none")
-	var pids stringList
 	fs.Var(&pids, "server-pid", "PID of a server process whose CPU time (with its children's) is reported per certificate (repeatable)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	timeout := fs.Duration("order-timeout", 2*time.Minute, "deadline of one order")
-	if err := parseFlags(fs, args); err != nil {
+	if err := flagenv.Parse(fs, args); err != nil {
 		return err
 	}
 	cfg := bench.Config{Directory: *directory, Accounts: *accounts, Orders: *orders, Concurrency: *concurrency,
@@ -54,15 +87,15 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "stock":
 		cfg.Stock = true
 	default:
-		return fmt.Errorf("bench: --mode %q: use tight or stock", *mode)
+		return fmt.Errorf("--mode %q: use tight or stock", *mode)
 	}
 	for _, p := range pids {
 		pid, err := strconv.Atoi(p)
 		if err != nil || pid <= 0 {
-			return fmt.Errorf("bench: --server-pid %q is not a process ID", p)
+			return fmt.Errorf("--server-pid %q is not a process ID", p)
 		}
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err != nil {
-			return fmt.Errorf("bench: --server-pid %d: no such process", pid)
+			return fmt.Errorf("--server-pid %d: no such process", pid)
 		}
 		cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
 	}
@@ -70,23 +103,23 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		kid, mac, ok := strings.Cut(e, ":")
 		key, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(mac, "="))
 		if !ok || kid == "" || err != nil || len(key) == 0 {
-			return fmt.Errorf("bench: --eab %q: give KID:HMAC with the HMAC key in base64url", redactEAB(e))
+			return fmt.Errorf("--eab %q: give KID:HMAC with the HMAC key in base64url", redactEAB(e))
 		}
 		cfg.EAB = append(cfg.EAB, bench.EAB{KID: kid, HMAC: key})
 	}
 	if *localOrg != "" {
 		if len(eabs) > 0 {
-			return errors.New("bench: give either --eab keys or --local-org, not both")
+			return errors.New("give either --eab keys or --local-org, not both")
 		}
-		keys, err := benchLocalEAB(ctx, *db, *data, *localOrg, *domain, *accounts)
+		keys, err := localEAB(ctx, *db, *data, *localOrg, *domain, *accounts) // localeab.go
 		if err != nil {
-			return fmt.Errorf("bench: %w", err)
+			return err
 		}
 		cfg.EAB = keys
 	}
-	pool, err := benchRoots(*roots, *data)
+	pool, err := readRoots(*roots, *data)
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return err
 	}
 	cfg.Roots = pool
 	if !*quiet && !*asJSON {
@@ -113,7 +146,9 @@ func redactEAB(e string) string {
 	return "…"
 }
 
-func benchRoots(file, data string) (*x509.CertPool, error) {
+// readRoots is the pool of --ca-roots, else of <data>/roots.pem when the local
+// server wrote one; nil (the system's roots) when neither is there.
+func readRoots(file, data string) (*x509.CertPool, error) {
 	if file == "" {
 		def := data + "/roots.pem"
 		if _, err := os.Stat(def); err != nil {
@@ -130,38 +165,4 @@ func benchRoots(file, data string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("--ca-roots %s holds no PEM certificate", file)
 	}
 	return pool, nil
-}
-
-// benchLocalEAB creates n approved EAB keys for organisation oid in the local
-// database, adding the organisation (administering domain) when it is missing.
-func benchLocalEAB(ctx context.Context, db, data, oid, domain string, n int) ([]bench.EAB, error) {
-	if !oidPattern.MatchString(oid) {
-		return nil, fmt.Errorf("--local-org %q is not an OID; it looks like 1.2.246.10.12345678.10.0", oid)
-	}
-	if n < 1 {
-		return nil, fmt.Errorf("--accounts %d: give at least 1", n)
-	}
-	st, err := openExisting(ctx, db, data)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	if _, err := st.GetOrganisation(ctx, oid); errors.Is(err, store.ErrNotFound) {
-		err = st.AddOrganisation(ctx, store.Organisation{OID: oid, Name: "Bench Oy " + oid, LongName: "Bench Oy " + oid,
-			Domains: []string{domain}, CreatedAt: time.Now()})
-		if err != nil && !errors.Is(err, store.ErrDuplicate) {
-			return nil, fmt.Errorf("adding organisation %s: %w", oid, err)
-		}
-	} else if err != nil {
-		return nil, err
-	}
-	keys := make([]bench.EAB, n)
-	for i := range keys {
-		k := newEABKey(oid, nil, nil)
-		if err := st.CreateEAB(ctx, k); err != nil {
-			return nil, fmt.Errorf("creating an EAB key: %w", err)
-		}
-		keys[i] = bench.EAB{KID: k.KID, HMAC: k.HMACKey}
-	}
-	return keys, nil
 }

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/varmenne/varmenne/bench"
+	"github.com/varmenne/varmenne/store"
+)
+
+var oidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
+
+// localEAB creates n approved EAB keys for organisation oid in the local varmenne
+// database, adding the organisation (administering domain) when it is missing. It
+// writes the records directly, as a test fixture would: the keys are for load runs
+// on a server of one's own, not for organisations.
+func localEAB(ctx context.Context, db, data, oid, domain string, n int) ([]bench.EAB, error) {
+	if !oidPattern.MatchString(oid) {
+		return nil, fmt.Errorf("--local-org %q is not an OID; it looks like 1.2.246.10.12345678.10.0", oid)
+	}
+	if n < 1 {
+		return nil, fmt.Errorf("--accounts %d: give at least 1", n)
+	}
+	st, err := openDatabase(ctx, db, data)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if _, err := st.GetOrganisation(ctx, oid); errors.Is(err, store.ErrNotFound) {
+		err = st.AddOrganisation(ctx, store.Organisation{OID: oid, Name: "Bench Oy " + oid, LongName: "Bench Oy " + oid,
+			Domains: []string{domain}, CreatedAt: time.Now()})
+		if err != nil && !errors.Is(err, store.ErrDuplicate) {
+			return nil, fmt.Errorf("adding organisation %s: %w", oid, err)
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	keys := make([]bench.EAB, n)
+	for i := range keys {
+		kid, mac := make([]byte, 16), make([]byte, 32)
+		if _, err := rand.Read(kid); err != nil {
+			return nil, err
+		}
+		if _, err := rand.Read(mac); err != nil {
+			return nil, err
+		}
+		k := store.EABKey{KID: base64.RawURLEncoding.EncodeToString(kid), OrgOID: oid, HMACKey: mac,
+			Status: store.EABApproved, CreatedAt: time.Now()}
+		if err := st.CreateEAB(ctx, k); err != nil {
+			return nil, fmt.Errorf("creating an EAB key: %w", err)
+		}
+		keys[i] = bench.EAB{KID: k.KID, HMAC: k.HMACKey}
+	}
+	return keys, nil
+}
+
+// openDatabase opens the local server's records: PostgreSQL when db is a postgres://
+// URL, else the SQLite file varmenne serve made in data, which must exist (a wrong
+// --data would otherwise make a new, empty database).
+func openDatabase(ctx context.Context, db, data string) (*store.SQL, error) {
+	switch {
+	case db == "":
+		path := filepath.Join(data, "varmenne.db")
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("no database in %s: start \"varmenne serve --data %s\" once, or pass the right --data (or --db)", data, data)
+		}
+		return store.OpenSQLite(ctx, path)
+	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+		return store.OpenPostgres(ctx, db)
+	default:
+		// Not echoed: the value may hold a password.
+		what := "a value without a URL scheme"
+		if u, err := url.Parse(db); err == nil && u.Scheme != "" {
+			what = "a " + u.Scheme + ":// URL"
+		}
+		return nil, fmt.Errorf("--db must be a postgres:// URL, or empty for SQLite in the data directory; it is %s", what)
+	}
+}

@@ -1,0 +1,319 @@
+// Package ceremony is the life of the CA's keys in an HSM: the key ceremony, which
+// generates the root and issuer keys inside a PKCS#11 token, makes their
+// certificates and the ACME listener's, and records each step in the audit log; and,
+// at every start, the pairing of those certificates with the token's keys, which
+// refuses a certificate whose key is not the HSM key, an issuer off the root, a key
+// failing its self-test or an unusable listener certificate.
+//
+// It neither parses flags nor opens databases (cmd/varmenne does), but its messages
+// name varmenne's flags, since an operator acts on them.
+package ceremony
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/signer/filekey"
+	"github.com/varmenne/varmenne/signer/pkcs11"
+	"github.com/varmenne/varmenne/store"
+)
+
+// Lifetimes of what the ceremony makes, as the development PKI has them.
+const (
+	rootYears     = 10
+	issuerYears   = 5
+	listenerYears = 1
+)
+
+// Actor is the record's actor for the operators present: at least two different
+// people, since SOTE's practice statement needs two for key activation.
+func Actor(operators []string) (string, error) {
+	var names []string
+	for _, o := range operators {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			return "", errors.New("--operator needs a name")
+		}
+		if slices.Contains(names, o) {
+			return "", fmt.Errorf("--operator %q is given twice: a ceremony needs two different people", o)
+		}
+		names = append(names, o)
+	}
+	if len(names) < 2 {
+		return "", errors.New("a key ceremony needs two operators: give --operator NAME twice, one per person present")
+	}
+	return strings.Join(names, "+"), nil
+}
+
+// Recorder is where a ceremony's steps go: the audit log (*audit.Log).
+type Recorder interface {
+	Append(ctx context.Context, actor, action, object, outcome string) (store.AuditEvent, error)
+}
+
+// Ceremony is one key ceremony: it generates the root and issuer keys inside the
+// HSM, makes their certificates and a certificate for the ACME listener signed by
+// the root, and records each step, by the operators present, in the audit log.
+//
+// The listener's TLS certificate is made here because the root key should sign at
+// ceremonies only: serve never asks the root to sign. Its key is a file (pki/tls.key):
+// it protects the transport, not the PKI. When it is about to expire or a new
+// listener name is needed, ListenerOnly makes a new one.
+type Ceremony struct {
+	Log   Recorder
+	Actor string // Actor's answer for the operators present
+	Pool  *pkcs11.Pool
+	Dir   string // the data directory's pki/, where the certificates go
+	Now   time.Time
+	Out   io.Writer // what the operators read: one line per certificate
+	// OperatorCA, when set, runs after the keys and certificates are made and before
+	// the ceremony's closing record: varmenne makes the operator CA of the admin
+	// listener's client certificates there.
+	OperatorCA func(ctx context.Context) error
+}
+
+// record appends an event; a ceremony whose record cannot be written stops.
+func (c *Ceremony) record(ctx context.Context, action, object string, err error) error {
+	outcome := audit.OK
+	if err != nil {
+		outcome = audit.Failed + ": " + err.Error()
+	}
+	if _, aerr := c.Log.Append(ctx, c.Actor, action, object, outcome); aerr != nil {
+		return fmt.Errorf("init: writing the ceremony record: %w", aerr)
+	}
+	return err
+}
+
+func (c *Ceremony) generate(ctx context.Context, label, keyType string) (*pkcs11.Key, error) {
+	k, err := c.Pool.Generate(ctx, label, keyType)
+	object := "label=" + label + " type=" + keyType
+	if err == nil {
+		i := k.Info()
+		object = fmt.Sprintf("label=%s id=%s type=%s sensitive=%t extractable=%t never_extractable=%t",
+			i.Label, i.ID, i.Type, i.Sensitive, i.Extractable, i.NeverExtractable)
+	}
+	if err := c.record(ctx, "key.generate", object, err); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Run is the whole ceremony: keys of keyType labelled as h says, for organisation
+// org (O of the root and issuers), and a listener certificate for localhost and
+// tlsExtra.
+func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra []string) error {
+	keys := map[string]*pkcs11.Key{}
+	for _, role := range []string{"root", "production", "test"} {
+		k, err := c.generate(ctx, h.Labels[role], keyType)
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		keys[role] = k
+	}
+	subject := func(cn string) pkix.Name {
+		return pkix.Name{CommonName: cn, Organization: []string{org}, Country: []string{"FI"}}
+	}
+	rootTmpl := caTemplate(subject(org+" root"), c.Now, c.Now.AddDate(rootYears, 0, 0), 1)
+	root, err := c.sign(rootTmpl, nil, keys["root"], keys["root"])
+	if err != nil {
+		return err
+	}
+	certs := map[string]*x509.Certificate{"root": root}
+	for _, role := range []string{"production", "test"} {
+		cn := org + " production issuer"
+		if role == "test" {
+			cn = org + " TEST issuer"
+		}
+		tmpl := caTemplate(subject(cn), c.Now, c.Now.AddDate(issuerYears, 0, 0), 0)
+		cert, err := c.sign(tmpl, root, keys[role], keys["root"])
+		if err != nil {
+			return err
+		}
+		iss := &signer.Issuer{Name: role, Cert: cert, Key: keys[role]}
+		if err := c.record(ctx, "key.selftest", "label="+keys[role].Info().Label, iss.Check()); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		certs[role] = cert
+	}
+	for _, role := range []string{"root", "production", "test"} {
+		path := filepath.Join(c.Dir, role+".pem")
+		if err := writeCertPEM(path, certs[role]); err != nil {
+			return err
+		}
+		fp := filekey.Fingerprint(certs[role])
+		if err := c.record(ctx, "certificate.create", fmt.Sprintf("%s key=%s sha256=%s subject=%q", role, keys[role].Info().Label, fp, certs[role].Subject), nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Out, "%-10s %s  SHA-256 %s\n", role, path, fp)
+	}
+	rootsPath := filepath.Join(filepath.Dir(c.Dir), "roots.pem")
+	if err := writeCertPEM(rootsPath, root); err != nil {
+		return err
+	}
+	if err := c.listener(ctx, root, keys["root"], tlsExtra); err != nil {
+		return err
+	}
+	if c.OperatorCA != nil {
+		if err := c.OperatorCA(ctx); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	if err := c.record(ctx, "ceremony.init", fmt.Sprintf("token=%q root=%s production=%s test=%s", h.Token,
+		filekey.Fingerprint(root), filekey.Fingerprint(certs["production"]), filekey.Fingerprint(certs["test"])), nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Out, "Keys generated in token %q by %s; the ceremony is recorded in the audit log.\nStart the server with: varmenne serve --data %s --pkcs11-module %s --pkcs11-token %q\n",
+		h.Token, c.Actor, filepath.Dir(c.Dir), h.Module, h.Token)
+	return nil
+}
+
+// ListenerOnly makes a new listener certificate for localhost and tlsExtra, signed
+// by the existing root, whose HSM key is labelled rootLabel.
+func (c *Ceremony) ListenerOnly(ctx context.Context, rootLabel string, tlsExtra []string) error {
+	root, err := readCert(filepath.Join(c.Dir, "root.pem"))
+	if err != nil {
+		return err
+	}
+	key, err := c.Pool.Key(ctx, rootLabel)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(root.PublicKey) {
+		return fmt.Errorf("HSM key %q is not the key of %s; give the right --pkcs11-root-key", rootLabel, filepath.Join(c.Dir, "root.pem"))
+	}
+	return c.listener(ctx, root, key, tlsExtra)
+}
+
+// listener makes the ACME listener's key (a file) and its certificate, signed by
+// the root.
+func (c *Ceremony) listener(ctx context.Context, root *x509.Certificate, rootKey crypto.Signer, extra []string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	dnsNames, ips := listenerNames(extra)
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: dnsNames[0], Organization: root.Subject.Organization, Country: []string{"FI"}},
+		NotBefore:             c.Now.Add(-time.Minute),
+		NotAfter:              c.Now.AddDate(listenerYears, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              dnsNames,
+		IPAddresses:           ips,
+	}
+	cert, err := c.sign(tmpl, root, key, rootKey)
+	if err != nil {
+		return err
+	}
+	if err := filekey.Save(filepath.Join(c.Dir, "tls.key"), key); err != nil {
+		return err
+	}
+	path := filepath.Join(c.Dir, "tls.pem")
+	if err := writeCertPEM(path, cert); err != nil {
+		return err
+	}
+	fp := filekey.Fingerprint(cert)
+	if err := c.record(ctx, "certificate.create", fmt.Sprintf("listener names=%v sha256=%s", append(dnsNames, ipStrings(ips)...), fp), nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Out, "%-10s %s  SHA-256 %s\n", "listener", path, fp)
+	return nil
+}
+
+// sign makes a certificate for key's public half, signed by parentKey; parent nil
+// means self-signed. RSA parents sign sha512WithRSAEncryption as SOTE issuers do.
+func (c *Ceremony) sign(tmpl, parent *x509.Certificate, key crypto.Signer, parentKey crypto.Signer) (*x509.Certificate, error) {
+	serial, err := signer.NewSerial(c.Now, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SerialNumber = new(big.Int).SetBytes(serial)
+	switch k := parentKey.Public().(type) {
+	case *rsa.PublicKey:
+		tmpl.SignatureAlgorithm = x509.SHA512WithRSA
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P384() {
+			tmpl.SignatureAlgorithm = x509.ECDSAWithSHA384
+		}
+	}
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return nil, fmt.Errorf("init: signing %q: %w", tmpl.Subject.CommonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	if err := cert.CheckSignatureFrom(parent); err != nil && parent != tmpl {
+		return nil, fmt.Errorf("init: the signature on %q does not verify: %w", tmpl.Subject.CommonName, err)
+	}
+	return cert, nil
+}
+
+func caTemplate(subject pkix.Name, now, notAfter time.Time, maxPathLen int) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:               subject,
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            maxPathLen,
+		MaxPathLenZero:        maxPathLen == 0,
+	}
+}
+
+// listenerNames are localhost, 127.0.0.1 and ::1 and the extra names.
+func listenerNames(extra []string) ([]string, []net.IP) {
+	dnsNames := []string{"localhost"}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1).To4(), net.IPv6loopback}
+	for _, n := range extra {
+		n = strings.ToLower(strings.Trim(strings.TrimSpace(n), "[]"))
+		if ip := net.ParseIP(n); ip != nil {
+			if !slices.ContainsFunc(ips, ip.Equal) {
+				ips = append(ips, ip)
+			}
+		} else if n != "" && !slices.Contains(dnsNames, n) {
+			dnsNames = append(dnsNames, n)
+		}
+	}
+	return dnsNames, ips
+}
+
+func ipStrings(ips []net.IP) []string {
+	var out []string
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+func writeCertPEM(path string, c *x509.Certificate) error {
+	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package ceremony
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/signer/pkcs11"
+	"github.com/varmenne/varmenne/signer/pkcs11/softhsmtest"
+	"github.com/varmenne/varmenne/store"
+)
+
+func TestActor(t *testing.T) {
+	tests := []struct {
+		name      string
+		operators []string
+		want      string // actor, or "" for a refusal
+	}{
+		{"two different people", []string{"Aino", "Eero"}, "Aino+Eero"},
+		{"three people", []string{"Aino", "Eero", "Liisa"}, "Aino+Eero+Liisa"},
+		{"one person", []string{"Aino"}, ""},
+		{"the same person twice", []string{"Aino", " Aino "}, ""},
+		{"an empty name", []string{"Aino", " "}, ""},
+		{"nobody", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Actor(tt.operators)
+			if tt.want == "" {
+				if err == nil {
+					t.Errorf("accepted %q as %q", tt.operators, got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("Actor(%q) = %q, %v; want %q", tt.operators, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadPIN(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pin")
+	if err := os.WriteFile(file, []byte("123456\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		pinFile string
+		env     string
+		want    string // "" means an error
+	}{
+		{"from the file, newline dropped", file, "", "123456"},
+		{"the file wins over the environment", file, "999999", "123456"},
+		{"from the environment", "", "654321", "654321"},
+		{"neither", "", "", ""},
+		{"empty file", empty, "", ""},
+		{"missing file", filepath.Join(dir, "nope"), "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv(PINEnv, tt.env)
+			} else {
+				t.Setenv(PINEnv, "")
+				os.Unsetenv(PINEnv)
+			}
+			got, err := HSM{PINFile: tt.pinFile}.ReadPIN()
+			if tt.want == "" {
+				if err == nil {
+					t.Errorf("ReadPIN = %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("ReadPIN = %q, %v; want %q", got, err, tt.want)
+			}
+			if tt.pinFile == "" {
+				if _, ok := os.LookupEnv(PINEnv); ok {
+					t.Errorf("%s is still in the environment after reading it", PINEnv)
+				}
+			}
+		})
+	}
+}
+
+// memoryLog is an audit log store in memory.
+type memoryLog struct {
+	mu     sync.Mutex
+	events []store.AuditEvent
+	fail   bool
+}
+
+func (m *memoryLog) AppendAudit(_ context.Context, e store.AuditEvent, seal func(store.AuditEvent) (string, error)) (store.AuditEvent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return store.AuditEvent{}, errors.New("the audit log is down")
+	}
+	e.Seq = int64(len(m.events) + 1)
+	h, err := seal(e)
+	if err != nil {
+		return store.AuditEvent{}, err
+	}
+	e.Hash = h
+	m.events = append(m.events, e)
+	return e, nil
+}
+
+func (m *memoryLog) AuditEvents(_ context.Context, after int64, limit int) ([]store.AuditEvent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.AuditEvent
+	for _, e := range m.events {
+		if e.Seq > after && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (m *memoryLog) actions() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, e := range m.events {
+		out = append(out, e.Action)
+	}
+	return out
+}
+
+// newToken is a private SoftHSM2 token; a missing softhsm2 fails the test.
+func newToken(t *testing.T) HSM {
+	t.Helper()
+	if err := softhsmtest.Check(); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := softhsmtest.Config(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOFTHSM2_CONF", conf)
+	tok, err := softhsmtest.NewToken(conf, "ceremony-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinFile := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(pinFile, []byte(tok.PIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return HSM{Module: softhsmtest.Module, Token: tok.Label, Slot: -1, PINFile: pinFile, Sessions: 2,
+		Labels: map[string]string{"root": "varmenne-root", "production": "varmenne-production", "test": "varmenne-test"}}
+}
+
+// TestCeremonyAndPairing: a ceremony in SoftHSM2 makes the keys and certificates and
+// records every step; the start pairs them, and refuses a certificate that is not
+// its HSM key's and a listener certificate that is expired or lacks a name; a
+// listener-only ceremony makes a certificate for a new name from the same root.
+func TestCeremonyAndPairing(t *testing.T) {
+	h := newToken(t)
+	pool, err := h.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := context.Background()
+	data := t.TempDir()
+	dir := filepath.Join(data, "pki")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mem := &memoryLog{}
+	var out bytes.Buffer
+	operatorCA := 0
+	c := &Ceremony{Log: audit.New(mem, nil), Actor: "Aino+Eero", Pool: pool, Dir: dir, Now: time.Now(), Out: &out,
+		OperatorCA: func(context.Context) error { operatorCA++; return nil }}
+	if err := c.Run(ctx, h, "ecdsa-p256", "Testi", []string{"acme.example", "192.0.2.7"}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := []string{"key.generate", "key.generate", "key.generate", "key.selftest", "key.selftest",
+		"certificate.create", "certificate.create", "certificate.create", "certificate.create", "ceremony.init"}
+	if got := mem.actions(); !slices.Equal(got, want) {
+		t.Errorf("recorded %q, want %q", got, want)
+	}
+	if operatorCA != 1 {
+		t.Errorf("the operator CA hook ran %d times, want once", operatorCA)
+	}
+	for _, f := range []string{"pki/root.pem", "pki/production.pem", "pki/test.pem", "pki/tls.pem", "pki/tls.key", "roots.pem"} {
+		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
+			t.Errorf("the ceremony made no %s: %v", f, err)
+		}
+	}
+	if !strings.Contains(out.String(), "Keys generated in token \"ceremony-test\" by Aino+Eero") {
+		t.Errorf("output %q", out.String())
+	}
+
+	pki, err := LoadPKI(ctx, pool, h.Labels, dir, []string{"localhost", "acme.example", "192.0.2.7"}, time.Now())
+	if err != nil {
+		t.Fatalf("LoadPKI: %v", err)
+	}
+	if err := pki.Production.Cert.CheckSignatureFrom(pki.Root); err != nil || pki.Test == nil || pki.ProductionOCSP == nil {
+		t.Errorf("paired PKI %+v: %v", pki, err)
+	}
+
+	swapped := map[string]string{"root": "varmenne-root", "production": "varmenne-test", "test": "varmenne-test"}
+	refusals := []struct {
+		name   string
+		labels map[string]string
+		names  []string
+		now    time.Time
+		want   string
+	}{
+		{"an issuer certificate of another HSM key", swapped, nil, time.Now(), "the public keys differ; give the right --pkcs11-production-key"},
+		{"a listener certificate without a name asked for", h.Labels, []string{"other.example"}, time.Now(), "does not name other.example"},
+		{"an expired listener certificate", h.Labels, nil, time.Now().AddDate(2, 0, 0), "expired on"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadPKI(ctx, pool, tt.labels, dir, tt.names, tt.now)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("LoadPKI = %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("a new listener certificate for a new name", func(t *testing.T) {
+		if err := c.ListenerOnly(ctx, h.Labels["root"], []string{"new.example"}); err != nil {
+			t.Fatalf("ListenerOnly: %v", err)
+		}
+		if _, err := LoadPKI(ctx, pool, h.Labels, dir, []string{"new.example"}, time.Now()); err != nil {
+			t.Errorf("LoadPKI after ListenerOnly: %v", err)
+		}
+		if err := c.ListenerOnly(ctx, h.Labels["test"], nil); err == nil || !strings.Contains(err.Error(), "give the right --pkcs11-root-key") {
+			t.Errorf("ListenerOnly with the test issuer's key = %v, want a refusal", err)
+		}
+	})
+
+	t.Run("OpenPKI logs each issuer's self-test", func(t *testing.T) {
+		var logs bytes.Buffer
+		pki, closeKeys, err := OpenPKI(ctx, h, dir, []string{"new.example"}, time.Now(), slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatalf("OpenPKI: %v", err)
+		}
+		defer closeKeys()
+		if _, ok := pki.Production.Key.(*pkcs11.Key); !ok {
+			t.Errorf("the production issuer signs with %T, not the HSM key", pki.Production.Key)
+		}
+		if n := strings.Count(logs.String(), "passed its self-test"); n != 2 || strings.Contains(logs.String(), "can leave the token") {
+			t.Errorf("log:\n%s", logs.String())
+		}
+	})
+}
+
+// TestCeremonyStopsWithoutARecord: a ceremony whose audit log cannot be written stops
+// before it makes a second key.
+func TestCeremonyStopsWithoutARecord(t *testing.T) {
+	h := newToken(t)
+	pool, err := h.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	dir := t.TempDir()
+	c := &Ceremony{Log: audit.New(&memoryLog{fail: true}, nil), Actor: "Aino+Eero", Pool: pool, Dir: dir, Now: time.Now(), Out: &bytes.Buffer{}}
+	err = c.Run(context.Background(), h, "ecdsa-p256", "Testi", nil)
+	if err == nil || !strings.Contains(err.Error(), "writing the ceremony record") {
+		t.Fatalf("Run = %v, want a refusal for the unwritten record", err)
+	}
+	if _, err := pool.Key(context.Background(), "varmenne-production"); err == nil {
+		t.Error("the production key was made after the first record failed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "root.pem")); err == nil {
+		t.Error("root.pem was written")
+	}
+}

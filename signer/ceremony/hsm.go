@@ -1,0 +1,206 @@
+package ceremony
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/signer/filekey"
+	"github.com/varmenne/varmenne/signer/pkcs11"
+)
+
+// PINEnv is where the HSM PIN may come from when no PIN file is given. There is no
+// PIN flag: a command line is visible to every user of the machine.
+const PINEnv = "VARMENNE_PKCS11_PIN"
+
+// HSM is where the keys live when they are in an HSM: varmenne's --pkcs11-* flags.
+type HSM struct {
+	Module   string            // PKCS#11 library; "" means no HSM (development file keys)
+	Token    string            // token label
+	Slot     int               // token slot when the label is not unique; -1: by label
+	PINFile  string            // file holding the user PIN; "": PINEnv
+	Sessions int               // sessions kept open, each running one operation at a time
+	Labels   map[string]string // role (root, production, test) → key label
+}
+
+// Enabled reports whether the keys are in an HSM.
+func (h HSM) Enabled() bool { return h.Module != "" }
+
+// ReadPIN reads the PIN from the file, or from PINEnv, and removes it from the
+// environment so no child process inherits it.
+func (h HSM) ReadPIN() (string, error) {
+	if h.PINFile != "" {
+		b, err := os.ReadFile(h.PINFile)
+		if err != nil {
+			return "", fmt.Errorf("cannot read the PIN file: %w", err)
+		}
+		pin := strings.TrimRight(string(b), "\r\n")
+		if pin == "" {
+			return "", fmt.Errorf("the PIN file %s is empty", h.PINFile)
+		}
+		return pin, nil
+	}
+	pin, ok := os.LookupEnv(PINEnv)
+	os.Unsetenv(PINEnv)
+	if !ok || pin == "" {
+		return "", fmt.Errorf("no HSM PIN: give --pkcs11-pin-file FILE or set %s", PINEnv)
+	}
+	return pin, nil
+}
+
+// Open opens the session pool on the token.
+func (h HSM) Open() (*pkcs11.Pool, error) {
+	if h.Token == "" && h.Slot < 0 {
+		return nil, errors.New("--pkcs11-module needs --pkcs11-token LABEL (or --pkcs11-slot N)")
+	}
+	if h.Sessions < 1 {
+		return nil, fmt.Errorf("--pkcs11-sessions %d: give 1 or more", h.Sessions)
+	}
+	pin, err := h.ReadPIN()
+	if err != nil {
+		return nil, err
+	}
+	cfg := pkcs11.Config{Module: h.Module, TokenLabel: h.Token, PIN: pin, Sessions: h.Sessions}
+	if h.Slot >= 0 {
+		slot := uint(h.Slot)
+		cfg.Slot = &slot
+	}
+	return pkcs11.Open(cfg)
+}
+
+// OpenPKI opens the token and pairs it with the certificates a ceremony wrote in dir
+// (LoadPKI), logging each issuer key's self-test and warning of a key that can leave
+// the token. The returned function closes the token.
+func OpenPKI(ctx context.Context, h HSM, dir string, names []string, now time.Time, log *slog.Logger) (*filekey.DevPKI, func(), error) {
+	pool, err := h.Open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("HSM: %w", err)
+	}
+	pki, err := LoadPKI(ctx, pool, h.Labels, dir, names, now)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
+		info := iss.Key.(*pkcs11.Key).Info()
+		log.Info("issuer key in the HSM passed its self-test", "issuer", iss.Name, "label", info.Label, "id", info.ID,
+			"type", info.Type, "certificate_sha256", filekey.Fingerprint(iss.Cert))
+		if info.Extractable || !info.Sensitive {
+			log.Warn("HSM issuer key can leave the token; make keys with varmenne init, which makes them sensitive and not extractable",
+				"issuer", iss.Name, "label", info.Label)
+		}
+	}
+	return pki, func() { pool.Close() }, nil
+}
+
+// LoadPKI pairs the certificates in dir with the HSM keys labelled by role and
+// refuses when a certificate's public key is not its HSM key, an issuer does not
+// chain to the root, a key fails its sign-and-verify self-test, or the listener
+// certificate is missing, expiring or lacks one of names.
+func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, dir string, names []string, now time.Time) (*filekey.DevPKI, error) {
+	root, err := readCert(filepath.Join(dir, "root.pem"))
+	if err != nil {
+		return nil, err
+	}
+	issuer := func(role string) (*signer.Issuer, error) {
+		path := filepath.Join(dir, role+".pem")
+		cert, err := readCert(path)
+		if err != nil {
+			return nil, err
+		}
+		label := labels[role]
+		key, err := pool.Key(ctx, label)
+		if err != nil {
+			return nil, fmt.Errorf("HSM: %w", err)
+		}
+		if !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey) {
+			return nil, fmt.Errorf("the %s issuer certificate %s is not for HSM key %q: the public keys differ; give the right --pkcs11-%s-key or restore the certificate", role, path, label, role)
+		}
+		if err := cert.CheckSignatureFrom(root); err != nil {
+			return nil, fmt.Errorf("%s is not signed by the root in %s: %v", path, filepath.Join(dir, "root.pem"), err)
+		}
+		iss := &signer.Issuer{Name: role, Cert: cert, Key: key}
+		if err := iss.Check(); err != nil {
+			return nil, fmt.Errorf("HSM key %q failed its self-test: %w", label, err)
+		}
+		return iss, nil
+	}
+	prod, err := issuer("production")
+	if err != nil {
+		return nil, err
+	}
+	test, err := issuer("test")
+	if err != nil {
+		return nil, err
+	}
+	tlsCert, err := loadListenerCert(dir, root, names, now)
+	if err != nil {
+		return nil, err
+	}
+	// Each issuer's delegated OCSP responder: its certificate is signed here by the
+	// issuer key in the HSM, made on first start and renewed within 30 days of its
+	// end; its own key is a file (pki/<issuer>-ocsp.key), see filekey.EnsureResponder.
+	prodOCSP, err := filekey.EnsureResponder(dir, prod, now)
+	if err != nil {
+		return nil, fmt.Errorf("OCSP responder of the production issuer: %w", err)
+	}
+	testOCSP, err := filekey.EnsureResponder(dir, test, now)
+	if err != nil {
+		return nil, fmt.Errorf("OCSP responder of the test issuer: %w", err)
+	}
+	return &filekey.DevPKI{
+		Root: root, Production: prod, Test: test, TLS: tlsCert,
+		RootsPEM:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		ProductionOCSP: prodOCSP, TestOCSP: testOCSP,
+	}, nil
+}
+
+// loadListenerCert loads pki/tls.pem and tls.key, which the ceremony made and signed
+// with the HSM root. serve never asks the root key to sign: a root signs at
+// ceremonies, not on every start.
+func loadListenerCert(dir string, root *x509.Certificate, names []string, now time.Time) (tls.Certificate, error) {
+	certPath, keyPath := filepath.Join(dir, "tls.pem"), filepath.Join(dir, "tls.key")
+	const renew = "make a new one with: varmenne init --tls-only --tls-name NAME… (same --pkcs11-* flags and --data)"
+	c, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("listener certificate %s: %v; %s", certPath, err, renew)
+	}
+	leaf := c.Leaf
+	if err := leaf.CheckSignatureFrom(root); err != nil {
+		return tls.Certificate{}, fmt.Errorf("listener certificate %s is not signed by the root; %s", certPath, renew)
+	}
+	if now.After(leaf.NotAfter) {
+		return tls.Certificate{}, fmt.Errorf("listener certificate %s expired on %s; %s", certPath, leaf.NotAfter.Format(time.DateOnly), renew)
+	}
+	for _, n := range names {
+		ok := leaf.VerifyHostname(n) == nil
+		if ip := net.ParseIP(n); ip != nil {
+			ok = slices.ContainsFunc(leaf.IPAddresses, ip.Equal)
+		}
+		if !ok {
+			return tls.Certificate{}, fmt.Errorf("listener certificate %s does not name %s; %s", certPath, n, renew)
+		}
+	}
+	return c, nil
+}
+
+// readCert reads a certificate a ceremony made.
+func readCert(path string) (*x509.Certificate, error) {
+	c, err := filekey.LoadCertificate(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%v; the HSM PKI is made by varmenne init --pkcs11-module …", err)
+	}
+	return c, err
+}
