@@ -152,6 +152,9 @@ func (s *Service) RevokeOrganisation(ctx context.Context, who *store.Operator, o
 	if err := s.allow(ctx, who, "revoke certificates", store.RoleAdministrator); err != nil {
 		return nil, err
 	}
+	if err := checkOID(oid); err != nil {
+		return nil, err
+	}
 	req, err := s.revocationRequest(who, in)
 	if err != nil {
 		return nil, err
@@ -170,8 +173,20 @@ func (s *Service) FindSerial(ctx context.Context, who *store.Operator, serial, b
 	if err := s.allow(ctx, who, "search certificates", Roles...); err != nil {
 		return nil, err
 	}
+	return findSerial(serial, base, func(hex string) (*store.SerialStatus, error) {
+		st, err := s.st.SerialStatus(ctx, hex)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, s.internal(ctx, "look the serial up", err)
+		}
+		return st, err
+	})
+}
+
+// findSerial is FindSerial's rule over lookup, which answers store.ErrNotFound
+// for a serial never issued.
+func findSerial(serial, base string, lookup func(hex string) (*store.SerialStatus, error)) (*store.SerialStatus, error) {
 	if base != "" && base != "auto" && base != "hex" && base != "decimal" {
-		return nil, errorf(Malformed, "serial base %q: use auto, hex or decimal", base)
+		return nil, errorf(Malformed, "serial base %q: use auto, hex or decimal (--serial-base)", base)
 	}
 	readings, err := revocation.SerialReadings(serial, base)
 	if err != nil {
@@ -181,12 +196,12 @@ func (s *Service) FindSerial(ctx context.Context, who *store.Operator, serial, b
 	var tried []string
 	for _, r := range readings {
 		tried = append(tried, fmt.Sprintf("%s (read as %s)", r.Hex, r.Base))
-		st, err := s.st.SerialStatus(ctx, r.Hex)
+		st, err := lookup(r.Hex)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, s.internal(ctx, "look the serial up", err)
+			return nil, err
 		}
 		found = append(found, st)
 	}
@@ -228,6 +243,11 @@ func (s *Service) RenewEarly(ctx context.Context, who *store.Operator, in RenewE
 	sel := store.RenewalSelector{Serial: in.Serial, OrgOID: strings.TrimSpace(in.Org), Issuer: strings.TrimSpace(in.Issuer)}
 	if n := len(slices.DeleteFunc([]string{sel.Serial, sel.OrgOID, sel.Issuer}, func(v string) bool { return v == "" })); n != 1 {
 		return w, nil, errorf(Malformed, "give exactly one of a serial, an organisation or an issuer")
+	}
+	if sel.OrgOID != "" {
+		if err := checkOID(sel.OrgOID); err != nil {
+			return w, nil, err
+		}
 	}
 	what := "issuer " + sel.Issuer
 	switch {

@@ -168,7 +168,7 @@ func (s *Service) newRequest(ctx context.Context, who *store.Operator, in EABReq
 			return fail(errorf(Malformed, "domain %q is not a valid domain name", d))
 		}
 		if !names.Within(n, org.Domains) {
-			return fail(errorf(Malformed, "domain %s is not among organisation %s's domains (%s)", n, oid, strings.Join(org.Domains, ", ")))
+			return fail(errorf(Malformed, "domain %s is not among organisation %s's domains (%s); approve it first (varmenne org domains add %s --domain …)", n, oid, strings.Join(org.Domains, ", "), oid))
 		}
 		if !slices.Contains(r.Domains, n) {
 			r.Domains = append(r.Domains, n)
@@ -179,7 +179,7 @@ func (s *Service) newRequest(ctx context.Context, who *store.Operator, in EABReq
 	}
 	for _, n := range r.Networks {
 		if !slices.ContainsFunc(org.Networks, func(o netip.Prefix) bool { return o.Bits() <= n.Bits() && o.Contains(n.Addr()) }) {
-			return fail(errorf(Malformed, "network %s is not inside organisation %s's networks (%s)", n, oid, prefixes(org.Networks)))
+			return fail(errorf(Malformed, "network %s is not inside organisation %s's networks (%s); approve it first (varmenne org domains add %s --network …)", n, oid, prefixes(org.Networks), oid))
 		}
 	}
 	for _, p := range in.Profiles {

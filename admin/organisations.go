@@ -137,7 +137,7 @@ func (s *Service) AddNames(ctx context.Context, who *store.Operator, oid string,
 		return []audit.Record{audit.Done(who.Name, audit.OrganisationNamesAdded{Org: oid, Domains: domains, Networks: networks})}, err
 	})
 	if err != nil {
-		return nil, s.lookup(ctx, err, "there is no organisation %s; add it or import the register first", oid)
+		return nil, s.lookup(ctx, err, "organisation %s is unknown; add it (varmenne org add) or import the register (varmenne org import) first", oid)
 	}
 	return o, nil
 }
@@ -216,7 +216,7 @@ func (s *Service) AddConformity(ctx context.Context, who *store.Operator, oid st
 	case errors.Is(err, store.ErrDuplicate):
 		return nil, errorf(Conflict, "a certificate of conformity for %q expiring %s is already on file for %s", system, in.Expires.UTC().Format(time.DateOnly), oid)
 	case err != nil:
-		return nil, s.lookup(ctx, err, "there is no organisation %s; check the OID", oid)
+		return nil, s.lookup(ctx, err, "organisation %s is unknown; add it (varmenne org add) or import the register (varmenne org import) first", oid)
 	}
 	return &c, nil
 }

@@ -49,7 +49,7 @@ func filled(t *testing.T) (*memStore, *Log) {
 	t.Helper()
 	m := &memStore{}
 	l := New(m, nil)
-	for _, e := range []Event{KeyGenerated{Role: "root"}, CertificateMade{Role: "root"}, CeremonyDone{Token: "varmenne"}} {
+	for _, e := range []Event{KeyGenerated{Label: "root"}, CertificateMade{Role: "root"}, CeremonyDone{Token: "varmenne"}} {
 		if _, err := l.Append(context.Background(), Done("alice+bob", e)); err != nil {
 			t.Fatal(err)
 		}

@@ -268,8 +268,16 @@ type OCSPResponderIssued struct {
 	NotAfter time.Time
 }
 
-// KeyGenerated: the ceremony made a key pair in the HSM.
-type KeyGenerated struct{ Role, Label, Type, Public string }
+// KeyGenerated: the ceremony made a key pair in the HSM, with the attributes
+// that keep it inside.
+type KeyGenerated struct {
+	Label            string
+	ID               string `audit:",omitempty"`
+	Type             string
+	Sensitive        bool
+	Extractable      bool
+	NeverExtractable bool
+}
 
 // KeySelfTest: a key signed and its signature verified.
 type KeySelfTest struct{ Label string }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/admin"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/signer/ceremony"
 	"github.com/varmenne/varmenne/signer/pkcs11"
@@ -61,13 +62,20 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("init: opening the database for the ceremony record: %w", err)
 	}
 	defer st.Close()
+	// Keys in an HSM: no door of this database offers the development shortcuts.
+	if err := st.MarkProduction(ctx, time.Now()); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
 	log := audit.New(st, nil)
 	pool, err := h.Open()
 	if err != nil {
-		_, _ = log.Append(ctx, actor, "hsm.login", h.Token, audit.Failed+": "+err.Error())
+		_, _ = log.Append(ctx, audit.Record{Actor: actor, Event: audit.HSMLogin{Token: h.Token}, Outcome: audit.Failed + ": " + err.Error()})
 		return fmt.Errorf("init: HSM: %w", err)
 	}
 	defer pool.Close()
+	if _, err := log.Append(ctx, audit.Done(actor, audit.HSMLogin{Token: h.Token})); err != nil {
+		return fmt.Errorf("init: writing the ceremony record: %w", err)
+	}
 
 	c := &ceremony.Ceremony{Log: log, Actor: actor, Pool: pool, Dir: dir, Now: time.Now(), Out: stdout,
 		// The operator CA of the admin listener's client certificates (operators.go).
@@ -78,5 +86,20 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *tlsOnly {
 		return c.ListenerOnly(ctx, h.Labels["root"], tlsExtra)
 	}
-	return c.Run(ctx, h, *keyType, *org, tlsExtra)
+	if err := c.Run(ctx, h, *keyType, *org, tlsExtra); err != nil {
+		return err
+	}
+	// The first administrator, so the operator commands work before serve ran.
+	set, err := loadProfiles("", false)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	tokenFile, err := bootstrap(ctx, *data, admin.New(adminServiceConfig(set, false), st, log, nil))
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if tokenFile != "" {
+		fmt.Fprintf(stdout, "First administrator \"bootstrap\": token in %s (readable by you only).\n", tokenFile)
+	}
+	return nil
 }

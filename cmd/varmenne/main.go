@@ -12,40 +12,78 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/varmenne/varmenne/cmd/internal/flagenv"
 )
 
-const usage = `varmenne — ACME server for SOTE service certificates
+// command is one entry of the command table: its words ("org domains add"), what
+// it does for the usage text, and the function that runs it. An operator command
+// acts through the operator service as an authenticated operator (operate.go);
+// local marks the commands that work on the data directory alone, offline.
+type command struct {
+	words string
+	args  string
+	what  string
+	local bool
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
 
-Usage:
-  varmenne serve       [flags]   run the ACME server (embedded default: SQLite, development PKI)
-  varmenne org add     --oid OID --name NAME [--long-name NAME] --domain NAME... [--network CIDR...]
-  varmenne org import  FILE|URL [--format json|xml]   THL SOTE register export: add and update organisations
-  varmenne org show    OID        register data, domains, EAB keys, certificates, certificates of conformity
-  varmenne org conformity add OID --system NAME --expires YYYY-MM-DD
-  varmenne org domains add OID [--domain NAME...] [--network CIDR...]   approve more domains and IP networks
-  varmenne eab create  --org OID [--domain NAME...] [--network CIDR...] [--json]
-  varmenne revoke      --serial S | --org OID  --reason R --requested-by NAME --identified-by METHOD
-                       [--note TEXT] [--invalidity-date RFC3339] [--requested-at RFC3339] [--performed-by NAME]
-  varmenne crl show    [--issuer production|test] [--out FILE]
-  varmenne renew-early --serial S | --org OID | --issuer NAME --reason TEXT [--performed-by NAME]
-                       move the ARI renewal window into the past: ARI clients renew at their next check
-  varmenne init        --pkcs11-module PATH --pkcs11-token LABEL [--pkcs11-pin-file F] --operator A --operator B
-                       [--key-type rsa-4096] [--tls-name NAME...] [--tls-only]   key ceremony: keys inside the HSM
-  varmenne intents list [--json]   issuance intents without a certificate (pending or failed)
-  varmenne audit verify            check the audit log's hash chain
-  varmenne audit export [--since T] [--until T]   the audit log as JSON lines
-  varmenne operator add NAME --role administrator|registrar|auditor [--token] [--out DIR]
-                       an operator: a client certificate of the operator CA, or a bearer token (API clients)
-  varmenne operator list
+// commands is every command of the binary.
+var commands = []command{
+	{"serve", "[flags]", "run the ACME server (embedded default: SQLite, development PKI)", true, serve},
+	{"org add", "--oid OID --name NAME [--long-name NAME] --domain NAME... [--network CIDR...] [--test-only]", "add an organisation by hand", false, orgAdd},
+	{"org import", "FILE|URL [--format json|xml]", "THL SOTE register export: add and update organisations", false, orgImport},
+	{"org show", "OID", "register data, domains, EAB keys, certificates, certificates of conformity", true, orgShow},
+	{"org conformity add", "OID --system NAME --expires YYYY-MM-DD", "put a certificate of conformity on file", false, orgConformityAdd},
+	{"org domains add", "OID [--domain NAME...] [--network CIDR...]", "approve more domains and IP networks", false,
+		func(ctx context.Context, a []string, o, e io.Writer) error { return orgDomains(ctx, "add", a, o, e) }},
+	{"org domains remove", "OID [--domain NAME...] [--network CIDR...]", "withdraw domains and IP networks", false,
+		func(ctx context.Context, a []string, o, e io.Writer) error { return orgDomains(ctx, "remove", a, o, e) }},
+	{"org suspend", "OID --reason TEXT", "its accounts get no new orders until resumed", false, orgSuspend},
+	{"org resume", "OID", "lift a suspension", false, orgResume},
+	{"eab create", "--org OID [--domain NAME...] [--network CIDR...] [--profile P...] [--json]", "an EAB key at once in development; with HSM keys a request another administrator approves", false, eabCreate},
+	{"eab approve", "REQUEST", "approve an EAB request (an administrator other than its requester)", false, eabApprove},
+	{"eab reject", "REQUEST --reason TEXT", "reject an EAB request", false, eabReject},
+	{"eab key", "REQUEST [--json]", "the requester receives the approved key, once", false, eabKey},
+	{"eab revoke", "KID --reason TEXT [--deactivate-accounts]", "the key binds no account any more", false, eabRevoke},
+	{"revoke", "--serial S | --org OID --reason R --requested-by NAME --identified-by METHOD [--note TEXT] [--invalidity-date T] [--requested-at T]", "revoke, finally", false, revoke},
+	{"renew-early", "--serial S | --org OID | --issuer NAME --reason TEXT", "move the ARI renewal window into the past: ARI clients renew at their next check", false, renewEarly},
+	{"operator add", "NAME --role administrator|registrar|auditor [--token] [--out DIR]", "an operator: a client certificate of the operator CA, or a bearer token", false, operatorAdd},
+	{"operator list", "", "every operator and their credential", false, operatorList},
+	{"operator disable", "NAME --reason TEXT", "every credential of the operator stops working at once", false, operatorDisable},
+	{"operator remove", "NAME", "delete an operator", false, operatorRemove},
+	{"operator rotate", "NAME [--token] [--out DIR]", "a new credential; the old one stops working", false, operatorRotate},
+	{"audit export", "[--since T] [--until T]", "the audit log as JSON lines", false, auditExport},
+	{"audit verify", "", "check the audit log's hash chain", true, auditVerify},
+	{"crl show", "[--issuer production|test] [--out FILE]", "the issuer's current CRL", true, crlShow},
+	{"intents list", "[--json]", "issuance intents without a certificate (pending or failed)", true, intentsList},
+	{"init", "--pkcs11-module PATH --pkcs11-token LABEL [--pkcs11-pin-file F] --operator A --operator B [--key-type rsa-4096] [--tls-name NAME...] [--tls-only]", "key ceremony: keys inside the HSM", true, initCmd},
+}
 
-Every command takes --data DIR (default ./varmenne-data, or $VARMENNE_DATA).
+// usage is the command table as text.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("varmenne — ACME server for SOTE service certificates\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  varmenne %s %s\n      %s", c.words, c.args, c.what)
+		if c.local {
+			b.WriteString(" (local: works on the data directory alone)")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString(`
+Every command takes --data DIR (default ./varmenne-data, or $VARMENNE_DATA); the operator
+commands act as the operator whose token --operator-token-file names (default: the first
+administrator's, DATA/operator.token, written by the first start).
 Every flag can also be set as VARMENNE_<FLAG>, e.g. VARMENNE_LISTEN=127.0.0.1:14000.
 Run "varmenne COMMAND -h" for a command's flags. The ACME load generator is a command
 of its own: varmenne-bench.
-`
+`)
+	return b.String()
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -59,62 +97,41 @@ func main() {
 	}
 }
 
+// run finds the longest command whose words begin args and runs it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return errors.New(`no command given; try "varmenne serve"`)
 	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		return serve(ctx, rest, stdout, stderr)
-	case "org":
-		sub := ""
-		if len(rest) > 0 {
-			sub = rest[0]
-		}
-		switch {
-		case sub == "add":
-			return orgAdd(ctx, rest[1:], stdout, stderr)
-		case sub == "import":
-			return orgImport(ctx, rest[1:], stdout, stderr) // orgregister.go
-		case sub == "show":
-			return orgShow(ctx, rest[1:], stdout, stderr)
-		case sub == "conformity" && len(rest) > 1 && rest[1] == "add":
-			return orgConformityAdd(ctx, rest[2:], stdout, stderr)
-		case sub == "domains" && len(rest) > 1 && rest[1] == "add":
-			return orgDomainsAdd(ctx, rest[2:], stdout, stderr) // orgdomains.go
-		}
-		return errors.New(`"varmenne org" needs a subcommand: add, import, show, conformity add, domains add`)
-	case "eab":
-		if len(rest) > 0 && rest[0] == "create" {
-			return eabCreate(ctx, rest[1:], stdout, stderr)
-		}
-		return errors.New(`"varmenne eab" needs a subcommand: create`)
-	case "revoke":
-		return revoke(ctx, rest, stdout, stderr)
-	case "renew-early":
-		return renewEarly(ctx, rest, stdout, stderr) // renewearly.go
-	case "crl":
-		if len(rest) > 0 && rest[0] == "show" {
-			return crlShow(ctx, rest[1:], stdout, stderr)
-		}
-		return errors.New(`"varmenne crl" needs a subcommand: show`)
-	case "init", "intents", "audit":
-		return keyCommands(ctx, cmd, rest, stdout, stderr) // init, intents list, audit verify (keycmds.go)
-	case "operator":
-		switch {
-		case len(rest) > 0 && rest[0] == "add":
-			return operatorAdd(ctx, rest[1:], stdout, stderr) // operators.go
-		case len(rest) > 0 && rest[0] == "list":
-			return operatorList(ctx, rest[1:], stdout, stderr)
-		}
-		return errors.New(`"varmenne operator" needs a subcommand: add, list`)
+	switch args[0] {
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return nil
-	default:
-		return fmt.Errorf("unknown command %q; the commands are serve, org add, eab create, revoke, renew-early, crl show, init, intents list, audit verify, audit export, operator add, operator list", cmd)
 	}
+	var best *command
+	for i := range commands {
+		words := strings.Fields(commands[i].words)
+		if len(words) <= len(args) && slices.Equal(words, args[:len(words)]) && (best == nil || len(words) > len(strings.Fields(best.words))) {
+			best = &commands[i]
+		}
+	}
+	if best != nil {
+		return best.run(ctx, args[len(strings.Fields(best.words)):], stdout, stderr)
+	}
+	var subs []string
+	for _, c := range commands {
+		if rest, ok := strings.CutPrefix(c.words, args[0]+" "); ok {
+			subs = append(subs, rest)
+		}
+	}
+	if len(subs) > 0 {
+		return fmt.Errorf("%q needs a subcommand: %s", "varmenne "+args[0], strings.Join(subs, ", "))
+	}
+	var all []string
+	for _, c := range commands {
+		all = append(all, c.words)
+	}
+	return fmt.Errorf("unknown command %q; the commands are %s", args[0], strings.Join(all, ", "))
 }
 
 // The flag conventions every varmenne command shares (cmd/internal/flagenv): errors

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/audit"
 	"io"
 	"os"
 	"path/filepath"
@@ -47,7 +49,16 @@ func newData(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("OpenSQLite: %v", err)
 	}
-	st.Close()
+	defer st.Close()
+	// As the first start does: the first administrator, whose token the operator
+	// commands use.
+	set, err := loadProfiles("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bootstrap(context.Background(), dir, admin.New(adminServiceConfig(set, true), st, audit.New(st, nil), nil)); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 
@@ -138,17 +149,17 @@ func TestOrgAddRefusesBadFlags(t *testing.T) {
 		wants []string
 	}{
 		{"missing --oid", []string{"--name", "Apteekki Oy", "--domain", "apteekki.example"}, []string{"--oid", "required", "1.2.246."}},
-		{"an --oid with letters", []string{"--oid", "1.2.x.4", "--name", "Apteekki Oy", "--domain", "apteekki.example"}, []string{"--oid", `"1.2.x.4"`, "not an OID"}},
-		{"an --oid of one arc", []string{"--oid", "12345678", "--name", "Apteekki Oy", "--domain", "apteekki.example"}, []string{"--oid", "not an OID"}},
-		{"an --oid ending in a dot", []string{"--oid", "1.2.246.", "--name", "Apteekki Oy", "--domain", "apteekki.example"}, []string{"--oid", "not an OID"}},
+		{"an --oid with letters", []string{"--oid", "1.2.x.4", "--name", "Apteekki Oy", "--domain", "apteekki.example"}, []string{`"1.2.x.4"`, "not an OID"}},
+		{"an --oid of one arc", []string{"--oid", "12345678", "--name", "Apteekki Oy", "--domain", "apteekki.example"}, []string{"not an OID"}},
+		{"an --oid ending in a dot", []string{"--oid", "1.2.246.", "--name", "Apteekki Oy", "--domain", "apteekki.example"}, []string{"not an OID"}},
 		{"missing --name", []string{"--oid", testOID, "--domain", "apteekki.example"}, []string{"--name", "required"}},
 		{"a blank --name", []string{"--oid", testOID, "--name", "  ", "--domain", "apteekki.example"}, []string{"--name", "required"}},
 		{"no --domain", []string{"--oid", testOID, "--name", "Apteekki Oy"}, []string{"--domain"}},
-		{"a --domain with a space", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki .example"}, []string{"--domain", "not a valid domain"}},
-		{"a wildcard --domain", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "*.apteekki.example"}, []string{"--domain", "not a valid domain"}},
-		{"a single-label --domain", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki"}, []string{"--domain", "not a valid domain"}},
-		{"an IP address as --domain", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "192.0.2.1"}, []string{"--domain", "not a valid domain"}},
-		{"one bad --domain among good ones", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki.example", "--domain", "bad_name.example"}, []string{"--domain", `"bad_name.example"`}},
+		{"a --domain with a space", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki .example"}, []string{"domain", "not a valid domain"}},
+		{"a wildcard --domain", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "*.apteekki.example"}, []string{"domain", "not a valid domain"}},
+		{"a single-label --domain", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki"}, []string{"domain", "not a valid domain"}},
+		{"an IP address as --domain", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "192.0.2.1"}, []string{"domain", "not a valid domain"}},
+		{"one bad --domain among good ones", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki.example", "--domain", "bad_name.example"}, []string{"domain", `"bad_name.example"`}},
 		{"an unknown flag", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki.example", "--colour", "red"}, []string{"colour"}},
 		{"a stray argument", []string{"--oid", testOID, "--name", "Apteekki Oy", "--domain", "apteekki.example", "extra"}, []string{`"extra"`}},
 	}
@@ -231,11 +242,11 @@ func TestEABCreate(t *testing.T) {
 	}{
 		{"missing --org", []string{"eab", "create", "--data", data}, []string{"--org", "varmenne org add"}},
 		{"an unknown organisation says how to add it", []string{"eab", "create", "--data", data, "--org", "1.2.246.10.99999999.10.0"}, []string{"1.2.246.10.99999999.10.0", "varmenne org add"}},
-		{"a --domain outside the organisation", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", "muu.example"}, []string{"--domain", "muu.example", "apteekki.example"}},
-		{"a --domain that merely ends like the organisation's", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", "notapteekki.example"}, []string{"--domain", "notapteekki.example"}},
-		{"a wildcard --domain", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", "*.apteekki.example"}, []string{"--domain", "*.apteekki.example"}},
-		{"a --domain with an empty label", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", "a..apteekki.example"}, []string{"--domain", "a..apteekki.example"}},
-		{"a --domain with a leading dot", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", ".apteekki.example"}, []string{"--domain", ".apteekki.example"}},
+		{"a --domain outside the organisation", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", "muu.example"}, []string{"domain", "muu.example", "apteekki.example"}},
+		{"a --domain that merely ends like the organisation's", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", "notapteekki.example"}, []string{"domain", "notapteekki.example"}},
+		{"a wildcard --domain", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", "*.apteekki.example"}, []string{"domain", "*.apteekki.example"}},
+		{"a --domain with an empty label", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", "a..apteekki.example"}, []string{"domain", "a..apteekki.example"}},
+		{"a --domain with a leading dot", []string{"eab", "create", "--data", data, "--org", testOID, "--domain", ".apteekki.example"}, []string{"domain", ".apteekki.example"}},
 		{"before the database exists", []string{"eab", "create", "--data", filepath.Join(t.TempDir(), "none"), "--org", testOID}, []string{"varmenne serve", "once"}},
 	}
 	for _, tt := range refusals {

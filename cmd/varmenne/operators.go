@@ -14,9 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/varmenne/varmenne/admin/operatorca"
 	"github.com/varmenne/varmenne/admin/web"
 	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/profile"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -93,7 +92,7 @@ func ensureOperatorCA(ctx context.Context, data string, aud *audit.Log, actor st
 		return nil, err
 	}
 	if created {
-		if _, err := aud.Append(ctx, actor, "operator-ca.create", fmt.Sprintf("subject=%q sha256=%s", ca.Cert.Subject, admin.CertFingerprint(ca.Cert)), audit.OK); err != nil {
+		if _, err := aud.Append(ctx, audit.Done(actor, audit.OperatorCACreated{Subject: ca.Cert.Subject.String(), SHA256: admin.CertFingerprint(ca.Cert)})); err != nil {
 			return nil, fmt.Errorf("the operator CA was made, but the audit log could not be written: %w", err)
 		}
 	}
@@ -103,32 +102,31 @@ func ensureOperatorCA(ctx context.Context, data string, aud *audit.Log, actor st
 // startAdmin serves the admin API and console on c.listen over TLS with the
 // listener certificate, asking for operator client certificates of the operator
 // CA. It returns the address and a stop function; "" listens nowhere.
-func startAdmin(ctx context.Context, c *adminConfig, data string, st *store.SQL, aud *audit.Log, cert tls.Certificate, profiles []string, log *slog.Logger) (string, func(), error) {
+func startAdmin(ctx context.Context, c *adminConfig, data string, svc *admin.Service, aud *audit.Log, cert tls.Certificate, log *slog.Logger) (string, func(), error) {
+	expiryCtx, stopExpiry := context.WithCancel(ctx)
+	go svc.RunExpiry(expiryCtx, time.Minute)
 	if c.listen == "" {
-		return "", func() {}, nil
+		return "", stopExpiry, nil
 	}
 	ca, err := ensureOperatorCA(ctx, data, aud, "varmenne serve")
 	if err != nil {
+		stopExpiry()
 		return "", nil, err
 	}
-	svc := admin.New(admin.Config{SingleControl: !c.dualControl, KeyLifetime: c.keyLifetime, RequestLifetime: c.requestLifetime, Profiles: profiles,
-		SessionIdle: c.sessionIdle, SessionLifetime: c.sessionLifetime},
-		st, aud, log)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil && !c.explicit && errors.Is(err, syscall.EADDRINUSE) {
 		c.busy = fmt.Sprintf("the default address %s is in use; give --admin-listen HOST:PORT", c.listen)
 		log.Warn("no admin listener: "+c.busy, "err", err)
-		return "", func() {}, nil
+		return "", stopExpiry, nil
 	}
 	if err != nil {
+		stopExpiry()
 		return "", nil, fmt.Errorf("cannot listen on --admin-listen %s: %w", c.listen, err)
 	}
 	srv := httpsServer(web.Handler(api.New(svc, log).Handler(), console.New(svc, log).Handler(), log), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}, log) // serve.go
-	expiryCtx, stopExpiry := context.WithCancel(ctx)
-	go svc.RunExpiry(expiryCtx, time.Minute)
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin listener failed", "err", err)
@@ -137,15 +135,23 @@ func startAdmin(ctx context.Context, c *adminConfig, data string, st *store.SQL,
 	return ln.Addr().String(), func() { stopExpiry(); srv.Close() }, nil
 }
 
+// newAdminService is the operator service serve runs: development with file
+// keys, production with HSM keys.
+func newAdminService(c *adminConfig, set *profile.Set, development bool, st *store.SQL, aud *audit.Log, log *slog.Logger) *admin.Service {
+	cfg := adminServiceConfig(set, development)
+	cfg.SingleControl, cfg.KeyLifetime, cfg.RequestLifetime = !c.dualControl, c.keyLifetime, c.requestLifetime
+	cfg.SessionIdle, cfg.SessionLifetime = c.sessionIdle, c.sessionLifetime
+	return admin.New(cfg, st, aud, log)
+}
+
 // operatorAdd is "varmenne operator add NAME --role ROLE [--token]".
 func operatorAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("operator add", stderr)
-	data := dataFlag(fs)
-	db := dbFlag(fs)
+	op := addOperatorFlags(fs)
 	role := fs.String("role", "", "administrator, registrar or auditor (the e-service is a registrar)")
 	token := fs.Bool("token", false, "give the operator a bearer token (API clients such as the e-service) instead of a client certificate")
+	lifetime := fs.Duration("token-lifetime", admin.DefaultTokenLifetime, "how long the token works")
 	out := fs.String("out", ".", "directory the client certificate and key are written to, as NAME.pem and NAME.key")
-	performedBy := fs.String("performed-by", "", "who adds the operator, for the audit log (default: the user running the command)")
 	name, err := onePositional(fs, args, "the operator's name, e.g. varmenne operator add maija --role registrar")
 	if err != nil {
 		return err
@@ -153,109 +159,159 @@ func operatorAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *role == "" {
 		return errors.New("operator add: --role is required: administrator, registrar or auditor")
 	}
-	if err := admin.CheckOperatorName(name); err != nil {
-		return fmt.Errorf("operator add: %w", err)
-	}
-	if err := admin.CheckRole(*role); err != nil {
-		return fmt.Errorf("operator add: %w", err)
-	}
-	by, err := commandUser(*performedBy)
-	if err != nil {
-		return fmt.Errorf("operator add: %w", err)
-	}
-	certPath, keyPath := filepath.Join(*out, name+".pem"), filepath.Join(*out, name+".key")
-	if !*token {
-		for _, p := range []string{certPath, keyPath} {
-			if _, err := os.Stat(p); err == nil {
-				return fmt.Errorf("operator add: %s already exists; remove it or give another --out", p)
-			}
-		}
-	}
-	st, err := openExisting(ctx, *db, *data)
+	return issueCredential(ctx, op, admin.OperatorInput{Name: name, Role: *role, Token: *token, TokenLifetime: *lifetime}, *out, false, stdout)
+}
+
+// operatorRotate is "varmenne operator rotate NAME [--token]": a new credential;
+// the old one stops working at once.
+func operatorRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("operator rotate", stderr)
+	op := addOperatorFlags(fs)
+	token := fs.Bool("token", false, "give the operator a new bearer token instead of a new client certificate")
+	lifetime := fs.Duration("token-lifetime", admin.DefaultTokenLifetime, "how long the token works")
+	out := fs.String("out", ".", "directory the client certificate and key are written to, as NAME.pem and NAME.key")
+	name, err := onePositional(fs, args, "the operator's name, e.g. varmenne operator rotate maija --token")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	aud := audit.New(st, nil)
-	var ca *operatorca.CA
-	if !*token {
-		if ca, err = ensureOperatorCA(ctx, *data, aud, by); err != nil {
-			return fmt.Errorf("operator add: %w", err)
+	return issueCredential(ctx, op, admin.OperatorInput{Name: name, Token: *token, TokenLifetime: *lifetime}, *out, true, stdout)
+}
+
+// issueCredential adds an operator (or, rotate, gives one a new credential) and
+// hands the credential out: a token on stdout, a certificate and key into out.
+func issueCredential(ctx context.Context, op *operatorFlags, in admin.OperatorInput, out string, rotate bool, stdout io.Writer) error {
+	certPath, keyPath := filepath.Join(out, in.Name+".pem"), filepath.Join(out, in.Name+".key")
+	if !in.Token && !rotate {
+		for _, p := range []string{certPath, keyPath} {
+			if _, err := os.Stat(p); err == nil {
+				return fmt.Errorf("%s: %s already exists; remove it or give another --out", op.cmd, p)
+			}
 		}
 	}
-	op, err := admin.AddOperator(ctx, st, aud, ca, by, name, *role, *token, time.Now())
+	s, err := op.open(ctx, "")
 	if err != nil {
-		return fmt.Errorf("operator add: %w", err)
+		return err
 	}
-	if *token {
-		fmt.Fprintf(stdout, "operator %s (%s) added with a bearer token; it is shown only now:\n  token: %s\n", name, *role, op.Token)
-		fmt.Fprintf(stdout, "Use it as \"Authorization: Bearer <token>\" on the admin API, or log in to the console with it.\n")
+	defer s.Close()
+	var ca *operatorca.CA
+	if !in.Token {
+		if ca, err = ensureOperatorCA(ctx, s.data, audit.New(s.st, nil), s.who.Name); err != nil {
+			return fmt.Errorf("%s: %w", op.cmd, err)
+		}
+	}
+	var made *admin.NewOperator
+	if rotate {
+		made, err = s.svc.RotateOperator(ctx, s.who, ca, in)
+	} else {
+		made, err = s.svc.AddOperator(ctx, s.who, ca, in)
+	}
+	if err != nil {
+		return s.fail(err)
+	}
+	what := "added"
+	if rotate {
+		what = "has a new credential; the old one no longer works"
+	}
+	o := made.Operator
+	if in.Token {
+		fmt.Fprintf(stdout, "operator %s (%s) %s with a bearer token until %s; it is shown only now:\n  token: %s\n", o.Name, o.Role, what,
+			o.TokenExpiresAt.Format(time.DateOnly), made.Token)
+		fmt.Fprintf(stdout, "Use it as \"Authorization: Bearer <token>\" on the admin API, log in to the console with it, or give the CLI --operator-token-file.\n")
 		return nil
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
-		return fmt.Errorf("operator add: %w", err)
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return fmt.Errorf("%s: %w", op.cmd, err)
 	}
-	if err := os.WriteFile(keyPath, op.KeyPEM, 0o600); err != nil {
-		return fmt.Errorf("operator add: %w", err)
+	if err := os.WriteFile(keyPath, made.KeyPEM, 0o600); err != nil {
+		return fmt.Errorf("%s: %w", op.cmd, err)
 	}
-	if err := os.WriteFile(certPath, op.CertPEM, 0o644); err != nil {
-		return fmt.Errorf("operator add: %w", err)
+	if err := os.WriteFile(certPath, made.CertPEM, 0o644); err != nil {
+		return fmt.Errorf("%s: %w", op.cmd, err)
 	}
-	fmt.Fprintf(stdout, "operator %s (%s) added with a client certificate of the operator CA:\n  certificate: %s\n  key:         %s\n  SHA-256:     %s\n",
-		name, *role, certPath, keyPath, op.Operator.CertFingerprint)
+	fmt.Fprintf(stdout, "operator %s (%s) %s with a client certificate of the operator CA:\n  certificate: %s\n  key:         %s\n  SHA-256:     %s\n",
+		o.Name, o.Role, what, certPath, keyPath, o.CertFingerprint)
 	return nil
 }
 
-// commandUser is who runs an operator command: given, else the login name.
-func commandUser(given string) (string, error) {
-	if given = strings.TrimSpace(given); given != "" {
-		return given, nil
+// operatorDisable is "varmenne operator disable NAME --reason TEXT".
+func operatorDisable(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("operator disable", stderr)
+	op := addOperatorFlags(fs)
+	reason := fs.String("reason", "", "why, for the audit log")
+	name, err := onePositional(fs, args, "the operator's name")
+	if err != nil {
+		return err
 	}
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username, nil
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
 	}
-	if name := os.Getenv("USER"); name != "" {
-		return name, nil
+	defer s.Close()
+	if err := s.svc.DisableOperator(ctx, s.who, name, *reason); err != nil {
+		return s.fail(err)
 	}
-	return "", errors.New("cannot tell who runs this command; give --performed-by NAME")
+	fmt.Fprintf(stdout, "operator %s is disabled: every credential of theirs is refused from now on, on every replica\n", name)
+	return nil
+}
+
+// operatorRemove is "varmenne operator remove NAME".
+func operatorRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("operator remove", stderr)
+	op := addOperatorFlags(fs)
+	name, err := onePositional(fs, args, "the operator's name")
+	if err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.svc.RemoveOperator(ctx, s.who, name); err != nil {
+		return s.fail(err)
+	}
+	fmt.Fprintf(stdout, "operator %s is removed; the audit log keeps what they did\n", name)
+	return nil
 }
 
 // operatorList is "varmenne operator list".
 func operatorList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("operator list", stderr)
-	data := dataFlag(fs)
-	db := dbFlag(fs)
+	op := addOperatorFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := openExisting(ctx, *db, *data)
+	s, err := op.open(ctx, "")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ops, err := st.ListOperators(ctx)
+	defer s.Close()
+	ops, err := s.svc.Operators(ctx, s.who)
 	if err != nil {
-		return fmt.Errorf("operator list: %w", err)
+		return s.fail(err)
 	}
 	for _, o := range ops {
-		cred := "token"
-		if o.CertFingerprint != "" {
+		cred := o.Credential
+		switch {
+		case o.CertFingerprint != "":
 			cred = "certificate " + o.CertFingerprint
+		case o.TokenExpires != "":
+			cred += " until " + o.TokenExpires
 		}
-		fmt.Fprintf(stdout, "%-20s %-14s %s (added by %s %s)\n", o.Name, o.Role, cred, o.CreatedBy, o.CreatedAt.Format(time.DateOnly))
-	}
-	if len(ops) == 0 {
-		fmt.Fprintln(stdout, "no operators; add one with: varmenne operator add NAME --role administrator")
+		state := ""
+		if o.Disabled != "" {
+			state = ", disabled by " + o.DisabledBy + " " + o.Disabled
+		}
+		fmt.Fprintf(stdout, "%-20s %-14s %s (added by %s %s%s)\n", o.Name, o.Role, cred, o.CreatedBy, o.Created, state)
 	}
 	return nil
 }
 
 // auditExport is "varmenne audit export --since T": the events from T on, one
-// JSON object a line.
+// JSON object a line; the export itself is recorded.
 func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit export", stderr)
-	data := dataFlag(fs)
-	db := dbFlag(fs)
+	op := addOperatorFlags(fs)
 	since := fs.String("since", "", "first time to export: RFC 3339 (2026-03-01T00:00:00Z) or a date (2026-03-01, UTC); empty: from the start")
 	until := fs.String("until", "", "export events before this time (same forms); empty: to the end")
 	if err := parseFlags(fs, args); err != nil {
@@ -269,32 +325,17 @@ func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	st, err := openExisting(ctx, *db, *data)
+	s, err := op.open(ctx, "")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer s.Close()
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
-	var after int64
-	for {
-		page, err := st.AuditEvents(ctx, after, admin.MaxAuditPage)
-		if err != nil {
-			return fmt.Errorf("audit export: %w", err)
-		}
-		for _, e := range page {
-			after = e.Seq
-			if (!from.IsZero() && e.Time.Before(from)) || (!to.IsZero() && !e.Time.Before(to)) {
-				continue
-			}
-			if err := enc.Encode(admin.EventViewOf(e)); err != nil {
-				return fmt.Errorf("audit export: %w", err)
-			}
-		}
-		if len(page) < admin.MaxAuditPage {
-			return w.Flush()
-		}
+	if _, err := s.svc.ExportAudit(ctx, s.who, from, to, func(e admin.EventView) error { return enc.Encode(e) }); err != nil {
+		return s.fail(err)
 	}
+	return w.Flush()
 }
 
 func parseWhen(flagName, v string) (time.Time, error) {

@@ -1,27 +1,22 @@
 package main
 
+// org add, org suspend, org resume and the eab commands: front ends of the
+// operator service (operate.go).
+
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
-	"time"
 
-	"github.com/varmenne/varmenne/policy/names"
-	"github.com/varmenne/varmenne/store"
+	"github.com/varmenne/varmenne/admin"
 )
-
-var oidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
 
 func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("org add", stderr)
-	data := dataFlag(fs)
-	db := dbFlag(fs)
+	op := addOperatorFlags(fs)
 	oid := fs.String("oid", "", "the organisation's code in THL's SOTE register, e.g. 1.2.246.10.12345678.10.0")
 	name := fs.String("name", "", "the organisation's name (certificate O)")
 	longName := fs.String("long-name", "", "the long name from the code service (certificate OU); default: --name")
@@ -35,165 +30,235 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	switch {
 	case *oid == "":
 		return errors.New("org add: --oid is required: the organisation's THL register code, e.g. 1.2.246.10.12345678.10.0")
-	case !oidPattern.MatchString(*oid):
-		return fmt.Errorf("org add: --oid %q is not an OID; it looks like 1.2.246.10.12345678.10.0", *oid)
 	case strings.TrimSpace(*name) == "":
 		return errors.New("org add: --name is required: the organisation's name as it goes into certificates")
 	case len(domainFlags) == 0:
 		return errors.New("org add: give at least one --domain the organisation administers")
 	}
-	domains, err := parseDomains("org add", domainFlags)
+	s, err := op.open(ctx, "")
 	if err != nil {
 		return err
 	}
-	networks, err := parseNetworks("org add", networkFlags)
+	defer s.Close()
+	o, err := s.svc.AddOrganisation(ctx, s.who, admin.OrganisationInput{OID: *oid, Name: *name, LongName: *longName,
+		Domains: domainFlags, Networks: networkFlags, TestOnly: *testOnly})
 	if err != nil {
-		return err
-	}
-	if *longName == "" {
-		*longName = *name
-	}
-	st, err := openExisting(ctx, *db, *data)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	err = st.AddOrganisation(ctx, store.Organisation{OID: *oid, Name: *name, LongName: *longName, Domains: domains, Networks: networks, TestOnly: *testOnly, CreatedAt: time.Now()})
-	if errors.Is(err, store.ErrDuplicate) {
-		return fmt.Errorf("org add: organisation %s already exists", *oid)
-	}
-	if err != nil {
-		return fmt.Errorf("org add: %w", err)
+		return s.fail(err)
 	}
 	only := ""
-	if *testOnly {
+	if o.TestOnly {
 		only = " (test profiles only)"
 	}
 	nets := ""
-	if len(networks) > 0 {
-		nets = " and networks " + networkText(networks)
+	if len(o.Networks) > 0 {
+		nets = " and networks " + networkText(o.Networks)
 	}
-	fmt.Fprintf(stdout, "organisation %s (%s) added with domains %s%s%s\n", *oid, *name, strings.Join(domains, ", "), nets, only)
+	fmt.Fprintf(stdout, "organisation %s (%s) added with domains %s%s%s\n", o.OID, o.Name, strings.Join(o.Domains, ", "), nets, only)
 	return nil
 }
 
+// orgSuspend is "varmenne org suspend OID --reason TEXT".
+func orgSuspend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("org suspend", stderr)
+	op := addOperatorFlags(fs)
+	reason := fs.String("reason", "", "why the organisation may not order for now; kept in the audit log")
+	oid, err := onePositional(fs, args, "the organisation's OID, e.g. \"varmenne org suspend 1.2.246.10.12345678.10.0 --reason …\"")
+	if err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.svc.Suspend(ctx, s.who, oid, *reason); err != nil {
+		return s.fail(err)
+	}
+	fmt.Fprintf(stdout, "organisation %s is suspended: its accounts get no new orders until \"varmenne org resume %s\"\n", oid, oid)
+	return nil
+}
+
+// orgResume is "varmenne org resume OID".
+func orgResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("org resume", stderr)
+	op := addOperatorFlags(fs)
+	oid, err := onePositional(fs, args, "the organisation's OID, e.g. \"varmenne org resume 1.2.246.10.12345678.10.0\"")
+	if err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.svc.Resume(ctx, s.who, oid); err != nil {
+		return s.fail(err)
+	}
+	fmt.Fprintf(stdout, "organisation %s is no longer suspended\n", oid)
+	return nil
+}
+
+// eabCreate is "varmenne eab create": in development the key at once (single
+// control, which the audit log says); in production a request that another
+// administrator approves with "varmenne eab approve".
 func eabCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eab create", stderr)
-	data := dataFlag(fs)
-	db := dbFlag(fs)
+	op := addOperatorFlags(fs)
 	org := fs.String("org", "", "OID of the organisation the key binds accounts to")
-	asJSON := fs.Bool("json", false, `print one JSON object {"kid":…,"hmac_key":…}`)
-	var domainFlags, networkFlags stringList
+	asJSON := fs.Bool("json", false, `print one JSON object {"kid":…,"hmac_key":…} (or {"request":…,"status":"requested"} when the request waits for approval)`)
+	var domainFlags, networkFlags, profiles stringList
 	fs.Var(&domainFlags, "domain", "limit the account to these of the organisation's domains (repeatable; default: all)")
 	fs.Var(&networkFlags, "network", "limit the account to these of the organisation's networks (CIDR, repeatable; default: all)")
-	var profiles stringList
 	fs.Var(&profiles, "profile", "limit the account to this certificate profile (repeatable; default: every profile the organisation may use)")
 	configFile := fs.String("config", "", "the server's profile configuration file, to check --profile against (default: the built-in profiles)")
+	person := fs.String("person", "", "who asked for the key (default: the operator running this command)")
+	identifiedBy := fs.String("identified-by", "operator of the CA", "how that person was identified")
+	contact := fs.String("technical-contact", "", "the technical contact who installs the key, e.g. the IT vendor (default: --person)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *org == "" {
 		return errors.New("eab create: --org is required: the OID of an organisation added with \"varmenne org add\"")
 	}
-	st, o, err := openOrganisation(ctx, *db, *data, "eab create", *org)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	domains, err := parseDomains("eab create", domainFlags)
-	if err != nil {
-		return err
-	}
-	for _, d := range domains {
-		if !names.Within(d, o.Domains) {
-			return fmt.Errorf("eab create: --domain %s is not among organisation %s's domains (%s)", d, o.OID, strings.Join(o.Domains, ", "))
+	seen := map[string]bool{}
+	for _, p := range profiles {
+		if seen[p] {
+			return fmt.Errorf("eab create: --profile %s is given twice", p)
 		}
+		seen[p] = true
 	}
-	networks, err := parseNetworks("eab create", networkFlags)
+	s, err := op.open(ctx, *configFile)
 	if err != nil {
 		return err
 	}
-	if err := withinNetworks("eab create", networks, o); err != nil {
-		return err
+	defer s.Close()
+	in := admin.EABRequestInput{Organisation: *org, Person: firstNonEmpty(*person, s.who.Name), IdentifiedBy: *identifiedBy,
+		TechnicalContact: firstNonEmpty(*contact, *person, s.who.Name), Domains: domainFlags, Networks: networkFlags, Profiles: profiles}
+	k, err := s.svc.CreateKey(ctx, s.who, in)
+	if err != nil {
+		return s.fail(err)
 	}
-	if err := checkEABProfiles(profiles, o, *configFile); err != nil {
-		return fmt.Errorf("eab create: %w", err)
-	}
-	key := newEABKey(o.OID, domains, profiles)
-	key.Networks = networks
-	if err := st.CreateEAB(ctx, key); err != nil {
-		return fmt.Errorf("eab create: %w", err)
-	}
-	hmacKey := base64.RawURLEncoding.EncodeToString(key.HMACKey)
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]string{"kid": key.KID, "hmac_key": hmacKey})
-	}
-	fmt.Fprintf(stdout, "EAB key for organisation %s (%s); it creates one ACME account.\n  kid:      %s\n  hmac key: %s\n",
-		o.OID, o.Name, key.KID, hmacKey)
-	if len(profiles) > 0 {
-		fmt.Fprintf(stdout, "  profiles: %s\n", strings.Join(profiles, ", "))
-	}
-	return nil
-}
-
-// newEABKey is a new approved EAB key for organisation oid: a random kid and a
-// 256-bit HMAC key.
-func newEABKey(oid string, domains, profiles []string) store.EABKey {
-	return store.EABKey{
-		KID:       randomB64(16),
-		OrgOID:    oid,
-		HMACKey:   randomBytes(32),
-		Domains:   domains,
-		Profiles:  profiles,
-		Status:    store.EABApproved,
-		CreatedAt: time.Now(),
-	}
-}
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic("no randomness: " + err.Error())
-	}
-	return b
-}
-
-func randomB64(n int) string { return base64.RawURLEncoding.EncodeToString(randomBytes(n)) }
-
-// checkEABProfiles refuses profile names the server does not offer, names given
-// twice, and production profiles for a test-only organisation.
-func checkEABProfiles(names []string, o *store.Organisation, configFile string) error {
-	if len(names) == 0 {
+	if k.Key == nil {
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]string{"request": k.Request.ID, "status": k.Request.Status})
+		}
+		fmt.Fprintf(stdout, "EAB request %s for organisation %s waits for approval: this CA runs with HSM keys, so an administrator other than %s approves it:\n  varmenne eab approve %s\nthen %s receives the key, once, with:\n  varmenne eab key %s\n",
+			k.Request.ID, *org, s.who.Name, k.Request.ID, s.who.Name, k.Request.ID)
 		return nil
 	}
-	set, err := loadProfiles(configFile, false)
-	if err != nil {
-		return err
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]string{"kid": k.Key.KID, "hmac_key": k.Key.HMACKey})
 	}
-	seen := map[string]bool{}
-	for _, n := range names {
-		p, ok := set.Profiles[n]
-		switch {
-		case !ok:
-			return fmt.Errorf("--profile %q is not offered; use one of %s", n, strings.Join(set.Names(), ", "))
-		case seen[n]:
-			return fmt.Errorf("--profile %s is given twice", n)
-		case o.TestOnly && !p.Test:
-			return fmt.Errorf("--profile %s: organisation %s may use test profiles only", n, o.OID)
-		}
-		seen[n] = true
+	fmt.Fprintf(stdout, "EAB key for organisation %s; it creates one ACME account.\n  kid:      %s\n  hmac key: %s\n", *org, k.Key.KID, k.Key.HMACKey)
+	if len(k.Request.Profiles) > 0 {
+		fmt.Fprintf(stdout, "  profiles: %s\n", strings.Join(k.Request.Profiles, ", "))
 	}
+	fmt.Fprintf(stdout, "Development mode: %s requested and approved it alone (single control), as the audit log records.\n", s.who.Name)
 	return nil
 }
 
-// findOrganisation looks up oid for the command cmd; an unknown one is told how to add it.
-func findOrganisation(ctx context.Context, st *store.SQL, cmd, oid string) (*store.Organisation, error) {
-	o, err := st.GetOrganisation(ctx, oid)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%s: organisation %s is unknown; add it with \"varmenne org add --oid %s …\" or \"varmenne org import\"", cmd, oid, oid)
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s = strings.TrimSpace(s); s != "" {
+			return s
+		}
 	}
+	return ""
+}
+
+// eabApprove is "varmenne eab approve REQUEST": an administrator other than the
+// requester approves (dual control).
+func eabApprove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eab approve", stderr)
+	op := addOperatorFlags(fs)
+	id, err := onePositional(fs, args, "the EAB request's id, e.g. \"varmenne eab approve REQUEST --operator-token-file anna.token\"")
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cmd, err)
+		return err
 	}
-	return o, nil
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	k, err := s.svc.Approve(ctx, s.who, id)
+	if err != nil {
+		return s.fail(err)
+	}
+	fmt.Fprintf(stdout, "EAB request %s approved by %s: key %s of organisation %s, fingerprint %s; %s receives it once with \"varmenne eab key %s\"\n",
+		id, s.who.Name, k.KID, k.Organisation, k.Fingerprint, k.RequestedBy, id)
+	return nil
+}
+
+// eabReject is "varmenne eab reject REQUEST --reason TEXT".
+func eabReject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eab reject", stderr)
+	op := addOperatorFlags(fs)
+	reason := fs.String("reason", "", "why the request is rejected")
+	id, err := onePositional(fs, args, "the EAB request's id")
+	if err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.svc.Reject(ctx, s.who, id, *reason); err != nil {
+		return s.fail(err)
+	}
+	fmt.Fprintf(stdout, "EAB request %s rejected\n", id)
+	return nil
+}
+
+// eabKey is "varmenne eab key REQUEST": the requester receives the approved key,
+// once.
+func eabKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eab key", stderr)
+	op := addOperatorFlags(fs)
+	asJSON := fs.Bool("json", false, `print one JSON object {"kid":…,"hmac_key":…}`)
+	id, err := onePositional(fs, args, "the EAB request's id")
+	if err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	h, err := s.svc.Handover(ctx, s.who, id)
+	if err != nil {
+		return s.fail(err)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]string{"kid": h.KID, "hmac_key": h.HMACKey})
+	}
+	fmt.Fprintf(stdout, "EAB key of request %s (shown only now; it creates one ACME account until %s):\n  kid:      %s\n  hmac key: %s\n", id, h.Expires, h.KID, h.HMACKey)
+	return nil
+}
+
+// eabRevoke is "varmenne eab revoke KID --reason TEXT [--deactivate-accounts]".
+func eabRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eab revoke", stderr)
+	op := addOperatorFlags(fs)
+	reason := fs.String("reason", "", "why the key may bind no account")
+	deactivate := fs.Bool("deactivate-accounts", false, "also deactivate the account the key bound")
+	kid, err := onePositional(fs, args, "the EAB key's kid")
+	if err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ids, err := s.svc.RevokeKey(ctx, s.who, kid, *reason, *deactivate)
+	if err != nil {
+		return s.fail(err)
+	}
+	fmt.Fprintf(stdout, "EAB key %s revoked", kid)
+	if len(ids) > 0 {
+		fmt.Fprintf(stdout, "; accounts deactivated: %s", strings.Join(ids, ", "))
+	}
+	fmt.Fprintln(stdout)
+	return nil
 }

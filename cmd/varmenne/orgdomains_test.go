@@ -43,9 +43,9 @@ func TestOrgDomainsAdd(t *testing.T) {
 	// An EAB key narrows the organisation's networks and never widens them.
 	mustRun(t, "eab", "create", "--data", data, "--org", unitOID, "--network", "192.0.2.128/25")
 	err, _, _ = runCmd(t, "eab", "create", "--data", data, "--org", unitOID, "--network", "198.51.100.0/24")
-	wantOneLineError(t, err, "--network 198.51.100.0/24", "not inside", "org domains add")
+	wantOneLineError(t, err, "network 198.51.100.0/24", "not inside", "org domains add")
 	err, _, _ = runCmd(t, "eab", "create", "--data", data, "--org", unitOID, "--network", "192.0.0.0/16")
-	wantOneLineError(t, err, "--network 192.0.0.0/16", "not inside")
+	wantOneLineError(t, err, "network 192.0.0.0/16", "not inside")
 
 	refusals := []struct {
 		name  string
@@ -55,10 +55,10 @@ func TestOrgDomainsAdd(t *testing.T) {
 		{"nothing to add", []string{unitOID}, []string{"--domain or --network"}},
 		{"no OID", []string{"--domain", "x.example"}, []string{"OID"}},
 		{"an unknown organisation", []string{"1.2.246.10.99999999.10.0", "--domain", "x.example"}, []string{"1.2.246.10.99999999.10.0", "unknown"}},
-		{"a wildcard domain", []string{unitOID, "--domain", "*.x.example"}, []string{"--domain", "not a valid domain"}},
-		{"a network with host bits", []string{unitOID, "--network", "192.0.2.7/24"}, []string{"--network", "host bits", "192.0.2.0/24"}},
-		{"every address", []string{unitOID, "--network", "0.0.0.0/0"}, []string{"--network", "every address"}},
-		{"not a network", []string{unitOID, "--network", "lan"}, []string{"--network", "CIDR"}},
+		{"a wildcard domain", []string{unitOID, "--domain", "*.x.example"}, []string{"domain", "not a valid domain"}},
+		{"a network with host bits", []string{unitOID, "--network", "192.0.2.7/24"}, []string{"network", "host bits", "192.0.2.0/24"}},
+		{"every address", []string{unitOID, "--network", "0.0.0.0/0"}, []string{"network", "every address"}},
+		{"not a network", []string{unitOID, "--network", "lan"}, []string{"network", "CIDR"}},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name+" is refused", func(t *testing.T) {
@@ -86,5 +86,5 @@ func TestOrgAddNetworks(t *testing.T) {
 		t.Errorf("networks %v, want %v", o.Networks, want)
 	}
 	err, _, _ = runCmd(t, "org", "add", "--data", data, "--oid", "1.2.246.10.7.10.0", "--name", "X", "--domain", "x.example", "--network", "10.0.0.1/8")
-	wantOneLineError(t, err, "--network", "host bits")
+	wantOneLineError(t, err, "network", "host bits")
 }

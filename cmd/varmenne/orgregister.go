@@ -12,11 +12,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os/user"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/admin"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/sote"
 	"github.com/varmenne/varmenne/policy/thl"
@@ -71,15 +71,9 @@ func onePositional(fs *flag.FlagSet, args []string, what string) (string, error)
 	return "", fmt.Errorf("%s: unexpected argument %q", fs.Name(), pos[1])
 }
 
-// registerEntry is the register's view of stored register data, for its rules.
-func registerEntry(r store.OrganisationRegister) thl.Entry {
-	return thl.Entry{OID: r.OrgOID, Status: thl.Status(r.Status), BeginDate: r.BeginDate, ExpirationDate: r.ExpirationDate}
-}
-
 func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("org import", stderr)
-	data := dataFlag(fs)
-	db := dbFlag(fs)
+	op := addOperatorFlags(fs)
 	format := fs.String("format", "", "json or xml (default: told apart by the export's first character)")
 	timeout := fs.Duration("timeout", thl.DefaultTimeout, "deadline of each HTTP request when the source is a URL")
 	location, err := onePositional(fs, args, "the register export: a file or the code service's URL, e.g. \"varmenne org import register.json\"")
@@ -94,99 +88,35 @@ func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := src.Validate(); err != nil {
 		return fmt.Errorf("org import: %v", err)
 	}
-	st, err := openExisting(ctx, *db, *data)
+	s, err := op.open(ctx, "")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer s.Close()
 	entries, err := src.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("org import: %s; nothing was imported", strings.TrimPrefix(err.Error(), "thl: "))
 	}
-	known, err := st.ListOrganisations(ctx)
+	rep, err := s.svc.ImportRegister(ctx, s.who, src.String(), entries)
 	if err != nil {
-		return fmt.Errorf("org import: %w", err)
+		return s.fail(err)
 	}
-	have := map[string]bool{}
-	for _, o := range known {
-		have[o.OID] = true
-	}
-	now := time.Now()
-	byOID := make(map[string]thl.Entry, len(entries))
-	for _, e := range entries {
-		byOID[e.OID] = e
-	}
-	var imports []store.RegisterImport
-	skipped := 0
-	for _, e := range entries {
-		// An organisation the store lacks is added only while it is active: the
-		// register keeps ended and passive records for ever.
-		if !have[e.OID] && !e.ActiveAt(now) {
-			skipped++
-			continue
-		}
-		imports = append(imports, store.RegisterImport{
-			OID: e.OID, Name: topName(e, byOID), LongName: e.LongName,
-			Register: store.OrganisationRegister{Abbreviation: e.Abbreviation, BusinessID: e.BusinessID, Sector: string(e.Sector),
-				Intermediary: e.Intermediary, Status: string(e.Status), BeginDate: e.BeginDate, ExpirationDate: e.ExpirationDate, Parent: e.Parent},
-		})
-	}
-	if len(imports) == 0 {
-		return fmt.Errorf("org import: the register from %s lists no active organisation and none this server knows; nothing was imported", src)
-	}
-	changes, err := st.ImportRegister(ctx, imports, now)
-	if err != nil {
-		return fmt.Errorf("org import: %w", err)
-	}
-
-	var added, updated, unchanged int
-	var gone []store.RegisterChange // left the register, or no longer active in it
-	for _, c := range changes {
-		switch {
-		case c.Left:
-			gone = append(gone, c)
-			continue
-		case c.Added:
-			added++
-		case c.Updated:
-			updated++
-		default:
-			unchanged++
-		}
-		wasActive := c.Before.SyncedAt.IsZero() || registerEntry(c.Before).ActiveAt(now)
-		if !c.Added && wasActive && !registerEntry(c.After).ActiveAt(now) {
-			gone = append(gone, c)
-		}
-	}
-	fmt.Fprintf(stdout, "THL register from %s: %d records\n", src, len(entries))
+	fmt.Fprintf(stdout, "THL register from %s: %d records\n", src, rep.Records)
 	fmt.Fprintf(stdout, "organisations: %d added, %d updated, %d unchanged, %d left the register or are no longer active; %d inactive records of unknown organisations skipped\n",
-		added, updated, unchanged, len(gone), skipped)
-	for _, c := range gone {
-		why := "is no longer listed"
-		if !c.Left {
-			why = registerEntry(c.After).InactiveReason(now)
-		}
-		certs, err := st.ValidCertificates(ctx, c.OID, now)
-		if err != nil {
-			return fmt.Errorf("org import: the register was imported, but listing the certificates of %s failed: %w", c.OID, err)
-		}
-		name := c.BeforeLongName
-		if e, ok := byOID[c.OID]; ok && e.LongName != "" {
-			name = e.LongName
-		}
-		fmt.Fprintf(stdout, "organisation %s (%s) %s in the register; valid certificates: %d\n", c.OID, nameOr(name, c.After.Abbreviation), why, len(certs))
-		for _, cert := range certs {
+		rep.Added, rep.Updated, rep.Unchanged, len(rep.Gone), rep.Skipped)
+	today := time.Now().UTC().Format(time.DateOnly)
+	for _, g := range rep.Gone {
+		fmt.Fprintf(stdout, "organisation %s (%s) %s in the register; valid certificates: %d\n", g.OID, g.Name, g.Why, len(g.Certificates))
+		for _, cert := range g.Certificates {
 			fmt.Fprintf(stdout, "  %s  %s  until %s  %s\n", cert.Serial, cert.Profile, cert.NotAfter.UTC().Format(time.DateOnly), strings.Join(cert.Names, ","))
 		}
-		if len(certs) > 0 {
+		if len(g.Certificates) > 0 {
 			fmt.Fprintf(stdout, "  revoke them with: varmenne revoke --org %s --reason cessationOfOperation --requested-by \"THL SOTE register\" --identified-by \"register import of %s\"\n",
-				c.OID, now.UTC().Format(time.DateOnly))
+				g.OID, today)
 		}
 	}
-	for _, o := range known {
-		if _, listed := byOID[o.OID]; !listed && o.Register.SyncedAt.IsZero() {
-			fmt.Fprintf(stdout, "organisation %s (%s) was added by hand and is not in the register: the thl plugin refuses its orders\n", o.OID, o.Name)
-		}
+	for _, o := range rep.Unlisted {
+		fmt.Fprintf(stdout, "organisation %s (%s) was added by hand and is not in the register: the thl plugin refuses its orders\n", o.OID, o.Name)
 	}
 	return nil
 }
@@ -199,25 +129,9 @@ func nameOr(longName, other string) string {
 	return other
 }
 
-// topName is the name (certificate O) of an organisation the import adds: the long
-// name of the top of its hierarchy in the register, as a unit belongs to its
-// provider; its own long name when it is the top.
-func topName(e thl.Entry, byOID map[string]thl.Entry) string {
-	top := e
-	for range 32 { // a register hierarchy is a few levels deep; a cycle ends here
-		p, ok := byOID[top.Parent]
-		if top.Parent == "" || !ok || p.LongName == "" {
-			break
-		}
-		top = p
-	}
-	switch {
-	case top.LongName != "":
-		return top.LongName
-	case e.Abbreviation != "":
-		return e.Abbreviation
-	}
-	return e.OID
+// registerEntry is the register's view of stored register data, for its rules.
+func registerEntry(r store.OrganisationRegister) thl.Entry {
+	return thl.Entry{OID: r.OrgOID, Status: thl.Status(r.Status), BeginDate: r.BeginDate, ExpirationDate: r.ExpirationDate}
 }
 
 func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -331,18 +245,14 @@ func parseExpiry(s string) (time.Time, error) {
 
 func orgConformityAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("org conformity add", stderr)
-	data := dataFlag(fs)
-	db := dbFlag(fs)
+	op := addOperatorFlags(fs)
 	system := fs.String("system", "", "the information system the certificate of conformity is for")
 	expires := fs.String("expires", "", "the certificate's last day, YYYY-MM-DD (or an RFC 3339 time)")
-	addedBy := fs.String("added-by", "", "who records it (default: the operating system user running this command)")
 	oid, err := onePositional(fs, args, "the organisation's OID, e.g. \"varmenne org conformity add 1.2.246.10.12345678.10.0 --system NAME --expires 2027-12-31\"")
 	if err != nil {
 		return err
 	}
 	switch {
-	case !oidPattern.MatchString(oid):
-		return fmt.Errorf("org conformity add: %q is not an OID; it looks like 1.2.246.10.12345678.10.0", oid)
 	case strings.TrimSpace(*system) == "":
 		return errors.New("org conformity add: --system is required: the information system the certificate of conformity is for")
 	case *expires == "":
@@ -352,31 +262,16 @@ func orgConformityAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("org conformity add: --expires %q is not a date such as 2027-12-31", *expires)
 	}
-	now := time.Now()
-	if !exp.After(now) {
-		return fmt.Errorf("org conformity add: --expires %s is in the past; only a valid certificate of conformity counts", *expires)
-	}
-	if *addedBy == "" {
-		if u, err := user.Current(); err == nil && u.Username != "" {
-			*addedBy = u.Username
-		} else {
-			return errors.New("org conformity add: cannot tell who runs this command; give --added-by NAME")
-		}
-	}
-	st, o, err := openOrganisation(ctx, *db, *data, "org conformity add", oid)
+	s, err := op.open(ctx, "")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	err = st.AddConformityCertificate(ctx, store.ConformityCertificate{OrgOID: oid, System: strings.TrimSpace(*system), Expires: exp, AddedBy: *addedBy, CreatedAt: now})
-	if errors.Is(err, store.ErrDuplicate) {
-		return fmt.Errorf("org conformity add: a certificate of conformity for %q expiring %s is already on file for %s", *system, *expires, oid)
-	}
+	defer s.Close()
+	c, err := s.svc.AddConformity(ctx, s.who, oid, admin.ConformityInput{System: *system, Expires: exp})
 	if err != nil {
-		return fmt.Errorf("org conformity add: %w", err)
+		return s.fail(err)
 	}
-	fmt.Fprintf(stdout, "certificate of conformity for %s of organisation %s (%s) on file until %s\n",
-		strings.TrimSpace(*system), oid, o.Name, exp.UTC().Format(time.RFC3339))
+	fmt.Fprintf(stdout, "certificate of conformity for %s of organisation %s on file until %s\n", c.System, oid, c.Expires.UTC().Format(time.RFC3339))
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/audit"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +79,7 @@ func TestRenewEarly(t *testing.T) {
 			{"two selectors", []string{"--serial", a1, "--org", testOID, "--reason", "r"}, []string{"exactly one"}},
 			{"no reason", []string{"--serial", a1}, []string{"--reason is required"}},
 			{"a blank reason", []string{"--serial", a1, "--reason", "  "}, []string{"--reason is required"}},
-			{"an --org that is not an OID", []string{"--org", "Apteekki", "--reason", "r"}, []string{`--org "Apteekki"`, "not an OID"}},
+			{"an --org that is not an OID", []string{"--org", "Apteekki", "--reason", "r"}, []string{`"Apteekki"`, "not an OID"}},
 			{"an unknown organisation", []string{"--org", "1.2.246.10.1.10.0", "--reason", "r"}, []string{"organisation 1.2.246.10.1.10.0 is not known"}},
 			{"an unknown serial", []string{"--serial", "0x0abc", "--reason", "r"}, []string{"no certificate with serial 0abc"}},
 			{"an expired certificate", []string{"--serial", expired, "--reason", "r"}, []string{expired, "expired"}},
@@ -103,7 +105,7 @@ func TestRenewEarly(t *testing.T) {
 	// moved runs renew-early and returns the serials it printed.
 	moved := func(t *testing.T, args ...string) []string {
 		t.Helper()
-		err, stdout, _ := runCmd(t, append([]string{"renew-early", "--data", data, "--performed-by", "operaattori"}, args...)...)
+		err, stdout, _ := runCmd(t, append([]string{"renew-early", "--data", data}, args...)...)
 		if err != nil {
 			t.Fatalf("renew-early %v: %v", args, err)
 		}
@@ -128,8 +130,8 @@ func TestRenewEarly(t *testing.T) {
 			if err != nil {
 				t.Fatalf("window of %s: %v", s, err)
 			}
-			if !w.End.Before(time.Now()) || w.SetBy != "operaattori" {
-				t.Errorf("window of %s: %+v, want one in the past set by operaattori", s, w)
+			if !w.End.Before(time.Now()) || w.SetBy != admin.BootstrapOperator {
+				t.Errorf("window of %s: %+v, want one in the past set by the operator who ran the command", s, w)
 			}
 		}
 	}
@@ -142,15 +144,15 @@ func TestRenewEarly(t *testing.T) {
 		}
 		var found bool
 		for _, e := range events {
-			if e.Action == AuditRenewEarly && strings.Contains(e.Object, "serial="+a1) {
+			if e.Action == string(audit.ActRenewEarly) && strings.Contains(e.Object, "serial="+a1) {
 				found = true
-				if e.Actor != "operaattori" || !strings.Contains(e.Object, `reason="key compromise, ticket 1234"`) {
+				if e.Actor != admin.BootstrapOperator || !strings.Contains(e.Object, `reason="key compromise, ticket 1234"`) {
 					t.Errorf("audit event %+v", e)
 				}
 			}
 		}
 		if !found {
-			t.Errorf("no %s audit event for %s in %d events", AuditRenewEarly, a1, len(events))
+			t.Errorf("no %s audit event for %s in %d events", string(audit.ActRenewEarly), a1, len(events))
 		}
 	})
 	t.Run("--org moves the organisation's unexpired, unrevoked certificates", func(t *testing.T) {

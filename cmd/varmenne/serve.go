@@ -18,6 +18,7 @@ import (
 	"github.com/varmenne/varmenne/acme/server"
 	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
 )
@@ -42,6 +43,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: opening the database %s: %w", describeDB(*cfg.db, cfg.data), err)
 	}
 	defer st.Close()
+	if cfg.keys.Enabled() {
+		// From now on no door of this database offers the development shortcuts.
+		if err := st.MarkProduction(ctx, time.Now()); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	opsAddr, stopOps, err := startOps(cfg.opsListen, st, log) // db.go
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -86,20 +93,32 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stopAuthority()
 	acmeSrv := newACMEServer(ctx, cfg, st, auth, log)
 
-	auditObject := fmt.Sprintf("listen=%s keys=%q", ln.Addr(), cfg.keysName())
-	// The operator side's configuration is recorded with every start (operators.go).
-	auditObject += " " + cfg.admin.auditObject()
-	if err := aud.Audit(ctx, "serve.start", auditObject, audit.OK); err != nil {
+	// The software version and the configuration are recorded with every start
+	// (the operator side's in operators.go).
+	started := audit.ServeStarted{Version: version(), Listen: ln.Addr().String(), Keys: cfg.keysName(), Config: cfg.admin.auditObject()}
+	if err := aud.Audit(ctx, started, audit.OK); err != nil {
 		return fmt.Errorf("serve: cannot write the audit log: %w", err)
 	}
 	stopOutcome := audit.OK
 	defer func() {
-		if err := aud.Audit(context.WithoutCancel(ctx), "serve.stop", auditObject, stopOutcome); err != nil {
+		if err := aud.Audit(context.WithoutCancel(ctx), audit.ServeStopped{Version: started.Version}, stopOutcome); err != nil {
 			log.Error("serve stop not written to the audit log", "err", err)
 		}
 	}()
+	// The operator service; on a new database it makes the first administrator,
+	// whose token the operator commands use (operate.go).
+	development := !cfg.keys.Enabled()
+	adminSvc := newAdminService(cfg.admin, cfg.profiles, development, st, aud.Log, log)
+	tokenFile, err := bootstrap(ctx, cfg.data, adminSvc)
+	if err != nil {
+		stopOutcome = audit.Failed + ": the first administrator could not be made"
+		return fmt.Errorf("serve: %w", err)
+	}
+	if development {
+		log.Warn("development mode (file keys): \"varmenne eab create\" requests, approves and hands over a key by one operator (single control, recorded as such); with HSM keys a second administrator approves")
+	}
 	// The operators' API and console (operators.go).
-	adminAddr, stopAdmin, err := startAdmin(ctx, cfg.admin, cfg.data, st, aud.Log, pki.TLS, cfg.profiles.Names(), log)
+	adminAddr, stopAdmin, err := startAdmin(ctx, cfg.admin, cfg.data, adminSvc, aud.Log, pki.TLS, log)
 	if err != nil {
 		stopOutcome = audit.Failed + ": the admin listener did not start"
 		return fmt.Errorf("serve: %w", err)
@@ -109,8 +128,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpSrv := httpsServer(acmeSrv.Handler(), &tls.Config{Certificates: []tls.Certificate{pki.TLS}, MinVersion: tls.VersionTLS12}, log)
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
-	printStarted(stdout, cfg, started{directory: acmeSrv.DirectoryURL(), roots: rootsPath, ops: opsAddr,
-		crl: crlURL(public, pki.Production.Name), public: publicAddr, admin: adminAddr})
+	printStarted(stdout, cfg, startedAt{directory: acmeSrv.DirectoryURL(), roots: rootsPath, ops: opsAddr,
+		crl: crlURL(public, pki.Production.Name), public: publicAddr, admin: adminAddr, tokenFile: tokenFile, development: development})
 
 	if err := waitForStop(ctx, httpSrv, errc, log); err != nil {
 		stopOutcome = audit.Failed + ": the listener stopped with an error"
@@ -166,6 +185,8 @@ func startAuthority(ctx context.Context, cfg *serveConfig, st *store.SQL, profil
 	}
 	ac := cfg.authority
 	ac.Audit = aud
+	// revokeCert goes to the one revocation component, as every door's revocation.
+	ac.Revoker = revocation.New(st, aud.Log, nil)
 	// acme/server serves accounts at <base>/acme/account/<id>; CAA accounturi names them.
 	ac.AccountURIPrefix = strings.TrimSuffix(cfg.baseURL, "/") + "/acme/account/"
 	auth, err := authority.NewWithProfiles(ac, st, val, profiles, log)
@@ -189,17 +210,25 @@ func newACMEServer(ctx context.Context, cfg *serveConfig, st *store.SQL, auth *a
 }
 
 // started is what a running server tells its operator.
-type started struct {
+type startedAt struct {
 	directory, roots string
 	ops              string // "": no operator listener
 	crl, public      string
 	admin            string // "": no admin listener
+	tokenFile        string // the first administrator's token, written by this start; "" none
+	development      bool
 }
 
 // printStarted prints the lines an operator (and the tests) read once serve runs:
 // the ACME directory, the roots to trust and the first commands to give.
-func printStarted(w io.Writer, cfg *serveConfig, s started) {
+func printStarted(w io.Writer, cfg *serveConfig, s startedAt) {
 	fmt.Fprintf(w, "varmenne is running (%s, %s).\n", cfg.storageName(), cfg.keysName())
+	if s.development {
+		fmt.Fprintln(w, "  Development mode: eab create approves its own request (single control, so recorded); HSM keys need a second administrator.")
+	}
+	if s.tokenFile != "" {
+		fmt.Fprintf(w, "  First administrator: \"bootstrap\", token in %s (readable by you only); the operator commands act as it.\n", s.tokenFile)
+	}
 	fmt.Fprintf(w, `  ACME directory: %s
   Trust roots:    %s
 Add an organisation and create an EAB key for its ACME client:

@@ -132,6 +132,8 @@ func (c *serveConfig) Validate() error {
 	c.keys = c.hsm()
 	if c.keys.Enabled() {
 		switch {
+		case !c.admin.dualControl:
+			return errors.New("--dual-control=false is refused with issuer keys in an HSM: in production an administrator other than the requester approves every EAB request")
 		case c.keys.Token == "" && c.keys.Slot < 0:
 			return errors.New("--pkcs11-module needs --pkcs11-token LABEL (or --pkcs11-slot N)")
 		case c.keys.Sessions < 1:

@@ -66,7 +66,7 @@ func Actor(operators []string) (string, error) {
 
 // Recorder is where a ceremony's steps go: the audit log (*audit.Log).
 type Recorder interface {
-	Append(ctx context.Context, actor, action, object, outcome string) (store.AuditEvent, error)
+	Append(ctx context.Context, r audit.Record) (store.AuditEvent, error)
 }
 
 // Ceremony is one key ceremony: it generates the root and issuer keys inside the
@@ -91,12 +91,12 @@ type Ceremony struct {
 }
 
 // record appends an event; a ceremony whose record cannot be written stops.
-func (c *Ceremony) record(ctx context.Context, action, object string, err error) error {
+func (c *Ceremony) record(ctx context.Context, e audit.Event, err error) error {
 	outcome := audit.OK
 	if err != nil {
 		outcome = audit.Failed + ": " + err.Error()
 	}
-	if _, aerr := c.Log.Append(ctx, c.Actor, action, object, outcome); aerr != nil {
+	if _, aerr := c.Log.Append(ctx, audit.Record{Actor: c.Actor, Event: e, Outcome: outcome}); aerr != nil {
 		return fmt.Errorf("init: writing the ceremony record: %w", aerr)
 	}
 	return err
@@ -104,13 +104,12 @@ func (c *Ceremony) record(ctx context.Context, action, object string, err error)
 
 func (c *Ceremony) generate(ctx context.Context, label, keyType string) (*pkcs11.Key, error) {
 	k, err := c.Pool.Generate(ctx, label, keyType)
-	object := "label=" + label + " type=" + keyType
+	e := audit.KeyGenerated{Label: label, Type: keyType}
 	if err == nil {
 		i := k.Info()
-		object = fmt.Sprintf("label=%s id=%s type=%s sensitive=%t extractable=%t never_extractable=%t",
-			i.Label, i.ID, i.Type, i.Sensitive, i.Extractable, i.NeverExtractable)
+		e = audit.KeyGenerated{Label: i.Label, ID: i.ID, Type: i.Type, Sensitive: i.Sensitive, Extractable: i.Extractable, NeverExtractable: i.NeverExtractable}
 	}
-	if err := c.record(ctx, "key.generate", object, err); err != nil {
+	if err := c.record(ctx, e, err); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -148,7 +147,7 @@ func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra
 			return err
 		}
 		iss := &signer.Issuer{Name: role, Cert: cert, Key: keys[role]}
-		if err := c.record(ctx, "key.selftest", "label="+keys[role].Info().Label, iss.Check()); err != nil {
+		if err := c.record(ctx, audit.KeySelfTest{Label: keys[role].Info().Label}, iss.Check()); err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
 		certs[role] = cert
@@ -159,7 +158,7 @@ func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra
 			return err
 		}
 		fp := filekey.Fingerprint(certs[role])
-		if err := c.record(ctx, "certificate.create", fmt.Sprintf("%s key=%s sha256=%s subject=%q", role, keys[role].Info().Label, fp, certs[role].Subject), nil); err != nil {
+		if err := c.record(ctx, audit.CertificateMade{Role: role, Key: keys[role].Info().Label, SHA256: fp, Subject: certs[role].Subject.String()}, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.Out, "%-10s %s  SHA-256 %s\n", role, path, fp)
@@ -176,8 +175,8 @@ func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra
 			return fmt.Errorf("init: %w", err)
 		}
 	}
-	if err := c.record(ctx, "ceremony.init", fmt.Sprintf("token=%q root=%s production=%s test=%s", h.Token,
-		filekey.Fingerprint(root), filekey.Fingerprint(certs["production"]), filekey.Fingerprint(certs["test"])), nil); err != nil {
+	if err := c.record(ctx, audit.CeremonyDone{Token: h.Token, Root: filekey.Fingerprint(root),
+		Production: filekey.Fingerprint(certs["production"]), Test: filekey.Fingerprint(certs["test"])}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.Out, "Keys generated in token %q by %s; the ceremony is recorded in the audit log.\nStart the server with: varmenne serve --data %s --pkcs11-module %s --pkcs11-token %q\n",
@@ -232,7 +231,7 @@ func (c *Ceremony) listener(ctx context.Context, root *x509.Certificate, rootKey
 		return err
 	}
 	fp := filekey.Fingerprint(cert)
-	if err := c.record(ctx, "certificate.create", fmt.Sprintf("listener names=%v sha256=%s", append(dnsNames, ipStrings(ips)...), fp), nil); err != nil {
+	if err := c.record(ctx, audit.CertificateMade{Role: "listener", SHA256: fp, Names: append(dnsNames, ipStrings(ips)...)}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.Out, "%-10s %s  SHA-256 %s\n", "listener", path, fp)
