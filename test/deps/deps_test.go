@@ -18,11 +18,6 @@ import (
 // module is the import path of this module.
 const module = "github.com/varmenne/varmenne"
 
-// adminSplit: set true when admin is split (issue 15). Until then package admin still
-// serves HTTP and imports crl and signer/filekey, so the rows marked untilAdminSplit
-// run and report what they find in the log, but do not fail.
-var adminSplit = false
-
 // rules is the table: a row per rule.
 var rules = []rule{
 	{
@@ -52,6 +47,7 @@ var rules = []rule{
 			pkgs("policy/webhook"), // asks the external policy service
 			pkgs("admin/api"),      // the operators' JSON API (a front end of admin)
 			pkgs("admin/console"),  // the operators' web console (a front end of admin)
+			pkgs("admin/web"),      // puts both front ends on the admin listener
 			pkgs("admin"),          // judged by its own row below: admin does not import net/http
 			pkgs("cmd/..."),        // the commands wire the listeners
 		},
@@ -61,23 +57,20 @@ var rules = []rule{
 		direct: true,
 	},
 	{
-		name:            "admin does not import crl",
-		from:            []matcher{pkgs("admin")},
-		forbid:          []matcher{pkgs("crl/...")},
-		untilAdminSplit: true,
+		name:   "admin does not import crl",
+		from:   []matcher{pkgs("admin")},
+		forbid: []matcher{pkgs("crl/...")},
 	},
 	{
-		name:            "admin does not import signer",
-		from:            []matcher{pkgs("admin")},
-		forbid:          []matcher{pkgs("signer/...")},
-		untilAdminSplit: true,
+		name:   "admin does not import signer",
+		from:   []matcher{pkgs("admin")},
+		forbid: []matcher{pkgs("signer/...")},
 	},
 	{
-		name:            "admin does not import net/http",
-		from:            []matcher{pkgs("admin")},
-		forbid:          []matcher{std("net/http/...")},
-		direct:          true,
-		untilAdminSplit: true,
+		name:   "admin does not import net/http",
+		from:   []matcher{pkgs("admin")},
+		forbid: []matcher{std("net/http/...")},
+		direct: true,
 	},
 }
 
@@ -99,10 +92,6 @@ func TestImportRules(t *testing.T) {
 			}
 			for _, chain := range broken {
 				msg := fmt.Sprintf("%s breaks the rule: %s", short(chain[0]), showChain(chain))
-				if r.untilAdminSplit && !adminSplit {
-					t.Logf("pending the admin split (adminSplit = false): %s", msg)
-					continue
-				}
 				t.Error(msg)
 			}
 		})
@@ -117,8 +106,6 @@ type rule struct {
 	except []matcher
 	forbid []matcher
 	direct bool
-	// untilAdminSplit: the row fails only once adminSplit is true.
-	untilAdminSplit bool
 }
 
 // pkg is one package as go list reports it.
@@ -370,21 +357,21 @@ func TestRuleCheck(t *testing.T) {
 	}
 }
 
-// TestAdminRowsAreWritten: the rows pending the admin split exist and find, on a
-// graph of admin as it is before the split, what they are for.
-func TestAdminRowsAreWritten(t *testing.T) {
+// TestAdminRows: the rows about admin find, on a graph of admin as it was before
+// the split (issue 15), what they are for.
+func TestAdminRows(t *testing.T) {
 	g := fakeGraph(map[string][]string{"admin": {"crl", "signer/filekey", "store", "net/http"}, "crl": {"store"}, "signer/filekey": {"signer"}}, "net/http")
-	var pending int
+	var rows int
 	for _, r := range rules {
-		if !r.untilAdminSplit {
+		if !strings.HasPrefix(r.name, "admin does not import") {
 			continue
 		}
-		pending++
+		rows++
 		if _, broken := r.check(g); len(broken) != 1 {
 			t.Errorf("%s: found %d chains on admin before the split, want 1", r.name, len(broken))
 		}
 	}
-	if pending != 3 {
-		t.Errorf("%d rows wait for the admin split, want 3 (crl, signer, net/http)", pending)
+	if rows != 3 {
+		t.Errorf("%d rows judge admin alone, want 3 (crl, signer, net/http)", rows)
 	}
 }
