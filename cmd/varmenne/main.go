@@ -51,6 +51,7 @@ var commands = []command{
 	{"eab revoke", "KID --reason TEXT [--deactivate-accounts]", "the key binds no account any more", false, eabRevoke},
 	{"revoke", "--serial S | --org OID --reason R --requested-by NAME --identified-by METHOD [--note TEXT] [--invalidity-date T] [--requested-at T]", "revoke, finally", false, revoke},
 	{"renew-early", "--serial S | --org OID | --issuer NAME --reason TEXT", "move the ARI renewal window into the past: ARI clients renew at their next check", false, renewEarly},
+	{"operator bootstrap", "", "the first administrator of a database without operators, its token in DATA/operator.token", true, operatorBootstrap},
 	{"operator add", "NAME --role administrator|registrar|auditor [--token] [--out DIR]", "an operator: a client certificate of the operator CA, or a bearer token", false, operatorAdd},
 	{"operator list", "", "every operator and their credential", false, operatorList},
 	{"operator disable", "NAME --reason TEXT", "every credential of the operator stops working at once", false, operatorDisable},

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -147,4 +148,38 @@ func version() string {
 		return v
 	}
 	return "unknown"
+}
+
+// operatorBootstrap is "varmenne operator bootstrap": offline, on the database
+// alone, it makes the first administrator of a database that has no operator
+// (as the first start does) and writes its token to DATA/operator.token. Use it
+// for a database that serve has not started on yet, e.g. a new PostgreSQL.
+func operatorBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("operator bootstrap", stderr)
+	data := dataFlag(fs)
+	db := dbFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return fmt.Errorf("operator bootstrap: %w", err)
+	}
+	st, err := openStore(ctx, *db, *data)
+	if err != nil {
+		return fmt.Errorf("operator bootstrap: %w", err)
+	}
+	defer st.Close()
+	set, err := loadProfiles("", false)
+	if err != nil {
+		return fmt.Errorf("operator bootstrap: %w", err)
+	}
+	path, err := bootstrap(ctx, *data, admin.New(adminServiceConfig(set, true), st, audit.New(st, nil), nil))
+	if err != nil {
+		return fmt.Errorf("operator bootstrap: %s", refusalText(err))
+	}
+	if path == "" {
+		return errors.New("operator bootstrap: the database has operators already; an administrator adds more with \"varmenne operator add\"")
+	}
+	fmt.Fprintf(stdout, "first administrator %q made; its token is in %s (readable by you only)\n", admin.BootstrapOperator, path)
+	return nil
 }

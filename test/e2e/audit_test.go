@@ -15,12 +15,15 @@ func TestAuditVerifyFindsAnEditedRowOnPostgres(t *testing.T) {
 	pg := postgresCluster(t)
 	dsn := pg.NewDatabase(t)
 	data := t.TempDir()
+	if out, err := varmenne("operator", "bootstrap", "--db", dsn, "--data", data); err != nil {
+		t.Fatalf("operator bootstrap: %v: %s", err, out)
+	}
 	for _, name := range []string{"anna", "bert", "cecilia"} {
-		if out, err := varmenne("operator", "add", name, "--role", "auditor", "--token", "--db", dsn, "--data", data, "--performed-by", "setup"); err != nil {
+		if out, err := varmenne("operator", "add", name, "--role", "auditor", "--token", "--db", dsn, "--data", data); err != nil {
 			t.Fatalf("operator add %s: %v: %s", name, err, out)
 		}
 	}
-	if out, err := varmenne("audit", "verify", "--db", dsn, "--data", data); err != nil || !strings.Contains(out, "intact: 3 events") {
+	if out, err := varmenne("audit", "verify", "--db", dsn, "--data", data); err != nil || !strings.Contains(out, "intact: 4 events") {
 		t.Fatalf("audit verify before the edit: %v: %s", err, out)
 	}
 	db, err := sql.Open("postgres", dsn)

@@ -138,7 +138,7 @@ func TestConsoleFromRequestToCertificate(t *testing.T) {
 	tokens := map[string]string{}
 	tokenRE := regexp.MustCompile(`token: (\S+)`)
 	for _, op := range []struct{ name, role string }{{"rita", "registrar"}, {"anna", "administrator"}, {"aino", "auditor"}} {
-		out, err := in.cli("operator", "add", op.name, "--role", op.role, "--token", "--performed-by", "setup")
+		out, err := in.cli("operator", "add", op.name, "--role", op.role, "--token")
 		m := tokenRE.FindStringSubmatch(out)
 		if err != nil || m == nil {
 			t.Fatalf("operator add %s: %v: %s", op.name, err, out)

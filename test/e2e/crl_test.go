@@ -255,8 +255,7 @@ func TestRevocationStatusEndToEnd(t *testing.T) {
 	// Operator revocations, by serial as SOTE documents write it.
 	cliRevoke := func(t *testing.T, args ...string) string {
 		t.Helper()
-		base := []string{"revoke", "--requested-by", "Maija Meikäläinen, Apteekki Kolme", "--identified-by", "strong identification in the e-service",
-			"--performed-by", "operator-1"}
+		base := []string{"revoke", "--requested-by", "Maija Meikäläinen, Apteekki Kolme", "--identified-by", "strong identification in the e-service"}
 		out, err := in.cli(append(base, args...)...)
 		if err != nil {
 			t.Fatalf("varmenne revoke %v: %v\n%s", args, err, out)

@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +125,52 @@ func TestHSMCertbot(t *testing.T) {
 	if strings.Contains(logs, "DEVELOPMENT PKI") || !strings.Contains(logs, "passed its self-test") {
 		t.Fatalf("serve with --pkcs11-module did not report HSM keys:\n%s", logs)
 	}
+	t.Run("with HSM keys eab create is a request that a second administrator approves", func(t *testing.T) {
+		const oid = "1.2.246.10.44444445.10.0"
+		if out, err := in.cli("org", "add", "--oid", oid, "--name", "Kaksi Oy", "--domain", "kaksi.example"); err != nil {
+			t.Fatalf("org add: %v: %s", err, out)
+		}
+		out, err := in.cli("eab", "create", "--org", oid, "--json")
+		var req struct{ Request, Status, KID string }
+		if err != nil || json.Unmarshal([]byte(out), &req) != nil || req.Request == "" || req.Status != "requested" || req.KID != "" {
+			t.Fatalf("eab create with HSM keys: %v: %s; want a pending request and no key", err, out)
+		}
+		if out, err := in.cli("eab", "key", req.Request); err == nil || !strings.Contains(out, "not approved") {
+			t.Fatalf("eab key before the approval: %v: %s; want a refusal", err, out)
+		}
+		if out, err := in.cli("eab", "approve", req.Request); err == nil || !strings.Contains(out, "cannot approve it (dual control)") {
+			t.Fatalf("the requester approved their own request: %v: %s", err, out)
+		}
+		if out, err := in.cli("eab", "approve", req.Request, "--operator-token-file", in.SecondAdmin()); err != nil {
+			t.Fatalf("eab approve by a second administrator: %v: %s", err, out)
+		}
+		out, err = in.cli("eab", "key", req.Request, "--json")
+		var k struct {
+			KID     string `json:"kid"`
+			HMACKey string `json:"hmac_key"`
+		}
+		if err != nil || json.Unmarshal([]byte(out), &k) != nil || k.KID == "" || k.HMACKey == "" {
+			t.Fatalf("eab key after the approval: %v: %s", err, out)
+		}
+		if out, err := in.cli("eab", "key", req.Request); err == nil || !strings.Contains(out, "never shown again") {
+			t.Fatalf("the key was handed over twice: %v: %s", err, out)
+		}
+		events, err := varmenne("audit", "export", "--data", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		approved := regexp.MustCompile(`"actor":"second-admin","action":"eab.approve","object":"request=` + regexp.QuoteMeta(req.Request) + ` [^"]*requested_by=bootstrap [^"]*","outcome":"ok"`)
+		if !approved.MatchString(events) || strings.Contains(events, "single_control=true") {
+			t.Fatalf("the audit log does not show the second administrator's approval (or shows single control):\n%s", events)
+		}
+	})
+	t.Run("serve refuses --dual-control=false with HSM keys", func(t *testing.T) {
+		out, err := varmenne(append([]string{"serve", "--data", t.TempDir(), "--dual-control=false"}, h.args...)...)
+		if err == nil || !strings.Contains(out, "--dual-control=false is refused with issuer keys in an HSM") {
+			t.Fatalf("serve --dual-control=false with HSM keys: %v: %s", err, out)
+		}
+	})
+
 	kid, mac := in.org("1.2.246.10.44444444.10.0", "HSM-apteekki", "hsm.example")
 	name := "www.hsm.example"
 	in.pointAt(name)

@@ -89,7 +89,7 @@ func TestRegisterGuardsIssuance(t *testing.T) {
 		_, err := in.newOrder(pharmacy, "sote-system-signature", "", "allekirjoitus.apteekki.example")
 		wantProblem(t, err, "unauthorized", "is a private provider and has no valid certificate of conformity on file",
 			"varmenne org conformity add "+regPharmacy)
-		cli("org", "conformity", "add", regPharmacy, "--system", "Apteekkijärjestelmä Y", "--expires", "2099-12-31", "--added-by", "e2e")
+		cli("org", "conformity", "add", regPharmacy, "--system", "Apteekkijärjestelmä Y", "--expires", "2099-12-31")
 		o, err := in.newOrder(pharmacy, "sote-system-signature", "", "allekirjoitus.apteekki.example")
 		if err != nil {
 			t.Fatalf("newOrder with a certificate of conformity on file: %v", err)

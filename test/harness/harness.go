@@ -201,7 +201,10 @@ func (in *Instance) Org(oid, name string, domains ...string) (kid, hmacKey strin
 	return in.EAB(oid)
 }
 
-// EAB creates an EAB key for an organisation and returns its kid and base64url HMAC key.
+// EAB creates an EAB key for an organisation and returns its kid and base64url HMAC
+// key. On a development server "eab create" hands the key over at once; on a
+// server with HSM keys it is a request, which a second administrator approves
+// before the requester receives the key (dual control).
 func (in *Instance) EAB(oid string) (kid, hmacKey string) {
 	t := in.T
 	t.Helper()
@@ -212,11 +215,50 @@ func (in *Instance) EAB(oid string) (kid, hmacKey string) {
 	var k struct {
 		KID     string `json:"kid"`
 		HMACKey string `json:"hmac_key"`
+		Request string `json:"request"`
 	}
-	if err := json.Unmarshal([]byte(out), &k); err != nil || k.KID == "" || k.HMACKey == "" {
+	if err := json.Unmarshal([]byte(out), &k); err != nil {
 		t.Fatalf("eab create --json printed %q: %v", out, err)
 	}
+	if k.Request != "" {
+		if out, err := in.CLI("eab", "approve", k.Request, "--operator-token-file", in.SecondAdmin()); err != nil {
+			t.Fatalf("eab approve by a second administrator: %v: %s", err, out)
+		}
+		if out, err = in.CLI("eab", "key", k.Request, "--json"); err != nil {
+			t.Fatalf("eab key: %v: %s", err, out)
+		}
+		if err := json.Unmarshal([]byte(out), &k); err != nil {
+			t.Fatalf("eab key --json printed %q: %v", out, err)
+		}
+	}
+	if k.KID == "" || k.HMACKey == "" {
+		t.Fatalf("eab create printed %q: no key", out)
+	}
 	return k.KID, k.HMACKey
+}
+
+// SecondAdmin is the token file of an administrator other than the first one
+// (made on first use), for the approvals dual control asks of another person.
+func (in *Instance) SecondAdmin() string {
+	t := in.T
+	t.Helper()
+	path := filepath.Join(in.Data, "second-admin.token")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	out, err := in.CLI("operator", "add", "second-admin", "--role", "administrator", "--token")
+	if err != nil {
+		t.Fatalf("operator add second-admin: %v: %s", err, out)
+	}
+	_, token, ok := strings.Cut(out, "token: ")
+	if !ok {
+		t.Fatalf("operator add printed no token: %s", out)
+	}
+	token, _, _ = strings.Cut(token, "\n")
+	if err := os.WriteFile(path, []byte(strings.TrimSpace(token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // RootPool is the trust the server told clients to use.
