@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +65,7 @@ type Fixture struct {
 	T     *testing.T
 	Ctx   context.Context
 	St    *store.SQL
+	Path  string // the SQLite file of St
 	Log   *audit.Log
 	Clock *Clock
 	Cfg   admin.Config // what Svc was made with
@@ -92,7 +95,7 @@ func New(t *testing.T, cfg admin.Config, handler func(svc *admin.Service) http.H
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &Fixture{T: t, Ctx: ctx, St: st, Clock: &Clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}, Tokens: map[string]string{}, handler: handler}
+	f := &Fixture{T: t, Ctx: ctx, St: st, Path: filepath.Join(dir, "varmenne.db"), Clock: &Clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}, Tokens: map[string]string{}, handler: handler}
 	f.Log = audit.New(st, f.Clock.Now)
 	cfg.Now = f.Clock.Now
 	if cfg.Profiles == nil {
@@ -330,4 +333,79 @@ func Describe(events []store.AuditEvent) string {
 		fmt.Fprintf(&b, "\n  %d %s %s %q %s", e.Seq, e.Actor, e.Action, e.Object, e.Outcome)
 	}
 	return b.String()
+}
+
+// Snapshot is every row of every table but the audit log, as text: two equal
+// snapshots mean nothing changed.
+func Snapshot(t testing.TB, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tables, err := column(db, `SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'audit_log' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, table := range tables {
+		rows, err := db.Query(`SELECT * FROM "` + table + `"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		var lines []string
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, fmt.Sprint(vals...))
+		}
+		rows.Close()
+		sort.Strings(lines)
+		fmt.Fprintf(&b, "%s: %s\n", table, strings.Join(lines, " | "))
+	}
+	return b.String()
+}
+
+func column(db *sql.DB, q string) ([]string, error) {
+	rows, err := db.Query(q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// AuditDown makes every write to the audit log in the SQLite file at path fail,
+// as a full disk or a lost grant would, until the function it returns is called.
+func AuditDown(t testing.TB, path string) (restore func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if _, err := db.Exec(`DROP TRIGGER audit_down`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
 }
