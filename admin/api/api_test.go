@@ -462,3 +462,65 @@ func TestOrganisationsAndCertificates(t *testing.T) {
 		}
 	}
 }
+
+// auditedEndpoints are the API's state changes and the audit actions one success
+// records.
+var auditedEndpoints = map[string][]audit.Action{
+	"POST /admin/v1/eab-requests":                 {audit.ActEABRequest},
+	"POST /admin/v1/eab-requests/{id}/approve":    {audit.ActEABApprove},
+	"POST /admin/v1/eab-requests/{id}/reject":     {audit.ActEABReject},
+	"POST /admin/v1/eab-requests/{id}/key":        {audit.ActEABHandover},
+	"POST /admin/v1/eab-keys/{kid}/revoke":        {audit.ActEABRevoke},
+	"POST /admin/v1/organisations/{oid}/suspend":  {audit.ActOrganisationSuspend},
+	"POST /admin/v1/organisations/{oid}/resume":   {audit.ActOrganisationResume},
+	"POST /admin/v1/certificates/{serial}/revoke": {audit.ActRevoke},
+}
+
+// TestEveryStateChangeIsAudited: through the API, each state change records
+// exactly its audit actions, and when the audit log cannot be written it answers
+// serverInternal and changes nothing.
+func TestEveryStateChangeIsAudited(t *testing.T) {
+	for _, ep := range endpoints() {
+		key := ep.method + " " + ep.pattern
+		want, audited := auditedEndpoints[key]
+		if ep.method == "POST" && !audited {
+			t.Errorf("%s changes state but is not in auditedEndpoints", key)
+		}
+		if !audited {
+			continue
+		}
+		who := roleOperator[ep.roles[len(ep.roles)-1]] // the administrator where administrators may
+		t.Run(key, func(t *testing.T) {
+			f := newFixture(t, admin.Config{})
+			path, body := ep.call(f, who)
+			before := f.LastSeq()
+			if r := f.Do(who, ep.method, path, body); r.Status != ep.ok {
+				t.Fatalf("%d %s", r.Status, r.Body)
+			}
+			var got []audit.Action
+			for _, e := range f.Events(before) {
+				if e.Actor != who || e.Outcome != audit.OK {
+					t.Errorf("event %+v: want one of %s, ok", e, who)
+				}
+				got = append(got, audit.Action(e.Action))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("actions %v, want %v", got, want)
+			}
+		})
+		t.Run(key+" with the audit log down", func(t *testing.T) {
+			f := newFixture(t, admin.Config{})
+			path, body := ep.call(f, who)
+			snap, before := admintest.Snapshot(t, f.Path), f.LastSeq()
+			restore := admintest.AuditDown(t, f.Path)
+			r := f.Do(who, ep.method, path, body)
+			restore()
+			if r.Status != http.StatusInternalServerError || r.ProblemType() != "serverInternal" {
+				t.Fatalf("%d %s, want 500 serverInternal", r.Status, r.Body)
+			}
+			if admintest.Snapshot(t, f.Path) != snap || len(f.Events(before)) != 0 {
+				t.Errorf("the database changed although the audit write failed")
+			}
+		})
+	}
+}
