@@ -18,7 +18,6 @@ func (s serialsStore) lookup(serial string) (*store.SerialStatus, error) {
 	return &store.SerialStatus{Serial: serial, Issuer: "production", Certified: true}, nil
 }
 
-
 func TestFindSerial(t *testing.T) {
 	// The SOTE.md examples: 18-byte long serial and the old 4-byte one.
 	const long = "0100000168f0a805c366b43b5de968c691fb"
@@ -71,4 +70,3 @@ func TestFindSerial(t *testing.T) {
 		}
 	})
 }
-

@@ -166,15 +166,6 @@ func NewPublisher(cfg Config, st Store, issuers []Issuer) (*Publisher, error) {
 	return p, nil
 }
 
-// Issuers are the issuers in the order given.
-func (p *Publisher) Issuers() []Issuer {
-	out := make([]Issuer, len(p.order))
-	for i, n := range p.order {
-		out[i] = p.issuers[n].Issuer
-	}
-	return out
-}
-
 // OnRevocation registers f to be called, on the poll that notices it, when an
 // issuer's revocations changed (the OCSP cache drops its answers then).
 func (p *Publisher) OnRevocation(f func(issuer string)) {

@@ -113,7 +113,10 @@ func TestPublisherNumbersDatesAndEntries(t *testing.T) {
 		{name: "an hour without revocations gives a new CRL all the same",
 			do: func() { f.clock.Add(time.Hour) }, wantNumber: 3, wantProd: "a,b", wantThis: t0.Add(time.Hour + 32*time.Second)},
 		{name: "a revocation of the other issuer leaves this CRL alone",
-			do:         func() { f.clock.Add(2 * time.Second); f.db.revoke("1a", f.clock.Now(), revocation.Superseded.Code, time.Time{}) },
+			do: func() {
+				f.clock.Add(2 * time.Second)
+				f.db.revoke("1a", f.clock.Now(), revocation.Superseded.Code, time.Time{})
+			},
 			wantNumber: 3, wantProd: "a,b", wantThis: t0.Add(time.Hour + 32*time.Second)},
 	}
 	for _, s := range steps {

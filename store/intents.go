@@ -56,25 +56,3 @@ func (s *SQL) IntentsWithoutCertificate(ctx context.Context) ([]IssuanceIntent, 
 	}
 	return out, nil
 }
-
-// CertificateSerials returns the serials of every stored certificate, for checks
-// that compare what clients hold with what the store has.
-func (s *SQL) CertificateSerials(ctx context.Context) ([]string, error) {
-	rows, err := s.q().QueryContext(ctx, `SELECT serial FROM certificates ORDER BY serial`)
-	if err != nil {
-		return nil, s.fail("list certificate serials", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, s.fail("list certificate serials", err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail("list certificate serials", err)
-	}
-	return out, nil
-}

@@ -33,39 +33,6 @@ func (s *SQL) RecordIntent(ctx context.Context, in IssuanceIntent) error {
 	return nil
 }
 
-// GetIntent returns the issuance intent for serial, or ErrNotFound.
-func (s *SQL) GetIntent(ctx context.Context, serial string) (*IssuanceIntent, error) {
-	var in IssuanceIntent
-	var names string
-	var created int64
-	err := s.q().QueryRowContext(ctx, s.d.rebind(
-		`SELECT serial, order_id, issuer, names, key_hash, lint_tbs, status, created_at
-		 FROM issuance_intents WHERE serial = ?`), normalHex(serial)).
-		Scan(&in.Serial, &in.OrderID, &in.Issuer, &names, &in.KeyHash, &in.LintTBS, &in.Status, &created)
-	if err != nil {
-		return nil, s.fail("get issuance intent "+serial, err)
-	}
-	if in.Names, err = fromList(names); err != nil {
-		return nil, err
-	}
-	in.CreatedAt = fromMicros(created)
-	return &in, nil
-}
-
-// AbandonIntent moves a pending intent to failed: the issuer never signed, so its
-// key is free for another try (its serial stays used). ErrConflict if not pending.
-func (s *SQL) AbandonIntent(ctx context.Context, serial string) error {
-	serial = normalHex(serial)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return s.transition(ctx, tx, "issuance_intents", "serial", serial,
-			`UPDATE issuance_intents SET status = 'failed' WHERE status = 'pending' AND serial = ?`, serial)
-	})
-	if err != nil {
-		return s.fail("abandon issuance intent "+serial, err)
-	}
-	return nil
-}
-
 // FinishIssuance stores the signed certificate, marks its pending intent (same
 // serial) issued and moves its order from processing to valid, in one transaction.
 // ErrDuplicate if the serial is taken, ErrKeyInUse if the key is certified,

@@ -83,11 +83,6 @@ func (s *SQL) Audited(ctx context.Context, seal Seal, change func(tx *Tx) ([]Aud
 // AddOrganisation: see SQL.AddOrganisation.
 func (t *Tx) AddOrganisation(o Organisation) error { return t.s.AddOrganisation(t.ctx, o) }
 
-// GetOrganisation reads the organisation in the transaction.
-func (t *Tx) GetOrganisation(oid string) (*Organisation, error) {
-	return t.s.GetOrganisation(t.ctx, oid)
-}
-
 // AddOrganisationNames: see SQL.AddOrganisationNames.
 func (t *Tx) AddOrganisationNames(oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
 	return t.s.AddOrganisationNames(t.ctx, oid, domains, networks)

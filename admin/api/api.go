@@ -5,7 +5,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"fmt"
@@ -21,9 +20,6 @@ import (
 
 //go:embed openapi.json
 var openAPI []byte
-
-// OpenAPI is the API's OpenAPI document.
-func OpenAPI() []byte { return bytes.Clone(openAPI) }
 
 // Service is what the API asks of the operator service (admin.Service).
 type Service interface {
