@@ -9,8 +9,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/varmenne/varmenne/acme"
-	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/acme/jws"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"

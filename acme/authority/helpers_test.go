@@ -20,10 +20,10 @@ import (
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/acmetest"
 	"github.com/varmenne/varmenne/acme/jws/jwstest"
-	"github.com/varmenne/varmenne/signer"
-	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/revocation"
+	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
 )
 

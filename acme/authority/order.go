@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
-	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/acme/validate"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/names"
 	"github.com/varmenne/varmenne/store"

@@ -29,8 +29,8 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
-	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/store"
 )
 
