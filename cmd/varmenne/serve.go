@@ -19,6 +19,7 @@ import (
 	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/revocation"
+	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
 )
@@ -63,19 +64,32 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.baseURL == "" {
 		cfg.baseURL = "https://" + ln.Addr().String()
 	}
+	// Every signature and revocation, every key event, and this start and stop go
+	// to the audit log.
+	aud := audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
+	cfg.keys.OnRelogin = func(err error) {
+		outcome := audit.OK
+		if err != nil {
+			outcome = audit.Failed + ": " + err.Error()
+		}
+		if aerr := aud.Audit(context.WithoutCancel(ctx), audit.HSMRelogin{Token: cfg.keys.Token}, outcome); aerr != nil {
+			log.Error("HSM re-login not written to the audit log", "err", aerr)
+		}
+	}
 	pki, rootsPath, closeKeys, err := loadKeys(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closeKeys()
+	if err := recordKeys(ctx, aud, cfg, pki); err != nil {
+		return fmt.Errorf("serve: cannot write the audit log: %w", err)
+	}
 
 	public := strings.TrimSuffix(cfg.publicURL, "/")
 	// THL's register for the thl and sote plugins, put into the default chains (orgregister.go).
 	if err := startRegister(ctx, cfg.register, cfg.profiles, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	// Every signature and revocation, and this start and stop, go to the audit log.
-	aud := audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
 	// One signer.CA per profile, on its issuer, and its policy chain (profiles.go).
 	profiles, err := buildProfiles(cfg.profiles, pki, public, st, aud, log)
 	if err != nil {
@@ -172,6 +186,33 @@ func loadKeys(ctx context.Context, cfg *serveConfig, log *slog.Logger) (pki *fil
 		return nil, "", nil, fmt.Errorf("writing %s: %w", rootsPath, err)
 	}
 	return pki, rootsPath, closeKeys, nil
+}
+
+// recordKeys records what the start did with the keys: the HSM login and each
+// issuer key's sign-and-verify self-test, and every OCSP responder certificate
+// an issuer key signed.
+func recordKeys(ctx context.Context, aud audit.Recorder, cfg *serveConfig, pki *filekey.DevPKI) error {
+	var events []audit.Event
+	if cfg.keys.Enabled() {
+		events = append(events, audit.HSMLogin{Token: cfg.keys.Token})
+		for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
+			events = append(events, audit.HSMSelfTest{Token: cfg.keys.Token, Key: cfg.keys.Labels[iss.Name]})
+		}
+	}
+	for _, r := range []struct {
+		issuer string
+		resp   *filekey.Responder
+	}{{pki.Production.Name, pki.ProductionOCSP}, {pki.Test.Name, pki.TestOCSP}} {
+		if r.resp != nil && r.resp.Issued {
+			events = append(events, audit.OCSPResponderIssued{Issuer: r.issuer, Serial: r.resp.Cert.SerialNumber.Text(16), NotAfter: r.resp.Cert.NotAfter})
+		}
+	}
+	for _, e := range events {
+		if err := aud.Audit(ctx, e, audit.OK); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startAuthority is the ACME rules over the store, the validator and the profiles,

@@ -33,6 +33,8 @@ type HSM struct {
 	PINFile  string            // file holding the user PIN; "": PINEnv
 	Sessions int               // sessions kept open, each running one operation at a time
 	Labels   map[string]string // role (root, production, test) → key label
+	// OnRelogin hears of every login after the first (pkcs11.Config.OnRelogin).
+	OnRelogin func(err error)
 }
 
 // Enabled reports whether the keys are in an HSM.
@@ -72,7 +74,7 @@ func (h HSM) Open() (*pkcs11.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := pkcs11.Config{Module: h.Module, TokenLabel: h.Token, PIN: pin, Sessions: h.Sessions}
+	cfg := pkcs11.Config{Module: h.Module, TokenLabel: h.Token, PIN: pin, Sessions: h.Sessions, OnRelogin: h.OnRelogin}
 	if h.Slot >= 0 {
 		slot := uint(h.Slot)
 		cfg.Slot = &slot

@@ -19,6 +19,9 @@ import (
 type Responder struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
+	// Issued: the issuer key signed Cert just now (a first start or a renewal),
+	// which the audit log records.
+	Issued bool
 }
 
 const (
@@ -91,7 +94,7 @@ func ensureResponder(f pkiFiles, issuer *signer.Issuer, now time.Time) (*Respond
 	if err := saveCert(f.cert, cert); err != nil {
 		return nil, err
 	}
-	return &Responder{Cert: cert, Key: key}, nil
+	return &Responder{Cert: cert, Key: key, Issued: true}, nil
 }
 
 func responderUsable(c *x509.Certificate, key crypto.Signer, issuer *x509.Certificate, now time.Time) bool {

@@ -40,6 +40,10 @@ type Config struct {
 	Slot       *uint  // the slot to use instead of a label lookup (label still checked if given)
 	PIN        string // the user PIN; never logged
 	Sessions   int    // sessions in the pool, each running one operation at a time (default 4)
+	// OnRelogin, when set, hears of every login after the first: the token lost
+	// its sessions or its login and the pool logged in again (err nil), or tried
+	// and failed. The audit log records them; it must not use the pool.
+	OnRelogin func(err error)
 }
 
 // LogValue keeps the PIN out of logs.
@@ -287,6 +291,12 @@ func (p *Pool) prepare(s *session) error {
 	}
 	if p.loginGen != p.gen {
 		err := p.mod.ctx.Login(s.h, p11.CKU_USER, p.cfg.PIN)
+		if isCode(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
+			err = nil
+		}
+		if p.gen > 1 && p.cfg.OnRelogin != nil {
+			p.cfg.OnRelogin(err)
+		}
 		if err != nil && !isCode(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
 			_ = p.mod.ctx.CloseSession(s.h)
 			s.open = false

@@ -118,7 +118,15 @@ func TestSignRefusesBadDigests(t *testing.T) {
 func TestRecoversFromLostSessions(t *testing.T) {
 	for _, op := range []string{"close all sessions", "logout"} {
 		t.Run(op, func(t *testing.T) {
-			p := openPool(t, 3)
+			// Every login after the first is heard of (the audit log records it).
+			var relogins atomic.Int64
+			cfg := testConfig(t, 3)
+			cfg.OnRelogin = func(error) { relogins.Add(1) }
+			p, err := Open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
 			k := key(t, p, "ecdsa-p256")
 			pub := k.Public().(*ecdsa.PublicKey)
 			d := sha256.Sum256([]byte("load"))
@@ -178,6 +186,9 @@ func TestRecoversFromLostSessions(t *testing.T) {
 			}
 			if errs[1] != nil {
 				t.Errorf("second request after %s failed: %v (first: %v)", op, errs[1], errs[0])
+			}
+			if relogins.Load() == 0 {
+				t.Errorf("the pool logged in again after the %s, but OnRelogin heard nothing", op)
 			}
 
 			// The same through signer.CA: the second issuance after the fault yields a

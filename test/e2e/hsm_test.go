@@ -125,6 +125,22 @@ func TestHSMCertbot(t *testing.T) {
 	if strings.Contains(logs, "DEVELOPMENT PKI") || !strings.Contains(logs, "passed its self-test") {
 		t.Fatalf("serve with --pkcs11-module did not report HSM keys:\n%s", logs)
 	}
+	t.Run("the start records the HSM login, each key's self-test and the responder certificates", func(t *testing.T) {
+		events, err := varmenne("audit", "export", "--data", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"action":"hsm.login","object":"token=`, `"action":"hsm.selftest","object":"token=`,
+			`"action":"ocsp.responder.issue","object":"issuer=production`, `"action":"ocsp.responder.issue","object":"issuer=test`,
+			`"action":"serve.start","object":"version=`} {
+			if !strings.Contains(events, want) {
+				t.Errorf("the audit log lacks %s", want)
+			}
+		}
+		if t.Failed() {
+			t.Logf("audit log:\n%s", events)
+		}
+	})
 	t.Run("with HSM keys eab create is a request that a second administrator approves", func(t *testing.T) {
 		const oid = "1.2.246.10.44444445.10.0"
 		if out, err := in.cli("org", "add", "--oid", oid, "--name", "Kaksi Oy", "--domain", "kaksi.example"); err != nil {
