@@ -1,12 +1,13 @@
 package admin_test
 
 import (
+	"crypto/x509"
 	"errors"
-	"github.com/varmenne/varmenne/audit"
 	"testing"
 
 	"github.com/varmenne/varmenne/admin"
 	"github.com/varmenne/varmenne/admin/admintest"
+	"github.com/varmenne/varmenne/audit"
 )
 
 // TestRefusalKinds: the service says what kind of refusal each one is; the front
@@ -69,5 +70,44 @@ func TestConsoleSessionLifecycle(t *testing.T) {
 	if !admintest.HasEvent(events, "rita", string(audit.ActOperatorLogin), "ok", "console token login") ||
 		!admintest.HasEvent(events, "rita", string(audit.ActOperatorLogout), "ok", "console") {
 		t.Errorf("login and logout not audited:%s", admintest.Describe(events))
+	}
+}
+
+// TestDisabledOperatorIsRefused: a disabled operator's token and client
+// certificate stop working at once, and so does an expired token.
+func TestDisabledOperatorIsRefused(t *testing.T) {
+	f := admintest.New(t, admin.Config{}, nil)
+	if _, err := f.Svc.Authenticate(f.Ctx, admin.Credential{Token: f.Tokens["rita"]}); err != nil {
+		t.Fatalf("rita before: %v", err)
+	}
+	if err := f.Svc.DisableOperator(f.Ctx, f.Op("alice"), "rita", "left"); err != nil {
+		t.Fatal(err)
+	}
+	before := f.LastSeq()
+	_, err := f.Svc.Authenticate(f.Ctx, admin.Credential{Token: f.Tokens["rita"]})
+	var refusal *admin.Error
+	if !errors.As(err, &refusal) || refusal.Kind != admin.Unauthenticated {
+		t.Fatalf("a disabled operator's token: %v, want Unauthenticated", err)
+	}
+	if !admintest.HasEvent(f.Events(before), "unknown", string(audit.ActOperatorLogin), "refused: operator rita is disabled", "token of rita") {
+		t.Errorf("the refused login is not recorded:%s", admintest.Describe(f.Events(before)))
+	}
+	if err := f.Svc.DisableOperator(f.Ctx, f.Op("alice"), "carl", "left"); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(f.CertPair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Svc.Authenticate(f.Ctx, admin.Credential{Cert: cert}); !errors.As(err, &refusal) || refusal.Kind != admin.Unauthenticated {
+		t.Fatalf("a disabled operator's client certificate: %v, want Unauthenticated", err)
+	}
+	f.Clock.Add(admin.DefaultTokenLifetime)
+	before = f.LastSeq()
+	if _, err := f.Svc.Authenticate(f.Ctx, admin.Credential{Token: f.Tokens["bob"]}); !errors.As(err, &refusal) || refusal.Kind != admin.Unauthenticated {
+		t.Fatalf("an expired token: %v, want Unauthenticated", err)
+	}
+	if !admintest.HasEvent(f.Events(before), "unknown", string(audit.ActOperatorLogin), "refused: the token of bob expired at", "token of bob") {
+		t.Errorf("the expired token's refusal is not recorded:%s", admintest.Describe(f.Events(before)))
 	}
 }
