@@ -16,6 +16,7 @@ import (
 
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/policy/subject"
 	"github.com/varmenne/varmenne/policy/thl"
 	"github.com/varmenne/varmenne/store"
 )
@@ -34,6 +35,8 @@ type OrganisationInput struct {
 	Domains  []string `json:"domains"`
 	Networks []string `json:"networks"`
 	TestOnly bool     `json:"test_only"`
+	// Shared approves names another organisation has too; administrators only.
+	Shared bool `json:"shared"`
 }
 
 // checkOID refuses what is not an OID.
@@ -81,6 +84,9 @@ func (s *Service) AddOrganisation(ctx context.Context, who *store.Operator, in O
 	if o.LongName == "" {
 		o.LongName = o.Name
 	}
+	if err := checkSubjectNames(o.Name, o.LongName); err != nil {
+		return nil, err
+	}
 	var err error
 	if o.Domains, err = parseDomains(in.Domains); err != nil {
 		return nil, err
@@ -88,17 +94,96 @@ func (s *Service) AddOrganisation(ctx context.Context, who *store.Operator, in O
 	if o.Networks, err = parseNetworks(in.Networks); err != nil {
 		return nil, err
 	}
+	if err := s.allowShared(ctx, who, in.Shared); err != nil {
+		return nil, err
+	}
 	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		shared, err := sharedNames(tx, o.OID, o.Domains, o.Networks, in.Shared)
+		if err != nil {
+			return nil, err
+		}
 		return []audit.Record{audit.Done(who.Name, audit.OrganisationAdded{Org: o.OID, Name: o.Name, LongName: o.LongName,
-			Domains: o.Domains, Networks: o.Networks, TestOnly: o.TestOnly})}, tx.AddOrganisation(o)
+			Domains: o.Domains, Networks: o.Networks, TestOnly: o.TestOnly, Shared: shared})}, tx.AddOrganisation(o)
 	})
 	if errors.Is(err, store.ErrDuplicate) {
 		return nil, errorf(Conflict, "organisation %s already exists", o.OID)
 	}
 	if err != nil {
-		return nil, s.internal(ctx, "add the organisation", err)
+		return nil, s.refusalOr(ctx, err, "add the organisation")
 	}
 	return &o, nil
+}
+
+// checkSubjectNames refuses an organisation name (certificate O) or long name
+// (OU) that a certificate subject cannot carry.
+func checkSubjectNames(name, longName string) error {
+	if err := subject.CheckName("name (certificate O)", name); err != nil {
+		return errorf(Malformed, "%v", err)
+	}
+	if err := subject.CheckName("long name (certificate OU)", longName); err != nil {
+		return errorf(Malformed, "%v", err)
+	}
+	return nil
+}
+
+// allowShared lets only administrators approve a name for two organisations.
+func (s *Service) allowShared(ctx context.Context, who *store.Operator, shared bool) error {
+	if !shared {
+		return nil
+	}
+	return s.allow(ctx, who, "approve a name for two organisations (shared)", store.RoleAdministrator)
+}
+
+// sharedNames finds the domains and networks of oid's new names that another
+// organisation has too (equal, or one inside the other). Unless shared says an
+// administrator approves them for both, that is a Conflict naming the other
+// organisation; with shared, it returns them for the audit record. It reads in
+// the change's transaction, so two concurrent approvals cannot both pass.
+func sharedNames(tx *store.Tx, oid string, domains []string, networks []netip.Prefix, shared bool) ([]string, error) {
+	orgs, err := tx.ListOrganisations()
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, o := range orgs {
+		if o.OID == oid {
+			continue
+		}
+		for _, d := range domains {
+			for _, theirs := range o.Domains {
+				if names.Within(d, []string{theirs}) || names.Within(theirs, []string{d}) {
+					if !shared {
+						return nil, errorf(Conflict, "domain %s overlaps %s, approved for organisation %s (%s); an administrator may approve it for both with shared (--shared), which the audit log records",
+							d, theirs, o.OID, o.Name)
+					}
+					found = append(found, d)
+				}
+			}
+		}
+		for _, n := range networks {
+			for _, theirs := range o.Networks {
+				if n.Overlaps(theirs) {
+					if !shared {
+						return nil, errorf(Conflict, "network %s overlaps %s, approved for organisation %s (%s); an administrator may approve it for both with shared (--shared), which the audit log records",
+							n, theirs, o.OID, o.Name)
+					}
+					found = append(found, n.String())
+				}
+			}
+		}
+	}
+	slices.Sort(found)
+	return slices.Compact(found), nil
+}
+
+// refusalOr passes a refusal made inside a transaction on, and turns any other
+// error into Internal.
+func (s *Service) refusalOr(ctx context.Context, err error, what string) error {
+	var refusal *Error
+	if errors.As(err, &refusal) {
+		return refusal
+	}
+	return s.internal(ctx, what, err)
 }
 
 // NamesInput is domains and networks to approve for, or withdraw from, an
@@ -106,6 +191,8 @@ func (s *Service) AddOrganisation(ctx context.Context, who *store.Operator, in O
 type NamesInput struct {
 	Domains  []string `json:"domains"`
 	Networks []string `json:"networks"`
+	// Shared approves names another organisation has too; administrators only.
+	Shared bool `json:"shared"`
 }
 
 func (in NamesInput) parse() ([]string, []netip.Prefix, error) {
@@ -130,12 +217,22 @@ func (s *Service) AddNames(ctx context.Context, who *store.Operator, oid string,
 	if err != nil {
 		return nil, err
 	}
+	if err := s.allowShared(ctx, who, in.Shared); err != nil {
+		return nil, err
+	}
 	var o *store.Organisation
 	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
-		var err error
+		shared, err := sharedNames(tx, oid, domains, networks, in.Shared)
+		if err != nil {
+			return nil, err
+		}
 		o, err = tx.AddOrganisationNames(oid, domains, networks)
-		return []audit.Record{audit.Done(who.Name, audit.OrganisationNamesAdded{Org: oid, Domains: domains, Networks: networks})}, err
+		return []audit.Record{audit.Done(who.Name, audit.OrganisationNamesAdded{Org: oid, Domains: domains, Networks: networks, Shared: shared})}, err
 	})
+	var refusal *Error
+	if errors.As(err, &refusal) {
+		return nil, refusal
+	}
 	if err != nil {
 		return nil, s.lookup(ctx, err, "organisation %s is unknown; add it (varmenne org add) or import the register (varmenne org import) first", oid)
 	}
@@ -234,7 +331,13 @@ type ImportReport struct {
 	// Unlisted are organisations added by hand that the register does not list:
 	// the thl plugin refuses their orders.
 	Unlisted []store.Organisation
+	// Refused are records whose names no certificate subject can carry: a new
+	// organisation was not added, a known one kept its long name.
+	Refused []RefusedRecord
 }
+
+// RefusedRecord is a register record the import refused, and why.
+type RefusedRecord struct{ OID, Why string }
 
 // GoneOrganisation is an organisation the import found gone from the register.
 type GoneOrganisation struct {
@@ -262,8 +365,10 @@ func (s *Service) ImportRegister(ctx context.Context, who *store.Operator, sourc
 		return nil, s.internal(ctx, "list organisations", err)
 	}
 	have := map[string]bool{}
+	storedLong := map[string]string{} // the long names stored now
 	for _, o := range known {
 		have[o.OID] = true
+		storedLong[o.OID] = o.LongName
 	}
 	now := s.now()
 	byOID := make(map[string]thl.Entry, len(entries))
@@ -279,8 +384,18 @@ func (s *Service) ImportRegister(ctx context.Context, who *store.Operator, sourc
 			rep.Skipped++
 			continue
 		}
+		// A name no certificate subject can carry does not enter: a new
+		// organisation is not added, a known one keeps the long name it has.
+		name, longName := topName(e, byOID), e.LongName
+		if err := checkSubjectNames(name, longName); err != nil {
+			rep.Refused = append(rep.Refused, RefusedRecord{OID: e.OID, Why: err.Error()})
+			if !have[e.OID] {
+				continue
+			}
+			longName = storedLong[e.OID]
+		}
 		imports = append(imports, store.RegisterImport{
-			OID: e.OID, Name: topName(e, byOID), LongName: e.LongName,
+			OID: e.OID, Name: name, LongName: longName,
 			Register: store.OrganisationRegister{Abbreviation: e.Abbreviation, BusinessID: e.BusinessID, Sector: string(e.Sector),
 				Intermediary: e.Intermediary, Status: string(e.Status), BeginDate: e.BeginDate, ExpirationDate: e.ExpirationDate, Parent: e.Parent},
 		})
@@ -295,6 +410,9 @@ func (s *Service) ImportRegister(ctx context.Context, who *store.Operator, sourc
 			return nil, err
 		}
 		ev := audit.RegisterImported{Source: source}
+		for _, r := range rep.Refused {
+			ev.Refused = append(ev.Refused, r.OID)
+		}
 		for _, c := range changes {
 			switch {
 			case c.Left:

@@ -66,7 +66,8 @@ const (
 
 // Organisations.
 
-// OrganisationAdded: an operator added an organisation by hand.
+// OrganisationAdded: an operator added an organisation by hand; Shared are the
+// names another organisation has too, which an administrator approved for both.
 type OrganisationAdded struct {
 	Org      string
 	Name     string
@@ -74,15 +75,19 @@ type OrganisationAdded struct {
 	Domains  []string
 	Networks []netip.Prefix
 	TestOnly bool
+	Shared   []string `audit:",omitempty"`
 }
 
-// RegisterImported: a THL register export was imported.
+// RegisterImported: a THL register export was imported; Refused are the records
+// whose names cannot go into a certificate subject (not added, or their long
+// name not updated).
 type RegisterImported struct {
 	Source    string
 	Added     []string
 	Updated   []string
 	Unchanged int
 	Left      []string
+	Refused   []string `audit:",omitempty"`
 }
 
 // OrganisationNamesAdded: domains or networks were approved for an organisation.

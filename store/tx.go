@@ -83,6 +83,10 @@ func (s *SQL) Audited(ctx context.Context, seal Seal, change func(tx *Tx) ([]Aud
 // AddOrganisation: see SQL.AddOrganisation.
 func (t *Tx) AddOrganisation(o Organisation) error { return t.s.AddOrganisation(t.ctx, o) }
 
+// ListOrganisations reads every organisation in the transaction (a rule across
+// organisations, such as names approved twice, is decided on what it reads).
+func (t *Tx) ListOrganisations() ([]RegisteredOrganisation, error) { return t.s.ListOrganisations(t.ctx) }
+
 // AddOrganisationNames: see SQL.AddOrganisationNames.
 func (t *Tx) AddOrganisationNames(oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
 	return t.s.AddOrganisationNames(t.ctx, oid, domains, networks)

@@ -24,6 +24,7 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Var(&domainFlags, "domain", "a domain the organisation administers (repeatable)")
 	fs.Var(&networkFlags, "network", "a network (CIDR, e.g. 192.0.2.0/24) whose addresses may be certified beside a DNS name (repeatable; default: none)")
 	testOnly := fs.Bool("test-only", false, "the organisation may order test profiles only (sote-server-test, sote-system-signature-test)")
+	shared := fs.Bool("shared", false, "approve domains and networks another organisation has too (administrators only; recorded)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer s.Close()
 	o, err := s.svc.AddOrganisation(ctx, s.who, admin.OrganisationInput{OID: *oid, Name: *name, LongName: *longName,
-		Domains: domainFlags, Networks: networkFlags, TestOnly: *testOnly})
+		Domains: domainFlags, Networks: networkFlags, TestOnly: *testOnly, Shared: *shared})
 	if err != nil {
 		return s.fail(err)
 	}

@@ -23,6 +23,7 @@ func orgDomains(ctx context.Context, verb string, args []string, stdout, stderr 
 	var domainFlags, networkFlags stringList
 	fs.Var(&domainFlags, "domain", "a domain the organisation administers (repeatable)")
 	fs.Var(&networkFlags, "network", "a network (CIDR, e.g. 192.0.2.0/24) whose addresses may be certified beside a DNS name (repeatable)")
+	shared := fs.Bool("shared", false, "add: approve names another organisation has too (administrators only; recorded)")
 	oid, err := onePositional(fs, args, "the organisation's OID, e.g. \"varmenne "+cmd+" 1.2.246.10.12345678.10.0 --domain apteekki.example\"")
 	if err != nil {
 		return err
@@ -35,7 +36,7 @@ func orgDomains(ctx context.Context, verb string, args []string, stdout, stderr 
 		return err
 	}
 	defer s.Close()
-	in := admin.NamesInput{Domains: domainFlags, Networks: networkFlags}
+	in := admin.NamesInput{Domains: domainFlags, Networks: networkFlags, Shared: *shared}
 	var o *store.Organisation
 	if verb == "remove" {
 		o, err = s.svc.RemoveNames(ctx, s.who, oid, in)

@@ -115,6 +115,9 @@ func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				g.OID, today)
 		}
 	}
+	for _, r := range rep.Refused {
+		fmt.Fprintf(stdout, "organisation %s refused: %s\n", r.OID, r.Why)
+	}
 	for _, o := range rep.Unlisted {
 		fmt.Fprintf(stdout, "organisation %s (%s) was added by hand and is not in the register: the thl plugin refuses its orders\n", o.OID, o.Name)
 	}
