@@ -85,7 +85,9 @@ func (t *Tx) AddOrganisation(o Organisation) error { return t.s.AddOrganisation(
 
 // ListOrganisations reads every organisation in the transaction (a rule across
 // organisations, such as names approved twice, is decided on what it reads).
-func (t *Tx) ListOrganisations() ([]RegisteredOrganisation, error) { return t.s.ListOrganisations(t.ctx) }
+func (t *Tx) ListOrganisations() ([]RegisteredOrganisation, error) {
+	return t.s.ListOrganisations(t.ctx)
+}
 
 // AddOrganisationNames: see SQL.AddOrganisationNames.
 func (t *Tx) AddOrganisationNames(oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
