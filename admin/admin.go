@@ -30,6 +30,8 @@ type Store interface {
 	GetOperator(ctx context.Context, name string) (*store.Operator, error)
 	GetOperatorByCert(ctx context.Context, fingerprint string) (*store.Operator, error)
 	ListOperators(ctx context.Context) ([]store.Operator, error)
+	GetOperatorChange(ctx context.Context, id string) (*store.OperatorChange, error)
+	ListOperatorChanges(ctx context.Context, status string) ([]store.OperatorChange, error)
 
 	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
 	GetOrganisationRegister(ctx context.Context, oid string) (*store.OrganisationRegister, error)

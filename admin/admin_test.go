@@ -80,9 +80,17 @@ func TestDisabledOperatorIsRefused(t *testing.T) {
 	if _, err := f.Svc.Authenticate(f.Ctx, admin.Credential{Token: f.Tokens["rita"]}); err != nil {
 		t.Fatalf("rita before: %v", err)
 	}
-	if err := f.Svc.DisableOperator(f.Ctx, f.Op("alice"), "rita", "left"); err != nil {
-		t.Fatal(err)
+	disable := func(name string) {
+		t.Helper()
+		pending, err := f.Svc.DisableOperator(f.Ctx, f.Op("alice"), name, "left")
+		if err != nil || pending == nil {
+			t.Fatalf("disable %s in production: %+v, %v; want a change waiting for a second administrator", name, pending, err)
+		}
+		if _, err := f.Svc.ApproveOperatorChange(f.Ctx, f.Op("bob"), nil, pending.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
+	disable("rita")
 	before := f.LastSeq()
 	_, err := f.Svc.Authenticate(f.Ctx, admin.Credential{Token: f.Tokens["rita"]})
 	var refusal *admin.Error
@@ -92,9 +100,7 @@ func TestDisabledOperatorIsRefused(t *testing.T) {
 	if !admintest.HasEvent(f.Events(before), "unknown", string(audit.ActOperatorLogin), "refused: operator rita is disabled", "token of rita") {
 		t.Errorf("the refused login is not recorded:%s", admintest.Describe(f.Events(before)))
 	}
-	if err := f.Svc.DisableOperator(f.Ctx, f.Op("alice"), "carl", "left"); err != nil {
-		t.Fatal(err)
-	}
+	disable("carl")
 	cert, err := x509.ParseCertificate(f.CertPair.Certificate[0])
 	if err != nil {
 		t.Fatal(err)
@@ -109,5 +115,62 @@ func TestDisabledOperatorIsRefused(t *testing.T) {
 	}
 	if !admintest.HasEvent(f.Events(before), "unknown", string(audit.ActOperatorLogin), "refused: the token of bob expired at", "token of bob") {
 		t.Errorf("the expired token's refusal is not recorded:%s", admintest.Describe(f.Events(before)))
+	}
+}
+
+// TestOperatorChangesNeedTwoAdministrators: in production a change to operators
+// one administrator asks for is applied only when another approves it, with both
+// names on the record; the requester cannot approve it, and the new credential
+// goes to the approver.
+func TestOperatorChangesNeedTwoAdministrators(t *testing.T) {
+	f := admintest.New(t, admin.Config{}, nil)
+	made, err := f.Svc.AddOperator(f.Ctx, f.Op("alice"), f.CA, admin.OperatorInput{Name: "uusi", Role: "registrar", Token: true})
+	if err != nil || made.Pending == nil || made.Token != "" {
+		t.Fatalf("add in production: %+v, %v; want a pending change and no credential", made, err)
+	}
+	if _, err := f.St.GetOperator(f.Ctx, "uusi"); err == nil {
+		t.Fatal("the operator exists before the second administrator approved")
+	}
+	_, err = f.Svc.ApproveOperatorChange(f.Ctx, f.Op("alice"), f.CA, made.Pending.ID)
+	var refusal *admin.Error
+	if !errors.As(err, &refusal) || refusal.Kind != admin.DualControl {
+		t.Fatalf("the requester approving: %v, want DualControl", err)
+	}
+	if _, err := f.Svc.ApproveOperatorChange(f.Ctx, f.Op("rita"), f.CA, made.Pending.ID); !errors.As(err, &refusal) || refusal.Kind != admin.Forbidden {
+		t.Fatalf("a registrar approving: %v, want Forbidden", err)
+	}
+	before := f.LastSeq()
+	got, err := f.Svc.ApproveOperatorChange(f.Ctx, f.Op("bob"), f.CA, made.Pending.ID)
+	if err != nil || got.Token == "" {
+		t.Fatalf("bob approving: %+v, %v", got, err)
+	}
+	if _, err := f.Svc.Authenticate(f.Ctx, admin.Credential{Token: got.Token}); err != nil {
+		t.Fatalf("the new operator's token: %v", err)
+	}
+	events := f.Events(before)
+	if !admintest.HasEvent(events, "bob", string(audit.ActOperatorApprove), "ok", made.Pending.ID) ||
+		!admintest.HasEvent(events, "alice+bob", string(audit.ActOperatorAdd), "ok", "operator=uusi role=registrar") {
+		t.Errorf("events after the approval:%s", admintest.Describe(events))
+	}
+	if _, err := f.Svc.ApproveOperatorChange(f.Ctx, f.Op("carl"), f.CA, made.Pending.ID); !errors.As(err, &refusal) || refusal.Kind != admin.Conflict {
+		t.Fatalf("approving twice: %v, want Conflict", err)
+	}
+	// An operator's own new credential needs no second administrator.
+	if own, err := f.Svc.RotateOperator(f.Ctx, f.Op("rita"), nil, admin.OperatorInput{Name: "rita", Token: true}); err != nil || own.Pending != nil || own.Token == "" {
+		t.Fatalf("rita's own new token: %+v, %v", own, err)
+	}
+	// A rejected change is never applied.
+	pending, err := f.Svc.RemoveOperator(f.Ctx, f.Op("alice"), "aino")
+	if err != nil || pending == nil {
+		t.Fatalf("remove: %+v, %v", pending, err)
+	}
+	if err := f.Svc.RejectOperatorChange(f.Ctx, f.Op("bob"), pending.ID, "she stays"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Svc.ApproveOperatorChange(f.Ctx, f.Op("carl"), nil, pending.ID); !errors.As(err, &refusal) || refusal.Kind != admin.Conflict {
+		t.Fatalf("approving a rejected change: %v, want Conflict", err)
+	}
+	if _, err := f.St.GetOperator(f.Ctx, "aino"); err != nil {
+		t.Fatalf("the rejected removal was applied: %v", err)
 	}
 }

@@ -97,10 +97,12 @@ func useCases() []useCase {
 			return err
 		}, []audit.Action{audit.ActOperatorAdd}},
 		{"disable an operator", "alice", "rita", none, func(f *admintest.Fixture, who, _ string) error {
-			return f.Svc.DisableOperator(f.Ctx, f.Op(who), "aino", "left the company")
+			_, err := f.Svc.DisableOperator(f.Ctx, f.Op(who), "aino", "left the company")
+			return err
 		}, []audit.Action{audit.ActOperatorDisable}},
 		{"remove an operator", "alice", "rita", none, func(f *admintest.Fixture, who, _ string) error {
-			return f.Svc.RemoveOperator(f.Ctx, f.Op(who), "eservice")
+			_, err := f.Svc.RemoveOperator(f.Ctx, f.Op(who), "eservice")
+			return err
 		}, []audit.Action{audit.ActOperatorRemove}},
 		{"give an operator a new credential", "alice", "rita", none, func(f *admintest.Fixture, who, _ string) error {
 			_, err := f.Svc.RotateOperator(f.Ctx, f.Op(who), f.CA, admin.OperatorInput{Name: "eservice", Token: true})

@@ -37,6 +37,9 @@ const (
 	ActOperatorDisable     Action = "operator.disable"
 	ActOperatorRemove      Action = "operator.remove"
 	ActOperatorRotate      Action = "operator.rotate"
+	ActOperatorChange      Action = "operator.change.request"
+	ActOperatorApprove     Action = "operator.change.approve"
+	ActOperatorReject      Action = "operator.change.reject"
 	ActOperatorLogin       Action = "operator.login"
 	ActOperatorLogout      Action = "operator.logout"
 	ActAccessDenied        Action = "access.denied"
@@ -165,17 +168,52 @@ type EABRevoked struct {
 
 // Operators.
 
-// OperatorAdded: a new operator and the kind of credential handed out.
-type OperatorAdded struct{ Operator, Role, Credential string }
+// OperatorAdded: a new operator and the kind of credential handed out;
+// SingleControl when one administrator decided alone (development, or the CA's
+// only administrator adding the second).
+type OperatorAdded struct {
+	Operator      string
+	Role          string
+	Credential    string
+	SingleControl bool `audit:",omitempty"`
+}
 
 // OperatorDisabled: an operator's credentials stop working at once.
-type OperatorDisabled struct{ Operator, Reason string }
+type OperatorDisabled struct {
+	Operator      string
+	Reason        string
+	SingleControl bool `audit:",omitempty"`
+}
 
 // OperatorRemoved: an operator is gone; the audit log keeps the name.
-type OperatorRemoved struct{ Operator string }
+type OperatorRemoved struct {
+	Operator      string
+	SingleControl bool `audit:",omitempty"`
+}
 
 // OperatorRotated: an operator got a new credential; the old one stops working.
-type OperatorRotated struct{ Operator, Credential string }
+type OperatorRotated struct {
+	Operator      string
+	Credential    string
+	SingleControl bool `audit:",omitempty"`
+}
+
+// OperatorChangeRequested: an administrator asked for a change to an operator,
+// which another administrator must approve.
+type OperatorChangeRequested struct {
+	Change   string
+	Kind     string
+	Operator string
+	Role     string `audit:",omitempty"`
+	Reason   string `audit:",omitempty"`
+}
+
+// OperatorChangeApproved: a second administrator approved a change; it was
+// applied in the same transaction.
+type OperatorChangeApproved struct{ Change, Kind, Operator string }
+
+// OperatorChangeRejected: a change to an operator was rejected or withdrawn.
+type OperatorChangeRejected struct{ Change, Reason string }
 
 // Login: an operator's credential was presented (outcome: ok or refused).
 type Login struct {
@@ -337,6 +375,9 @@ func (OperatorAdded) Action() Action            { return ActOperatorAdd }
 func (OperatorDisabled) Action() Action         { return ActOperatorDisable }
 func (OperatorRemoved) Action() Action          { return ActOperatorRemove }
 func (OperatorRotated) Action() Action          { return ActOperatorRotate }
+func (OperatorChangeRequested) Action() Action  { return ActOperatorChange }
+func (OperatorChangeApproved) Action() Action   { return ActOperatorApprove }
+func (OperatorChangeRejected) Action() Action   { return ActOperatorReject }
 func (Login) Action() Action                    { return ActOperatorLogin }
 func (Logout) Action() Action                   { return ActOperatorLogout }
 func (AccessDenied) Action() Action             { return ActAccessDenied }

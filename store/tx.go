@@ -156,6 +156,14 @@ func (t *Tx) RemoveOperator(name string) error { return t.s.RemoveOperator(t.ctx
 // SetOperatorCredential: see SQL.SetOperatorCredential.
 func (t *Tx) SetOperatorCredential(o Operator) error { return t.s.SetOperatorCredential(t.ctx, o) }
 
+// CreateOperatorChange: see SQL.CreateOperatorChange.
+func (t *Tx) CreateOperatorChange(c OperatorChange) error { return t.s.CreateOperatorChange(t.ctx, c) }
+
+// DecideOperatorChange: see SQL.DecideOperatorChange.
+func (t *Tx) DecideOperatorChange(id, status, decider string, now time.Time) error {
+	return t.s.DecideOperatorChange(t.ctx, id, status, decider, now)
+}
+
 // AddOperator: see SQL.AddOperator.
 func (t *Tx) AddOperator(o Operator) error { return t.s.AddOperator(t.ctx, o) }
 

@@ -121,17 +121,32 @@ func New(t *testing.T, cfg admin.Config, handler func(svc *admin.Service) http.H
 		t.Fatalf("Bootstrap = %v, %v", boot, err)
 	}
 	setup := &boot.Operator
-	for name, role := range map[string]string{"alice": "administrator", "bob": "administrator", "rita": "registrar", "eservice": "registrar", "aino": "auditor"} {
-		op, err := f.Svc.AddOperator(ctx, setup, f.CA, admin.OperatorInput{Name: name, Role: role, Token: true})
+	// add adds an operator as the first administrator; in production, once there
+	// are two administrators, another one approves (dual control).
+	add := func(in admin.OperatorInput) *admin.NewOperator {
+		op, err := f.Svc.AddOperator(ctx, setup, f.CA, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Tokens[name] = op.Token
+		if op.Pending != nil {
+			approver := "alice"
+			if in.Name == "alice" {
+				approver = "bob"
+			}
+			if op, err = f.Svc.ApproveOperatorChange(ctx, f.Op(approver), f.CA, op.Pending.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return op
 	}
-	carl, err := f.Svc.AddOperator(ctx, setup, f.CA, admin.OperatorInput{Name: "carl", Role: "administrator"})
-	if err != nil {
-		t.Fatal(err)
+	// Administrators first, in order, so that approvers exist.
+	for _, name := range []string{"alice", "bob"} {
+		f.Tokens[name] = add(admin.OperatorInput{Name: name, Role: "administrator", Token: true}).Token
 	}
+	for name, role := range map[string]string{"rita": "registrar", "eservice": "registrar", "aino": "auditor"} {
+		f.Tokens[name] = add(admin.OperatorInput{Name: name, Role: role, Token: true}).Token
+	}
+	carl := add(admin.OperatorInput{Name: "carl", Role: "administrator"})
 	if f.CertPair, err = tls.X509KeyPair(carl.CertPEM, carl.KeyPEM); err != nil {
 		t.Fatal(err)
 	}

@@ -208,28 +208,135 @@ func issueCredential(ctx context.Context, op *operatorFlags, in admin.OperatorIn
 	if err != nil {
 		return s.fail(err)
 	}
+	if made.Pending != nil {
+		printPending(stdout, made.Pending)
+		return nil
+	}
+	return handOver(op.cmd, made, rotate, in.Token, out, stdout)
+}
+
+// printPending says that a change to an operator waits for a second
+// administrator, and how that administrator approves it.
+func printPending(w io.Writer, c *admin.OperatorChangeView) {
+	fmt.Fprintf(w, "operator change %s (%s %s) waits for another administrator, who approves it with:\n  varmenne operator approve %s\n",
+		c.ID, c.Kind, c.Operator, c.ID)
+}
+
+// handOver prints a new token, or writes a new client certificate and key into
+// out.
+func handOver(cmd string, made *admin.NewOperator, rotate, token bool, out string, stdout io.Writer) error {
+	certPath, keyPath := filepath.Join(out, made.Operator.Name+".pem"), filepath.Join(out, made.Operator.Name+".key")
 	what := "added"
 	if rotate {
 		what = "has a new credential; the old one no longer works"
 	}
 	o := made.Operator
-	if in.Token {
+	if token {
 		fmt.Fprintf(stdout, "operator %s (%s) %s with a bearer token until %s; it is shown only now:\n  token: %s\n", o.Name, o.Role, what,
 			o.TokenExpiresAt.Format(time.DateOnly), made.Token)
 		fmt.Fprintf(stdout, "Use it as \"Authorization: Bearer <token>\" on the admin API, log in to the console with it, or give the CLI --operator-token-file.\n")
 		return nil
 	}
 	if err := os.MkdirAll(out, 0o700); err != nil {
-		return fmt.Errorf("%s: %w", op.cmd, err)
+		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	if err := os.WriteFile(keyPath, made.KeyPEM, 0o600); err != nil {
-		return fmt.Errorf("%s: %w", op.cmd, err)
+		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	if err := os.WriteFile(certPath, made.CertPEM, 0o644); err != nil {
-		return fmt.Errorf("%s: %w", op.cmd, err)
+		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	fmt.Fprintf(stdout, "operator %s (%s) %s with a client certificate of the operator CA:\n  certificate: %s\n  key:         %s\n  SHA-256:     %s\n",
 		o.Name, o.Role, what, certPath, keyPath, o.CertFingerprint)
+	return nil
+}
+
+// operatorApprove is "varmenne operator approve CHANGE [--out DIR]": a second
+// administrator approves a change to an operator, which is applied at once; a
+// new credential is handed to the approver.
+func operatorApprove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("operator approve", stderr)
+	op := addOperatorFlags(fs)
+	out := fs.String("out", ".", "directory a new client certificate and key are written to")
+	id, err := onePositional(fs, args, "the operator change's id, e.g. varmenne operator approve CHANGE")
+	if err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	change, err := s.st.GetOperatorChange(ctx, id)
+	if err != nil {
+		return fmt.Errorf("operator approve: there is no operator change %s", id)
+	}
+	var ca *operatorca.CA
+	if (change.Kind == store.OperatorChangeAdd || change.Kind == store.OperatorChangeRotate) && !change.Token {
+		if ca, err = ensureOperatorCA(ctx, s.data, audit.New(s.st, nil), s.who.Name); err != nil {
+			return fmt.Errorf("operator approve: %w", err)
+		}
+	}
+	made, err := s.svc.ApproveOperatorChange(ctx, s.who, ca, id)
+	if err != nil {
+		return s.fail(err)
+	}
+	switch change.Kind {
+	case store.OperatorChangeDisable:
+		fmt.Fprintf(stdout, "operator %s is disabled: every credential of theirs is refused from now on, on every replica\n", change.Operator)
+		return nil
+	case store.OperatorChangeRemove:
+		fmt.Fprintf(stdout, "operator %s is removed; the audit log keeps what they did\n", change.Operator)
+		return nil
+	}
+	return handOver("operator approve", made, change.Kind == store.OperatorChangeRotate, change.Token, *out, stdout)
+}
+
+// operatorReject is "varmenne operator reject CHANGE --reason TEXT".
+func operatorReject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("operator reject", stderr)
+	op := addOperatorFlags(fs)
+	reason := fs.String("reason", "", "why; kept in the audit log")
+	id, err := onePositional(fs, args, "the operator change's id")
+	if err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.svc.RejectOperatorChange(ctx, s.who, id, *reason); err != nil {
+		return s.fail(err)
+	}
+	fmt.Fprintf(stdout, "operator change %s rejected\n", id)
+	return nil
+}
+
+// operatorChanges is "varmenne operator changes [--status requested]".
+func operatorChanges(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("operator changes", stderr)
+	op := addOperatorFlags(fs)
+	status := fs.String("status", store.OperatorChangeRequested, "requested, applied or rejected; empty: every change")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	list, err := s.svc.OperatorChanges(ctx, s.who, *status)
+	if err != nil {
+		return s.fail(err)
+	}
+	for _, c := range list {
+		fmt.Fprintf(stdout, "%s  %-8s %-20s %-10s requested by %s %s", c.ID, c.Kind, c.Operator, c.Status, c.RequestedBy, c.Requested)
+		if c.DecidedBy != "" {
+			fmt.Fprintf(stdout, ", decided by %s %s", c.DecidedBy, c.Decided)
+		}
+		fmt.Fprintln(stdout)
+	}
 	return nil
 }
 
@@ -247,8 +354,13 @@ func operatorDisable(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer s.Close()
-	if err := s.svc.DisableOperator(ctx, s.who, name, *reason); err != nil {
+	pending, err := s.svc.DisableOperator(ctx, s.who, name, *reason)
+	if err != nil {
 		return s.fail(err)
+	}
+	if pending != nil {
+		printPending(stdout, pending)
+		return nil
 	}
 	fmt.Fprintf(stdout, "operator %s is disabled: every credential of theirs is refused from now on, on every replica\n", name)
 	return nil
@@ -267,8 +379,13 @@ func operatorRemove(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer s.Close()
-	if err := s.svc.RemoveOperator(ctx, s.who, name); err != nil {
+	pending, err := s.svc.RemoveOperator(ctx, s.who, name)
+	if err != nil {
 		return s.fail(err)
+	}
+	if pending != nil {
+		printPending(stdout, pending)
+		return nil
 	}
 	fmt.Fprintf(stdout, "operator %s is removed; the audit log keeps what they did\n", name)
 	return nil

@@ -176,8 +176,29 @@ func TestHSMCertbot(t *testing.T) {
 			t.Fatal(err)
 		}
 		approved := regexp.MustCompile(`"actor":"second-admin","action":"eab.approve","object":"request=` + regexp.QuoteMeta(req.Request) + ` [^"]*requested_by=bootstrap [^"]*","outcome":"ok"`)
-		if !approved.MatchString(events) || strings.Contains(events, "single_control=true") {
+		if m := approved.FindString(events); m == "" || strings.Contains(m, "single_control") {
 			t.Fatalf("the audit log does not show the second administrator's approval (or shows single control):\n%s", events)
+		}
+	})
+	t.Run("with HSM keys a change to operators waits for a second administrator", func(t *testing.T) {
+		in.SecondAdmin() // the CA's only administrator adds the second one alone, recorded as single control
+		out, err := in.cli("operator", "add", "kolmas", "--role", "registrar", "--token")
+		m := regexp.MustCompile(`operator change (\S+) \(add kolmas\) waits for another administrator`).FindStringSubmatch(out)
+		if err != nil || m == nil || strings.Contains(out, "token:") {
+			t.Fatalf("operator add with two administrators: %v: %s; want a pending change and no token", err, out)
+		}
+		if out, err := in.cli("operator", "approve", m[1]); err == nil || !strings.Contains(out, "cannot approve it (dual control)") {
+			t.Fatalf("the requester approved their own operator change: %v: %s", err, out)
+		}
+		out, err = in.cli("operator", "approve", m[1], "--operator-token-file", in.SecondAdmin())
+		if err != nil || !strings.Contains(out, "operator kolmas (registrar) added with a bearer token") {
+			t.Fatalf("operator approve by the second administrator: %v: %s", err, out)
+		}
+		events, err := varmenne("audit", "export", "--data", data)
+		if err != nil || !strings.Contains(events, `"actor":"bootstrap+second-admin","action":"operator.add","object":"operator=kolmas`) ||
+			!strings.Contains(events, `"action":"operator.add","object":"operator=second-admin role=administrator credential=`) ||
+			!strings.Contains(events, `single_control=true`) {
+			t.Fatalf("the audit log does not show both administrators on the change: %v\n%s", err, events)
 		}
 	})
 	t.Run("serve refuses --dual-control=false with HSM keys", func(t *testing.T) {
