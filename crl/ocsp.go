@@ -37,8 +37,9 @@ type OCSPConfig struct {
 	// UnknownRefresh is how long an "unknown" answer is reused: a certificate
 	// issued meanwhile is known after this. Default 1 min.
 	UnknownRefresh time.Duration
-	// MaxCached bounds the cached answers per issuer; a full cache is emptied.
-	// Default 100 000.
+	// MaxCached bounds the cached answers per issuer; a full cache drops one
+	// answer for each it adds. Only serials the issuer has are cached, so no one
+	// can push real answers out with made-up serials. Default 100 000.
 	MaxCached int
 	Now       func() time.Time
 	Log       *slog.Logger
@@ -221,7 +222,10 @@ func (o *OCSP) Respond(ctx context.Context, issuer string, request []byte) (*Res
 	refresh := o.cfg.UnknownRefresh
 	switch {
 	case st == nil || st.Issuer != issuer:
-		// Never issued by this issuer (or only by another of ours).
+		// Never issued by this issuer (or only by another of ours): this responder
+		// is not authoritative for it (RFC 6960 2.3), and says so unsigned, so a
+		// flood of made-up serials costs no signature and fills no cache.
+		return &Response{DER: ocsp.UnauthorizedErrorResponse}, nil
 	case st.Revocation != nil:
 		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, st.Revocation.RevokedAt.UTC().Truncate(time.Second), st.Revocation.Reason
 		refresh = o.cfg.Refresh
@@ -242,8 +246,11 @@ func (o *OCSP) Respond(ctx context.Context, issuer string, request []byte) (*Res
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	if is.gen == gen { // no revocation since the lookup: safe to reuse
-		if len(is.cache) >= o.cfg.MaxCached {
-			clear(is.cache)
+		if _, ok := is.cache[key]; !ok && len(is.cache) >= o.cfg.MaxCached {
+			for k := range is.cache { // one answer out for this one in
+				delete(is.cache, k)
+				break
+			}
 		}
 		is.cache[key] = r
 	}

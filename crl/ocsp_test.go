@@ -1,10 +1,12 @@
 package crl
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"github.com/varmenne/varmenne/revocation"
 	"math/big"
 	"sync/atomic"
@@ -96,11 +98,12 @@ func TestOCSPAnswers(t *testing.T) {
 			wantStatus: ocsp.Revoked, wantReason: revocation.KeyCompromise.Code},
 		{name: "revoked with reason unspecified", to: "production", about: f.prod, serial: "0d", hash: crypto.SHA1,
 			wantStatus: ocsp.Revoked, wantReason: revocation.Unspecified.Code},
-		{name: "a serial never issued is unknown", to: "production", about: f.prod, serial: "0e", hash: crypto.SHA1, wantStatus: ocsp.Unknown},
+		{name: "a serial never issued is unauthorized, unsigned", to: "production", about: f.prod, serial: "0e", hash: crypto.SHA1,
+			wantErr: ocsp.ResponseError{Status: ocsp.Unauthorized}},
 		{name: "an intent without a stored certificate is unknown", to: "production", about: f.prod, serial: "0c", hash: crypto.SHA1,
 			wantStatus: ocsp.Unknown},
-		{name: "the other issuer's serial under this issuer's name is unknown", to: "production", about: f.prod, serial: "1a",
-			hash: crypto.SHA1, wantStatus: ocsp.Unknown},
+		{name: "the other issuer's serial under this issuer's name is unauthorized", to: "production", about: f.prod, serial: "1a",
+			hash: crypto.SHA1, wantErr: ocsp.ResponseError{Status: ocsp.Unauthorized}},
 		{name: "the test issuer answers for its own", to: "test", about: f.test, serial: "1a", hash: crypto.SHA1, wantStatus: ocsp.Good},
 		{name: "a request about another issuer is unauthorized", to: "production", about: f.test, serial: "1a", hash: crypto.SHA1,
 			wantErr: ocsp.ResponseError{Status: ocsp.Unauthorized}},
@@ -190,13 +193,13 @@ func TestOCSPCache(t *testing.T) {
 		{"the poll that sees it drops the cache: revoked at once", func() { f.o.Invalidate("production") }, "0a", ocsp.Revoked, 2},
 		{"cached again", func() { f.clock.Add(59 * time.Minute) }, "0a", ocsp.Revoked, 2},
 		{"signed anew after an hour, well before nextUpdate", func() { f.clock.Add(time.Minute) }, "0a", ocsp.Revoked, 3},
-		{"an unknown serial", func() {}, "0b", ocsp.Unknown, 4},
-		{"an unknown answer is reused for a minute", func() { f.clock.Add(59 * time.Second) }, "0b", ocsp.Unknown, 4},
-		{"and then asked again, so a new certificate is soon known", func() {
-			f.clock.Add(time.Second)
+		{"a pending issuance is unknown", func() { f.db.intent("0c", "production", nil) }, "0c", ocsp.Unknown, 4},
+		{"an unknown answer is reused for a minute", func() { f.clock.Add(59 * time.Second) }, "0c", ocsp.Unknown, 4},
+		{"and then asked again", func() { f.clock.Add(time.Second) }, "0c", ocsp.Unknown, 5},
+		{"a new certificate is known at once: made-up serials were never cached", func() {
 			f.db.issue("0b", "production", t0.AddDate(1, 0, 0))
-		}, "0b", ocsp.Good, 5},
-		{"dropping the other issuer's cache changes nothing here", func() { f.o.Invalidate("test") }, "0b", ocsp.Good, 5},
+		}, "0b", ocsp.Good, 6},
+		{"dropping the other issuer's cache changes nothing here", func() { f.o.Invalidate("test") }, "0b", ocsp.Good, 6},
 	}
 	for _, s := range steps {
 		s.do()
@@ -228,5 +231,32 @@ func TestOCSPRefusesABadResponder(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// TestOCSPUnknownSerialsCostNoSignatureAndEvictNothing: a flood of made-up serials
+// gets unsigned unauthorized answers, is never cached, and leaves the cached
+// answers for real certificates in place, however small the cache.
+func TestOCSPUnknownSerialsCostNoSignatureAndEvictNothing(t *testing.T) {
+	f := newOCSPFixture(t, OCSPConfig{MaxCached: 2})
+	f.db.issue("0a", "production", t0.AddDate(1, 0, 0))
+	if _, got, err := f.ask("production", f.prod, "0a", crypto.SHA1); err != nil || got.Status != ocsp.Good {
+		t.Fatalf("the real certificate: %v, %v", got, err)
+	}
+	for i := range 1000 {
+		r, err := f.o.Respond(context.Background(), "production", request(t, f.prod, fmt.Sprintf("%04x", 0x1000+i), crypto.SHA1))
+		if err != nil || !bytes.Equal(r.DER, ocsp.UnauthorizedErrorResponse) {
+			t.Fatalf("made-up serial %d: %x, %v; want the unsigned unauthorized response", i, r.DER, err)
+		}
+	}
+	lookups := f.status.n.Load()
+	if _, got, err := f.ask("production", f.prod, "0a", crypto.SHA1); err != nil || got.Status != ocsp.Good {
+		t.Fatalf("the real certificate after the flood: %v, %v", got, err)
+	}
+	if n := f.status.n.Load(); n != lookups {
+		t.Errorf("the real certificate's answer was pushed out of the cache by made-up serials (%d lookups more)", n-lookups)
+	}
+	if n := len(f.o.issuers["production"].cache); n > 2 {
+		t.Errorf("%d answers cached, over the bound of 2", n)
 	}
 }
