@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/varmenne/varmenne/strictjson"
 )
 
 // DecodePayload parses a request's JSON payload into v. A payload of the wrong shape is
@@ -15,6 +17,10 @@ func DecodePayload(payload []byte, v any) error {
 	}
 	if err := json.Unmarshal(payload, v); err != nil {
 		return Errorf(Malformed, "the payload is not valid JSON for this request: %s", jsonProblem(err))
+	}
+	// Valid JSON may still hold a member twice, which parsers read differently.
+	if err := strictjson.Check(payload); err != nil {
+		return Errorf(Malformed, "the payload %s", err)
 	}
 	return nil
 }

@@ -130,6 +130,9 @@ func TestJSONProblem(t *testing.T) {
 		{"a nested member of the wrong type", `{"identifiers":[{"type":"dns","value":7}]}`, &acme.NewOrderRequest{}, `member "identifiers.value" cannot be a JSON number`},
 		{"an array for an object", `[]`, &acme.NewAccountRequest{}, `a JSON array is not what this request takes`},
 		{"broken JSON", `{"a":`, &acme.NewAccountRequest{}, `unexpected end of JSON input`},
+		{"a member twice, which parsers read differently", `{"termsOfServiceAgreed":false,"termsOfServiceAgreed":true}`, &acme.NewAccountRequest{},
+			`duplicate member "termsOfServiceAgreed"`},
+		{"a member twice deep inside", `{"identifiers":[{"type":"dns","value":"a.fi","value":"b.fi"}]}`, &acme.NewOrderRequest{}, `duplicate member "value"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := decode([]byte(tc.payload), tc.into)

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/varmenne/varmenne/strictjson"
 )
 
 // Format is the shape of a register export.
@@ -148,6 +150,9 @@ func decodeJSONPages(r io.Reader) ([]jsonPage, error) {
 			return nil, fmt.Errorf("thl: JSON document %d of the export: %w", doc, err)
 		}
 		raw = bytes.TrimSpace(raw)
+		if err := strictjson.Check(raw); err != nil {
+			return nil, fmt.Errorf("thl: JSON document %d of the export %w", doc, err)
+		}
 		var objs []json.RawMessage
 		switch {
 		case len(raw) > 0 && raw[0] == '[':

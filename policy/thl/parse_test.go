@@ -137,6 +137,7 @@ func TestParseRefuses(t *testing.T) {
 		{"an empty JSON file", "", FormatJSON, []string{"holds no JSON page"}},
 		{"a JSON object that is not a conceptcodes answer", `{"error":"not found"}`, FormatJSON, []string{"no conceptCodes list", "conceptcodes answer"}},
 		{"a JSON number", `5`, FormatJSON, []string{"not a page object"}},
+		{"a member twice, which parsers read differently", `{"conceptCodes":[],"conceptCodes":[]}`, FormatJSON, []string{`duplicate member "conceptCodes"`}},
 		{"truncated JSON", `{"conceptCodes":[` + concept(oidA), FormatJSON, []string{"JSON document 1"}},
 		{"an empty page", page(1, 1, 0), FormatJSON, []string{"lists no organisations"}},
 		{"page 1 of 2 only", page(1, 2, -1, concept(oidA)), FormatJSON, []string{"incomplete", "1 of 2", "page 2"}},

@@ -32,6 +32,7 @@ import (
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/policy"
+	"github.com/varmenne/varmenne/strictjson"
 )
 
 // PluginName is the name profiles list this plugin by.
@@ -263,8 +264,11 @@ func (p *Plugin) ask(ctx context.Context, r *policy.Request, phase string) error
 		return p.refuse("answered more than %d bytes", maxAnswer)
 	}
 	var a Answer
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&a); err != nil || dec.More() {
+	if err := strictjson.CheckObject(raw); err != nil {
+		// A duplicated "allow" must not turn a refusal into an allow.
+		return p.refuse(`answered something other than a JSON object such as {"allow": true} (it %s)`, err)
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
 		return p.refuse(`answered something other than a JSON object such as {"allow": true}`)
 	}
 	switch {

@@ -91,6 +91,8 @@ func TestAnswers(t *testing.T) {
 		{"malformed JSON refuses", write(200, `{"allow": tru`), "other than a JSON object"},
 		{"an empty body refuses", write(200, ``), "other than a JSON object"},
 		{"trailing data refuses", write(200, `{"allow": true} {"allow": true}`), "other than a JSON object"},
+		{"a duplicated allow cannot turn a refusal into an allow", write(200, `{"allow": false, "allow": true}`), `duplicate member "allow"`},
+		{"a duplicated allow in another case refuses too", write(200, `{"allow": false, "Allow": true}`), `duplicate member "Allow"`},
 		{"a non-2xx status refuses even with allow", write(500, `{"allow": true}`), "HTTP 500"},
 		{"a 403 refuses", write(403, `{"allow": true}`), "HTTP 403"},
 		{"a redirect is not followed and refuses", func(w http.ResponseWriter, r *http.Request, _ Body) {
