@@ -76,6 +76,7 @@ func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	op := addOperatorFlags(fs)
 	format := fs.String("format", "", "json or xml (default: told apart by the export's first character)")
 	timeout := fs.Duration("timeout", thl.DefaultTimeout, "deadline of each HTTP request when the source is a URL")
+	allowHTTP := fs.Bool("allow-http", false, "accept a plain http:// source (the register decides who may get certificates: use https or a file)")
 	location, err := onePositional(fs, args, "the register export: a file or the code service's URL, e.g. \"varmenne org import register.json\"")
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("org import: --format %q: use json or xml", *format)
 	}
-	src := thl.Source{Location: location, Format: f, Client: &http.Client{Timeout: *timeout}}
+	src := thl.Source{Location: location, Format: f, Client: &http.Client{Timeout: *timeout}, AllowHTTP: *allowHTTP}
 	if err := src.Validate(); err != nil {
 		return fmt.Errorf("org import: %v", err)
 	}
@@ -280,10 +281,11 @@ func orgConformityAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 
 // registerConfig is serve's THL register flags.
 type registerConfig struct {
-	source   string
-	format   string
-	refresh  time.Duration
-	maxStale time.Duration
+	source    string
+	format    string
+	refresh   time.Duration
+	maxStale  time.Duration
+	allowHTTP bool
 }
 
 // addRegisterFlags adds --register-source, --register-format, --register-refresh
@@ -293,6 +295,7 @@ func addRegisterFlags(fs *flag.FlagSet) *registerConfig {
 	fs.StringVar(&c.source, "register-source", "", "THL SOTE organisation register export: a file, or the code service's URL; issuance then requires an organisation active in it (empty: the register is not checked, for development)")
 	fs.StringVar(&c.format, "register-format", "", "json or xml (default: told apart by the export's first character)")
 	fs.DurationVar(&c.refresh, "register-refresh", thl.DefaultRefresh, "how often the register is loaded again")
+	fs.BoolVar(&c.allowHTTP, "register-allow-http", false, "accept a plain http:// --register-source (use https or a file in production)")
 	fs.DurationVar(&c.maxStale, "register-max-stale", thl.DefaultMaxStale, "how old the last good copy of the register may be before issuance pauses")
 	return &c
 }
@@ -313,7 +316,7 @@ func startRegister(ctx context.Context, c *registerConfig, set *profile.Set, log
 	if err != nil {
 		return fmt.Errorf("--register-format %q: use json or xml", c.format)
 	}
-	src := thl.Source{Location: c.source, Format: f}
+	src := thl.Source{Location: c.source, Format: f, AllowHTTP: c.allowHTTP}
 	if err := src.Validate(); err != nil {
 		return fmt.Errorf("--register-source: %v", err)
 	}

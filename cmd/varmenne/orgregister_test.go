@@ -191,7 +191,7 @@ func TestOrgImport(t *testing.T) {
 			w.Write(b)
 		}))
 		defer srv.Close()
-		out := mustRun(t, "org", "import", "--data", data, srv.URL+"/codeserver/csapi/v6/classifications/1.2.246.537.6.202.2008/conceptcodes?pageSize=4")
+		out := mustRun(t, "org", "import", "--data", data, "--allow-http", srv.URL+"/codeserver/csapi/v6/classifications/1.2.246.537.6.202.2008/conceptcodes?pageSize=4")
 		wantLines(t, out, "7 records", "0 added, 2 updated, 2 unchanged")
 	})
 }
@@ -209,6 +209,7 @@ func TestOrgImportRefusals(t *testing.T) {
 		{"two sources", []string{"org", "import", "--data", data, registerJSON, registerXML}, []string{"unexpected argument", "register.xml"}},
 		{"an unknown format", []string{"org", "import", "--data", data, "--format", "csv", registerJSON}, []string{"--format", `"csv"`, "json or xml"}},
 		{"an ftp URL", []string{"org", "import", "--data", data, "ftp://example.fi/register.xml"}, []string{"only http:// and https://"}},
+		{"plain http without --allow-http", []string{"org", "import", "--data", data, "http://koodistopalvelu.example/register.json"}, []string{"is plain http", "--allow-http"}},
 		{"a missing file", []string{"org", "import", "--data", data, missing}, []string{missing, "nothing was imported"}},
 		{"one page of two", []string{"org", "import", "--data", data, registerP1}, []string{"incomplete", "page 2", "nothing was imported"}},
 		{"JSON read as XML", []string{"org", "import", "--data", data, "--format", "xml", registerJSON}, []string{"XML", "nothing was imported"}},

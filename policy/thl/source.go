@@ -36,6 +36,10 @@ type Source struct {
 	Format   Format       // FormatAuto: told apart by the first character
 	Client   *http.Client // nil: a client with DefaultTimeout
 	MaxBytes int64        // 0: DefaultMaxBytes
+	// AllowHTTP accepts a plain http:// URL. The register decides who may get
+	// certificates, so by default it must come over https or from a file; a
+	// test's or an internal mirror's plain http needs this said explicitly.
+	AllowHTTP bool
 }
 
 // IsURL reports whether the location is an http(s) URL rather than a file path.
@@ -56,6 +60,9 @@ func (s Source) Validate() error {
 		u, err := url.Parse(s.Location)
 		if err != nil || u.Host == "" {
 			return fmt.Errorf("register source %q is not a usable URL", s.Location)
+		}
+		if strings.EqualFold(u.Scheme, "http") && !s.AllowHTTP {
+			return fmt.Errorf("register source %s is plain http: the register decides who may get certificates, so fetch it over https or from a file (or allow plain http explicitly with --register-allow-http / --allow-http)", u.Redacted())
 		}
 	} else if strings.Contains(s.Location, "://") {
 		return fmt.Errorf("register source %q: only http:// and https:// URLs, or file paths, are supported", s.Location)

@@ -93,7 +93,7 @@ func TestSourceURL(t *testing.T) {
 	ctx := context.Background()
 	t.Run("a paged JSON answer is read page by page", func(t *testing.T) {
 		cs, srv := newCodeService(t)
-		got, err := Source{Location: srv.URL + conceptCodesPath + "?pageSize=4"}.Load(ctx)
+		got, err := Source{Location: srv.URL + conceptCodesPath + "?pageSize=4", AllowHTTP: true}.Load(ctx)
 		if err != nil {
 			t.Fatalf("Load: %v", err)
 		}
@@ -104,7 +104,7 @@ func TestSourceURL(t *testing.T) {
 	})
 	t.Run("an XML export", func(t *testing.T) {
 		_, srv := newCodeService(t)
-		got, err := Source{Location: srv.URL + "/export.xml"}.Load(ctx)
+		got, err := Source{Location: srv.URL + "/export.xml", AllowHTTP: true}.Load(ctx)
 		if err != nil {
 			t.Fatalf("Load: %v", err)
 		}
@@ -131,7 +131,7 @@ func TestSourceURL(t *testing.T) {
 				tt.setup(cs)
 			}
 			src := tt.src
-			src.Location = srv.URL + tt.path
+			src.Location, src.AllowHTTP = srv.URL+tt.path, true
 			_, err := src.Load(ctx)
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
@@ -146,7 +146,7 @@ func TestSourceURL(t *testing.T) {
 	t.Run("a password in the URL is not shown", func(t *testing.T) {
 		_, srv := newCodeService(t)
 		loc := strings.Replace(srv.URL, "http://", "http://user:sekret@", 1) + "/down"
-		_, err := Source{Location: loc}.Load(ctx)
+		_, err := Source{Location: loc, AllowHTTP: true}.Load(ctx)
 		if err == nil || strings.Contains(err.Error(), "sekret") {
 			t.Errorf("error %v shows the password or is missing", err)
 		}
@@ -168,6 +168,8 @@ func TestSourceValidate(t *testing.T) {
 		{"an https URL", Source{Location: "https://koodistopalvelu.kanta.fi/codeserver/csapi/v6/classifications/1.2.246.537.6.202.2008/conceptcodes"}, ""},
 		{"nothing", Source{}, "no register source"},
 		{"an ftp URL", Source{Location: "ftp://example.fi/register.xml"}, "only http:// and https://"},
+		{"plain http without saying so", Source{Location: "http://koodistopalvelu.example/register.json"}, "is plain http"},
+		{"plain HTTP in capitals without saying so", Source{Location: "HTTP://koodistopalvelu.example/register.json"}, "is plain http"},
 		{"a URL without a host", Source{Location: "https:///register.xml"}, "not a usable URL"},
 		{"an unknown format", Source{Location: file, Format: "csv"}, `"csv"`},
 	}
