@@ -128,6 +128,9 @@ func opsHandler(db interface{ Ping(context.Context) error }, log *slog.Logger) h
 	return mux
 }
 
+// opsIdleTimeout closes an idle keep-alive connection of the operator listener.
+var opsIdleTimeout = 30 * time.Second
+
 // startOps serves opsHandler on addr, plain HTTP; addr "" serves nothing. It
 // returns the address listened on and a function that stops the listener.
 func startOps(addr string, db interface{ Ping(context.Context) error }, log *slog.Logger) (string, func(), error) {
@@ -141,7 +144,10 @@ func startOps(addr string, db interface{ Ping(context.Context) error }, log *slo
 	srv := &http.Server{
 		Handler:           opsHandler(db, log),
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       opsIdleTimeout, // a monitor's kept-alive connection is closed when it goes quiet
+		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() {

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 type pinger struct{ err error }
@@ -83,5 +87,36 @@ func TestDescribeDB(t *testing.T) {
 				t.Errorf("describeDB(%q) = %q, want %q", tt.db, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestOpsListenerClosesIdleConnections: a client that keeps its connection open
+// and says nothing more is cut off, as on every other listener.
+func TestOpsListenerClosesIdleConnections(t *testing.T) {
+	defer func(d time.Duration) { opsIdleTimeout = d }(opsIdleTimeout)
+	opsIdleTimeout = 200 * time.Millisecond
+	addr, stop, err := startOps("127.0.0.1:0", pinger{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: ops\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("the idle kept-alive connection was not closed: %v", err)
 	}
 }
