@@ -29,28 +29,43 @@ func (s *SQL) CreateConsoleSession(ctx context.Context, c ConsoleSession) error 
 }
 
 // TouchConsoleSession returns the session with that IDHash and moves its LastSeen
-// to now, in one statement, if it is still live at now: before its ExpiresAt and
-// less than its Idle after its LastSeen. Else ErrNotFound and nothing changes.
+// to now, if it is still live at now: before its ExpiresAt and less than its Idle
+// after its LastSeen. Else ErrNotFound and nothing changes. The session is read
+// first, without taking the write lock, so an unknown, ended or made-up cookie
+// costs a read, never a write; a live session is written at most once every
+// touchGranularity, which is all an idle limit of minutes needs.
 func (s *SQL) TouchConsoleSession(ctx context.Context, idHash string, now time.Time) (*ConsoleSession, error) {
-	unlock, err := s.lockWriter(ctx)
-	if err != nil {
-		return nil, s.fail("touch console session", err)
-	}
-	defer unlock()
 	at := micros(now)
 	var c ConsoleSession
 	var created, seen, idle, expires int64
-	err = s.q().QueryRowContext(ctx, s.d.rebind(
-		`UPDATE console_sessions SET last_seen = ? WHERE id_hash = ? AND expires_at > ? AND last_seen + idle_micros > ?
-		 RETURNING `+consoleSessionColumns), at, normalHex(idHash), at, at).
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
+		`SELECT `+consoleSessionColumns+` FROM console_sessions WHERE id_hash = ? AND expires_at > ? AND last_seen + idle_micros > ?`),
+		normalHex(idHash), at, at).
 		Scan(&c.IDHash, &c.Operator, &c.Method, &created, &seen, &idle, &expires)
 	if err != nil {
 		return nil, s.fail("touch console session", err)
+	}
+	if at-seen >= touchGranularity.Microseconds() {
+		// The condition is checked again by the write: a session that ended
+		// meanwhile (logout, sweep) is not brought back.
+		n, err := s.exec(ctx, s.db, `UPDATE console_sessions SET last_seen = ? WHERE id_hash = ? AND expires_at > ? AND last_seen + idle_micros > ?`,
+			at, c.IDHash, at, at)
+		if err != nil {
+			return nil, s.fail("touch console session", err)
+		}
+		if n == 0 {
+			return nil, s.fail("touch console session", ErrNotFound)
+		}
+		seen = at
 	}
 	c.CreatedAt, c.LastSeen, c.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
 	c.Idle = time.Duration(idle) * time.Microsecond
 	return &c, nil
 }
+
+// touchGranularity is how stale a session's LastSeen may be before a request
+// writes it again.
+const touchGranularity = 30 * time.Second
 
 // DeleteConsoleSession ends the session with that IDHash; ending one that does not
 // exist (ended already, on this or another replica) is no error.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -110,5 +111,49 @@ func BenchmarkTouchConsoleSession(b *testing.B) {
 		if _, err := s.TouchConsoleSession(ctx, fmt.Sprintf("%064x", i%n), t0.Add(time.Minute)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestUnknownCookieTakesNoWriteLock: a made-up or ended session cookie is answered
+// while another transaction holds the write lock, so a flood of them cannot queue
+// the server's writers; a live session is written at most every touchGranularity.
+func TestUnknownCookieTakesNoWriteLock(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateConsoleSession(ctx, ConsoleSession{IDHash: "aa", Operator: "anna", Method: "token", CreatedAt: t0, LastSeen: t0,
+		Idle: time.Hour, ExpiresAt: t0.Add(12 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.inTx(ctx, func(*sql.Tx) error {
+			close(held)
+			select {
+			case <-release:
+				return nil
+			case <-time.After(30 * time.Second):
+				return errors.New("a touch of an unknown cookie waited for the write lock")
+			}
+		})
+	}()
+	<-held
+	if _, err := s.TouchConsoleSession(ctx, "ab", t0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown cookie: %v, want ErrNotFound", err)
+	}
+	c, err := s.TouchConsoleSession(ctx, "aa", t0.Add(time.Second))
+	if err != nil || !c.LastSeen.Equal(t0) {
+		t.Errorf("a live session touched within the granularity: %+v, %v; want it read, unchanged", c, err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.TouchConsoleSession(ctx, "aa", t0.Add(time.Minute)); err != nil || !c.LastSeen.Equal(t0.Add(time.Minute)) {
+		t.Errorf("a live session touched after the granularity: %+v, %v; want LastSeen moved", c, err)
 	}
 }
