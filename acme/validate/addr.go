@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/net/dns/dnsmessage"
+
 	"github.com/varmenne/varmenne/acme"
 )
 
@@ -89,27 +91,31 @@ func (v *Validator) allowed(ip netip.Addr) bool {
 //
 // An IP identifier's address (RFC 8738) is not resolved: it is the one address to
 // dial, under the same rule of public addresses or --validation-allow ranges.
-func (v *Validator) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+//
+// publicOnly refuses the --validation-allow ranges too: a redirect from a name
+// that resolved to a public address may not lead into a non-public network,
+// allowed or not, or the CA would fetch internal pages for anyone.
+func (v *Validator) resolve(ctx context.Context, host string, publicOnly bool) ([]netip.Addr, error) {
+	allowed := v.allowed
+	if publicOnly {
+		allowed = isPublic
+	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip = ip.Unmap().WithZone(""); !v.allowed(ip) {
+		if ip = ip.Unmap().WithZone(""); !allowed(ip) {
 			return nil, acme.Errorf(acme.Connection, "%s is a non-public address; validation does not connect there", ip)
 		}
 		return []netip.Addr{ip}, nil
 	}
-	// The trailing dot keeps the resolver from trying the host's search domains.
-	ips, err := v.resolver.LookupNetIP(ctx, "ip", host+".")
+	ips, err := v.lookupAddrs(ctx, host)
 	if err != nil {
-		return nil, v.dnsError(ctx, host, err)
-	}
-	if len(ips) == 0 {
-		return nil, acme.Errorf(acme.DNS, "%s has no A or AAAA records", host)
+		return nil, err
 	}
 	var pick, refused []netip.Addr
 	var have4, have6 bool
 	for _, ip := range ips {
 		ip = ip.Unmap().WithZone("")
 		switch {
-		case !v.allowed(ip):
+		case !allowed(ip):
 			refused = append(refused, ip)
 		case ip.Is4() && !have4:
 			have4 = true
@@ -144,23 +150,40 @@ func refusedError(host string, refused []netip.Addr) *acme.Error {
 		"%s resolves only to %s, %s; validation does not connect there", host, strings.Join(list, ", "), what)
 }
 
-// dnsError turns a failed lookup into a dns problem without the resolver's internals.
-func (v *Validator) dnsError(ctx context.Context, host string, err error) *acme.Error {
-	var de *net.DNSError
-	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		return acme.Errorf(acme.DNS, "DNS lookup of %s was cancelled", host)
-	case ctx.Err() != nil || errors.As(err, &de) && de.IsTimeout:
-		return acme.Errorf(acme.DNS, "DNS lookup of %s timed out within the validation deadline of %s", host, v.cfg.Timeout)
-	case de != nil && de.IsNotFound:
-		return acme.Errorf(acme.DNS, "%s does not exist in DNS (NXDOMAIN) or has no A or AAAA records", host)
-	case de != nil && de.Err == "server misbehaving":
-		return acme.Errorf(acme.DNS, "DNS lookup of %s failed: the DNS server answered SERVFAIL", host)
-	case de != nil && de.IsTemporary:
-		return acme.Errorf(acme.DNS, "DNS lookup of %s failed: the DNS server could not be reached", host)
-	default:
-		return acme.Errorf(acme.DNS, "DNS lookup of %s failed", host)
+// lookupAddrs asks the configured DNS servers for host's AAAA and A records,
+// following CNAMEs, IPv6 first. Nothing else answers: not /etc/hosts, not the
+// system's resolver.
+func (v *Validator) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
+	var ips []netip.Addr
+	var failed error
+	nx := 0
+	for _, typ := range []dnsmessage.Type{dnsmessage.TypeAAAA, dnsmessage.TypeA} {
+		set, err := v.lookup(ctx, host, typ)
+		if err != nil {
+			failed = err
+			continue
+		}
+		if set.nxdomain {
+			nx++
+		}
+		for _, rr := range set.records {
+			switch r := rr.(type) {
+			case *dnsmessage.AAAAResource:
+				ips = append(ips, netip.AddrFrom16(r.AAAA))
+			case *dnsmessage.AResource:
+				ips = append(ips, netip.AddrFrom4(r.A))
+			}
+		}
 	}
+	switch {
+	case len(ips) > 0:
+		return ips, nil
+	case failed != nil:
+		return nil, acme.Errorf(acme.DNS, "%s", failed)
+	case nx > 0:
+		return nil, acme.Errorf(acme.DNS, "%s does not exist in DNS (NXDOMAIN)", host)
+	}
+	return nil, acme.Errorf(acme.DNS, "%s has no A or AAAA records", host)
 }
 
 // pinKey carries a hop's *pin in the request context to dialPinned.

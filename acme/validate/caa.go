@@ -33,6 +33,11 @@ func (v *Validator) CAA(ctx context.Context, name, accountURI, method string) er
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
+	release, err := v.slot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	set, err := v.relevantCAA(ctx, base)
 	if err != nil {

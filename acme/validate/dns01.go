@@ -29,6 +29,11 @@ func (v *Validator) DNS01(ctx context.Context, name, keyAuth string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
+	release, err := v.slot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	label := "_acme-challenge." + host
 	want := DNS01Value(keyAuth)

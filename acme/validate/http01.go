@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,18 +53,31 @@ func (v *Validator) HTTP01(ctx context.Context, name, token, keyAuth string) err
 
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
+	release, err := v.slot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	target := &url.URL{
 		Scheme: "http",
 		Host:   hostPort(host, v.cfg.HTTPPort, DefaultHTTPPort),
 		Path:   "/.well-known/acme-challenge/" + token,
 	}
+	// publicOnly: once the name resolved to public addresses, no redirect may lead
+	// into a non-public network, --validation-allow or not.
+	publicOnly := false
 	for redirects := 0; ; redirects++ {
-		resp, err := v.fetch(ctx, target)
+		resp, addrs, err := v.fetch(ctx, target, publicOnly)
 		if err != nil {
 			return err
 		}
+		if redirects == 0 {
+			publicOnly = !slices.ContainsFunc(addrs, func(a netip.Addr) bool { return !isPublic(a) })
+		}
 		if !isRedirect(resp.StatusCode) {
-			err := v.checkResponse(ctx, target, resp, keyAuth)
+			// What a hop off the validated host answered is not echoed: the CA must
+			// not be a way to read another server's pages.
+			err := v.checkResponse(ctx, target, resp, keyAuth, strings.EqualFold(target.Hostname(), host))
 			resp.Body.Close()
 			return err
 		}
@@ -79,28 +93,34 @@ func (v *Validator) HTTP01(ctx context.Context, name, token, keyAuth string) err
 	}
 }
 
-// fetch resolves and checks the hop's host, then sends the GET to the checked address.
-func (v *Validator) fetch(ctx context.Context, u *url.URL) (*http.Response, error) {
-	addrs, err := v.resolve(ctx, u.Hostname())
+// fetch resolves and checks the hop's host, then sends the GET to the checked
+// address; it returns the answer and the addresses it was allowed to dial.
+func (v *Validator) fetch(ctx context.Context, u *url.URL, publicOnly bool) (*http.Response, []netip.Addr, error) {
+	addrs, err := v.resolve(ctx, u.Hostname(), publicOnly)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := &pin{addrs: addrs, port: portOf(u), attempt: ctx}
 	req, err := http.NewRequestWithContext(context.WithValue(ctx, pinKey{}, p), http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, acme.Errorf(acme.Connection, "cannot request %s", shortURL(u))
+		return nil, nil, acme.Errorf(acme.Connection, "cannot request %s", shortURL(u))
 	}
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept", "*/*")
 	resp, err := v.transport.RoundTrip(req)
 	if err != nil {
-		return nil, v.connectionError(ctx, u, p, err)
+		return nil, nil, v.connectionError(ctx, u, p, err)
 	}
-	return resp, nil
+	return resp, addrs, nil
 }
 
-// checkResponse compares a final answer with the key authorization.
-func (v *Validator) checkResponse(ctx context.Context, u *url.URL, resp *http.Response, keyAuth string) error {
+// checkResponse compares a final answer with the key authorization. onHost: the
+// answer is from the validated host itself; the status and contents of an answer
+// from another host (a redirect target) are not echoed.
+func (v *Validator) checkResponse(ctx context.Context, u *url.URL, resp *http.Response, keyAuth string, onHost bool) error {
+	if !onHost && resp.StatusCode != http.StatusOK {
+		return acme.Errorf(acme.IncorrectResponse, "the redirect target %s did not answer 200 OK; the key authorization must be served with 200 OK", shortURL(u))
+	}
 	if resp.StatusCode != http.StatusOK {
 		// Our own status text: the server's reason phrase is not echoed.
 		return acme.Errorf(acme.IncorrectResponse, "%s answered HTTP %d %s; the key authorization must be served with 200 OK",
@@ -116,6 +136,9 @@ func (v *Validator) checkResponse(ctx context.Context, u *url.URL, resp *http.Re
 	}
 	// Editors and servers add line ends; anything else around the value is wrong.
 	if strings.TrimRight(string(body), " \t\r\n") != keyAuth {
+		if !onHost {
+			return acme.Errorf(acme.IncorrectResponse, "the redirect target %s did not answer the key authorization %q", shortURL(u), keyAuth)
+		}
 		return acme.Errorf(acme.IncorrectResponse, "%s answered %s, not the key authorization %q", shortURL(u), echo(string(body)), keyAuth)
 	}
 	return nil

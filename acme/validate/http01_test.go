@@ -295,7 +295,7 @@ func TestHTTP01DNSFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkErr(t, v.HTTP01(context.Background(), "www.example.fi", token, keyAuth), acme.DNS, "timed out")
+		checkErr(t, v.HTTP01(context.Background(), "www.example.fi", token, keyAuth), acme.DNS, "no answer within the validation deadline")
 	})
 	if d := dials.list(); len(d) != 0 || srv.accepts.Load() != 0 {
 		t.Errorf("dialled %v after DNS failures", d)

@@ -62,7 +62,12 @@ func (v *Validator) TLSALPN01(ctx context.Context, name, keyAuth string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
-	addrs, err := v.resolve(ctx, host)
+	release, err := v.slot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	addrs, err := v.resolve(ctx, host, false)
 	if err != nil {
 		return err
 	}

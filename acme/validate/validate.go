@@ -17,6 +17,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/varmenne/varmenne/acme"
 )
 
 // Config says where validation may look and how long it may take. The zero value of
@@ -42,15 +44,20 @@ type Config struct {
 	// "issuewild" properties name this CA by. With none, only names without CAA
 	// records pass the CAA check.
 	CAAIdentities []string
+	// MaxConcurrent bounds the validations (http-01, dns-01, tls-alpn-01, CAA) this
+	// process runs at once (default 64); one that finds no slot within its
+	// deadline fails with rateLimited.
+	MaxConcurrent int
 }
 
 // Defaults of Config.
 const (
-	DefaultHTTPPort     = 80
-	DefaultHTTPSPort    = 443
-	DefaultTimeout      = 10 * time.Second
-	DefaultMaxRedirects = 10
-	DefaultTLSALPNPort  = 443
+	DefaultHTTPPort      = 80
+	DefaultHTTPSPort     = 443
+	DefaultTimeout       = 10 * time.Second
+	DefaultMaxRedirects  = 10
+	DefaultTLSALPNPort   = 443
+	DefaultMaxConcurrent = 64
 )
 
 // userAgent names us to the servers we fetch from, so their operators can tell
@@ -60,8 +67,8 @@ const userAgent = "varmenne-validator"
 // Validator runs validations; it is safe for concurrent use.
 type Validator struct {
 	cfg       Config
-	resolver  *net.Resolver
 	transport *http.Transport
+	slots     chan struct{} // one per validation running, up to MaxConcurrent
 	// dial opens the TCP connection to an already checked address; tests replace it
 	// to see every address dialled.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -85,6 +92,9 @@ func New(cfg Config) (*Validator, error) {
 	}
 	if cfg.TLSALPNPort == 0 {
 		cfg.TLSALPNPort = DefaultTLSALPNPort
+	}
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
 	switch {
 	case cfg.HTTPPort < 1 || cfg.HTTPPort > 65535:
@@ -121,7 +131,10 @@ func New(cfg Config) (*Validator, error) {
 	}
 	cfg.AllowedNets = nets
 
-	v := &Validator{cfg: cfg, resolver: net.DefaultResolver, dnsServers: systemDNSServers()}
+	// Every name, for http-01 and tls-alpn-01 as for dns-01 and CAA, is asked of
+	// these servers by the validator's own DNS client: never /etc/hosts, never a
+	// cache or search list of the system's.
+	v := &Validator{cfg: cfg, dnsServers: systemDNSServers(), slots: make(chan struct{}, cfg.MaxConcurrent)}
 	if cfg.Resolver != "" {
 		// An address, not a name: resolving the resolver would need the system resolver.
 		server, err := netip.ParseAddrPort(cfg.Resolver)
@@ -129,13 +142,6 @@ func New(cfg Config) (*Validator, error) {
 			return nil, fmt.Errorf("validate: Resolver %q must be an IP address and port such as 127.0.0.1:53", cfg.Resolver)
 		}
 		v.dnsServers = []string{server.String()}
-		v.resolver = &net.Resolver{
-			PreferGo: true,
-			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, network, server.String())
-			},
-		}
 	}
 
 	var d net.Dialer
@@ -159,4 +165,21 @@ func New(cfg Config) (*Validator, error) {
 // the token, a dot and the base64url SHA-256 thumbprint of the account key.
 func KeyAuthorization(token, thumbprint string) string {
 	return token + "." + thumbprint
+}
+
+// slot waits for one of the MaxConcurrent validation slots until ctx ends; the
+// returned function gives it back. Past the deadline the answer is rateLimited,
+// which says what happened and what to do.
+func (v *Validator) slot(ctx context.Context) (func(), error) {
+	select {
+	case v.slots <- struct{}{}:
+		return func() { <-v.slots }, nil
+	default:
+	}
+	select {
+	case v.slots <- struct{}{}:
+		return func() { <-v.slots }, nil
+	case <-ctx.Done():
+		return nil, acme.Errorf(acme.RateLimited, "the CA is running its maximum of %d validations at once and none ended in time; retry in a minute", v.cfg.MaxConcurrent)
+	}
 }
