@@ -55,7 +55,7 @@ func TestRedeem(t *testing.T) {
 	}
 }
 
-func TestExpiryAndEviction(t *testing.T) {
+func TestExpiryAndTheUsedSet(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	p := NewPool(2, time.Minute)
 	p.now = func() time.Time { return now }
@@ -64,17 +64,48 @@ func TestExpiryAndEviction(t *testing.T) {
 	if err := p.Redeem(ctx, old); !acme.IsKind(err, acme.BadNonce) {
 		t.Fatalf("expired nonce: want badNonce, got %v", err)
 	}
-	a, b, c := issue(t, p), issue(t, p), issue(t, p) // a is evicted by c
-	if err := p.Redeem(ctx, a); !acme.IsKind(err, acme.BadNonce) {
-		t.Fatalf("evicted nonce: want badNonce, got %v", err)
+	a := issue(t, p)
+	var b, c, d string
+	for _, n := range []*string{&b, &c, &d} {
+		now = now.Add(time.Second)
+		*n = issue(t, p)
 	}
-	for _, n := range []string{b, c} {
+	for _, n := range []string{b, c, d} { // the used set (2) is full after c: a's era is forgotten
 		if err := p.Redeem(ctx, n); err != nil {
 			t.Fatalf("live nonce refused: %v", err)
 		}
 	}
-	if got := len(p.live) + p.order.Len(); got != 0 {
-		t.Fatalf("pool not empty after redeeming all: %d", got)
+	if err := p.Redeem(ctx, a); !acme.IsKind(err, acme.BadNonce) {
+		t.Fatalf("a nonce older than the remembered used set: want badNonce, got %v", err)
+	}
+	for _, n := range []string{b, c, d} {
+		if err := p.Redeem(ctx, n); !acme.IsKind(err, acme.BadNonce) {
+			t.Fatalf("a used nonce accepted again: %v", err)
+		}
+	}
+	if got := len(p.used); got > 2 {
+		t.Fatalf("%d used nonces remembered, over the bound of 2", got)
+	}
+	forged := p.prefix + "AAAAAAAAAAAAAAAAAAAAAA"
+	if err := p.Redeem(ctx, forged); !acme.IsKind(err, acme.BadNonce) {
+		t.Fatalf("a nonce without our MAC: want badNonce, got %v", err)
+	}
+}
+
+// TestNewNonceFloodEvictsNoClientsNonce: the review's flood — 136,000 anonymous
+// new-nonce requests — evicted a waiting client's nonce from the old window of
+// 131,072. Issuing now stores nothing, so any number of them leaves it valid.
+func TestNewNonceFloodEvictsNoClientsNonce(t *testing.T) {
+	p := NewPool(1<<17, time.Hour)
+	waiting := issue(t, p)
+	for range 300_000 {
+		issue(t, p)
+	}
+	if err := p.Redeem(ctx, waiting); err != nil {
+		t.Fatalf("the waiting client's nonce after 300,000 new nonces: %v", err)
+	}
+	if len(p.used) != 1 {
+		t.Errorf("%d nonces stored after the flood, want only the one redeemed", len(p.used))
 	}
 }
 
