@@ -95,5 +95,8 @@ func checkECDSA(k *ecdsa.PublicKey) string {
 		return "ECDSA public key is not a valid point on " + k.Curve.Params().Name +
 			"; generate a new key"
 	}
+	if smallScalar(k) {
+		return "the ECDSA key's private scalar is a small number, which anyone can find in moments; the key generator is broken: generate a new key with a sound one"
+	}
 	return ""
 }

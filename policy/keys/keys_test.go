@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
 	"math/big"
 	mrand "math/rand/v2"
@@ -377,4 +378,61 @@ func TestUnknownKeys(t *testing.T) {
 		same("nil RSA key refused", (*rsa.PublicKey)(nil), "empty"),
 		same("RSA key without modulus refused", &rsa.PublicKey{E: 65537}, "empty"),
 	})
+}
+
+// TestSmallPrivateScalarsAreRefused: the review's P-256 key with private scalar
+// 12345 was certified; keys whose scalar is ±n, n ≤ 2^16, are refused on both
+// curves, at the ends of the range and inside it, and ordinary keys pass.
+func TestSmallPrivateScalarsAreRefused(t *testing.T) {
+	for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		for _, n := range []int64{1, 2, 3, 12345, 65535, 1 << 16} {
+			for _, neg := range []bool{false, true} {
+				d := big.NewInt(n)
+				if neg {
+					d.Sub(c.Params().N, d)
+				}
+				x, y := c.ScalarBaseMult(d.Bytes())
+				err := CheckCertificateKey(&ecdsa.PublicKey{Curve: c, X: x, Y: y})
+				if err == nil || !strings.Contains(err.Error(), "private scalar is a small number") {
+					t.Errorf("%s scalar %d (negated %t): %v, want a refusal", c.Params().Name, n, neg, err)
+				}
+			}
+		}
+		x, y := c.ScalarBaseMult(big.NewInt(1<<16 + 1).Bytes())
+		if err := CheckCertificateKey(&ecdsa.PublicKey{Curve: c, X: x, Y: y}); err != nil {
+			t.Errorf("%s scalar 2^16+1, outside the range: %v", c.Params().Name, err)
+		}
+		k, err := ecdsa.GenerateKey(c, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckCertificateKey(&k.PublicKey); err != nil {
+			t.Errorf("a generated %s key: %v", c.Params().Name, err)
+		}
+	}
+}
+
+// TestSmallScalarTableIsWhole: the embedded table holds every multiple once per
+// curve, sorted, so a binary search finds each.
+func TestSmallScalarTableIsWhole(t *testing.T) {
+	if len(smallScalars) != 2*maxSmallScalar*smallRecord {
+		t.Fatalf("the table has %d bytes, want %d: run go generate ./policy/keys", len(smallScalars), 2*maxSmallScalar*smallRecord)
+	}
+	for c, table := range smallTables {
+		seen := make([]bool, maxSmallScalar)
+		var last uint32
+		for i := range maxSmallScalar {
+			p := binary.BigEndian.Uint32(table[i*smallRecord:])
+			if p < last {
+				t.Fatalf("%s: record %d is out of order", c.Params().Name, i)
+			}
+			last = p
+			seen[binary.BigEndian.Uint16(table[i*smallRecord+4:])] = true
+		}
+		for k, ok := range seen {
+			if !ok {
+				t.Fatalf("%s: multiple %d is missing", c.Params().Name, k+1)
+			}
+		}
+	}
 }
