@@ -120,6 +120,9 @@ func useCases() []useCase {
 			_, _, err := f.Svc.RenewEarly(f.Ctx, f.Op(who), admin.RenewEarlyInput{Serial: serial, Reason: "mis-issuance"})
 			return err
 		}, []audit.Action{audit.ActRenewEarly}},
+		{"block a key", "alice", "rita", none, func(f *admintest.Fixture, who, _ string) error {
+			return f.Svc.BlockKey(f.Ctx, f.Op(who), strings.Repeat("ab", 32), "reported compromised")
+		}, []audit.Action{audit.ActKeyBlock}},
 		{"export the audit log", "aino", "rita", none, func(f *admintest.Fixture, who, _ string) error {
 			_, err := f.Svc.ExportAudit(f.Ctx, f.Op(who), time.Time{}, time.Time{}, func(admin.EventView) error { return nil })
 			return err

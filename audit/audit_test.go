@@ -158,7 +158,7 @@ func TestObject(t *testing.T) {
 func TestCatalogueSerialises(t *testing.T) {
 	for _, e := range []Event{OrganisationAdded{}, RegisterImported{}, OrganisationNamesAdded{}, OrganisationNamesRemoved{},
 		ConformityAdded{}, OrganisationSuspended{}, OrganisationResumed{}, EABRequested{}, EABApproved{}, EABRejected{},
-		EABHandedOver{}, EABExpired{}, EABRevoked{}, OperatorAdded{}, OperatorDisabled{}, OperatorRemoved{}, OperatorRotated{}, OperatorChangeRequested{}, OperatorChangeApproved{}, OperatorChangeRejected{},
+		EABHandedOver{}, EABExpired{}, EABRevoked{}, KeyBlocked{}, OperatorAdded{}, OperatorDisabled{}, OperatorRemoved{}, OperatorRotated{}, OperatorChangeRequested{}, OperatorChangeApproved{}, OperatorChangeRejected{},
 		Login{}, Logout{}, AccessDenied{}, OperatorCACreated{}, Revoked{}, RenewedEarly{}, AuditExported{}, AccountCreated{},
 		AccountDeactivated{}, AccountKeyChanged{}, OrderCreated{}, SignBegin{}, SignEnd{}, OCSPResponderIssued{}, KeyGenerated{},
 		KeySelfTest{}, CertificateMade{}, CeremonyDone{}, HSMLogin{}, HSMRelogin{}, HSMSelfTest{}, ServeStarted{}, ServeStopped{}} {

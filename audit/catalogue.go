@@ -44,6 +44,7 @@ const (
 	ActOperatorLogout      Action = "operator.logout"
 	ActAccessDenied        Action = "access.denied"
 	ActRevoke              Action = "certificate.revoke"
+	ActKeyBlock            Action = "key.block"
 	ActRenewEarly          Action = "certificate.renew-early"
 	ActAuditExport         Action = "audit.export"
 	ActOperatorCACreate    Action = "operator-ca.create"
@@ -230,6 +231,10 @@ type AccessDenied struct{ What, Role string }
 // OperatorCACreated: the CA of operators' client certificates was made.
 type OperatorCACreated struct{ Subject, SHA256 string }
 
+// KeyBlocked: an operator blocked a public key (its SPKI SHA-256): it is never
+// certified, nor used as an account key, again.
+type KeyBlocked struct{ KeyHash, Reason string }
+
 // Certificates.
 
 // Revoked: a certificate was revoked; the complete revocation record.
@@ -383,6 +388,7 @@ func (Logout) Action() Action                   { return ActOperatorLogout }
 func (AccessDenied) Action() Action             { return ActAccessDenied }
 func (OperatorCACreated) Action() Action        { return ActOperatorCACreate }
 func (Revoked) Action() Action                  { return ActRevoke }
+func (KeyBlocked) Action() Action { return ActKeyBlock }
 func (RenewedEarly) Action() Action             { return ActRenewEarly }
 func (AuditExported) Action() Action            { return ActAuditExport }
 func (AccountCreated) Action() Action           { return ActAccountCreate }

@@ -167,6 +167,9 @@ func (t *Tx) DecideOperatorChange(id, status, decider string, now time.Time) err
 // AddOperator: see SQL.AddOperator.
 func (t *Tx) AddOperator(o Operator) error { return t.s.AddOperator(t.ctx, o) }
 
+// BlockKey: see SQL.BlockKey.
+func (t *Tx) BlockKey(b BlockedKey) error { return t.s.BlockKey(t.ctx, b) }
+
 // Revoke: see SQL.Revoke.
 func (t *Tx) Revoke(r Revocation, block *BlockedKey) error { return t.s.Revoke(t.ctx, r, block) }
 

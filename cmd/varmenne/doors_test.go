@@ -123,6 +123,8 @@ func cliUseCases() []cliUseCase {
 			return []string{"renew-early", "--serial", cert(t, data), "--reason", "mis-issuance"}
 		}, []audit.Action{audit.ActRenewEarly}},
 		{"audit export", "aino", "rita", fixed("audit", "export"), []audit.Action{audit.ActAuditExport}},
+		{"key block", "admin", "rita", fixed("key", "block", "--key-hash", strings.Repeat("cd", 32), "--reason", "reported compromised"),
+			[]audit.Action{audit.ActKeyBlock}},
 	}
 }
 

@@ -49,6 +49,7 @@ var commands = []command{
 	{"eab reject", "REQUEST --reason TEXT", "reject an EAB request", false, eabReject},
 	{"eab key", "REQUEST [--json]", "the requester receives the approved key, once", false, eabKey},
 	{"eab revoke", "KID --reason TEXT [--deactivate-accounts]", "the key binds no account any more", false, eabRevoke},
+	{"key block", "--key-hash HEX | --key FILE --reason TEXT", "a key is certified no more (e.g. reported compromised)", false, keyBlock},
 	{"revoke", "--serial S | --org OID --reason R --requested-by NAME --identified-by METHOD [--note TEXT] [--invalidity-date T] [--requested-at T]", "revoke, finally", false, revoke},
 	{"renew-early", "--serial S | --org OID | --issuer NAME --reason TEXT", "move the ARI renewal window into the past: ARI clients renew at their next check", false, renewEarly},
 	{"operator bootstrap", "", "the first administrator of a database without operators, its token in DATA/operator.token", true, operatorBootstrap},

@@ -5,13 +5,17 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/signer"
 )
 
 func orgAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -262,4 +266,72 @@ func eabRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// keyBlock is "varmenne key block (--key-hash HEX | --key FILE) --reason TEXT": no
+// CSR with the key is certified, and no account uses it, from now on.
+func keyBlock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("key block", stderr)
+	op := addOperatorFlags(fs)
+	keyHash := fs.String("key-hash", "", "the hex SHA-256 of the key's SubjectPublicKeyInfo")
+	keyFile := fs.String("key", "", "a PEM file holding the key: a certificate, a CSR or a public key")
+	reason := fs.String("reason", "", "why; kept with the block and in the audit log")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*keyHash == "") == (*keyFile == "") {
+		return errors.New("key block: give either --key-hash HEX or --key FILE")
+	}
+	if *keyFile != "" {
+		h, err := pemKeyHash(*keyFile)
+		if err != nil {
+			return fmt.Errorf("key block: --key %s: %w", *keyFile, err)
+		}
+		*keyHash = h
+	}
+	s, err := op.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.svc.BlockKey(ctx, s.who, *keyHash, *reason); err != nil {
+		return s.fail(err)
+	}
+	fmt.Fprintf(stdout, "key %s is blocked: it is certified no more, on every replica\n", *keyHash)
+	return nil
+}
+
+// pemKeyHash is the key hash (signer.KeyHash) of the key in a PEM certificate,
+// CSR or public key.
+func pemKeyHash(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return "", errors.New("holds no PEM block")
+	}
+	var pub any
+	switch block.Type {
+	case "CERTIFICATE":
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return "", err
+		}
+		pub = c.PublicKey
+	case "CERTIFICATE REQUEST":
+		c, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			return "", err
+		}
+		pub = c.PublicKey
+	case "PUBLIC KEY":
+		if pub, err = x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+			return "", err
+		}
+	default:
+		return "", fmt.Errorf("holds a %s; give a certificate, a CSR or a public key", block.Type)
+	}
+	return signer.KeyHash(pub)
 }
