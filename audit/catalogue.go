@@ -388,7 +388,7 @@ func (Logout) Action() Action                   { return ActOperatorLogout }
 func (AccessDenied) Action() Action             { return ActAccessDenied }
 func (OperatorCACreated) Action() Action        { return ActOperatorCACreate }
 func (Revoked) Action() Action                  { return ActRevoke }
-func (KeyBlocked) Action() Action { return ActKeyBlock }
+func (KeyBlocked) Action() Action               { return ActKeyBlock }
 func (RenewedEarly) Action() Action             { return ActRenewEarly }
 func (AuditExported) Action() Action            { return ActAuditExport }
 func (AccountCreated) Action() Action           { return ActAccountCreate }
