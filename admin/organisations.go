@@ -244,11 +244,6 @@ type GoneOrganisation struct {
 	Certificates []store.Certificate
 }
 
-// registerEntry is the register's view of stored register data, for its rules.
-func registerEntry(r store.OrganisationRegister) thl.Entry {
-	return thl.Entry{OID: r.OrgOID, Status: thl.Status(r.Status), BeginDate: r.BeginDate, ExpirationDate: r.ExpirationDate}
-}
-
 // ImportRegister records a whole THL register export in one transaction: it adds
 // the active organisations the store lacks (named after the top of their
 // hierarchy), updates those it has, and marks as left those an earlier import
@@ -324,13 +319,13 @@ func (s *Service) ImportRegister(ctx context.Context, who *store.Operator, sourc
 		default:
 			rep.Unchanged++
 		}
-		wasActive := c.Before.SyncedAt.IsZero() || registerEntry(c.Before).ActiveAt(now)
-		if !c.Added && wasActive && !registerEntry(c.After).ActiveAt(now) {
+		wasActive := c.Before.SyncedAt.IsZero() || thl.RecordEntry(c.Before).ActiveAt(now)
+		if !c.Added && wasActive && !thl.RecordEntry(c.After).ActiveAt(now) {
 			name := c.BeforeLongName
 			if e := byOID[c.OID]; e.LongName != "" {
 				name = e.LongName
 			}
-			rep.Gone = append(rep.Gone, GoneOrganisation{OID: c.OID, Name: firstOf(name, c.After.Abbreviation), Why: registerEntry(c.After).InactiveReason(now)})
+			rep.Gone = append(rep.Gone, GoneOrganisation{OID: c.OID, Name: firstOf(name, c.After.Abbreviation), Why: thl.RecordEntry(c.After).InactiveReason(now)})
 		}
 	}
 	for i, g := range rep.Gone {
