@@ -420,8 +420,9 @@ func (s *Service) Handover(ctx context.Context, who *store.Operator, id string) 
 	return handover(k), nil
 }
 
-// RevokeKey revokes an EAB key so it binds no account; with deactivate, the
-// accounts it bound are deactivated too.
+// RevokeKey revokes an EAB key so it binds no account, and the account it bound
+// takes no step towards a certificate (the ACME standing check); with deactivate,
+// that account is deactivated too.
 func (s *Service) RevokeKey(ctx context.Context, who *store.Operator, kid, reason string, deactivate bool) ([]string, error) {
 	if err := s.allow(ctx, who, "revoke EAB keys", store.RoleAdministrator); err != nil {
 		return nil, err
