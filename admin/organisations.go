@@ -232,7 +232,7 @@ type ImportReport struct {
 	// it, with their valid certificates (which the operator may revoke).
 	Gone []GoneOrganisation
 	// Unlisted are organisations added by hand that the register does not list:
-	// the thl plugin refuses their orders.
+	// with a register source, the ACME standing check refuses them.
 	Unlisted []store.Organisation
 }
 

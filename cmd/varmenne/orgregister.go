@@ -115,7 +115,7 @@ func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	for _, o := range rep.Unlisted {
-		fmt.Fprintf(stdout, "organisation %s (%s) was added by hand and is not in the register: the thl plugin refuses its orders\n", o.OID, o.Name)
+		fmt.Fprintf(stdout, "organisation %s (%s) was added by hand and is not in the register: a server with --register-source refuses its accounts every step towards a certificate\n", o.OID, o.Name)
 	}
 	return nil
 }
