@@ -15,6 +15,7 @@ import (
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/policy/thl"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -155,7 +156,7 @@ func (s *Service) newRequest(ctx context.Context, who *store.Operator, in EABReq
 	if err != nil {
 		return fail(s.internal(ctx, "read the register", err))
 	}
-	if why := registerRefusal(reg); why != "" {
+	if why := thl.RecordRefusal(*reg, s.now()); why != "" {
 		return fail(errorf(Conflict, "organisation %s %s; it cannot get an EAB key", oid, why))
 	}
 	if !org.SuspendedAt.IsZero() {
@@ -235,21 +236,6 @@ func prefixes(ps []netip.Prefix) string {
 func requested(who *store.Operator, r store.EABRequest) audit.Record {
 	return audit.Done(who.Name, audit.EABRequested{Request: r.ID, Org: r.OrgOID, Person: r.Person, IdentifiedBy: r.IdentifiedBy,
 		TechnicalContact: r.TechnicalContact, Domains: r.Domains, Profiles: r.Profiles})
-}
-
-// registerRefusal says why the register does not allow an organisation; "" when
-// it does. An organisation no register import ever listed was added by an
-// operator (varmenne org add), which is its register entry.
-func registerRefusal(reg *store.OrganisationRegister) string {
-	switch {
-	case reg.SyncedAt.IsZero():
-		return ""
-	case !reg.LeftAt.IsZero():
-		return "is no longer in THL's SOTE register (since " + reg.LeftAt.Format(time.DateOnly) + ")"
-	case reg.Status != "" && !strings.EqualFold(reg.Status, "active"):
-		return "has register status " + reg.Status
-	}
-	return ""
 }
 
 // EABRequests lists requests in a status ("" every status).
@@ -434,8 +420,9 @@ func (s *Service) Handover(ctx context.Context, who *store.Operator, id string) 
 	return handover(k), nil
 }
 
-// RevokeKey revokes an EAB key so it binds no account; with deactivate, the
-// accounts it bound are deactivated too.
+// RevokeKey revokes an EAB key so it binds no account, and the account it bound
+// takes no step towards a certificate (the ACME standing check); with deactivate,
+// that account is deactivated too.
 func (s *Service) RevokeKey(ctx context.Context, who *store.Operator, kid, reason string, deactivate bool) ([]string, error) {
 	if err := s.allow(ctx, who, "revoke EAB keys", store.RoleAdministrator); err != nil {
 		return nil, err

@@ -329,7 +329,7 @@ type ImportReport struct {
 	// it, with their valid certificates (which the operator may revoke).
 	Gone []GoneOrganisation
 	// Unlisted are organisations added by hand that the register does not list:
-	// the thl plugin refuses their orders.
+	// with a register source, the ACME standing check refuses them.
 	Unlisted []store.Organisation
 	// Refused are records whose names no certificate subject can carry: a new
 	// organisation was not added, a known one kept its long name.
@@ -345,11 +345,6 @@ type GoneOrganisation struct {
 	Name         string
 	Why          string
 	Certificates []store.Certificate
-}
-
-// registerEntry is the register's view of stored register data, for its rules.
-func registerEntry(r store.OrganisationRegister) thl.Entry {
-	return thl.Entry{OID: r.OrgOID, Status: thl.Status(r.Status), BeginDate: r.BeginDate, ExpirationDate: r.ExpirationDate}
 }
 
 // ImportRegister records a whole THL register export in one transaction: it adds
@@ -442,13 +437,13 @@ func (s *Service) ImportRegister(ctx context.Context, who *store.Operator, sourc
 		default:
 			rep.Unchanged++
 		}
-		wasActive := c.Before.SyncedAt.IsZero() || registerEntry(c.Before).ActiveAt(now)
-		if !c.Added && wasActive && !registerEntry(c.After).ActiveAt(now) {
+		wasActive := c.Before.SyncedAt.IsZero() || thl.RecordEntry(c.Before).ActiveAt(now)
+		if !c.Added && wasActive && !thl.RecordEntry(c.After).ActiveAt(now) {
 			name := c.BeforeLongName
 			if e := byOID[c.OID]; e.LongName != "" {
 				name = e.LongName
 			}
-			rep.Gone = append(rep.Gone, GoneOrganisation{OID: c.OID, Name: firstOf(name, c.After.Abbreviation), Why: registerEntry(c.After).InactiveReason(now)})
+			rep.Gone = append(rep.Gone, GoneOrganisation{OID: c.OID, Name: firstOf(name, c.After.Abbreviation), Why: thl.RecordEntry(c.After).InactiveReason(now)})
 		}
 	}
 	for i, g := range rep.Gone {

@@ -133,7 +133,9 @@ func (s *Service) Organisation(ctx context.Context, who *store.Operator, oid str
 	return v, nil
 }
 
-// Suspend suspends an organisation: its accounts get no new orders.
+// Suspend suspends an organisation: its accounts take no step towards a
+// certificate (the ACME standing check) until resumed; they may still revoke and
+// download their certificates.
 func (s *Service) Suspend(ctx context.Context, who *store.Operator, oid, reason string) error {
 	if err := s.allow(ctx, who, "suspend organisations", store.RoleAdministrator); err != nil {
 		return err

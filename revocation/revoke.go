@@ -14,10 +14,13 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-// Store is what revocation reads outside its transaction.
+// Store is what revocation reads outside its transaction: the target, and an ACME
+// account's organisation and EAB key, which decide its rights (AccountMay).
 type Store interface {
 	SerialStatus(ctx context.Context, serial string) (*store.SerialStatus, error)
 	GetCertificate(ctx context.Context, serial string) (*store.Certificate, error)
+	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
+	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
 }
 
 // Log runs a change and its audit records in one transaction (audit.Log).
@@ -52,7 +55,9 @@ func refuse(k Kind, format string, args ...any) error {
 // Caller is who asks; exactly one of Account, Key and Operator is set.
 type Caller struct {
 	// Account is an ACME account (JWS kid): it may revoke its own certificates and
-	// those of its organisation.
+	// those of its organisation its EAB key covers (AccountMay). Its standing
+	// (suspension, register, EAB key state) does not matter: a holder can always
+	// revoke.
 	Account *store.Account
 	// Key is the public key that signed the request (JWS jwk): its holder may
 	// revoke the certificates of that key.
@@ -206,8 +211,8 @@ func (v *Revoker) record(ctx context.Context, req Request, target *store.SerialS
 		if !req.Reason.Subscriber {
 			return r, refuse(BadReason, "reason %s is given by the CA's operators only", req.Reason.Name)
 		}
-		if target.OrgOID != c.Account.OrgOID && !v.ownedBy(ctx, target, c.Account.ID) {
-			return r, refuse(Unauthorized, "account %s may not revoke this certificate: it belongs to another organisation", c.Account.ID)
+		if err := v.accountMay(ctx, c.Account, target); err != nil {
+			return r, err
 		}
 		r.PerformedBy = "varmenne ACME revokeCert"
 		r.RequestedBy = fmt.Sprintf("ACME account %s of organisation %s", c.Account.ID, c.Account.OrgOID)
@@ -228,13 +233,33 @@ func (v *Revoker) record(ctx context.Context, req Request, target *store.SerialS
 	return r, nil
 }
 
-// ownedBy reports whether the stored certificate was issued to account id.
-func (v *Revoker) ownedBy(ctx context.Context, target *store.SerialStatus, id string) bool {
+// accountMay judges an ACME account's right to revoke the target (AccountMay). A
+// serial with no stored certificate (an issuance intent) names no account and was
+// never delivered: only an operator revokes it.
+func (v *Revoker) accountMay(ctx context.Context, acct *store.Account, target *store.SerialStatus) error {
+	if target.OrgOID != acct.OrgOID {
+		return refuse(Unauthorized, "account %s may not revoke this certificate: it belongs to another organisation", acct.ID)
+	}
 	if !target.Certified {
-		return false
+		return refuse(Unauthorized, "serial %s has no stored certificate; ask the CA's operators to revoke it", target.Serial)
 	}
 	c, err := v.st.GetCertificate(ctx, target.Serial)
-	return err == nil && c.AccountID == id
+	if err != nil {
+		return fmt.Errorf("revocation: read certificate %s: %w", target.Serial, err)
+	}
+	if c.AccountID == acct.ID {
+		return AccountMay(acct, nil, nil, c)
+	}
+	// Unknown organisation or key: AccountMay allows the account's own certificates only.
+	org, err := v.st.GetOrganisation(ctx, acct.OrgOID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("revocation: read organisation %s: %w", acct.OrgOID, err)
+	}
+	ek, err := v.st.GetEAB(ctx, acct.EABKID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("revocation: read EAB key %s: %w", acct.EABKID, err)
+	}
+	return AccountMay(acct, org, ek, c)
 }
 
 // keyMatches reports whether key is the stored certificate's public key.

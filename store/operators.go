@@ -456,7 +456,7 @@ func (s *SQL) FindCertificates(ctx context.Context, f CertificateFilter) ([]Cert
 }
 
 // SuspendOrganisation suspends an active organisation (else ErrConflict): its
-// accounts get no new orders until ResumeOrganisation.
+// accounts take no step towards a certificate until ResumeOrganisation.
 func (s *SQL) SuspendOrganisation(ctx context.Context, oid, by, reason string, now time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, "organisations", "oid", oid,

@@ -36,7 +36,8 @@ type Organisation struct {
 	Networks  []netip.Prefix
 	CreatedAt time.Time
 	TestOnly  bool // may order test profiles only
-	// Suspended by an operator: its accounts get no new orders (zero: active).
+	// Suspended by an operator: its accounts take no step towards a certificate
+	// (zero: active).
 	SuspendedAt   time.Time
 	SuspendedBy   string
 	SuspendReason string

@@ -65,7 +65,9 @@ func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, 
 	existing, err := a.AccountByKey(ctx, key)
 	if err == nil {
 		// RFC 8555 7.3.1: an existing key returns its account; 7.3.6: a deactivated
-		// account's key is no longer accepted.
+		// account's key is no longer accepted. Finding an account is no step towards
+		// a certificate, so its standing is not asked: clients look their account up
+		// this way before they revoke.
 		if existing.Status != string(acme.StatusValid) {
 			return nil, false, acme.Errorf(acme.Unauthorized, "account %s is %s and can no longer be used; register a new key with a new EAB key", existing.ID, existing.Status)
 		}
@@ -100,12 +102,10 @@ func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, 
 	if err := eab.VerifyMAC(ek.HMACKey); err != nil {
 		return nil, false, err
 	}
-	switch ek.Status {
-	case store.EABApproved:
-	case store.EABBound:
-		return nil, false, acme.Errorf(acme.Unauthorized, "EAB key %s was already used: an EAB key creates one account only; ask your registrar for a new key", ek.KID)
-	default:
-		return nil, false, acme.Errorf(acme.Unauthorized, "EAB key %s is %s and cannot be used; ask your registrar for a new key", ek.KID, ek.Status)
+	// Binding a key is the first step towards a certificate: the standing check
+	// judges the key and its organisation (standing.go).
+	if err := a.bindingStanding(ctx, ek); err != nil {
+		return nil, false, err
 	}
 	if err := a.limitNewAccount(ctx, ek.OrgOID); err != nil {
 		return nil, false, err
@@ -178,8 +178,12 @@ func (a *Authority) UpdateAccount(ctx context.Context, acct *store.Account, payl
 }
 
 // ChangeKey is the keyChange rule set (RFC 8555 7.3.5) after acme/server verified both
-// signatures: inner names the account, oldKey is the current key, newKey is unused.
+// signatures: the account's standing (standing.go), inner names the account, oldKey
+// is the current key, newKey is unused.
 func (a *Authority) ChangeKey(ctx context.Context, acct *store.Account, accountURL string, inner acme.KeyChangeInner, newKey *jose.JSONWebKey) (*store.Account, error) {
+	if _, _, err := a.standing(ctx, stepKeyChange, acct, nil); err != nil {
+		return nil, err
+	}
 	if inner.Account != accountURL {
 		return nil, acme.Errorf(acme.Malformed, "the inner JWS names account %q, but the outer JWS is signed by %q", inner.Account, accountURL)
 	}

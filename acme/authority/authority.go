@@ -23,6 +23,7 @@ import (
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/policy/thl"
 	"github.com/varmenne/varmenne/policy/validity"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"
@@ -31,6 +32,7 @@ import (
 // AccountStore is what the authority needs of accounts, organisations and EAB keys.
 type AccountStore interface {
 	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
+	GetOrganisationRegister(ctx context.Context, oid string) (*store.OrganisationRegister, error)
 	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
 	CreateAccount(ctx context.Context, acct store.Account, eabKID string) error
 	GetAccount(ctx context.Context, id string) (*store.Account, error)
@@ -155,6 +157,10 @@ type Config struct {
 	Revoker Revoker
 	// RateLimits shared by the replicas; the zero value is no limits (ratelimit.go).
 	RateLimits RateLimits
+	// Register is THL's SOTE organisation register the server loads
+	// (--register-source), which the standing check asks at every step towards a
+	// certificate (standing.go); nil: none (development).
+	Register thl.Lookuper
 }
 
 func (c *Config) setDefaults() {

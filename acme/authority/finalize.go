@@ -13,6 +13,7 @@ import (
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"
 )
@@ -20,10 +21,19 @@ import (
 // issueTimeout bounds signing and storing a certificate once an order is processing.
 const issueTimeout = time.Minute
 
-// Finalize checks the CSR against the order and issues. The order leaves "ready" once:
+// Finalize asks the standing check (standing.go), checks the CSR against the order
+// and issues. The order leaves "ready" once:
 // the store's conditional transition decides which of concurrent requests issues.
 func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID string, payload []byte) (*store.Order, error) {
 	o, err := a.Order(ctx, acct, orderID)
+	if err != nil {
+		return nil, err
+	}
+	// The standing is asked again here, not only at newOrder: an organisation
+	// suspended, an EAB key revoked or a register entry ended after the order was
+	// made stops it before it is signed.
+	prof := a.profiles[o.Profile]
+	org, eab, err := a.standing(ctx, stepFinalize, acct, prof)
 	if err != nil {
 		return nil, err
 	}
@@ -38,13 +48,8 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	if err != nil {
 		return nil, err
 	}
-	prof := a.profiles[o.Profile]
 	if prof == nil {
 		return nil, acme.Errorf(acme.InvalidProfile, "the order's profile %q is no longer offered; create a new order with one of %s", o.Profile, strings.Join(a.profileNames(), ", "))
-	}
-	org, eab, err := a.accountContext(ctx, acct)
-	if err != nil {
-		return nil, err
 	}
 	keyHash, err := signer.KeyHash(csr.PublicKey)
 	if err != nil {
@@ -226,15 +231,29 @@ func subjectFor(org *store.Organisation) pkix.Name {
 	return s
 }
 
-// Certificate returns the certificate with the given serial if the account may fetch it:
-// its own, or one of an account of the same organisation.
+// Certificate returns the certificate with the given serial if the account may fetch
+// it: by the rule that says who may revoke it (revocation.AccountMay), so its own,
+// or one of its organisation whose every name its EAB key covers, or any of its
+// organisation when the key is not narrowed. A certificate the account may not fetch
+// does not exist for it (404). The standing check is not asked: a holder may always
+// fetch what it has, also while its organisation is suspended.
 func (a *Authority) Certificate(ctx context.Context, acct *store.Account, serial string) (*store.Certificate, error) {
 	c, err := a.store.GetCertificate(ctx, serial)
-	if isNotFound(err) || (err == nil && c.AccountID != acct.ID && c.OrgOID != acct.OrgOID) {
+	if isNotFound(err) {
 		return nil, notFound("certificate")
 	}
 	if err != nil {
 		return nil, a.internal(ctx, "read the certificate", err)
+	}
+	var org *store.Organisation
+	var eab *store.EABKey
+	if c.AccountID != acct.ID && c.OrgOID == acct.OrgOID {
+		if org, eab, err = a.accountContext(ctx, acct); err != nil {
+			return nil, err
+		}
+	}
+	if revocation.AccountMay(acct, org, eab, c) != nil {
+		return nil, notFound("certificate")
 	}
 	return c, nil
 }

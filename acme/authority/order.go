@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +18,8 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-// NewOrder resolves the order's profile, checks that the account may use it, runs
+// NewOrder resolves the order's profile, asks the standing check (standing.go),
+// which includes whether the account may use the profile, runs
 // the profile's policy chain over the identifiers and the requested validity, and
 // creates the order with one pending authorisation per name.
 func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.NewOrderRequest) (*store.Order, error) {
@@ -33,15 +33,8 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	if err != nil {
 		return nil, err
 	}
-	org, eab, err := a.accountContext(ctx, acct)
+	org, eab, err := a.standing(ctx, stepNewOrder, acct, prof)
 	if err != nil {
-		return nil, err
-	}
-	if !org.SuspendedAt.IsZero() {
-		return nil, acme.Errorf(acme.Unauthorized, "organisation %s is suspended by the CA's operators since %s, so its accounts get no new orders; ask the CA's registrar to resume it",
-			org.OID, org.SuspendedAt.UTC().Format(time.DateOnly))
-	}
-	if err := profileAllowed(prof, org, eab); err != nil {
 		return nil, err
 	}
 	notBefore, err := parseOrderTime("notBefore", req.NotBefore)
@@ -227,22 +220,6 @@ func allowedNetworks(org *store.Organisation, eab *store.EABKey) []netip.Prefix 
 	return names.NarrowNetworks(org.Networks, eab.Networks)
 }
 
-// profileAllowed refuses a profile the account may not order: one outside the
-// profiles its EAB key was limited to, or a production profile for a test-only
-// organisation. These are access rules, not configurable policy: they hold for every
-// profile whatever its plugins.
-func profileAllowed(p *Profile, org *store.Organisation, eab *store.EABKey) error {
-	if eab != nil && len(eab.Profiles) > 0 && !slices.Contains(eab.Profiles, p.Name) {
-		return acme.Errorf(acme.Unauthorized, "this account's EAB key allows profiles %s only, not %s; order one of those, or ask the CA for an EAB key for %s",
-			strings.Join(eab.Profiles, ", "), p.Name, p.Name)
-	}
-	if org.TestOnly && !p.Test {
-		return acme.Errorf(acme.Unauthorized, "organisation %s may order test profiles only, not %s; order a test profile such as %s-test",
-			org.OID, p.Name, p.Name)
-	}
-	return nil
-}
-
 // parseOrderTime reads a newOrder notBefore or notAfter; "" is the zero time.
 // Whether the time is acceptable is the profile's policy (validity plugin).
 func parseOrderTime(field, v string) (time.Time, error) {
@@ -324,12 +301,16 @@ func (a *Authority) Challenge(ctx context.Context, acct *store.Account, id strin
 	return ch, az, nil
 }
 
-// RespondChallenge starts validation of a pending challenge and waits a short while for
+// RespondChallenge asks the standing check (standing.go), then starts validation
+// of a pending challenge and waits a short while for
 // its result, so stock clients see the outcome in the response. A challenge that is not
 // pending is returned as it is: no second validation, no status going back.
 func (a *Authority) RespondChallenge(ctx context.Context, acct *store.Account, id string) (*store.Challenge, *store.Authorization, error) {
 	ch, az, err := a.Challenge(ctx, acct, id)
 	if err != nil {
+		return nil, nil, err
+	}
+	if _, _, err := a.standing(ctx, stepChallenge, acct, nil); err != nil {
 		return nil, nil, err
 	}
 	if ch.Status != string(acme.StatusPending) || az.Status != string(acme.StatusPending) {

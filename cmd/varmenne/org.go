@@ -79,7 +79,7 @@ func orgSuspend(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := s.svc.Suspend(ctx, s.who, oid, *reason); err != nil {
 		return s.fail(err)
 	}
-	fmt.Fprintf(stdout, "organisation %s is suspended: its accounts get no new orders until \"varmenne org resume %s\"\n", oid, oid)
+	fmt.Fprintf(stdout, "organisation %s is suspended: its accounts can neither register, order, validate nor finalize until \"varmenne org resume %s\"; they can still revoke and download their certificates\n", oid, oid)
 	return nil
 }
 
@@ -246,7 +246,7 @@ func eabRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("eab revoke", stderr)
 	op := addOperatorFlags(fs)
 	reason := fs.String("reason", "", "why the key may bind no account")
-	deactivate := fs.Bool("deactivate-accounts", false, "also deactivate the account the key bound")
+	deactivate := fs.Bool("deactivate-accounts", false, "also deactivate the account the key bound (without it the account stays, but the standing check refuses its every step towards a certificate)")
 	kid, err := onePositional(fs, args, "the EAB key's kid")
 	if err != nil {
 		return err
@@ -260,7 +260,7 @@ func eabRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return s.fail(err)
 	}
-	fmt.Fprintf(stdout, "EAB key %s revoked", kid)
+	fmt.Fprintf(stdout, "EAB key %s revoked: it binds no account, and the account it bound takes no step towards a certificate (revoking and downloading its certificates stay possible)", kid)
 	if len(ids) > 0 {
 		fmt.Fprintf(stdout, "; accounts deactivated: %s", strings.Join(ids, ", "))
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/varmenne/varmenne/policy/sote"
 	"github.com/varmenne/varmenne/policy/thl"
 	"github.com/varmenne/varmenne/profile"
-	"github.com/varmenne/varmenne/store"
 )
 
 // splitArgs separates the positional arguments from the flags of fs, so that
@@ -120,7 +119,7 @@ func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "organisation %s refused: %s\n", r.OID, r.Why)
 	}
 	for _, o := range rep.Unlisted {
-		fmt.Fprintf(stdout, "organisation %s (%s) was added by hand and is not in the register: the thl plugin refuses its orders\n", o.OID, o.Name)
+		fmt.Fprintf(stdout, "organisation %s (%s) was added by hand and is not in the register: a server with --register-source refuses its accounts every step towards a certificate\n", o.OID, o.Name)
 	}
 	return nil
 }
@@ -131,11 +130,6 @@ func nameOr(longName, other string) string {
 		return longName
 	}
 	return other
-}
-
-// registerEntry is the register's view of stored register data, for its rules.
-func registerEntry(r store.OrganisationRegister) thl.Entry {
-	return thl.Entry{OID: r.OrgOID, Status: thl.Status(r.Status), BeginDate: r.BeginDate, ExpirationDate: r.ExpirationDate}
 }
 
 func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -187,7 +181,7 @@ func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		w("register", "never imported (added by hand): run \"varmenne org import\"")
 	default:
 		state := reg.Status
-		if reason := registerEntry(*reg).InactiveReason(now); reason == "" {
+		if reason := thl.RecordEntry(*reg).InactiveReason(now); reason == "" {
 			state = "active"
 		} else if reason != "is "+reg.Status {
 			state += ", " + reason
@@ -300,49 +294,48 @@ func addRegisterFlags(fs *flag.FlagSet) *registerConfig {
 	return &c
 }
 
-// startRegister loads the register when --register-source is given, makes it the
-// one the thl and sote plugins read, keeps it fresh until ctx ends, and puts those
-// plugins into the chains of the profiles that use the default chain: thl first in
-// every one, sote after the others in the system signature ones. A configuration
+// startRegister loads the register when --register-source is given, keeps it fresh
+// until ctx ends, and returns it for the standing check of acme/authority, which
+// asks it at every step towards a certificate (nil without a source). It also makes
+// it the one the thl and sote plugins read, and puts sote after the other plugins
+// of the system signature profiles that use the default chain. A configuration
 // error stops the start; a register that cannot be loaded now does not (issuance
 // waits, refused, until a retry loads it).
-func startRegister(ctx context.Context, c *registerConfig, set *profile.Set, log *slog.Logger) error {
+func startRegister(ctx context.Context, c *registerConfig, set *profile.Set, log *slog.Logger) (thl.Lookuper, error) {
 	if c.source == "" {
 		thl.UseRegister(nil)
 		log.Warn("no THL register (--register-source): organisations are not checked against THL's SOTE organisation register; development only")
-		return nil
+		return nil, nil
 	}
 	f, err := thl.ParseFormat(c.format)
 	if err != nil {
-		return fmt.Errorf("--register-format %q: use json or xml", c.format)
+		return nil, fmt.Errorf("--register-format %q: use json or xml", c.format)
 	}
 	src := thl.Source{Location: c.source, Format: f, AllowHTTP: c.allowHTTP}
 	if err := src.Validate(); err != nil {
-		return fmt.Errorf("--register-source: %v", err)
+		return nil, fmt.Errorf("--register-source: %v", err)
 	}
 	reg, err := thl.NewRegister(thl.Config{Source: src, Refresh: c.refresh, MaxStale: c.maxStale, Log: log.With("component", "thl-register")})
 	if err != nil {
-		return fmt.Errorf("--register-refresh / --register-max-stale: %s", strings.TrimPrefix(err.Error(), "thl: "))
+		return nil, fmt.Errorf("--register-refresh / --register-max-stale: %s", strings.TrimPrefix(err.Error(), "thl: "))
 	}
 	if err := reg.Refresh(ctx); err != nil {
 		log.Error("the THL register could not be loaded at start; orders are refused until it is", "source", src.String(), "err", err)
 	}
 	go reg.Run(ctx)
 	thl.UseRegister(reg)
+	// Whether the organisation is active in the register is the standing check's
+	// (every profile, every step); what the register adds for system signature
+	// certificates (conformity) is the sote plugin's.
 	for name, p := range set.Profiles {
-		if !slices.EqualFunc(p.Plugins, profile.DefaultPlugins, func(a, b policy.Spec) bool { return a.Name == b.Name && len(a.Config) == 0 }) {
-			if !slices.ContainsFunc(p.Plugins, func(s policy.Spec) bool { return s.Name == thl.PluginName }) {
-				log.Warn("profile names its own plugins without \"thl\": the THL register does not guard it", "profile", name)
-			}
+		if p.Kind != policy.KindSystemSignature ||
+			!slices.EqualFunc(p.Plugins, profile.DefaultPlugins, func(a, b policy.Spec) bool { return a.Name == b.Name && len(a.Config) == 0 }) {
 			continue
 		}
-		p.Plugins = append([]policy.Spec{{Name: thl.PluginName}}, p.Plugins...)
-		if p.Kind == policy.KindSystemSignature {
-			p.Plugins = append(p.Plugins, policy.Spec{Name: sote.PluginName})
-		}
+		p.Plugins = append(p.Plugins, policy.Spec{Name: sote.PluginName})
 		set.Profiles[name] = p
 	}
 	st := reg.State()
 	log.Info("THL register", "source", src.String(), "organisations", st.Organisations, "refresh", c.refresh.String(), "max_stale", c.maxStale.String())
-	return nil
+	return reg, nil
 }

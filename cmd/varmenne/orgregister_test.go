@@ -321,8 +321,9 @@ func TestOrgSubcommands(t *testing.T) {
 	}
 }
 
-// TestStartRegister: with a register source, the default chains get "thl" first and
-// the system signature ones "sote" last; without one they stay as they are.
+// TestStartRegister: with a register source, the default system signature chains get
+// "sote" last (whether the organisation is active is the standing check's, asked
+// of the register startRegister returns); without one they stay as they are.
 func TestStartRegister(t *testing.T) {
 	isolate(t)
 	log := slog.New(slog.DiscardHandler)
@@ -339,14 +340,15 @@ func TestStartRegister(t *testing.T) {
 		defer cancel()
 		set := profile.BuiltinSet()
 		c := &registerConfig{source: registerJSON, refresh: time.Hour, maxStale: 3 * time.Hour}
-		if err := startRegister(ctx, c, set, log); err != nil {
+		got, err := startRegister(ctx, c, set, log)
+		if err != nil {
 			t.Fatal(err)
 		}
 		want := map[string]string{
-			profile.Server:              "thl,names,keys,validity",
-			profile.ServerTest:          "thl,names,keys,validity",
-			profile.SystemSignature:     "thl,names,keys,validity,sote",
-			profile.SystemSignatureTest: "thl,names,keys,validity,sote",
+			profile.Server:              "names,keys,validity",
+			profile.ServerTest:          "names,keys,validity",
+			profile.SystemSignature:     "names,keys,validity,sote",
+			profile.SystemSignatureTest: "names,keys,validity,sote",
 		}
 		for name, w := range want {
 			if got := names(set.Profiles[name].Plugins); got != w {
@@ -357,14 +359,17 @@ func TestStartRegister(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if reg != got {
+			t.Error("the register startRegister returns (the standing check's) is not the plugins' shared one")
+		}
 		if e, err := reg.Lookup(pharmacyOID); err != nil || e.LongName != "Helsingin VI apteekki" {
 			t.Errorf("the shared register answers %+v, %v", e, err)
 		}
 	})
 	t.Run("without a source", func(t *testing.T) {
 		set := profile.BuiltinSet()
-		if err := startRegister(context.Background(), &registerConfig{}, set, log); err != nil {
-			t.Fatal(err)
+		if reg, err := startRegister(context.Background(), &registerConfig{}, set, log); err != nil || reg != nil {
+			t.Fatalf("startRegister without a source: %v, %v; want no register", reg, err)
 		}
 		if got := names(set.Profiles[profile.SystemSignature].Plugins); got != "names,keys,validity" {
 			t.Errorf("plugins %s without a register", got)
@@ -384,7 +389,7 @@ func TestStartRegister(t *testing.T) {
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			err := startRegister(context.Background(), &tt.c, profile.BuiltinSet(), log)
+			_, err := startRegister(context.Background(), &tt.c, profile.BuiltinSet(), log)
 			if err == nil || !strings.Contains(err.Error(), tt.wants) {
 				t.Errorf("startRegister: %v, want %q", err, tt.wants)
 			}

@@ -86,9 +86,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	public := strings.TrimSuffix(cfg.publicURL, "/")
-	// THL's register for the thl and sote plugins, put into the default chains (orgregister.go).
-	if err := startRegister(ctx, cfg.register, cfg.profiles, log); err != nil {
+	// THL's register for the standing check and the sote plugin (orgregister.go).
+	register, err := startRegister(ctx, cfg.register, cfg.profiles, log)
+	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if register != nil {
+		cfg.authority.Register = register
 	}
 	// One signer.CA per profile, on its issuer, and its policy chain (profiles.go).
 	profiles, err := buildProfiles(cfg.profiles, pki, public, st, aud, log)

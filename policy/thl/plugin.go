@@ -24,7 +24,9 @@ type Lookuper interface {
 
 // Plugin is the "thl" policy plugin: a certificate is issued only to an organisation
 // that THL's SOTE organisation register lists as active, at newOrder and again at
-// finalize (an organisation may leave the register in between). A refusal is
+// finalize (an organisation may leave the register in between). The ACME standing
+// check asks the same Check at every step towards a certificate, so serve's default
+// chains leave the plugin out; a --config profile may still name it. A refusal is
 // unauthorized (403): the account is fine, the organisation may not have
 // certificates now. A register that is stale refuses every request with
 // serverInternal (503) until a refresh succeeds.

@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/acme"
 )
 
 // The sample THL register of policy/thl: the pharmacy is private and active, the
@@ -34,10 +39,12 @@ func wantProblem(t *testing.T, err error, kind string, wants ...string) {
 }
 
 // TestRegisterGuardsIssuance runs the server with THL's register from a file: only
-// organisations active in it get certificates, with the register's long name as OU;
-// a private provider gets a system signature certificate only with a certificate of
-// conformity on file; and a register that cannot be refreshed for longer than
-// --register-max-stale pauses issuance until it can.
+// organisations active in it get accounts and certificates, with the register's long
+// name as OU; an organisation the register stops listing as active is refused even
+// at the finalize of an order made before; a private provider gets a system
+// signature certificate only with a certificate of conformity on file; and a
+// register that cannot be refreshed for longer than --register-max-stale pauses
+// issuance until it can.
 func TestRegisterGuardsIssuance(t *testing.T) {
 	sample, err := os.ReadFile(sampleRegister)
 	if err != nil {
@@ -60,6 +67,9 @@ func TestRegisterGuardsIssuance(t *testing.T) {
 	cli("org", "add", "--oid", regPharmacy, "--name", "Apteekki Oy", "--long-name", "typed by hand", "--domain", "apteekki.example")
 	cli("org", "add", "--oid", regUnlisted, "--name", "Rekisteritön Oy", "--domain", "muu.example")
 	cli("org", "add", "--oid", regEnded, "--name", "Lakannut Oy", "--domain", "lakannut.example")
+	// EAB keys handed over before the import showed what the register says of them.
+	unlistedKID, unlistedMAC := in.eab(regUnlisted)
+	endedKID, endedMAC := in.eab(regEnded)
 	if out := cli("org", "import", regFile); !strings.Contains(out, "organisation "+regUnlisted+" (Rekisteritön Oy) was added by hand and is not in the register") {
 		t.Errorf("org import did not point out the unlisted organisation:\n%s", out)
 	}
@@ -75,15 +85,50 @@ func TestRegisterGuardsIssuance(t *testing.T) {
 			t.Errorf("subject %s; want O=Apteekki Oy, OU=Helsingin VI apteekki (the register's long name)", leaf.Subject)
 		}
 	})
-	t.Run("an organisation not in the register is refused at newOrder", func(t *testing.T) {
-		c := in.client(in.eab(regUnlisted))
-		_, err := in.newOrder(c, "", "", "www.muu.example")
-		wantProblem(t, err, "unauthorized", regUnlisted, "is not in THL's SOTE organisation register", "ask THL")
+	t.Run("an organisation not in the register gets no account", func(t *testing.T) {
+		_, err := in.register(unlistedKID, unlistedMAC, newKey(t))
+		wantRefused(t, "newAccount", err, "unauthorized", regUnlisted, "is not in THL's SOTE organisation register", "ask THL")
 	})
-	t.Run("an organisation that ended in the register is refused with the date", func(t *testing.T) {
-		c := in.client(in.eab(regEnded))
-		_, err := in.newOrder(c, "", "", "www.lakannut.example")
-		wantProblem(t, err, "unauthorized", regEnded, "ended on 2020-12-31")
+	t.Run("an organisation that ended in the register gets no account, and is told the date", func(t *testing.T) {
+		_, err := in.register(endedKID, endedMAC, newKey(t))
+		wantRefused(t, "newAccount", err, "unauthorized", regEnded, "ended on 2020-12-31")
+	})
+	t.Run("an organisation that ended in the imported register gets no EAB key", func(t *testing.T) {
+		out, err := in.cli("eab", "create", "--org", regEnded)
+		if err == nil || !strings.Contains(out, "ended on 2020-12-31") {
+			t.Errorf("eab create for an organisation that ended: %v: %s", err, out)
+		}
+	})
+	t.Run("an organisation the register stops listing as active is refused at finalize", func(t *testing.T) {
+		in.pointAt("kesken.apteekki.example")
+		finalizeURL, err := readyOrder(ctxT(t), pharmacy, r, "kesken.apteekki.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		passive := strings.Replace(string(sample), `"status": "ACTIVE"`, `"status": "PASSIVE"`, 1) // the pharmacy's record is the first
+		if err := os.WriteFile(regFile, []byte(passive), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.WriteFile(regFile, sample, 0o600) })
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			if _, err = in.newOrder(pharmacy, "", "", "odotus.apteekki.example"); err != nil {
+				break
+			}
+		}
+		wantProblem(t, err, "unauthorized", regPharmacy, "is passive")
+		_, _, err = pharmacy.CreateOrderCert(ctxT(t), finalizeURL, csrFor(t, "kesken.apteekki.example"), true)
+		wantRefused(t, "finalize", err, "unauthorized", regPharmacy, "is passive")
+		if err := os.WriteFile(regFile, sample, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			if _, err = in.newOrder(pharmacy, "", "", "odotus.apteekki.example"); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("the pharmacy is active in the register again, yet: %v", err)
+		}
 	})
 	t.Run("a private provider needs a certificate of conformity for system signature", func(t *testing.T) {
 		_, err := in.newOrder(pharmacy, "sote-system-signature", "", "allekirjoitus.apteekki.example")
@@ -134,11 +179,22 @@ func TestRegisterGuardsIssuance(t *testing.T) {
 }
 
 // TestRegisterNeverLoadedFailsClosed: a server whose register source cannot be read
-// at start runs, and refuses every order until the register is loaded.
+// at start runs, and refuses every step towards a certificate, from newAccount on,
+// until the register is loaded.
 func TestRegisterNeverLoadedFailsClosed(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "register.json")
 	in := startWith(t, "", "--register-source", missing)
-	c := in.client(in.org(regPharmacy, "Helsingin VI apteekki", "apteekki.example"))
-	_, err := in.newOrder(c, "", "", "www.apteekki.example")
-	wantProblem(t, err, "serverInternal", "has not been loaded", "issuance is paused")
+	kid, hmacKey := in.org(regPharmacy, "Helsingin VI apteekki", "apteekki.example")
+	mac, err := base64.RawURLEncoding.DecodeString(hmacKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &acme.Client{Key: newKey(t), DirectoryURL: in.Directory, HTTPClient: in.httpClient()}
+	noRetry(c) // a 503 is retried by default
+	_, err = c.Register(ctxT(t), &acme.Account{ExternalAccountBinding: &acme.ExternalAccountBinding{KID: kid, Key: mac}}, acme.AcceptTOS)
+	wantRefused(t, "newAccount", err, "serverInternal", "has not been loaded", "issuance is paused")
+	var ae *acme.Error
+	if errors.As(err, &ae) && ae.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", ae.StatusCode)
+	}
 }
