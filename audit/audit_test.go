@@ -159,7 +159,7 @@ func TestCatalogueSerialises(t *testing.T) {
 	for _, e := range []Event{OrganisationAdded{}, RegisterImported{}, OrganisationNamesAdded{}, OrganisationNamesRemoved{},
 		ConformityAdded{}, OrganisationSuspended{}, OrganisationResumed{}, EABRequested{}, EABApproved{}, EABRejected{},
 		EABHandedOver{}, EABExpired{}, EABRevoked{}, OperatorAdded{}, OperatorDisabled{}, OperatorRemoved{}, OperatorRotated{},
-		Login{}, Logout{}, AccessDenied{}, OperatorCACreated{}, Revoked{}, RenewedEarly{}, AuditExported{}, AccountCreated{},
+		Login{}, LoginsThrottled{}, Logout{}, AccessDenied{}, OperatorCACreated{}, Revoked{}, RenewedEarly{}, AuditExported{}, AccountCreated{},
 		AccountDeactivated{}, AccountKeyChanged{}, OrderCreated{}, SignBegin{}, SignEnd{}, OCSPResponderIssued{}, KeyGenerated{},
 		KeySelfTest{}, CertificateMade{}, CeremonyDone{}, HSMLogin{}, HSMRelogin{}, HSMSelfTest{}, ServeStarted{}, ServeStopped{}} {
 		if Object(e) == "" && reflect.TypeOf(e).NumField() > 0 && !allOmitEmpty(e) {

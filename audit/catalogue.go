@@ -38,6 +38,7 @@ const (
 	ActOperatorRemove      Action = "operator.remove"
 	ActOperatorRotate      Action = "operator.rotate"
 	ActOperatorLogin       Action = "operator.login"
+	ActLoginsThrottled     Action = "operator.login.throttled"
 	ActOperatorLogout      Action = "operator.logout"
 	ActAccessDenied        Action = "access.denied"
 	ActRevoke              Action = "certificate.revoke"
@@ -172,10 +173,24 @@ type OperatorRemoved struct{ Operator string }
 // OperatorRotated: an operator got a new credential; the old one stops working.
 type OperatorRotated struct{ Operator, Credential string }
 
-// Login: an operator's credential was presented (outcome: ok or refused).
+// Login: an operator's credential was presented (outcome: ok or refused), from
+// Source, the client's address (an IPv6 /64) when it came over the network.
 type Login struct {
 	Credential string
 	Role       string `audit:",omitempty"`
+	Source     string `audit:",omitempty"`
+}
+
+// LoginsThrottled: in the window [Since, Until) Attempts login attempts from
+// Source were refused without their credential being checked, because the source
+// or the credential had reached its limit of refused logins. One event per source
+// and window, written once the window ended, with the exact count; the refusals
+// whose credential was checked are Login events of their own.
+type LoginsThrottled struct {
+	Source   string
+	Since    time.Time
+	Until    time.Time
+	Attempts int
 }
 
 // Logout: a console session ended.
@@ -333,6 +348,7 @@ func (OperatorDisabled) Action() Action         { return ActOperatorDisable }
 func (OperatorRemoved) Action() Action          { return ActOperatorRemove }
 func (OperatorRotated) Action() Action          { return ActOperatorRotate }
 func (Login) Action() Action                    { return ActOperatorLogin }
+func (LoginsThrottled) Action() Action          { return ActLoginsThrottled }
 func (Logout) Action() Action                   { return ActOperatorLogout }
 func (AccessDenied) Action() Action             { return ActAccessDenied }
 func (OperatorCACreated) Action() Action        { return ActOperatorCACreate }
