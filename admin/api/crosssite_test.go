@@ -2,9 +2,12 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/varmenne/varmenne/admin"
 	"github.com/varmenne/varmenne/admin/admintest"
@@ -76,43 +79,39 @@ func TestStateChangesTakeJSONOnly(t *testing.T) {
 // recorded, not even a refused login of a wrong token.
 func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	f := newFixture(t, admin.Config{})
-	crossSite := map[string]http.Header{
-		"an Origin of another site":            {"Origin": {"https://evil.example"}},
-		"Sec-Fetch-Site cross-site":            {"Sec-Fetch-Site": {"cross-site"}},
-		"Sec-Fetch-Site same-site":             {"Sec-Fetch-Site": {"same-site"}, "Origin": {"https://127.0.0.1:14000"}},
-		"an opaque Origin":                     {"Origin": {"null"}},
-		"another site's form, by both":         {"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}},
-		"same-origin metadata, foreign Origin": {"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"same-origin"}},
+	// web's TestSameOrigin covers each combination of headers; here each endpoint
+	// meets the two a page of another site sends, with carl's certificate (the
+	// finding: a browser holding it approves from another site), and a wrong
+	// token, whose refused login must not be counted or recorded either.
+	type call struct {
+		name, who string
+		header    http.Header
+	}
+	calls := []call{
+		{"an Origin of another site as carl", "carl", http.Header{"Origin": {"https://evil.example"}}},
+		{"Sec-Fetch-Site cross-site as carl", "carl", http.Header{"Sec-Fetch-Site": {"cross-site"}}},
+		{"an Origin of another site with a wrong token", "", http.Header{"Origin": {"https://evil.example"}, "Authorization": {"Bearer alice.wrong"}}},
+		{"Sec-Fetch-Site same-site as alice", "alice", http.Header{"Sec-Fetch-Site": {"same-site"}, "Origin": {"https://127.0.0.1:14000"}}},
 	}
 	for _, ep := range endpoints() {
-		for name, hd := range crossSite {
-			for _, who := range []string{"carl", "alice", "wrong token"} {
-				t.Run(ep.method+" "+ep.pattern+" "+name+" as "+who, func(t *testing.T) {
-					path, body := ep.call(f, "alice")
-					h := hd.Clone()
-					h.Set("Content-Type", "application/json")
-					if who == "wrong token" {
-						h.Set("Authorization", "Bearer alice.wrong")
-					}
-					var raw []byte
-					if body != nil {
-						raw, _ = json.Marshal(body)
-					}
-					snap, before := admintest.Snapshot(t, f.Path), f.LastSeq()
-					caller := who
-					if who == "wrong token" {
-						caller = ""
-					}
-					r := f.DoRaw(caller, ep.method, path, h, raw)
-					if r.Status != http.StatusForbidden || r.ProblemType() != "forbidden" || !strings.Contains(string(r.Body), "another site") &&
-						!strings.Contains(string(r.Body), "came from the origin") {
-						t.Fatalf("%d %s, want 403 forbidden naming the cross-site request", r.Status, r.Body)
-					}
-					if admintest.Snapshot(t, f.Path) != snap || len(f.Events(before)) != 0 {
-						t.Errorf("a cross-site request changed the database or the audit log:%s", admintest.Describe(f.Events(before)))
-					}
-				})
-			}
+		for _, c := range calls {
+			t.Run(ep.method+" "+ep.pattern+" "+c.name, func(t *testing.T) {
+				path, body := ep.call(f, "alice")
+				h := c.header.Clone()
+				h.Set("Content-Type", "application/json")
+				var raw []byte
+				if body != nil {
+					raw, _ = json.Marshal(body)
+				}
+				snap, before := admintest.Snapshot(t, f.Path), f.LastSeq()
+				r := f.DoRaw(c.who, ep.method, path, h, raw)
+				if r.Status != http.StatusForbidden || r.ProblemType() != "forbidden" || !strings.Contains(string(r.Body), "accepts requests only from its own pages") {
+					t.Fatalf("%d %s, want 403 forbidden naming the cross-site request", r.Status, r.Body)
+				}
+				if admintest.Snapshot(t, f.Path) != snap || len(f.Events(before)) != 0 {
+					t.Errorf("a cross-site request changed the database or the audit log:%s", admintest.Describe(f.Events(before)))
+				}
+			})
 		}
 	}
 	// The same call from the listener's own origin works: the rule refuses
@@ -126,5 +125,40 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	nav := http.Header{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}}
 	if r := f.DoRaw("carl", "GET", "/admin/v1/eab-requests/"+id, nav, nil); r.Status != http.StatusOK {
 		t.Fatalf("a link from another site to a request: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestLoginLimitOnEveryReplica: wrong tokens sent to one server hold back their
+// source on another server on the same database: 429 rateLimited with
+// Retry-After, also for a correct token, until the window ends.
+func TestLoginLimitOnEveryReplica(t *testing.T) {
+	f := newFixture(t, admin.Config{Logins: admin.LoginLimits{PerSource: 5, PerCredential: 50}})
+	g := f.Replica()
+	bad := func(srv *admintest.Fixture, i int) admintest.Response {
+		return srv.DoRaw("", "GET", "/admin/v1/whoami", http.Header{"Authorization": {fmt.Sprintf("Bearer nobody%d.wrong", i)}}, nil)
+	}
+	for i := range 5 {
+		if r := bad(f, i); r.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d on f: %d %s", i, r.Status, r.Body)
+		}
+	}
+	for _, srv := range []*admintest.Fixture{g, f} {
+		for _, r := range []admintest.Response{bad(srv, 99), srv.Do("rita", "GET", "/admin/v1/whoami", nil)} {
+			if r.Status != http.StatusTooManyRequests || r.ProblemType() != "rateLimited" || r.Header.Get("Retry-After") == "" ||
+				r.Header.Get("WWW-Authenticate") != "" {
+				t.Fatalf("after 5 wrong tokens: %d %s %v, want 429 rateLimited with Retry-After", r.Status, r.Body, r.Header)
+			}
+			if secs, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || secs < 1 || secs > 15*60 {
+				t.Fatalf("Retry-After %q, want 1 to 900 seconds", r.Header.Get("Retry-After"))
+			}
+		}
+	}
+	// Client certificates from the same source are not held back.
+	if r := g.Do("carl", "GET", "/admin/v1/whoami", nil); r.Status != http.StatusOK {
+		t.Fatalf("carl's certificate: %d %s", r.Status, r.Body)
+	}
+	f.Clock.Add(15 * time.Minute)
+	if r := g.Do("rita", "GET", "/admin/v1/whoami", nil); r.Status != http.StatusOK {
+		t.Fatalf("rita in the next window: %d %s", r.Status, r.Body)
 	}
 }
