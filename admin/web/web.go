@@ -97,7 +97,10 @@ func Source(r *http.Request) string {
 // when
 //
 //   - its Origin header names another origin than the listener's own (scheme,
-//     host and port as the request reached it), "null" included; or
+//     host and port as the request reached it), or is "null" (an opaque origin:
+//     a sandboxed frame, a data: URL) without Sec-Fetch-Site same-origin; a
+//     browser whose referrer policy is no-referrer sends "null" for the console's
+//     own forms too, which is why the listener's policy is same-origin; or
 //   - its Sec-Fetch-Site is anything but same-origin or none (none: the operator
 //     typed the address or opened a bookmark). same-site is refused too: a site
 //     is every port and every subdomain of the registrable domain, so the ACME
@@ -126,7 +129,11 @@ func SameOrigin(r *http.Request) error {
 			"this request came from another site (Sec-Fetch-Site: %s); %s accepts requests only from its own pages: open %s/console/ directly, or call the API from a program, not from a web page",
 			site, own, own)}
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !sameOrigin(origin, own) {
+	origin := r.Header.Get("Origin")
+	if origin == "null" && site == "same-origin" {
+		return nil // the browser vouches for its own page (see above)
+	}
+	if origin != "" && !sameOrigin(origin, own) {
 		return &admin.Error{Kind: admin.Forbidden, Detail: fmt.Sprintf(
 			"this request came from the origin %q, not %s; %[2]s accepts requests only from its own pages: open %[2]s/console/ directly, or call the API from a program, not from a web page",
 			origin, own)}
@@ -232,7 +239,10 @@ func securityHeaders(h http.Handler) http.Handler {
 		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: nothing goes to other sites either way, and
+		// with no-referrer browsers send the console's own forms with "Origin: null"
+		// (see SameOrigin).
+		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Cache-Control", "no-store")
 		hd.Set("Strict-Transport-Security", "max-age=31536000")
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)

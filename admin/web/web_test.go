@@ -121,6 +121,8 @@ func TestSameOrigin(t *testing.T) {
 		{"a sibling subdomain (same-site)", "POST", map[string]string{"Origin": "https://www.admin.example:14443", "Sec-Fetch-Site": "same-site"}, false},
 		{"plain http of this host and port", "POST", map[string]string{"Origin": "http://admin.example:14443"}, false},
 		{"an opaque origin", "POST", map[string]string{"Origin": "null"}, false},
+		{"an opaque origin from another site", "POST", map[string]string{"Origin": "null", "Sec-Fetch-Site": "cross-site"}, false},
+		{"an opaque origin the browser calls its own page (no-referrer)", "POST", map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"}, true},
 		{"same-origin Fetch Metadata but a foreign Origin", "POST", map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}, false},
 		{"another site's form sent as a navigation", "POST", with(nav, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}), false},
 		{"another site's DELETE", "DELETE", map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
