@@ -57,6 +57,13 @@ type Store interface {
 	// the ended ones. Neither is an operator's act, so neither is audited.
 	TouchConsoleSession(ctx context.Context, idHash string, now time.Time) (*store.ConsoleSession, error)
 	DeleteExpiredConsoleSessions(ctx context.Context, now time.Time) (int, error)
+
+	// The counts of refused logins (LoginLimits), shared by replicas; counting
+	// is no operator's act either. The attempts refused unchecked are a tally
+	// whose summary claims it in an audited transaction (Tx.ClaimTally).
+	TakeRateLimit(ctx context.Context, name, subject string, max int, window time.Duration, now time.Time) (store.RateLimitUse, error)
+	RateLimitCount(ctx context.Context, name, subject string, max int, window time.Duration, now time.Time) (store.RateLimitUse, error)
+	EndedTallies(ctx context.Context, name string, endedBy time.Time, limit int) ([]store.Tally, error)
 }
 
 // AuditLog is the audit log (audit.Log): Do runs a state change and its records in
@@ -93,6 +100,9 @@ type Config struct {
 	// (default SessionLifetime).
 	SessionIdle     time.Duration
 	SessionLifetime time.Duration
+	// Logins bounds refused logins per source and per credential; zero fields
+	// take DefaultLoginLimits.
+	Logins LoginLimits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -123,6 +133,7 @@ func New(cfg Config, st Store, aud AuditLog, log *slog.Logger) *Service {
 	if cfg.SessionLifetime <= 0 {
 		cfg.SessionLifetime = SessionLifetime
 	}
+	cfg.Logins = cfg.Logins.withDefaults()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -70,17 +69,33 @@ func CertFingerprint(c *x509.Certificate) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Credential is what a request presented.
+// Credential is what a request presented, and where it came from.
 type Credential struct {
 	Cert  *x509.Certificate // verified against the operator CA by TLS
 	Token string
+	// Source is the client's IP address; "" when the credential did not come
+	// over the network (the CLI's token file).
+	Source string
 }
 
 // Authenticate finds the operator a credential belongs to. A failure is recorded
-// in the audit log and is a 401 refusal that does not say which part was wrong.
+// in the audit log and is an Unauthenticated refusal that does not say which part
+// was wrong. When the credential's source or the credential itself has reached
+// its limit of refused logins (Config.Logins), the attempt is refused
+// RateLimited without the credential being checked: a correct credential too,
+// else the limit would let a guess through. Those refusals are counted, and
+// SummariseLogins records their count per source and window.
 func (s *Service) Authenticate(ctx context.Context, c Credential) (*store.Operator, error) {
+	if c.Cert == nil && c.Token == "" {
+		return nil, errorf(Unauthenticated,
+			"authenticate with an operator client certificate or an operator token (Authorization: Bearer <token>)")
+	}
+	a := newAttempt(c)
+	if err := s.throttle(ctx, a); err != nil {
+		return nil, err
+	}
 	refuse := func(credential, why string) error {
-		s.note(ctx, audit.Refused("unknown", audit.Login{Credential: credential}, why))
+		s.refused(ctx, a, credential, why)
 		return errorf(Unauthenticated,
 			"authenticate with an operator client certificate or an operator token (Authorization: Bearer <token>)")
 	}
@@ -104,10 +119,6 @@ func (s *Service) Authenticate(ctx context.Context, c Credential) (*store.Operat
 			return nil, s.internal(ctx, "look up the operator", err)
 		}
 		return usable(op, fmt.Sprintf("certificate subject=%q fingerprint=%s", c.Cert.Subject.CommonName, CertFingerprint(c.Cert)), false)
-	}
-	if c.Token == "" {
-		return nil, errorf(Unauthenticated,
-			"authenticate with an operator client certificate or an operator token (Authorization: Bearer <token>)")
 	}
 	name, secret, ok := cutLast(c.Token, ".")
 	if !ok || CheckOperatorName(name) != nil {

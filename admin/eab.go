@@ -495,7 +495,8 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 	return err
 }
 
-// RunExpiry runs ExpireDue, and deletes the console sessions no longer live, every
+// RunExpiry runs ExpireDue, deletes the console sessions no longer live and
+// summarises the ended windows of logins refused unchecked (SummariseLogins), every
 // interval until ctx ends.
 func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -506,6 +507,9 @@ func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
 		}
 		if _, err := s.SweepSessions(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "admin: sweep of expired console sessions failed", "err", err)
+		}
+		if _, err := s.SummariseLogins(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "admin: summary of logins refused unchecked failed; the counts wait in the database for the next run", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,6 +1,9 @@
 package admin
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Kind is what sort of refusal an Error is. The front ends choose how to show each
 // kind (the admin API as an HTTP status and a problem type); the service never
@@ -28,10 +31,15 @@ const (
 	Gone
 	// Malformed: the input is missing, too long or not what the rule takes.
 	Malformed
+	// RateLimited: too many logins were refused from the request's source or for
+	// its credential; the credential was not checked. RetryAfter says when to try
+	// again.
+	RateLimited
 )
 
 var kindNames = [...]string{Internal: "Internal", Unauthenticated: "Unauthenticated", Forbidden: "Forbidden",
-	DualControl: "DualControl", NotFound: "NotFound", Conflict: "Conflict", Gone: "Gone", Malformed: "Malformed"}
+	DualControl: "DualControl", NotFound: "NotFound", Conflict: "Conflict", Gone: "Gone", Malformed: "Malformed",
+	RateLimited: "RateLimited"}
 
 func (k Kind) String() string {
 	if k >= 0 && int(k) < len(kindNames) {
@@ -44,6 +52,8 @@ func (k Kind) String() string {
 type Error struct {
 	Kind   Kind
 	Detail string
+	// RetryAfter, when positive, is how long until the refusal ends (RateLimited).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Detail }

@@ -158,8 +158,9 @@ func TestObject(t *testing.T) {
 func TestCatalogueSerialises(t *testing.T) {
 	for _, e := range []Event{OrganisationAdded{}, RegisterImported{}, OrganisationNamesAdded{}, OrganisationNamesRemoved{},
 		ConformityAdded{}, OrganisationSuspended{}, OrganisationResumed{}, EABRequested{}, EABApproved{}, EABRejected{},
-		EABHandedOver{}, EABExpired{}, EABRevoked{}, KeyBlocked{}, OperatorAdded{}, OperatorDisabled{}, OperatorRemoved{}, OperatorRotated{}, OperatorChangeRequested{}, OperatorChangeApproved{}, OperatorChangeRejected{},
-		Login{}, Logout{}, AccessDenied{}, OperatorCACreated{}, Revoked{}, RenewedEarly{}, AuditExported{}, AccountCreated{},
+		EABHandedOver{}, EABExpired{}, EABRevoked{}, KeyBlocked{}, OperatorAdded{}, OperatorDisabled{}, OperatorRemoved{}, OperatorRotated{},
+		OperatorChangeRequested{}, OperatorChangeApproved{}, OperatorChangeRejected{},
+		Login{}, LoginsThrottled{}, Logout{}, AccessDenied{}, OperatorCACreated{}, Revoked{}, RenewedEarly{}, AuditExported{}, AccountCreated{},
 		AccountDeactivated{}, AccountKeyChanged{}, OrderCreated{}, SignBegin{}, SignEnd{}, OCSPResponderIssued{}, KeyGenerated{},
 		KeySelfTest{}, CertificateMade{}, CeremonyDone{}, HSMLogin{}, HSMRelogin{}, HSMSelfTest{}, ServeStarted{}, ServeStopped{}} {
 		if Object(e) == "" && reflect.TypeOf(e).NumField() > 0 && !allOmitEmpty(e) {

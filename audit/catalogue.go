@@ -41,6 +41,7 @@ const (
 	ActOperatorApprove     Action = "operator.change.approve"
 	ActOperatorReject      Action = "operator.change.reject"
 	ActOperatorLogin       Action = "operator.login"
+	ActLoginsThrottled     Action = "operator.login.throttled"
 	ActOperatorLogout      Action = "operator.logout"
 	ActAccessDenied        Action = "access.denied"
 	ActRevoke              Action = "certificate.revoke"
@@ -216,10 +217,24 @@ type OperatorChangeApproved struct{ Change, Kind, Operator string }
 // OperatorChangeRejected: a change to an operator was rejected or withdrawn.
 type OperatorChangeRejected struct{ Change, Reason string }
 
-// Login: an operator's credential was presented (outcome: ok or refused).
+// Login: an operator's credential was presented (outcome: ok or refused), from
+// Source, the client's address (an IPv6 /64) when it came over the network.
 type Login struct {
 	Credential string
 	Role       string `audit:",omitempty"`
+	Source     string `audit:",omitempty"`
+}
+
+// LoginsThrottled: in the window [Since, Until) Attempts login attempts from
+// Source were refused without their credential being checked, because the source
+// or the credential had reached its limit of refused logins. One event per source
+// and window, written once the window ended, with the exact count; the refusals
+// whose credential was checked are Login events of their own.
+type LoginsThrottled struct {
+	Source   string
+	Since    time.Time
+	Until    time.Time
+	Attempts int
 }
 
 // Logout: a console session ended.
@@ -384,6 +399,7 @@ func (OperatorChangeRequested) Action() Action  { return ActOperatorChange }
 func (OperatorChangeApproved) Action() Action   { return ActOperatorApprove }
 func (OperatorChangeRejected) Action() Action   { return ActOperatorReject }
 func (Login) Action() Action                    { return ActOperatorLogin }
+func (LoginsThrottled) Action() Action          { return ActLoginsThrottled }
 func (Logout) Action() Action                   { return ActOperatorLogout }
 func (AccessDenied) Action() Action             { return ActAccessDenied }
 func (OperatorCACreated) Action() Action        { return ActOperatorCACreate }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -83,13 +84,85 @@ func (s *SQL) RateLimitCount(ctx context.Context, name, subject string, max int,
 }
 
 // DeleteExpiredRateLimits removes the windows that ended at or before now and
-// returns how many.
+// returns how many. It leaves tallies (TallyPrefix): their summaries claim them.
 func (s *SQL) DeleteExpiredRateLimits(ctx context.Context, now time.Time) (int64, error) {
-	n, err := s.exec(ctx, s.db, `DELETE FROM rate_limits WHERE expires <= ?`, micros(now))
+	n, err := s.exec(ctx, s.db, `DELETE FROM rate_limits WHERE expires <= ? AND name NOT LIKE '`+TallyPrefix+`%'`, micros(now))
 	if err != nil {
 		return 0, s.fail("delete expired rate limits", err)
 	}
 	return n, nil
+}
+
+// TallyPrefix starts the name of a tally: a rate limit window that outlives its
+// end until a summary claims it. TakeRateLimit and RateLimitCount count a tally like
+// any limit, so its count is exact across replicas; DeleteExpiredRateLimits leaves
+// it; EndedTallies lists the ended ones and ClaimTally removes one and returns its
+// count, in the transaction that records the summary, so each ended window is
+// summarised once, by one replica, and no count is dropped unread.
+const TallyPrefix = "tally:"
+
+// Tally is the count of one tally window.
+type Tally struct {
+	Name, Subject string
+	Start, End    time.Time
+	Count         int
+}
+
+// EndedTallies lists at most limit windows of the tally name that ended at or
+// before endedBy, oldest first.
+func (s *SQL) EndedTallies(ctx context.Context, name string, endedBy time.Time, limit int) ([]Tally, error) {
+	if !strings.HasPrefix(name, TallyPrefix) {
+		return nil, fmt.Errorf("store: %s is not a tally: its name must start with %s", name, TallyPrefix)
+	}
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(
+		`SELECT subject, window_start, expires, used FROM rate_limits WHERE name = ? AND expires <= ?
+		 ORDER BY window_start, subject LIMIT ?`), name, micros(endedBy), limit)
+	if err != nil {
+		return nil, s.fail("list ended tallies "+name, err)
+	}
+	defer rows.Close()
+	var out []Tally
+	for rows.Next() {
+		var start, end, used int64
+		t := Tally{Name: name}
+		if err := rows.Scan(&t.Subject, &start, &end, &used); err != nil {
+			return nil, s.fail("list ended tallies "+name, err)
+		}
+		t.Start, t.End, t.Count = fromMicros(start), fromMicros(end), int(used)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("list ended tallies "+name, err)
+	}
+	return out, nil
+}
+
+// ClaimTally removes the tally window of name and subject that starts at start and
+// returns its count; ErrNotFound when there is none (another replica claimed it).
+// Run it in the transaction that records the summary (Tx.ClaimTally).
+func (s *SQL) ClaimTally(ctx context.Context, name, subject string, start time.Time) (int, error) {
+	if !strings.HasPrefix(name, TallyPrefix) {
+		return 0, fmt.Errorf("store: %s is not a tally: its name must start with %s", name, TallyPrefix)
+	}
+	q := s.on(s.db)
+	if q == querier(s.db) {
+		unlock, err := s.lockWriter(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer unlock()
+	}
+	var used int64
+	err := q.QueryRowContext(ctx, s.d.rebind(
+		`DELETE FROM rate_limits WHERE name = ? AND subject = ? AND window_start = ? RETURNING used`),
+		name, subject, micros(start)).Scan(&used)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, ErrNotFound
+	case err != nil:
+		return 0, s.fail("claim tally "+name, err)
+	}
+	return int(used), nil
 }
 
 // PendingAuthorizations counts the account's authorizations that are pending and

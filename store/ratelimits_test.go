@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -101,6 +102,71 @@ func testRateLimits(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("a limit of zero is refused", func(t *testing.T) {
 		if _, err := w.s.TakeRateLimit(w.ctx, "orders", "acct-1", 0, hour, now); err == nil {
 			t.Error("TakeRateLimit with max 0 succeeded")
+		}
+	})
+
+	t.Run("tallies outlive their window until claimed, once", func(t *testing.T) {
+		w := newWorld(t, open)
+		const tally, window = TallyPrefix + "logins", 15 * time.Minute
+		start := t0.Truncate(window)
+		uses := []struct {
+			name, subject string
+			at            time.Time
+		}{
+			{tally, "192.0.2.2", start},
+			{tally, "192.0.2.1", start.Add(window)}, // the next window
+			{"orders", "acct-1", start},             // no tally
+		}
+		for i := range 5 {
+			uses = append(uses, struct {
+				name, subject string
+				at            time.Time
+			}{tally, "192.0.2.1", start.Add(time.Duration(i) * time.Minute)})
+		}
+		for _, u := range uses {
+			if _, err := w.s.TakeRateLimit(w.ctx, u.name, u.subject, 1<<30, window, u.at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := w.s.EndedTallies(w.ctx, tally, start.Add(window-time.Microsecond), 10); err != nil || len(got) != 0 {
+			t.Fatalf("before the window ends: %+v, %v; want none", got, err)
+		}
+		// The sweep of ended rate limits leaves the tallies.
+		if n, err := w.s.DeleteExpiredRateLimits(w.ctx, start.Add(window)); err != nil || n != 1 {
+			t.Fatalf("DeleteExpiredRateLimits = %d, %v; want 1 (the orders window only)", n, err)
+		}
+		got, err := w.s.EndedTallies(w.ctx, tally, start.Add(window), 10)
+		if err != nil || len(got) != 2 || got[0].Subject != "192.0.2.1" || got[0].Count != 5 || got[1].Count != 1 ||
+			!got[0].Start.Equal(start) || !got[0].End.Equal(start.Add(window)) {
+			t.Fatalf("ended tallies %+v, %v; want 192.0.2.1 with 5 and 192.0.2.2 with 1 in [%v, %v)", got, err, start, start.Add(window))
+		}
+		if got, _ := w.s.EndedTallies(w.ctx, tally, start.Add(window), 1); len(got) != 1 {
+			t.Errorf("limit 1 lists %d", len(got))
+		}
+		// Of concurrent claims of one window exactly one gets its count.
+		counts := make([]int, 8)
+		errs := race(len(counts), func(i int) error {
+			var err error
+			counts[i], err = w.s.ClaimTally(w.ctx, tally, "192.0.2.1", start)
+			return err
+		})
+		claimed := 0
+		for i, err := range errs {
+			switch {
+			case err == nil && counts[i] == 5:
+				claimed++
+			case !errors.Is(err, ErrNotFound):
+				t.Errorf("claim %d: %d, %v; want 5 once, else ErrNotFound", i, counts[i], err)
+			}
+		}
+		if claimed != 1 {
+			t.Errorf("%d claims got the count, want 1", claimed)
+		}
+		if got, _ := w.s.EndedTallies(w.ctx, tally, start.Add(2*window), 10); len(got) != 2 || got[0].Subject != "192.0.2.2" || got[1].Count != 1 {
+			t.Errorf("after the claim: %+v; want 192.0.2.2's window and 192.0.2.1's next", got)
+		}
+		if _, err := w.s.EndedTallies(w.ctx, "orders", start.Add(window), 10); err == nil {
+			t.Errorf("EndedTallies of a limit that is no tally succeeded")
 		}
 	})
 

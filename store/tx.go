@@ -190,3 +190,8 @@ func (t *Tx) CreateConsoleSession(c ConsoleSession) error { return t.s.CreateCon
 func (t *Tx) DeleteConsoleSession(idHash string) error {
 	return t.s.DeleteConsoleSession(t.ctx, idHash)
 }
+
+// ClaimTally: see SQL.ClaimTally.
+func (t *Tx) ClaimTally(name, subject string, start time.Time) (int, error) {
+	return t.s.ClaimTally(t.ctx, name, subject, start)
+}

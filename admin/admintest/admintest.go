@@ -213,23 +213,39 @@ func (r Response) ProblemType() string {
 }
 
 // Do sends a request as operator who ("" none; "carl" uses his certificate) with
-// body as JSON when it is not nil.
+// body as JSON when it is not nil. A request other than GET and HEAD is sent as
+// application/json also without a body, as the API requires of state changes.
 func (f *Fixture) Do(who, method, path string, body any) Response {
 	f.T.Helper()
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			f.T.Fatal(err)
 		}
-		rd = bytes.NewReader(b)
+		raw = b
+	}
+	header := http.Header{}
+	if body != nil || (method != http.MethodGet && method != http.MethodHead) {
+		header.Set("Content-Type", "application/json")
+	}
+	return f.DoRaw(who, method, path, header, raw)
+}
+
+// DoRaw sends a request as operator who (as Do) with exactly header and body
+// (nil: none).
+func (f *Fixture) DoRaw(who, method, path string, header http.Header, body []byte) Response {
+	f.T.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequest(method, f.Srv.URL+path, rd)
 	if err != nil {
 		f.T.Fatal(err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	client := f.Srv.Client()
 	switch who {

@@ -200,7 +200,8 @@ func (s *Server) Routes() []Route {
 }
 
 // Handler serves the API and its OpenAPI document under /admin/; web.Handler puts
-// it on the admin listener.
+// it on the admin listener. A request from another site is refused first
+// (web.SameOrigin).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	paths := http.NewServeMux() // the API's paths whatever the method, to tell 405 from 404
@@ -226,13 +227,20 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.problem(w, r, &httpError{http.StatusNotFound, "noRoute", fmt.Sprintf("there is no endpoint %s; the API is described at /admin/v1/openapi.json", r.URL.Path)})
 	})
-	return mux
+	return web.Guard(mux, s.problem)
 }
 
-// api authenticates the request and runs h; a refusal is a problem document.
+// api authenticates the request and runs h; a refusal is a problem document. A
+// state change (any method but GET and HEAD) must be sent as application/json,
+// even when it takes no body, before the credential is looked at: a browser sends
+// a form or text/plain to another site without asking, but not JSON.
 func (s *Server) api(h func(http.ResponseWriter, *http.Request, *store.Operator) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, err := s.svc.Authenticate(r.Context(), web.Credential(r))
+		var who *store.Operator
+		err := jsonRequest(r)
+		if err == nil {
+			who, err = s.svc.Authenticate(r.Context(), web.Credential(r))
+		}
 		if err == nil {
 			err = h(w, r, who)
 		}

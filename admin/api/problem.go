@@ -44,6 +44,7 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="varmenne admin"`)
 	}
+	web.RetryAfter(w, err)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{"type": web.ProblemPrefix + typ, "title": http.StatusText(status), "status": status, "detail": detail})
@@ -62,12 +63,26 @@ func replyOr(w http.ResponseWriter, status int, v any, err error) error {
 	return reply(w, status, v)
 }
 
+// jsonRequest refuses a request other than GET and HEAD whose Content-Type is not
+// application/json.
+func jsonRequest(r *http.Request) error {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		return &httpError{http.StatusUnsupportedMediaType, "malformed", fmt.Sprintf(
+			"send %s %s with Content-Type: application/json and a JSON body; an endpoint that takes no body takes {} or an empty body",
+			r.Method, r.URL.Path)}
+	}
+	return nil
+}
+
 // decode reads a JSON body strictly: application/json, at most web.MaxBody bytes, no
 // unknown members, one value.
 func decode(r *http.Request, v any) error {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		return &httpError{http.StatusUnsupportedMediaType, "malformed", "send the body as Content-Type: application/json"}
+	if err := jsonRequest(r); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -84,14 +99,18 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-// decodeEmpty accepts no body, or an empty JSON object.
+// decodeEmpty accepts, as application/json, an empty body or an empty JSON
+// object.
 func decodeEmpty(r *http.Request) error {
+	if err := jsonRequest(r); err != nil {
+		return err
+	}
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return &httpError{http.StatusRequestEntityTooLarge, "malformed", fmt.Sprintf("the body is larger than %d bytes", web.MaxBody)}
 	}
 	if t := bytes.TrimSpace(b); len(t) > 0 && string(t) != "{}" {
-		return malformed("this endpoint takes no body, or {}")
+		return malformed("this endpoint takes {} or an empty body (as Content-Type: application/json)")
 	}
 	return nil
 }

@@ -68,11 +68,12 @@ func New(svc Service, log *slog.Logger) *Server {
 }
 
 // Handler serves the console's pages under /console/ and sends / there;
-// web.Handler puts it on the admin listener.
+// web.Handler puts it on the admin listener. A request from another site is
+// refused first (web.SameOrigin), whatever CSRF token its form carries.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return mux
+	return web.Guard(mux, func(w http.ResponseWriter, r *http.Request, err error) { s.consoleError(w, r, nil, err) })
 }
 
 //go:embed templates/*.html static/style.css
@@ -230,6 +231,7 @@ func (s *Server) consoleError(w http.ResponseWriter, r *http.Request, c *console
 		e = &admin.Error{Kind: admin.Internal, Detail: "the server could not show the page; the error is in its log"}
 	}
 	status, typ := web.Problem(e.Kind)
+	web.RetryAfter(w, e)
 	p := page{Title: http.StatusText(status), Data: struct{ Type, Detail string }{typ, e.Detail}}
 	if c != nil {
 		p.Who, p.CSRF = c.who, c.csrf
@@ -433,9 +435,18 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.consoleError(w, r, nil, refuse(admin.Forbidden, "the login form's CSRF token is missing or wrong; open the login page again"))
 		return
 	}
-	who, err := s.svc.Authenticate(r.Context(), admin.Credential{Token: strings.TrimSpace(r.PostFormValue("token"))})
-	if err != nil {
+	who, err := s.svc.Authenticate(r.Context(), admin.Credential{Token: strings.TrimSpace(r.PostFormValue("token")), Source: web.Source(r)})
+	var e *admin.Error
+	switch {
+	case errors.As(err, &e) && e.Kind == admin.RateLimited:
+		web.RetryAfter(w, e)
+		s.render(w, http.StatusTooManyRequests, "login", page{Title: "Log in", CSRF: s.loginMAC(ck.Value), Notice: "Too many refused logins: " + e.Detail + "."})
+		return
+	case errors.As(err, &e) && e.Kind == admin.Unauthenticated:
 		s.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", CSRF: s.loginMAC(ck.Value), Notice: "That token is not an operator's token."})
+		return
+	case err != nil:
+		s.consoleError(w, r, nil, err)
 		return
 	}
 	sess, err := s.svc.StartSession(r.Context(), who)

@@ -41,10 +41,12 @@ type adminConfig struct {
 	dualControl     bool
 	sessionIdle     time.Duration
 	sessionLifetime time.Duration
+	logins          admin.LoginLimits
 }
 
 // addAdminFlags adds --admin-listen, --eab-key-lifetime, --eab-request-lifetime
-// --dual-control, --console-session-idle and --console-session-lifetime.
+// --dual-control, --console-session-idle, --console-session-lifetime and the
+// limits of refused logins (--admin-login-*).
 func addAdminFlags(fs *flag.FlagSet) *adminConfig {
 	c := &adminConfig{}
 	fs.StringVar(&c.listen, "admin-listen", "127.0.0.1:14443", "address of the admin HTTPS listener: the operators' API (/admin/v1/) and web console (/console/); empty: none")
@@ -53,6 +55,10 @@ func addAdminFlags(fs *flag.FlagSet) *adminConfig {
 	fs.BoolVar(&c.dualControl, "dual-control", true, "an EAB request must be approved by an administrator other than its requester")
 	fs.DurationVar(&c.sessionIdle, "console-session-idle", admin.SessionIdle, "a console token login ends after this long without a request")
 	fs.DurationVar(&c.sessionLifetime, "console-session-lifetime", admin.SessionLifetime, "a console token login ends this long after it began, however busy")
+	d := admin.DefaultLoginLimits
+	fs.IntVar(&c.logins.PerSource, "admin-login-failures-per-source", d.PerSource, "refused token logins from one client address (an IPv6 /64) per --admin-login-window before further attempts from it are refused unchecked (429)")
+	fs.IntVar(&c.logins.PerCredential, "admin-login-failures-per-credential", d.PerCredential, "refused logins of one credential (an operator name's tokens, a client certificate) per --admin-login-window before further attempts with it are refused unchecked (429)")
+	fs.DurationVar(&c.logins.Window, "admin-login-window", d.Window, "the fixed window in which refused logins are counted")
 	return c
 }
 
@@ -75,13 +81,21 @@ func (c *adminConfig) validate() error {
 	if c.sessionIdle > c.sessionLifetime {
 		return fmt.Errorf("--console-session-idle %s is longer than --console-session-lifetime %s; make it shorter", c.sessionIdle, c.sessionLifetime)
 	}
+	if c.logins.PerSource < 1 || c.logins.PerCredential < 1 {
+		return errors.New("--admin-login-failures-per-source and --admin-login-failures-per-credential must be 1 or more, e.g. 10")
+	}
+	if c.logins.Window < time.Minute || c.logins.Window > 24*time.Hour {
+		return fmt.Errorf("--admin-login-window %s is outside 1m to 24h; e.g. 15m", c.logins.Window)
+	}
 	return nil
 }
 
 // auditObject is the configuration as the serve.start audit event records it.
 func (c *adminConfig) auditObject() string {
-	return fmt.Sprintf("admin_listen=%q dual_control=%t eab_key_lifetime=%s eab_request_lifetime=%s console_session_idle=%s console_session_lifetime=%s",
-		c.listen, c.dualControl, c.keyLifetime, c.requestLifetime, c.sessionIdle, c.sessionLifetime)
+	return fmt.Sprintf("admin_listen=%q dual_control=%t eab_key_lifetime=%s eab_request_lifetime=%s console_session_idle=%s console_session_lifetime=%s"+
+		" admin_login_failures_per_source=%d admin_login_failures_per_credential=%d admin_login_window=%s",
+		c.listen, c.dualControl, c.keyLifetime, c.requestLifetime, c.sessionIdle, c.sessionLifetime,
+		c.logins.PerSource, c.logins.PerCredential, c.logins.Window)
 }
 
 // ensureOperatorCA makes the operator CA in the data directory on first use and
@@ -141,6 +155,7 @@ func newAdminService(c *adminConfig, set *profile.Set, development bool, st *sto
 	cfg := adminServiceConfig(set, development)
 	cfg.SingleControl, cfg.KeyLifetime, cfg.RequestLifetime = !c.dualControl, c.keyLifetime, c.requestLifetime
 	cfg.SessionIdle, cfg.SessionLifetime = c.sessionIdle, c.sessionLifetime
+	cfg.Logins = c.logins
 	return admin.New(cfg, st, aud, log)
 }
 

@@ -46,6 +46,8 @@ func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{"--alternate-chain of a missing file", []string{"--alternate-chain", "test=/nonexistent/chain.pem"}, []string{"--alternate-chain", "/nonexistent/chain.pem"}},
 		{"--console-session-idle zero", []string{"--console-session-idle", "0s"}, []string{"--console-session-idle", "positive"}},
 		{"--console-session-idle over the lifetime", []string{"--console-session-idle", "13h"}, []string{"--console-session-idle", "13h0m0s", "--console-session-lifetime", "12h0m0s"}},
+		{"--admin-login-failures-per-source zero", []string{"--admin-login-failures-per-source", "0"}, []string{"--admin-login-failures-per-source", "1 or more"}},
+		{"--admin-login-window too short", []string{"--admin-login-window", "30s"}, []string{"--admin-login-window", "30s", "1m to 24h"}},
 		{"--listen unknown flag spelling", []string{"--listen-addr", "127.0.0.1:0"}, []string{"listen-addr"}},
 		{"--tlsalpn01-port zero", []string{"--tlsalpn01-port", "0"}, []string{"--tlsalpn01-port", "0", "not a TCP port"}},
 		{"--caa-identity that is no domain name", []string{"--caa-identity", "ca example"}, []string{"--caa-identity", "ca example"}},
