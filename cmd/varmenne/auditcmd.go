@@ -16,7 +16,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := openExisting(ctx, *db, *data)
+	st, err := db.open(ctx, *data, existing)
 	if err != nil {
 		return err
 	}
