@@ -18,7 +18,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	st, err := db.open(ctx, *data, existing)
 	if err != nil {
-		return err
+		return fmt.Errorf("audit verify: %w", err)
 	}
 	defer st.Close()
 	n, err := audit.New(st, nil).Verify(ctx)

@@ -23,7 +23,7 @@ func intentsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	st, err := db.open(ctx, *data, existing)
 	if err != nil {
-		return err
+		return fmt.Errorf("intents list: %w", err)
 	}
 	defer st.Close()
 	intents, err := st.IntentsWithoutCertificate(ctx)
