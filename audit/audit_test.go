@@ -108,7 +108,7 @@ func TestAppendRefusesIncompleteEvents(t *testing.T) {
 
 func TestLogOnSQLite(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"))
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"), eabSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func allOmitEmpty(e Event) bool {
 
 func TestDoOnSQLite(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"))
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"), eabSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,3 +211,6 @@ func TestDoOnSQLite(t *testing.T) {
 		t.Fatalf("Verify = %d, %v", n, err)
 	}
 }
+
+// eabSecret seals the EAB keys of the stores the tests open.
+var eabSecret, _ = store.GenerateEABSecret()

@@ -120,7 +120,7 @@ const testOrg = "1.2.246.10.1234567.10.0"
 func newDB(t testing.TB) *db {
 	t.Helper()
 	ctx := context.Background()
-	s, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"))
+	s, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"), eabSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,3 +188,6 @@ func mustHex(t testing.TB, s string) []byte {
 
 // logBuffer collects JSON log lines.
 type logBuffer = logbuf.Buffer
+
+// eabSecret seals the EAB keys of the stores the tests open.
+var eabSecret, _ = store.GenerateEABSecret()

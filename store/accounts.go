@@ -48,7 +48,7 @@ func (s *SQL) GetOrganisation(ctx context.Context, oid string) (*Organisation, e
 func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 	_, err := s.exec(ctx, s.db,
 		`INSERT INTO eab_keys (`+eabColumns+`) VALUES (`+eabPlaceholders+`)`,
-		eabArgs(k)...)
+		s.eabArgs(k)...)
 	if err != nil {
 		return s.fail("create EAB key "+k.KID, err)
 	}
@@ -57,7 +57,7 @@ func (s *SQL) CreateEAB(ctx context.Context, k EABKey) error {
 
 // GetEAB returns the EAB key with that kid, or ErrNotFound.
 func (s *SQL) GetEAB(ctx context.Context, kid string) (*EABKey, error) {
-	k, err := scanEAB(s.q().QueryRowContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE kid = ?`), kid))
+	k, err := s.scanEAB(s.q().QueryRowContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE kid = ?`), kid))
 	if err != nil {
 		return nil, s.fail("get EAB key "+kid, err)
 	}

@@ -15,7 +15,7 @@ func onBothDialects(t *testing.T, fn func(t *testing.T, open func(t *testing.T) 
 	t.Run("sqlite", func(t *testing.T) { fn(t, openTempSQLite) })
 	t.Run("postgres", func(t *testing.T) {
 		fn(t, func(t *testing.T) *SQL {
-			s, err := OpenPostgres(context.Background(), cluster.NewDatabase(t))
+			s, err := OpenPostgres(context.Background(), cluster.NewDatabase(t), testSecret)
 			if err != nil {
 				t.Fatal(err)
 			}

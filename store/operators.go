@@ -291,7 +291,7 @@ func (s *SQL) ApproveEABRequest(ctx context.Context, id, approver string, dualCo
 		out.OrgOID, out.Domains, out.Profiles, out.Networks = r.OrgOID, r.Domains, r.Profiles, r.Networks
 		out.Status, out.RequestID, out.RequestedBy, out.ApprovedBy = EABApproved, r.ID, r.RequestedBy, approver
 		_, err = s.exec(ctx, tx,
-			`INSERT INTO eab_keys (`+eabColumns+`) VALUES (`+eabPlaceholders+`)`, eabArgs(out)...)
+			`INSERT INTO eab_keys (`+eabColumns+`) VALUES (`+eabPlaceholders+`)`, s.eabArgs(out)...)
 		return err
 	})
 	if err != nil {
@@ -327,7 +327,7 @@ func (s *SQL) RevealEABKey(ctx context.Context, kid, requester string, now time.
 		if err != nil {
 			return err
 		}
-		out, err = scanEAB(tx.QueryRowContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE kid = ?`), kid))
+		out, err = s.scanEAB(tx.QueryRowContext(ctx, s.d.rebind(`SELECT `+eabColumns+` FROM eab_keys WHERE kid = ?`), kid))
 		return err
 	})
 	if err != nil {
@@ -392,7 +392,7 @@ func (s *SQL) ListEABKeys(ctx context.Context, orgOID string) ([]EABKey, error) 
 	if err != nil {
 		return nil, s.fail("list EAB keys of "+orgOID, err)
 	}
-	return collect(s, "list EAB keys of "+orgOID, rows, scanEAB)
+	return collect(s, "list EAB keys of "+orgOID, rows, s.scanEAB)
 }
 
 // ListAccounts returns the organisation's accounts, oldest first.
@@ -488,20 +488,26 @@ const eabColumns = `kid, org_oid, hmac_key, domains, status, account_id, created
 // eabPlaceholders has one placeholder for each of eabColumns.
 var eabPlaceholders = strings.TrimSuffix(strings.Repeat("?, ", strings.Count(eabColumns, ",")+1), ", ")
 
-func eabArgs(k EABKey) []any {
-	return []any{k.KID, k.OrgOID, k.HMACKey, list(k.Domains), k.Status, k.AccountID, micros(k.CreatedAt), micros(k.BoundAt), list(k.Profiles),
+// eabArgs are k's values for eabColumns, its HMAC key sealed (eabsecret.go).
+func (s *SQL) eabArgs(k EABKey) []any {
+	return []any{k.KID, k.OrgOID, s.secret.seal(k.KID, k.HMACKey), list(k.Domains), k.Status, k.AccountID, micros(k.CreatedAt), micros(k.BoundAt), list(k.Profiles),
 		micros(k.ExpiresAt), k.RequestID, k.RequestedBy, k.ApprovedBy, micros(k.RevealedAt), k.RevokedBy, k.RevokeReason, prefixList(k.Networks)}
 }
 
-func scanEAB(row scanner) (*EABKey, error) {
+// scanEAB reads a row of eabColumns and opens its sealed HMAC key.
+func (s *SQL) scanEAB(row scanner) (*EABKey, error) {
 	var k EABKey
 	var domains, profiles, networks string
 	var created, bound, expires, revealed int64
-	if err := row.Scan(&k.KID, &k.OrgOID, &k.HMACKey, &domains, &k.Status, &k.AccountID, &created, &bound, &profiles,
+	var sealed []byte
+	if err := row.Scan(&k.KID, &k.OrgOID, &sealed, &domains, &k.Status, &k.AccountID, &created, &bound, &profiles,
 		&expires, &k.RequestID, &k.RequestedBy, &k.ApprovedBy, &revealed, &k.RevokedBy, &k.RevokeReason, &networks); err != nil {
 		return nil, err
 	}
 	var err error
+	if k.HMACKey, err = s.secret.open(k.KID, sealed); err != nil {
+		return nil, fmt.Errorf("EAB key %s: %w", k.KID, err)
+	}
 	if k.Domains, err = fromList(domains); err != nil {
 		return nil, err
 	}

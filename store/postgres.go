@@ -91,8 +91,12 @@ const migrationLock int64 = 0x7661726d656e6e
 // OpenPostgres connects to the PostgreSQL database at dsn (a postgres:// URL or a
 // lib/pq key=value string) and applies the migrations it lacks. Any number of
 // processes may open the same database at once: migrations run under an advisory
-// lock, so exactly one of them applies each.
-func OpenPostgres(ctx context.Context, dsn string) (*SQL, error) {
+// lock, so exactly one of them applies each. secret seals the EAB HMAC keys; every
+// replica must be given the same one.
+func OpenPostgres(ctx context.Context, dsn string, secret *EABSecret) (*SQL, error) {
+	if secret == nil {
+		return nil, errNoSecret
+	}
 	dsn, err := withConnectTimeout(dsn)
 	if err != nil {
 		return nil, err
@@ -105,8 +109,12 @@ func OpenPostgres(ctx context.Context, dsn string) (*SQL, error) {
 	db.SetMaxIdleConns(maxOpenConns)
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
-	s := &SQL{db: db, d: &postgresDialect}
+	s := &SQL{db: db, d: &postgresDialect, secret: secret}
 	if err := s.migrateLocked(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)
+	}
+	if err := s.checkEABSecret(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)
 	}

@@ -28,14 +28,14 @@ func TestMain(m *testing.M) {
 func TestPostgresContract(t *testing.T) {
 	ctx := context.Background()
 	template := cluster.NewDatabase(t)
-	s, err := OpenPostgres(ctx, template)
+	s, err := OpenPostgres(ctx, template, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	name := dbName(t, template)
 	testContract(t, func(t *testing.T) *SQL {
-		s, err := OpenPostgres(ctx, cluster.NewDatabaseFrom(t, name))
+		s, err := OpenPostgres(ctx, cluster.NewDatabaseFrom(t, name), testSecret)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestPostgresReplicasMigrateAtOnce(t *testing.T) {
 	stores := make([]*SQL, replicas)
 	errs := race(replicas, func(i int) error {
 		var err error
-		stores[i], err = OpenPostgres(ctx, dsn)
+		stores[i], err = OpenPostgres(ctx, dsn, testSecret)
 		return err
 	})
 	for i, err := range errs {
@@ -101,7 +101,7 @@ func TestOpenPostgresRejects(t *testing.T) {
 		{"a closed port", func(*testing.T) string { return "postgres://varmenne@127.0.0.1:1/x?sslmode=disable" }},
 		{"a database with a newer schema", func(t *testing.T) string {
 			dsn := cluster.NewDatabase(t)
-			s, err := OpenPostgres(ctx, dsn)
+			s, err := OpenPostgres(ctx, dsn, testSecret)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestOpenPostgresRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := OpenPostgres(ctx, tc.dsn(t))
+			s, err := OpenPostgres(ctx, tc.dsn(t), testSecret)
 			if err == nil {
 				s.Close()
 				t.Fatal("opened, want an error")
@@ -173,7 +173,7 @@ func TestPostgresErrorMapping(t *testing.T) {
 // callers succeed and the result is one that a serial order gives.
 func TestPostgresSerializationRetry(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenPostgres(ctx, cluster.NewDatabase(t))
+	s, err := OpenPostgres(ctx, cluster.NewDatabase(t), testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestPostgresSerializationRetry(t *testing.T) {
 // for the order's row lock, and the second to get it must see both valid.
 func TestPostgresLastAuthorizationsInterleaved(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenPostgres(ctx, cluster.NewDatabase(t))
+	s, err := OpenPostgres(ctx, cluster.NewDatabase(t), testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,4 +270,54 @@ func TestPostgresLastAuthorizationsInterleaved(t *testing.T) {
 		}
 	}
 	mustEqual(t, "order", w.orderStatus("o1"), "ready")
+}
+
+// TestPostgresSealsPlaintextKeysInPlace: replicas of the new version start at
+// once on a database whose EAB keys were stored in clear; the keys are sealed
+// once, and every replica reads them.
+func TestPostgresSealsPlaintextKeysInPlace(t *testing.T) {
+	ctx := context.Background()
+	dsn := cluster.NewDatabase(t)
+	db, err := sql.Open(postgresDialect.driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := &SQL{db: db, d: &postgresDialect}
+	makeV22(t, raw)
+	raw.Close()
+	const replicas = 4
+	stores := make([]*SQL, replicas)
+	for i, err := range race(replicas, func(i int) (err error) {
+		stores[i], err = OpenPostgres(ctx, dsn, testSecret)
+		return err
+	}) {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	for _, s := range stores {
+		checkSealedInPlace(t, s)
+	}
+}
+
+// TestPostgresReplicaWithAnotherSecret: a replica given another key file than
+// the others is refused at its start, not at the first EAB binding it serves.
+func TestPostgresReplicaWithAnotherSecret(t *testing.T) {
+	ctx := context.Background()
+	dsn := cluster.NewDatabase(t)
+	s, err := OpenPostgres(ctx, dsn, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	other, _ := GenerateEABSecret()
+	s, err = OpenPostgres(ctx, dsn, other)
+	var mismatch *EABSecretMismatchError
+	if !errors.As(err, &mismatch) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("err %v, want EABSecretMismatchError", err)
+	}
 }

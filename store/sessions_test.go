@@ -93,7 +93,7 @@ func testConsoleSessions(t *testing.T, open func(t *testing.T) *SQL) {
 // token login, on SQLite: 1,000 live sessions, each touch one of them.
 func BenchmarkTouchConsoleSession(b *testing.B) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "varmenne.db"))
+	s, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "varmenne.db"), testSecret)
 	if err != nil {
 		b.Fatal(err)
 	}

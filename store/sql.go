@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -35,6 +37,8 @@ type SQL struct {
 	// cur is set on the copy of the store that Tx methods run on: every statement
 	// and every transaction helper then runs in that one transaction.
 	cur *sql.Tx
+	// secret seals and opens the EAB HMAC keys (eabsecret.go).
+	secret *EABSecret
 }
 
 // q is where a read runs: the bound transaction (see cur), else the database.
@@ -70,12 +74,22 @@ const sqlitePragmas = "_pragma=busy_timeout(10000)" +
 // in order.
 var sqliteRelaxedPragmas = strings.Replace(sqlitePragmas, "synchronous(FULL)", "synchronous(NORMAL)", 1)
 
-// OpenSQLite opens the SQLite database at path (created if missing) and applies
-// migrations.
-func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
+// OpenSQLite opens the SQLite database at path and applies migrations. A missing
+// file is created readable and writable by its owner only, whatever the umask;
+// SQLite gives its -wal and -shm files the same mode. secret seals the EAB HMAC
+// keys; it must be the one the database's keys are sealed with.
+func OpenSQLite(ctx context.Context, path string, secret *EABSecret) (*SQL, error) {
 	if path == "" || strings.Contains(path, "?") {
 		// The driver splits its options off at '?'; such a path would be misread.
 		return nil, fmt.Errorf("store: unusable SQLite path %q", path)
+	}
+	if secret == nil {
+		return nil, errNoSecret
+	}
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db, err := sql.Open(sqliteDialect.driver, path+"?"+sqlitePragmas)
 	if err != nil {
@@ -86,7 +100,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &SQL{db: db, relaxed: relaxed, writer: make(chan struct{}, 1), d: &sqliteDialect}
+	s := &SQL{db: db, relaxed: relaxed, writer: make(chan struct{}, 1), d: &sqliteDialect, secret: secret}
 	// Two processes opening a new file at once (the server and the CLI) race to
 	// switch it to WAL, and SQLite answers the loser SQLITE_BUSY at once, without
 	// waiting for busy_timeout: that first step is tried again.
@@ -117,8 +131,14 @@ func (s *SQL) openSQLite(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, want wal", mode)
 	}
-	return s.migrate(ctx)
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	return s.checkEABSecret(ctx)
 }
+
+// errNoSecret refuses to open a store without the secret of its EAB keys.
+var errNoSecret = errors.New("store: no EAB secret given: the store seals EAB HMAC keys with it")
 
 // Close closes the database.
 func (s *SQL) Close() error {
@@ -138,10 +158,18 @@ type migration struct {
 	version int64
 	name    string
 	sql     string
+	// run is a migration in Go, run in the migration's transaction after sql.
+	run func(s *SQL, ctx context.Context, tx *sql.Tx) error
 }
 
-// migrations returns the embedded migrations in version order. A file is named
-// NNNN_what.sql; versions must be unique.
+// goMigrations are the migrations that need more than SQL: they share the
+// numbering and the bookkeeping of the files.
+var goMigrations = []migration{
+	{version: 23, name: "0023_seal_eab_keys (Go)", run: (*SQL).sealEABKeys},
+}
+
+// migrations returns the embedded migrations and goMigrations in version order. A
+// file is named NNNN_what.sql; versions must be unique.
 func migrations() ([]migration, error) {
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
@@ -161,6 +189,7 @@ func migrations() ([]migration, error) {
 		}
 		ms = append(ms, migration{version: v, name: base, sql: string(b)})
 	}
+	ms = append(ms, goMigrations...)
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	for i := 1; i < len(ms); i++ {
 		if ms[i].version == ms[i-1].version {
@@ -173,7 +202,11 @@ func migrations() ([]migration, error) {
 // migrate applies every migration not yet recorded in schema_migrations, each in its
 // own transaction with its record, so a failed migration leaves nothing behind and
 // a second opener (the CLI beside the server) finds it applied.
-func (s *SQL) migrate(ctx context.Context) error {
+func (s *SQL) migrate(ctx context.Context) error { return s.migrateTo(ctx, math.MaxInt64) }
+
+// migrateTo is migrate up to and including version last (tests build older
+// databases with it).
+func (s *SQL) migrateTo(ctx context.Context, last int64) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -200,6 +233,9 @@ func (s *SQL) migrate(ctx context.Context) error {
 		return fmt.Errorf("database schema version %d is newer than this program knows (%d); upgrade varmenne", newest, known)
 	}
 	for _, m := range ms {
+		if m.version > last {
+			break
+		}
 		body, err := s.d.expand(m.sql)
 		if err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
@@ -212,8 +248,15 @@ func (s *SQL) migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, body); err != nil {
-				return err
+			if body != "" {
+				if _, err := tx.ExecContext(ctx, body); err != nil {
+					return err
+				}
+			}
+			if m.run != nil {
+				if err := m.run(s, ctx, tx); err != nil {
+					return err
+				}
 			}
 			_, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
 				m.version, time.Now().UnixMicro())

@@ -12,7 +12,7 @@ import (
 
 func openTempSQLite(t *testing.T) *SQL {
 	t.Helper()
-	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "varmenne.db"))
+	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "varmenne.db"), testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func openTempSQLite(t *testing.T) *SQL {
 // copy still runs the migration check of a reopen.
 func TestSQLiteContract(t *testing.T) {
 	template := filepath.Join(t.TempDir(), "template.db")
-	s, err := OpenSQLite(context.Background(), template)
+	s, err := OpenSQLite(context.Background(), template, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestSQLiteContract(t *testing.T) {
 		if err := os.WriteFile(path, schema, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s, err := OpenSQLite(context.Background(), path)
+		s, err := OpenSQLite(context.Background(), path, testSecret)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func TestOpenSQLiteRejects(t *testing.T) {
 		{"a path in a missing directory", func(t *testing.T) string { return filepath.Join(t.TempDir(), "no", "such", "x.db") }},
 		{"a database with a newer schema", func(t *testing.T) string {
 			path := filepath.Join(t.TempDir(), "new.db")
-			s, err := OpenSQLite(ctx, path)
+			s, err := OpenSQLite(ctx, path, testSecret)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +113,7 @@ func TestOpenSQLiteRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := OpenSQLite(ctx, tc.path(t))
+			s, err := OpenSQLite(ctx, tc.path(t), testSecret)
 			if err == nil {
 				s.Close()
 				t.Fatal("opened, want an error")
@@ -125,7 +125,7 @@ func TestOpenSQLiteRejects(t *testing.T) {
 func TestSQLiteReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "varmenne.db")
-	s, err := OpenSQLite(ctx, path)
+	s, err := OpenSQLite(ctx, path, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestSQLiteReopen(t *testing.T) {
 	}
 	s.Close()
 	for round := range 2 {
-		s, err := OpenSQLite(ctx, path)
+		s, err := OpenSQLite(ctx, path, testSecret)
 		if err != nil {
 			t.Fatalf("reopen %d: %v", round, err)
 		}
@@ -175,7 +175,7 @@ func TestSQLiteTwoHandles(t *testing.T) {
 	// Both open the new file at once, so the migrations race too.
 	errs := race(2, func(i int) error {
 		var err error
-		handles[i], err = OpenSQLite(ctx, path)
+		handles[i], err = OpenSQLite(ctx, path, testSecret)
 		return err
 	})
 	for i, err := range errs {

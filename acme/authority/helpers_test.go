@@ -55,7 +55,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "varmenne.db")
 	copyTemplateDB(t, path)
-	st, err := store.OpenSQLite(ctx, path)
+	st, err := store.OpenSQLite(ctx, path, eabSecret)
 	if err != nil {
 		t.Fatalf("OpenSQLite: %v", err)
 	}
@@ -86,6 +86,9 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	return f
 }
 
+// eabSecret seals the EAB keys of every fixture's store, copies of templateDB.
+var eabSecret, _ = store.GenerateEABSecret()
+
 // sharedDir holds what every fixture shares; TestMain removes it.
 var sharedDir string
 
@@ -112,7 +115,7 @@ var sharedPKI = sync.OnceValues(func() (*filekey.DevPKI, error) {
 // migrations' synchronous writes each time.
 var templateDB = sync.OnceValues(func() (string, error) {
 	path := filepath.Join(sharedDir, "template.db")
-	st, err := store.OpenSQLite(context.Background(), path)
+	st, err := store.OpenSQLite(context.Background(), path, eabSecret)
 	if err != nil {
 		return "", err
 	}

@@ -23,7 +23,7 @@ var backends = []struct {
 	open func(t *testing.T) *store.SQL
 }{
 	{"postgres", func(t *testing.T) *store.SQL {
-		s, err := store.OpenPostgres(context.Background(), cluster.NewDatabase(t))
+		s, err := store.OpenPostgres(context.Background(), cluster.NewDatabase(t), eabSecret)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +31,7 @@ var backends = []struct {
 		return s
 	}},
 	{"sqlite", func(t *testing.T) *store.SQL {
-		s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "varmenne.db"))
+		s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "varmenne.db"), eabSecret)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +230,7 @@ func TestSharedDatabaseDown(t *testing.T) {
 }
 
 func BenchmarkSharedIssueRedeem(b *testing.B) {
-	s, err := store.OpenPostgres(context.Background(), cluster.NewDatabase(b))
+	s, err := store.OpenPostgres(context.Background(), cluster.NewDatabase(b), eabSecret)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -249,3 +249,6 @@ func BenchmarkSharedIssueRedeem(b *testing.B) {
 		}
 	})
 }
+
+// eabSecret seals the EAB keys of the stores the tests open.
+var eabSecret, _ = store.GenerateEABSecret()

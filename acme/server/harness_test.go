@@ -131,7 +131,7 @@ func newEnvWith(t *testing.T, cfg server.Config, plugins []policy.Spec) *env {
 	t.Helper()
 	ctx := context.Background()
 	tmp := t.TempDir()
-	st, err := store.OpenSQLite(ctx, filepath.Join(tmp, "varmenne.db"))
+	st, err := store.OpenSQLite(ctx, filepath.Join(tmp, "varmenne.db"), eabSecret)
 	if err != nil {
 		t.Fatalf("OpenSQLite: %v", err)
 	}
@@ -655,3 +655,6 @@ func (e *env) issue(t *testing.T, a *account, names ...string) *issued {
 
 // syncBuffer is the shared test log sink.
 type syncBuffer = logbuf.Buffer
+
+// eabSecret seals the EAB keys of the stores the tests open.
+var eabSecret, _ = store.GenerateEABSecret()

@@ -38,6 +38,9 @@ const (
 	OrgOther = "1.2.246.10.87654321.10.0"
 )
 
+// EABSecret seals the EAB keys of every fixture's store.
+var EABSecret, _ = store.GenerateEABSecret()
+
 // Clock is a fake clock tests move by hand.
 type Clock struct {
 	mu sync.Mutex
@@ -90,7 +93,7 @@ func New(t *testing.T, cfg admin.Config, handler func(svc *admin.Service) http.H
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "varmenne.db"))
+	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "varmenne.db"), EABSecret)
 	if err != nil {
 		t.Fatal(err)
 	}

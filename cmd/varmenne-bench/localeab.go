@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/bench"
+	"github.com/varmenne/varmenne/internal/owneronly"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -23,14 +24,14 @@ var oidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
 // database, adding the organisation (administering domain) when it is missing. It
 // writes the records directly, as a test fixture would: the keys are for load runs
 // on a server of one's own, not for organisations.
-func localEAB(ctx context.Context, db, data, oid, domain string, n int) ([]bench.EAB, error) {
+func localEAB(ctx context.Context, db, data, secretFile, oid, domain string, n int) ([]bench.EAB, error) {
 	if !oidPattern.MatchString(oid) {
 		return nil, fmt.Errorf("--local-org %q is not an OID; it looks like 1.2.246.10.12345678.10.0", oid)
 	}
 	if n < 1 {
 		return nil, fmt.Errorf("--accounts %d: give at least 1", n)
 	}
-	st, err := openDatabase(ctx, db, data)
+	st, err := openDatabase(ctx, db, data, secretFile)
 	if err != nil {
 		return nil, err
 	}
@@ -65,17 +66,40 @@ func localEAB(ctx context.Context, db, data, oid, domain string, n int) ([]bench
 
 // openDatabase opens the local server's records: PostgreSQL when db is a postgres://
 // URL, else the SQLite file varmenne serve made in data, which must exist (a wrong
-// --data would otherwise make a new, empty database).
-func openDatabase(ctx context.Context, db, data string) (*store.SQL, error) {
+// --data would otherwise make a new, empty database); with the EAB secret the
+// server made (secretFile, default DATA/eab-secret.key), which must be its
+// owner's only.
+func openDatabase(ctx context.Context, db, data, secretFile string) (*store.SQL, error) {
+	if secretFile == "" {
+		secretFile = filepath.Join(data, "eab-secret.key")
+	}
+	secret := func() (*store.EABSecret, error) {
+		if err := owneronly.Check(secretFile); err != nil {
+			return nil, err
+		}
+		s, err := store.ReadEABSecretFile(secretFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no EAB secret: %s is missing; give --eab-secret-file, the key file of the server", secretFile)
+		}
+		return s, err
+	}
 	switch {
 	case db == "":
 		path := filepath.Join(data, "varmenne.db")
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("no database in %s: start \"varmenne serve --data %s\" once, or pass the right --data (or --db)", data, data)
 		}
-		return store.OpenSQLite(ctx, path)
+		s, err := secret()
+		if err != nil {
+			return nil, err
+		}
+		return store.OpenSQLite(ctx, path, s)
 	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
-		return store.OpenPostgres(ctx, db)
+		s, err := secret()
+		if err != nil {
+			return nil, err
+		}
+		return store.OpenPostgres(ctx, db, s)
 	default:
 		// Not echoed: the value may hold a password.
 		what := "a value without a URL scheme"

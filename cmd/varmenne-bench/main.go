@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	localOrg := fs.String("local-org", "", "create the accounts' EAB keys for this organisation OID in the local server's database (--data/--db); the organisation is added with --domain when missing")
 	data := fs.String("data", "varmenne-data", "data directory of the local varmenne server: its database, roots.pem")
 	db := fs.String("db", "", "database of the local varmenne server: empty for SQLite in the data directory; a postgres://USER@HOST:PORT/DB URL for PostgreSQL")
+	secretFile := fs.String("eab-secret-file", "", "the local varmenne server's EAB secret, which seals the EAB keys --local-org writes (default: DATA/eab-secret.key)")
 	accounts := fs.Int("accounts", 1, "accounts (EAB keys made with --local-org; without EAB: accounts without a binding)")
 	orders := fs.Int("orders", 100, "orders in all")
 	concurrency := fs.Int("concurrency", 8, "orders in flight at once")
@@ -111,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(eabs) > 0 {
 			return errors.New("give either --eab keys or --local-org, not both")
 		}
-		keys, err := localEAB(ctx, *db, *data, *localOrg, *domain, *accounts) // localeab.go
+		keys, err := localEAB(ctx, *db, *data, *secretFile, *localOrg, *domain, *accounts) // localeab.go
 		if err != nil {
 			return err
 		}

@@ -169,7 +169,8 @@ func TestBenchIssuesAgainstALocalServer(t *testing.T) {
 func TestBenchRefusesBadFlags(t *testing.T) {
 	isolate(t)
 	data := t.TempDir()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(data, "varmenne.db"))
+	secret, _ := store.GenerateEABSecret()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(data, "varmenne.db"), secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,11 @@ func TestBenchFlagsFromEnvironment(t *testing.T) {
 
 func countCertificates(t *testing.T, data string) int {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(data, "varmenne.db"))
+	secret, err := store.ReadEABSecretFile(filepath.Join(data, "eab-secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(data, "varmenne.db"), secret)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := openExisting(ctx, *db, *data)
+	st, err := db.open(ctx, *data, existing)
 	if err != nil {
-		return err
+		return fmt.Errorf("audit verify: %w", err)
 	}
 	defer st.Close()
 	n, err := audit.New(st, nil).Verify(ctx)

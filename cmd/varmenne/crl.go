@@ -147,7 +147,7 @@ func crlShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *out != "" && len(names) != 1 {
 		return errors.New("crl show: --out needs --issuer, to say whose CRL to write")
 	}
-	st, err := openExisting(ctx, *db, *data)
+	st, err := db.open(ctx, *data, existing)
 	if err != nil {
 		return fmt.Errorf("crl show: %w", err)
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,42 +20,117 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-// dbFlag adds --db, where the records are kept.
-func dbFlag(fs *flag.FlagSet) *string {
-	return fs.String("db", "", "database: empty for SQLite in the data directory; a postgres://USER@HOST:PORT/DB URL for PostgreSQL, which any number of serve replicas may share")
+// dbFlags are the flags of every command that opens the records: where they are
+// (--db) and the secret that seals their EAB HMAC keys (--eab-secret-file).
+type dbFlags struct {
+	url        string
+	secretFile string
+}
+
+// dbFlag adds --db and --eab-secret-file.
+func dbFlag(fs *flag.FlagSet) *dbFlags {
+	var f dbFlags
+	fs.StringVar(&f.url, "db", "", "database: empty for SQLite in the data directory; a postgres://USER@HOST:PORT/DB URL for PostgreSQL, which any number of serve replicas may share")
+	fs.StringVar(&f.secretFile, "eab-secret-file", "", "file of the secret that seals the EAB HMAC keys in the database (default: DATA/"+eabSecretFile+", made on first start, 0600); PostgreSQL replicas and the operator commands must all be given the same one")
+	return &f
 }
 
 func isPostgres(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
-// openStore opens the records: PostgreSQL when db is a postgres:// URL, the SQLite
-// file in dataDir when db is empty.
-func openStore(ctx context.Context, db, dataDir string) (*store.SQL, error) {
-	switch {
-	case db == "":
-		return store.OpenSQLite(ctx, dbPath(dataDir))
-	case isPostgres(db):
-		return store.OpenPostgres(ctx, db)
-	default:
+// openFor says what a command may make when it opens the records.
+type openFor int
+
+const (
+	// existing: an operator command; the database (SQLite) and the EAB secret's key
+	// file exist, made by the first start.
+	existing openFor = iota
+	// creating: serve, init, operator bootstrap; the first of them makes the data
+	// directory (0700), the database and the key file (0600).
+	creating
+)
+
+// open is the one way every command opens the records: PostgreSQL when --db is a
+// postgres:// URL, else the SQLite file in dataDir. It refuses a data directory or
+// a secret in it that group or others may use (datadir.go), and opens the store
+// with the EAB secret of --eab-secret-file.
+func (f *dbFlags) open(ctx context.Context, dataDir string, mode openFor) (*store.SQL, error) {
+	if f.url != "" && !isPostgres(f.url) {
 		// Not echoed: the value may hold a password.
 		what := "a value without a URL scheme"
-		if u, err := url.Parse(db); err == nil && u.Scheme != "" {
+		if u, err := url.Parse(f.url); err == nil && u.Scheme != "" {
 			what = "a " + u.Scheme + ":// URL"
 		}
 		return nil, fmt.Errorf("--db must be a postgres:// URL, or empty for SQLite in the data directory; it is %s", what)
 	}
-}
-
-// openExisting opens the database for an operator command. SQLite must exist (serve
-// creates it): a wrong --data would otherwise make a new, empty database.
-func openExisting(ctx context.Context, db, dataDir string) (*store.SQL, error) {
-	if db == "" {
+	if mode == creating {
+		if err := makeDataDir(dataDir); err != nil {
+			return nil, err
+		}
+	} else if f.url == "" {
 		if _, err := os.Stat(dbPath(dataDir)); err != nil {
 			return nil, fmt.Errorf("no database in %s: start \"varmenne serve --data %s\" once, or pass the right --data (or --db)", dataDir, dataDir)
 		}
 	}
-	return openStore(ctx, db, dataDir)
+	secretPath := f.secretPath(dataDir)
+	if err := checkDataDir(dataDir, secretPath); err != nil {
+		return nil, err
+	}
+	secret, made, err := f.secret(secretPath, mode)
+	if err != nil {
+		return nil, err
+	}
+	var st *store.SQL
+	if f.url == "" {
+		st, err = store.OpenSQLite(ctx, dbPath(dataDir), secret)
+	} else {
+		st, err = store.OpenPostgres(ctx, f.url, secret)
+	}
+	var mismatch *store.EABSecretMismatchError
+	if errors.As(err, &mismatch) {
+		if made {
+			// The file this start made is of no use to this database.
+			os.Remove(secretPath)
+			return nil, fmt.Errorf("%s was missing, and the EAB keys of the database are sealed with EAB secret %s: restore that key file (PostgreSQL replicas: give each the same --eab-secret-file)", secretPath, mismatch.Database)
+		}
+		return nil, fmt.Errorf("the EAB secret in %s (%s) is not the one the EAB keys of the database are sealed with (%s): give the key file it was made with (--eab-secret-file)", secretPath, mismatch.Given, mismatch.Database)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the database %s: %w", describeDB(f.url, dataDir), err)
+	}
+	return st, nil
+}
+
+// eabSecretFile is the default key file of the EAB secret, in the data directory.
+const eabSecretFile = "eab-secret.key"
+
+func (f *dbFlags) secretPath(dataDir string) string {
+	if f.secretFile != "" {
+		return f.secretFile
+	}
+	return filepath.Join(dataDir, eabSecretFile)
+}
+
+// secret reads the EAB secret from path; a creating command makes it when it is
+// missing (made), and takes the one a replica starting at once made first.
+func (f *dbFlags) secret(path string, mode openFor) (secret *store.EABSecret, made bool, err error) {
+	secret, err = store.ReadEABSecretFile(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return secret, false, err
+	}
+	if mode != creating {
+		return nil, false, fmt.Errorf("no EAB secret: %s is missing; give --eab-secret-file, the key file serve uses (it makes %s on its first start)", path, filepath.Join("DATA", eabSecretFile))
+	}
+	secret, err = store.CreateEABSecretFile(path)
+	if errors.Is(err, fs.ErrExist) {
+		secret, err = store.ReadEABSecretFile(path)
+		return secret, false, err
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("making the EAB secret: %w", err)
+	}
+	return secret, true, nil
 }
 
 // describeDB names the database for messages, without a password.

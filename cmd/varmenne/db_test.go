@@ -63,7 +63,7 @@ func TestOpenStoreRefusesUnknownDatabases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, err := openStore(context.Background(), tt.db, t.TempDir())
+			st, err := (&dbFlags{url: tt.db}).open(context.Background(), t.TempDir(), creating)
 			if err == nil {
 				st.Close()
 				t.Fatal("opened, want a refusal")

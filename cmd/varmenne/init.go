@@ -53,15 +53,16 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}
+	// The record is opened before any key exists, so no key is made unrecorded; the
+	// first opener makes the data directory (db.go).
+	st, err := db.open(ctx, *data, creating)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	defer st.Close()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	// The record is opened before any key exists, so no key is made unrecorded.
-	st, err := openStore(ctx, *db, *data)
-	if err != nil {
-		return fmt.Errorf("init: opening the database for the ceremony record: %w", err)
-	}
-	defer st.Close()
 	// Keys in an HSM: no door of this database offers the development shortcuts.
 	if err := st.MarkProduction(ctx, time.Now()); err != nil {
 		return fmt.Errorf("init: %w", err)

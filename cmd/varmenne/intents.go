@@ -21,9 +21,9 @@ func intentsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := openExisting(ctx, *db, *data)
+	st, err := db.open(ctx, *data, existing)
 	if err != nil {
-		return err
+		return fmt.Errorf("intents list: %w", err)
 	}
 	defer st.Close()
 	intents, err := st.IntentsWithoutCertificate(ctx)

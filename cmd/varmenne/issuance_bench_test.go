@@ -126,7 +126,7 @@ func (s *benchServer) roots(tb testing.TB) *x509.CertPool {
 func (s *benchServer) eabKeys(tb testing.TB, n int) []bench.EAB {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, dbPath(s.data))
+	st, err := new(dbFlags).open(ctx, s.data, existing)
 	if err != nil {
 		tb.Fatal(err)
 	}

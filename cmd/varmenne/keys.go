@@ -13,6 +13,10 @@ import (
 	"github.com/varmenne/varmenne/signer/pkcs11"
 )
 
+// heldPIN is the HSM PIN main read from the pipe of the varmenne that ran it
+// without the PIN in its environment (pin_linux.go); "" when there is none.
+var heldPIN string
+
 // hsmFlags adds the --pkcs11-* flags; roles are the keys the command uses. The
 // returned function is the configuration they set, once parsed.
 func hsmFlags(fs *flag.FlagSet, roles ...string) func() ceremony.HSM {
@@ -20,7 +24,7 @@ func hsmFlags(fs *flag.FlagSet, roles ...string) func() ceremony.HSM {
 	fs.StringVar(&h.Module, "pkcs11-module", "", "PKCS#11 library of the HSM holding the root and issuer keys, e.g. /usr/lib/softhsm/libsofthsm2.so (empty: development file keys)")
 	fs.StringVar(&h.Token, "pkcs11-token", "", "label of the HSM token holding the keys")
 	fs.IntVar(&h.Slot, "pkcs11-slot", -1, "slot of the token, when its label is not unique")
-	fs.StringVar(&h.PINFile, "pkcs11-pin-file", "", "file holding the token's user PIN (otherwise the PIN is read from $"+ceremony.PINEnv+")")
+	fs.StringVar(&h.PINFile, "pkcs11-pin-file", "", "file holding the token's user PIN, readable by its owner only (otherwise the PIN is read from $"+ceremony.PINEnv+", which varmenne drops from its environment by running itself again)")
 	fs.IntVar(&h.Sessions, "pkcs11-sessions", pkcs11.DefaultSessions, "HSM sessions kept open; each runs one signature at a time")
 	labels := map[string]*string{}
 	for _, r := range roles {
@@ -30,6 +34,9 @@ func hsmFlags(fs *flag.FlagSet, roles ...string) func() ceremony.HSM {
 		h.Labels = map[string]string{}
 		for r, l := range labels {
 			h.Labels[r] = *l
+		}
+		if pin := heldPIN; pin != "" {
+			h.PINFrom = func() (string, error) { return pin, nil }
 		}
 		return h
 	}

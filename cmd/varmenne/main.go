@@ -91,8 +91,19 @@ of its own: varmenne-bench.
 }
 
 func main() {
+	// Before anything else: the HSM PIN leaves the environment (pin_linux.go).
+	if err := dropPINFromEnviron(); err != nil {
+		fmt.Fprintln(os.Stderr, "varmenne: "+err.Error())
+		os.Exit(2)
+	}
+	pin, err := inheritedPIN()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "varmenne: "+err.Error())
+		os.Exit(2)
+	}
+	heldPIN = pin
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {

@@ -45,9 +45,9 @@ func runCmd(t *testing.T, args ...string) (err error, stdout, stderr string) {
 func newData(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.OpenSQLite(context.Background(), dbPath(dir))
+	st, err := new(dbFlags).open(context.Background(), dir, creating)
 	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
+		t.Fatalf("open: %v", err)
 	}
 	defer st.Close()
 	// As the first start does: the first administrator, whose token the operator
@@ -65,9 +65,9 @@ func newData(t *testing.T) string {
 // openData opens the data directory's database for checks.
 func openData(t *testing.T, dir string) *store.SQL {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), dbPath(dir))
+	st, err := new(dbFlags).open(context.Background(), dir, existing)
 	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
+		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
 	return st

@@ -19,6 +19,7 @@ import (
 
 	"github.com/varmenne/varmenne/admin"
 	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/internal/owneronly"
 	"github.com/varmenne/varmenne/profile"
 	"github.com/varmenne/varmenne/store"
 )
@@ -30,7 +31,8 @@ const operatorTokenFile = "operator.token"
 // operatorFlags are the flags every operator command takes.
 type operatorFlags struct {
 	cmd       string
-	data, db  *string
+	data      *string
+	db        *dbFlags
 	tokenFile *string
 }
 
@@ -56,7 +58,7 @@ func (f *operatorFlags) open(ctx context.Context, profiles string) (*session, er
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.cmd, err)
 	}
-	st, err := openExisting(ctx, *f.db, *f.data)
+	st, err := f.db.open(ctx, *f.data, existing)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.cmd, err)
 	}
@@ -66,6 +68,10 @@ func (f *operatorFlags) open(ctx context.Context, profiles string) (*session, er
 	path := *f.tokenFile
 	if path == "" {
 		path = filepath.Join(*f.data, operatorTokenFile)
+	}
+	if err := owneronly.Check(path); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("%s: %w", f.cmd, err)
 	}
 	token, err := os.ReadFile(path)
 	if err != nil {
@@ -161,10 +167,7 @@ func operatorBootstrap(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*data, 0o700); err != nil {
-		return fmt.Errorf("operator bootstrap: %w", err)
-	}
-	st, err := openStore(ctx, *db, *data)
+	st, err := db.open(ctx, *data, creating)
 	if err != nil {
 		return fmt.Errorf("operator bootstrap: %w", err)
 	}

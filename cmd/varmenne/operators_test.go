@@ -188,7 +188,7 @@ func TestAdminListenerAddressInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	data := newData(t)
-	st, err := openExisting(context.Background(), "", data)
+	st, err := new(dbFlags).open(context.Background(), data, existing)
 	if err != nil {
 		t.Fatal(err)
 	}

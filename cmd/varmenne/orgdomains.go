@@ -53,10 +53,10 @@ func orgDomains(ctx context.Context, verb string, args []string, stdout, stderr 
 
 // openOrganisation opens the existing database and finds the organisation oid for
 // the command cmd (a read-only command); the caller closes the store.
-func openOrganisation(ctx context.Context, db, data, cmd, oid string) (*store.SQL, *store.Organisation, error) {
-	st, err := openExisting(ctx, db, data)
+func openOrganisation(ctx context.Context, db *dbFlags, data, cmd, oid string) (*store.SQL, *store.Organisation, error) {
+	st, err := db.open(ctx, data, existing)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	o, err := st.GetOrganisation(ctx, oid)
 	if errors.Is(err, store.ErrNotFound) {

@@ -140,7 +140,7 @@ func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	st, o, err := openOrganisation(ctx, *db, *data, "org show", oid)
+	st, o, err := openOrganisation(ctx, db, *data, "org show", oid)
 	if err != nil {
 		return err
 	}

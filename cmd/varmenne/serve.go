@@ -36,12 +36,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
-		return fmt.Errorf("serve: cannot create the data directory: %w", err)
-	}
-	st, err := openStore(ctx, *cfg.db, cfg.data)
+	// The data directory (0700), the database and the EAB secret (db.go).
+	st, err := cfg.db.open(ctx, cfg.data, creating)
 	if err != nil {
-		return fmt.Errorf("serve: opening the database %s: %w", describeDB(*cfg.db, cfg.data), err)
+		return fmt.Errorf("serve: %w", err)
 	}
 	defer st.Close()
 	if cfg.keys.Enabled() {
@@ -251,7 +249,7 @@ func newACMEServer(ctx context.Context, cfg *serveConfig, st *store.SQL, auth *a
 	}
 	return server.New(server.Config{BaseURL: cfg.baseURL, TermsOfService: cfg.tos, Website: cfg.website,
 		CAAIdentities: cfg.validation.CAAIdentities, ChaosRejectNonces: cfg.chaosNonces},
-		auth, newNonces(ctx, st, *cfg.db, log), log)
+		auth, newNonces(ctx, st, cfg.db.url, log), log)
 }
 
 // started is what a running server tells its operator.
@@ -280,8 +278,8 @@ Add an organisation and create an EAB key for its ACME client:
   %[3]s org add --data %[4]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
   %[3]s eab create --data %[4]s --org 1.2.246.10.12345678.10.0
 `, s.directory, s.roots, os.Args[0], cfg.data)
-	if isPostgres(*cfg.db) {
-		fmt.Fprintf(w, "  Database:       PostgreSQL %s (give org add and eab create the same --db)\n", redact(*cfg.db))
+	if isPostgres(cfg.db.url) {
+		fmt.Fprintf(w, "  Database:       PostgreSQL %s (give org add and eab create the same --db and --eab-secret-file)\n", redact(cfg.db.url))
 	}
 	if s.ops != "" {
 		fmt.Fprintf(w, "  Health:         http://%s/healthz, http://%[1]s/readyz\n", s.ops)

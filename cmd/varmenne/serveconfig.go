@@ -25,7 +25,7 @@ const defaultCAAIdentity = "varmenne.example"
 // once Validate has passed, what the flags mean to the packages serve wires.
 type serveConfig struct {
 	data           string
-	db             *string // --db (db.go)
+	db             *dbFlags // --db, --eab-secret-file (db.go)
 	listen         string
 	baseURL        string // "": https://<the address listened on>
 	publicURL      string
@@ -214,7 +214,7 @@ func (c *serveConfig) validateAuthority() error {
 // storageName and keysName say what serve runs on, for its first line and the audit
 // log.
 func (c *serveConfig) storageName() string {
-	if isPostgres(*c.db) {
+	if isPostgres(c.db.url) {
 		return "PostgreSQL"
 	}
 	return "SQLite"

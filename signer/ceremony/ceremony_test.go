@@ -58,18 +58,36 @@ func TestReadPIN(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	withMode := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("123456\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	readOnly, groupReadable, worldReadable := withMode("pin-0400", 0o400), withMode("pin-0640", 0o640), withMode("pin-0644", 0o644)
+	held := func() (string, error) { return "777777", nil }
 	tests := []struct {
 		name    string
 		pinFile string
+		from    func() (string, error)
 		env     string
 		want    string // "" means an error
+		errHas  string
 	}{
-		{"from the file, newline dropped", file, "", "123456"},
-		{"the file wins over the environment", file, "999999", "123456"},
-		{"from the environment", "", "654321", "654321"},
-		{"neither", "", "", ""},
-		{"empty file", empty, "", ""},
-		{"missing file", filepath.Join(dir, "nope"), "", ""},
+		{"from the file, newline dropped", file, nil, "", "123456", ""},
+		{"from a 0400 file", readOnly, nil, "", "123456", ""},
+		{"the file wins over the environment", file, nil, "999999", "123456", ""},
+		{"from the environment", "", nil, "654321", "654321", ""},
+		{"held by the command (PINFrom) before the environment", "", held, "654321", "777777", ""},
+		{"neither", "", nil, "", "", "--pkcs11-pin-file"},
+		{"empty file", empty, nil, "", "", "empty"},
+		{"missing file", filepath.Join(dir, "nope"), nil, "", "", "cannot read"},
+		{"a file group may read", groupReadable, nil, "", "", groupReadable + " is readable by group or others (mode 0640); fix with: chmod 600 " + groupReadable},
+		{"a file anyone may read", worldReadable, nil, "", "", "fix with: chmod 600 " + worldReadable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,17 +97,20 @@ func TestReadPIN(t *testing.T) {
 				t.Setenv(PINEnv, "")
 				os.Unsetenv(PINEnv)
 			}
-			got, err := HSM{PINFile: tt.pinFile}.ReadPIN()
+			got, err := HSM{PINFile: tt.pinFile, PINFrom: tt.from}.ReadPIN()
 			if tt.want == "" {
-				if err == nil {
-					t.Errorf("ReadPIN = %q, want an error", got)
+				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+					t.Errorf("ReadPIN = %q, %v; want an error saying %q", got, err, tt.errHas)
+				}
+				if err != nil && strings.Contains(err.Error(), "123456") {
+					t.Errorf("the error %q holds the PIN", err)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
 				t.Errorf("ReadPIN = %q, %v; want %q", got, err, tt.want)
 			}
-			if tt.pinFile == "" {
+			if tt.pinFile == "" && tt.from == nil {
 				if _, ok := os.LookupEnv(PINEnv); ok {
 					t.Errorf("%s is still in the environment after reading it", PINEnv)
 				}

@@ -16,13 +16,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/internal/owneronly"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/signer/pkcs11"
 )
 
 // PINEnv is where the HSM PIN may come from when no PIN file is given. There is no
-// PIN flag: a command line is visible to every user of the machine.
+// PIN flag: a command line is visible to every user of the machine. A PIN file is
+// better still: the environment a process started with stays readable in
+// /proc/PID/environ (to its user and root) whatever the process unsets, so the
+// varmenne command runs itself again without it (cmd/varmenne, pin_linux.go), and
+// the environment of whatever started varmenne may keep it.
 const PINEnv = "VARMENNE_PKCS11_PIN"
 
 // HSM is where the keys live when they are in an HSM: varmenne's --pkcs11-* flags.
@@ -30,9 +35,12 @@ type HSM struct {
 	Module   string            // PKCS#11 library; "" means no HSM (development file keys)
 	Token    string            // token label
 	Slot     int               // token slot when the label is not unique; -1: by label
-	PINFile  string            // file holding the user PIN; "": PINEnv
+	PINFile  string            // file holding the user PIN, its owner's only; "": PINFrom, else PINEnv
 	Sessions int               // sessions kept open, each running one operation at a time
 	Labels   map[string]string // role (root, production, test) → key label
+	// PINFrom, when set, gives the PIN the command holds already (read from the pipe
+	// of a varmenne that ran itself again without PINEnv).
+	PINFrom func() (string, error)
 	// OnRelogin hears of every login after the first (pkcs11.Config.OnRelogin).
 	OnRelogin func(err error)
 }
@@ -40,10 +48,14 @@ type HSM struct {
 // Enabled reports whether the keys are in an HSM.
 func (h HSM) Enabled() bool { return h.Module != "" }
 
-// ReadPIN reads the PIN from the file, or from PINEnv, and removes it from the
-// environment so no child process inherits it.
+// ReadPIN reads the PIN from the file, which group and others may not use, or from
+// PINFrom, or from PINEnv, which it removes from the environment so no child
+// process inherits it.
 func (h HSM) ReadPIN() (string, error) {
 	if h.PINFile != "" {
+		if err := owneronly.Check(h.PINFile); err != nil {
+			return "", fmt.Errorf("the PIN file: %w", err)
+		}
 		b, err := os.ReadFile(h.PINFile)
 		if err != nil {
 			return "", fmt.Errorf("cannot read the PIN file: %w", err)
@@ -53,6 +65,9 @@ func (h HSM) ReadPIN() (string, error) {
 			return "", fmt.Errorf("the PIN file %s is empty", h.PINFile)
 		}
 		return pin, nil
+	}
+	if h.PINFrom != nil {
+		return h.PINFrom()
 	}
 	pin, ok := os.LookupEnv(PINEnv)
 	os.Unsetenv(PINEnv)

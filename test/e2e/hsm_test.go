@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,6 +277,45 @@ func TestHSMCertbot(t *testing.T) {
 	})
 }
 
+// TestHSMPINFromEnvironment is the review's finding: serve given the PIN in
+// VARMENNE_PKCS11_PIN unset it after reading, but /proc/PID/environ shows the
+// environment a process started with for its whole life, so the PIN stayed
+// readable there (to its user and root). serve now runs itself again without it.
+func TestHSMPINFromEnvironment(t *testing.T) {
+	h := newHSM(t)
+	data := t.TempDir()
+	h.ceremony(t, data, "ecdsa-p256")
+	withoutPINFile := slices.Clone(h.args[:len(h.args)-2])
+	if h.args[len(h.args)-2] != "--pkcs11-pin-file" {
+		t.Fatalf("newHSM's flags end %q, want --pkcs11-pin-file FILE", h.args[len(h.args)-2:])
+	}
+	t.Setenv("VARMENNE_PKCS11_PIN", h.token.PIN)
+	in := startWith(t, data, withoutPINFile...)
+	if logs := in.Logs.String(); !strings.Contains(logs, "passed its self-test") {
+		t.Fatalf("serve did not log in to the HSM with the PIN from its environment:\n%s", logs)
+	}
+	pid := in.Cmd.Process.Pid
+	for _, f := range []string{"environ", "cmdline"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(h.token.PIN)) {
+			t.Errorf("/proc/%d/%s of the running server holds the PIN", pid, f)
+		}
+		if f == "environ" && bytes.Contains(b, []byte("VARMENNE_PKCS11_PIN=")) {
+			t.Errorf("/proc/%d/environ still names VARMENNE_PKCS11_PIN", pid)
+		}
+	}
+	// The PIN in the environment did not stop the server doing its work.
+	if _, mac := in.org("1.2.246.10.44444446.10.0", "Ympäristö Oy", "env.example"); mac == "" {
+		t.Fatal("no EAB key")
+	}
+	if strings.Contains(in.Logs.String(), h.token.PIN) {
+		t.Error("the PIN appears in serve's log")
+	}
+}
+
 // TestHSMRefusesToStart: serve stops before listening when the HSM does not hold
 // the keys the certificates name, or the PIN is wrong.
 func TestHSMRefusesToStart(t *testing.T) {
@@ -310,6 +351,7 @@ func TestHSMRefusesToStart(t *testing.T) {
 			if err := os.CopyFS(data, os.DirFS(base)); err != nil {
 				t.Fatal(err)
 			}
+			ownerOnly(t, data) // CopyFS made them 0755 and 0644, which serve refuses
 			args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "",
 				"--public-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, h.args...)
 			args = append(args, tt.change(t, data)...)
@@ -338,5 +380,23 @@ func TestHSMRefusesToStart(t *testing.T) {
 				t.Error("the PIN appears in serve's output")
 			}
 		})
+	}
+}
+
+// ownerOnly makes the directories under dir 0700 and its files 0600, as serve
+// made them and wants them.
+func ownerOnly(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.Chmod(p, 0o700)
+		}
+		return os.Chmod(p, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -691,7 +691,11 @@ func testInsertFault(t *testing.T, rs *replicaSet, eab [2]string) {
 	if err := rs.db.QueryRow("SELECT serial, status FROM issuance_intents WHERE order_id = $1", orderID).Scan(&serial, &status); err != nil {
 		t.Fatalf("the intent of order %s: %v", orderID, err)
 	}
-	st, err := store.OpenPostgres(ctx, rs.dsn)
+	secret, err := store.ReadEABSecretFile(filepath.Join(rs.data, "eab-secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenPostgres(ctx, rs.dsn, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
