@@ -119,7 +119,7 @@ func BenchmarkTouchConsoleSession(b *testing.B) {
 // the server's writers; a live session is written at most every touchGranularity.
 func TestUnknownCookieTakesNoWriteLock(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"))
+	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"), testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}

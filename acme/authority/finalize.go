@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/jws"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/policy/names"
@@ -214,6 +217,17 @@ func (a *Authority) checkCSR(ctx context.Context, csr *x509.CertificateRequest, 
 	}
 	if blocked {
 		return acme.Errorf(acme.BadCSR, "this public key was reported compromised and may not be certified; generate a new key pair")
+	}
+	// RFC 8555 11.1: a certificate's key is not an account key, the client's own
+	// or anyone's; a key that signs for an account must not also be certified.
+	if tp, err := jws.Thumbprint(&jose.JSONWebKey{Key: csr.PublicKey}); err == nil {
+		_, err := a.store.GetAccountByThumbprint(ctx, tp)
+		switch {
+		case err == nil:
+			return acme.Errorf(acme.BadCSR, "this public key is an ACME account's key; an account key may not be certified (RFC 8555 section 11.1): generate a separate key pair for the certificate")
+		case !isNotFound(err):
+			return a.internal(ctx, "look up account keys", err)
+		}
 	}
 	return nil
 }

@@ -396,3 +396,28 @@ func TestFinalizeChecksNoProfileCanDrop(t *testing.T) {
 		})
 	}
 }
+
+// TestAccountKeysAreNotCertified: RFC 8555 11.1 — the account's own key, and any
+// other account's key, is refused as a certificate key (badCSR), and the order
+// stays ready for a CSR with a key of its own.
+func TestAccountKeysAreNotCertified(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct, acctKey := f.accountFor(testOrgOID)
+	_, otherKey := f.accountFor(testOrgOID)
+	o := f.readyOrder(acct, "www.example.fi")
+	for name, key := range map[string]*ecdsa.PrivateKey{"its own account key": acctKey, "another account's key": otherKey} {
+		_, err := f.finalize(acct, o.ID, makeCSR(t, key, &x509.CertificateRequest{DNSNames: []string{"www.example.fi"}}))
+		wantKind(t, err, acme.BadCSR)
+		if !strings.Contains(err.Error(), "account's key") {
+			t.Errorf("%s: %v, want a refusal saying it is an account's key", name, err)
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.finalize(acct, o.ID, makeCSR(t, key, &x509.CertificateRequest{DNSNames: []string{"www.example.fi"}})); err != nil {
+		t.Fatalf("a key of its own after the refusals: %v", err)
+	}
+}

@@ -1,4 +1,4 @@
--- 0023: changes to operators need two administrators in production (issue 16, the
+-- 0024: changes to operators need two administrators in production (issue 16, the
 -- practice statement's dual control of system-level changes). An administrator
 -- asks for a change (add, disable, remove, give a new credential); another
 -- administrator approves it, and only then is it applied, in the approving
