@@ -34,6 +34,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("console sessions", func(t *testing.T) { testConsoleSessions(t, open) })
 	t.Run("audited changes", func(t *testing.T) { testAudited(t, open) })
 	t.Run("operator lifecycle and organisation names", func(t *testing.T) { testOperatorLifecycle(t, open) })
+	t.Run("concurrent finishes all store", func(t *testing.T) { testConcurrentFinishes(t, open) })
 	t.Run("EAB keys sealed at rest", func(t *testing.T) { testEABSealed(t, open) })
 }
 

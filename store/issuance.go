@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"time"
 )
 
 // RecordIntent records, with status pending, that the issuer is about to sign
@@ -46,28 +48,54 @@ func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
 	if err != nil {
 		return err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx,
-			`INSERT INTO certificates (serial, issuer, der, names, key_hash, not_before, not_after,
+	// The certificate is signed: storing it must not fail on contention. Its
+	// statements are an insert held by unique constraints and two conditional
+	// updates that lock their rows, correct at READ COMMITTED, so concurrent
+	// finalizes do not abort each other as SERIALIZABLE would; and a database
+	// that is unreachable for a moment is tried again until ctx ends.
+	store := func() error {
+		return s.inLockingTx(ctx, func(tx *sql.Tx) error {
+			if _, err := s.exec(ctx, tx,
+				`INSERT INTO certificates (serial, issuer, der, names, key_hash, not_before, not_after,
 			 org_oid, account_id, order_id, profile, created_at)
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			serial, c.Issuer, c.DER, list(c.Names), keyHash, micros(c.NotBefore), micros(c.NotAfter),
-			c.OrgOID, c.AccountID, c.OrderID, c.Profile, micros(c.CreatedAt)); err != nil {
-			return err
-		}
-		// A certificate is stored only for a serial that was recorded before signing.
-		if err := s.transition(ctx, tx, "issuance_intents", "serial", serial,
-			`UPDATE issuance_intents SET status = 'issued' WHERE status = 'pending' AND serial = ?`, serial); err != nil {
-			return err
-		}
-		return s.transition(ctx, tx, "orders", "id", c.OrderID,
-			`UPDATE orders SET status = 'valid', cert_serial = ? WHERE status = 'processing' AND id = ?`,
-			serial, c.OrderID)
-	})
-	if err != nil {
-		return s.fail("finish issuance of "+serial, err)
+				serial, c.Issuer, c.DER, list(c.Names), keyHash, micros(c.NotBefore), micros(c.NotAfter),
+				c.OrgOID, c.AccountID, c.OrderID, c.Profile, micros(c.CreatedAt)); err != nil {
+				return err
+			}
+			// A certificate is stored only for a serial that was recorded before signing.
+			if err := s.transition(ctx, tx, "issuance_intents", "serial", serial,
+				`UPDATE issuance_intents SET status = 'issued' WHERE status = 'pending' AND serial = ?`, serial); err != nil {
+				return err
+			}
+			return s.transition(ctx, tx, "orders", "id", c.OrderID,
+				`UPDATE orders SET status = 'valid', cert_serial = ? WHERE status = 'processing' AND id = ?`,
+				serial, c.OrderID)
+		})
 	}
-	return nil
+	backoff := firstTxBackoff
+	for {
+		err := store()
+		if err == nil {
+			return nil
+		}
+		if err = s.fail("finish issuance of "+serial, err); finalError(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return err
+		}
+		backoff = min(2*backoff, maxTxBackoff)
+	}
+}
+
+// finalError reports whether err is a verdict of the database (a constraint or a
+// state) rather than a failure to reach it, which trying again cannot change.
+func finalError(err error) bool {
+	return errors.Is(err, ErrDuplicate) || errors.Is(err, ErrConflict) || errors.Is(err, ErrKeyInUse) ||
+		errors.Is(err, ErrNotFound) || errors.Is(err, ErrAlreadyReplaced)
 }
 
 // GetCertificate returns the certificate with that serial, or ErrNotFound.
