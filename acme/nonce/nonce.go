@@ -1,9 +1,11 @@
 // Package nonce issues and redeems ACME replay nonces (RFC 8555 section 6.5).
 //
 // A nonce is this instance's prefix followed by random bytes, all base64url. The
-// in-memory Pool keeps a bounded window of outstanding nonces: a nonce is accepted
-// once, a nonce evicted from the window or issued before a restart is refused with
-// badNonce, which every client answers by retrying with the fresh nonce it is given.
+// in-memory Pool stores nothing when it issues: its nonces carry their issue time
+// and a MAC, and only used ones are remembered until they expire, so a flood of
+// new-nonce requests evicts no client's nonce. A nonce is accepted once; an expired
+// one, or one issued before a restart, is refused with badNonce, which every
+// client answers by retrying with the fresh nonce it is given.
 // Shared does the same for any number of replicas on one database: a nonce issued by
 // one is accepted once by any of them.
 package nonce

@@ -524,3 +524,17 @@ func TestEveryStateChangeIsAudited(t *testing.T) {
 		})
 	}
 }
+
+// TestBodiesWithAMemberTwiceAreRefused: a body that holds a member twice is read
+// differently by different parsers; the API refuses it instead of acting on the last.
+func TestBodiesWithAMemberTwiceAreRefused(t *testing.T) {
+	f := newFixture(t, admin.Config{})
+	id := f.Request("rita")
+	r := f.Do("alice", "POST", "/admin/v1/eab-requests/"+id+"/reject", json.RawMessage(`{"reason":"no contract","reason":""}`))
+	if r.Status != http.StatusBadRequest || r.ProblemType() != "malformed" || !strings.Contains(string(r.Body), `duplicate member \"reason\"`) {
+		t.Fatalf("%d %s, want 400 malformed naming the duplicate member", r.Status, r.Body)
+	}
+	if req, err := f.St.GetEABRequest(f.Ctx, id); err != nil || req.Status != "requested" {
+		t.Fatalf("the request after the refused body: %+v %v", req, err)
+	}
+}

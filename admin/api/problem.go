@@ -11,6 +11,7 @@ import (
 
 	"github.com/varmenne/varmenne/admin"
 	"github.com/varmenne/varmenne/admin/web"
+	"github.com/varmenne/varmenne/strictjson"
 )
 
 // httpError is a refusal of the API itself that no admin.Kind describes: a body
@@ -84,17 +85,25 @@ func decode(r *http.Request, v any) error {
 	if err := jsonRequest(r); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return &httpError{http.StatusRequestEntityTooLarge, "malformed", fmt.Sprintf("the body is larger than %d bytes", web.MaxBody)}
 		}
+		return malformed("the body could not be read")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return malformed("the body is not the JSON this endpoint takes: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return malformed("the body holds more than one JSON value")
+	}
+	// Valid JSON may still hold a member twice, which parsers read differently.
+	if err := strictjson.Check(body); err != nil {
+		return malformed("the body %s", err)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ type cliUseCase struct {
 	allowed, refused string // token file names: "admin" is the first administrator
 	setup            func(t *testing.T, data string) []string
 	actions          []audit.Action
+	actors           []string // the actor of each action; nil: every one is the allowed operator
 }
 
 // cliWorld is a data directory with an organisation, a registrar, an auditor and
@@ -76,6 +77,20 @@ func cliUseCases() []cliUseCase {
 		}
 		return k
 	}
+	// pending makes the database production's and has the first administrator ask
+	// for a change to an operator, which another administrator must approve.
+	pending := func(t *testing.T, data string) string {
+		st := openData(t, data)
+		if err := st.MarkProduction(t.Context(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		svc, op := service(t, data)
+		made, err := svc.AddOperator(t.Context(), op(admin.BootstrapOperator), nil, admin.OperatorInput{Name: "uusi", Role: "auditor", Token: true})
+		if err != nil || made.Pending == nil {
+			t.Fatalf("operator add in production: %+v, %v; want a pending change", made, err)
+		}
+		return made.Pending.ID
+	}
 	cert := func(t *testing.T, data string) string {
 		serial := "0100000168f0a805c366b43b5de968c691c1"
 		seedCertificate(t, openData(t, data), testOID, serial, "production", time.Now().Add(24*time.Hour))
@@ -83,48 +98,53 @@ func cliUseCases() []cliUseCase {
 	}
 	return []cliUseCase{
 		{"org add", "rita", "aino", fixed("org", "add", "--oid", "1.2.246.10.5.10.0", "--name", "Uusi Oy", "--domain", "uusi.example"),
-			[]audit.Action{audit.ActOrganisationAdd}},
+			[]audit.Action{audit.ActOrganisationAdd}, nil},
 		{"org domains add", "rita", "aino", fixed("org", "domains", "add", testOID, "--domain", "toinen.example"),
-			[]audit.Action{audit.ActOrganisationNames}},
+			[]audit.Action{audit.ActOrganisationNames}, nil},
 		{"org domains remove", "admin", "aino", fixed("org", "domains", "remove", testOID, "--domain", "apteekki.example"),
-			[]audit.Action{audit.ActOrganisationUnnames}},
+			[]audit.Action{audit.ActOrganisationUnnames}, nil},
 		{"org conformity add", "rita", "aino", fixed("org", "conformity", "add", testOID, "--system", "Järjestelmä", "--expires", "2099-12-31"),
-			[]audit.Action{audit.ActConformityAdd}},
-		{"org import", "admin", "aino", fixed("org", "import", registerJSON), []audit.Action{audit.ActRegisterImport}},
-		{"org suspend", "admin", "rita", fixed("org", "suspend", testOID, "--reason", "unpaid"), []audit.Action{audit.ActOrganisationSuspend}},
+			[]audit.Action{audit.ActConformityAdd}, nil},
+		{"org import", "admin", "aino", fixed("org", "import", registerJSON), []audit.Action{audit.ActRegisterImport}, nil},
+		{"org suspend", "admin", "rita", fixed("org", "suspend", testOID, "--reason", "unpaid"), []audit.Action{audit.ActOrganisationSuspend}, nil},
 		{"eab create (development)", "admin", "rita", fixed("eab", "create", "--org", testOID),
-			[]audit.Action{audit.ActEABRequest, audit.ActEABApprove, audit.ActEABHandover}},
+			[]audit.Action{audit.ActEABRequest, audit.ActEABApprove, audit.ActEABHandover}, nil},
 		{"eab approve", "anna", "rita", func(t *testing.T, data string) []string { return []string{"eab", "approve", request(t, data)} },
-			[]audit.Action{audit.ActEABApprove}},
+			[]audit.Action{audit.ActEABApprove}, nil},
 		{"eab reject", "anna", "rita", func(t *testing.T, data string) []string {
 			return []string{"eab", "reject", request(t, data), "--reason", "no contract"}
-		}, []audit.Action{audit.ActEABReject}},
+		}, []audit.Action{audit.ActEABReject}, nil},
 		{"eab key", "rita", "aino", func(t *testing.T, data string) []string { return []string{"eab", "key", approved(t, data).RequestID} },
-			[]audit.Action{audit.ActEABHandover}},
+			[]audit.Action{audit.ActEABHandover}, nil},
 		{"eab revoke", "anna", "rita", func(t *testing.T, data string) []string {
 			return []string{"eab", "revoke", approved(t, data).KID, "--reason", "lost"}
-		}, []audit.Action{audit.ActEABRevoke}},
+		}, []audit.Action{audit.ActEABRevoke}, nil},
 		{"org resume", "admin", "rita", func(t *testing.T, data string) []string {
 			mustRun(t, "org", "suspend", testOID, "--reason", "unpaid", "--data", data)
 			return []string{"org", "resume", testOID}
-		}, []audit.Action{audit.ActOrganisationResume}},
-		{"operator add", "admin", "rita", fixed("operator", "add", "uusi", "--role", "auditor", "--token"), []audit.Action{audit.ActOperatorAdd}},
-		{"operator disable", "admin", "rita", fixed("operator", "disable", "aino", "--reason", "left"), []audit.Action{audit.ActOperatorDisable}},
-		{"operator remove", "admin", "rita", fixed("operator", "remove", "aino"), []audit.Action{audit.ActOperatorRemove}},
-		{"operator rotate", "admin", "rita", fixed("operator", "rotate", "aino", "--token"), []audit.Action{audit.ActOperatorRotate}},
+		}, []audit.Action{audit.ActOrganisationResume}, nil},
+		{"operator add", "admin", "rita", fixed("operator", "add", "uusi", "--role", "auditor", "--token"), []audit.Action{audit.ActOperatorAdd}, nil},
+		{"operator disable", "admin", "rita", fixed("operator", "disable", "aino", "--reason", "left"), []audit.Action{audit.ActOperatorDisable}, nil},
+		{"operator remove", "admin", "rita", fixed("operator", "remove", "aino"), []audit.Action{audit.ActOperatorRemove}, nil},
+		{"operator rotate", "admin", "rita", fixed("operator", "rotate", "aino", "--token"), []audit.Action{audit.ActOperatorRotate}, nil},
 		{"revoke", "admin", "rita", func(t *testing.T, data string) []string {
 			return []string{"revoke", "--serial", cert(t, data), "--reason", "superseded", "--requested-by", "Maija", "--identified-by", "phone"}
-		}, []audit.Action{audit.ActRevoke}},
+		}, []audit.Action{audit.ActRevoke}, nil},
 		{"revoke --org", "admin", "rita", func(t *testing.T, data string) []string {
 			cert(t, data)
 			return []string{"revoke", "--org", testOID, "--reason", "cessationOfOperation", "--requested-by", "THL", "--identified-by", "register"}
-		}, []audit.Action{audit.ActRevoke}},
+		}, []audit.Action{audit.ActRevoke}, nil},
 		{"renew-early", "admin", "rita", func(t *testing.T, data string) []string {
 			return []string{"renew-early", "--serial", cert(t, data), "--reason", "mis-issuance"}
-		}, []audit.Action{audit.ActRenewEarly}},
-		{"audit export", "aino", "rita", fixed("audit", "export"), []audit.Action{audit.ActAuditExport}},
+		}, []audit.Action{audit.ActRenewEarly}, nil},
+		{"audit export", "aino", "rita", fixed("audit", "export"), []audit.Action{audit.ActAuditExport}, nil},
+		{"operator approve (production)", "anna", "rita", func(t *testing.T, data string) []string { return []string{"operator", "approve", pending(t, data)} },
+			[]audit.Action{audit.ActOperatorApprove, audit.ActOperatorAdd}, []string{"anna", admin.BootstrapOperator + "+anna"}},
+		{"operator reject (production)", "anna", "rita", func(t *testing.T, data string) []string {
+			return []string{"operator", "reject", pending(t, data), "--reason", "not needed"}
+		}, []audit.Action{audit.ActOperatorReject}, nil},
 		{"key block", "admin", "rita", fixed("key", "block", "--key-hash", strings.Repeat("cd", 32), "--reason", "reported compromised"),
-			[]audit.Action{audit.ActKeyBlock}},
+			[]audit.Action{audit.ActKeyBlock}, nil},
 	}
 }
 
@@ -176,9 +196,13 @@ func TestEveryOperatorCommand(t *testing.T) {
 				t.Fatalf("%v: %v\n%s", args, err, out)
 			}
 			var got []audit.Action
-			for _, e := range events(t, data, before) {
-				if e.Actor != actor || e.Outcome != audit.OK {
-					t.Errorf("event %+v: want one of %s, ok", e, actor)
+			for i, e := range events(t, data, before) {
+				want := actor
+				if uc.actors != nil && i < len(uc.actors) {
+					want = uc.actors[i]
+				}
+				if e.Actor != want || e.Outcome != audit.OK {
+					t.Errorf("event %+v: want one of %s, ok", e, want)
 				}
 				got = append(got, audit.Action(e.Action))
 			}
