@@ -63,6 +63,10 @@ func TestDropPINFromEnvironRefuses(t *testing.T) {
 	if err := dropPINFromEnviron(); err != nil {
 		t.Fatalf("without a PIN: %v", err)
 	}
+	t.Setenv(ceremony.PINEnv, "")
+	if err := dropPINFromEnviron(); err != nil {
+		t.Fatalf("with an empty PIN: %v", err)
+	}
 	for name, set := range map[string]func(){
 		"the descriptor variable set as well": func() { t.Setenv(ceremony.PINEnv, "123456"); t.Setenv(pinFDEnv, "3") },
 		"a PIN longer than a pipe takes": func() {
