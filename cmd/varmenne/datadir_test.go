@@ -255,6 +255,21 @@ func TestEABSecretFile(t *testing.T) {
 			t.Errorf("the refused start left a key file: %v", err)
 		}
 	})
+	t.Run("an --operator-token-file group may read is refused", func(t *testing.T) {
+		data := newData(t)
+		token := filepath.Join(t.TempDir(), "other.token")
+		b, err := os.ReadFile(filepath.Join(data, operatorTokenFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(token, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(token, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		wantOneLineError(t, orgAdd(data, "--operator-token-file", token), "org add: "+token+" is readable by group or others (mode 0640); fix with: chmod 600 "+token)
+	})
 	t.Run("VARMENNE_EAB_SECRET_FILE names a key file outside the data directory", func(t *testing.T) {
 		data := filepath.Join(t.TempDir(), "data")
 		shared := filepath.Join(t.TempDir(), "eab-secret.key")

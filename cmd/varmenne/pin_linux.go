@@ -32,8 +32,8 @@ const maxPIN = 1024
 // cannot, with the error that says to give a PIN file instead.
 func dropPINFromEnviron() error {
 	pin, ok := os.LookupEnv(ceremony.PINEnv)
-	if !ok {
-		return nil
+	if !ok || pin == "" {
+		return nil // no secret to hide; an empty PIN is refused where a PIN is needed
 	}
 	refuse := func(why string) error {
 		return fmt.Errorf("the HSM PIN is in %s, where /proc/%d/environ would show it while varmenne runs, and %s: give --pkcs11-pin-file FILE (its owner's only) instead", ceremony.PINEnv, os.Getpid(), why)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/varmenne/varmenne/signer/ceremony"
@@ -17,15 +18,18 @@ import (
 // test/e2e's TestHSMPINFromEnvironment.)
 func TestInheritedPIN(t *testing.T) {
 	isolate(t)
-	r, w, err := os.Pipe()
-	if err != nil {
+	// Raw descriptors, as the first run passes them: an *os.File would close its
+	// descriptor again when collected, perhaps another file's by then.
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.WriteString("123456"); err != nil {
+	r, w := p[0], p[1]
+	if _, err := syscall.Write(w, []byte("123456")); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
-	t.Setenv(pinFDEnv, strconv.Itoa(int(r.Fd())))
+	syscall.Close(w)
+	t.Setenv(pinFDEnv, strconv.Itoa(r))
 	pin, err := inheritedPIN()
 	if err != nil || pin != "123456" {
 		t.Fatalf("inheritedPIN = %q, %v", pin, err)
@@ -33,8 +37,9 @@ func TestInheritedPIN(t *testing.T) {
 	if _, ok := os.LookupEnv(pinFDEnv); ok {
 		t.Errorf("%s is still set", pinFDEnv)
 	}
-	if _, err := r.Stat(); err == nil {
-		t.Errorf("the pipe is still open")
+	var st syscall.Stat_t
+	if err := syscall.Fstat(r, &st); err == nil {
+		t.Errorf("descriptor %d is still open", r)
 	}
 	for _, v := range []string{"abc", "1", "-4"} {
 		t.Setenv(pinFDEnv, v)
@@ -57,6 +62,10 @@ func TestDropPINFromEnvironRefuses(t *testing.T) {
 	os.Unsetenv(ceremony.PINEnv)
 	if err := dropPINFromEnviron(); err != nil {
 		t.Fatalf("without a PIN: %v", err)
+	}
+	t.Setenv(ceremony.PINEnv, "")
+	if err := dropPINFromEnviron(); err != nil {
+		t.Fatalf("with an empty PIN: %v", err)
 	}
 	for name, set := range map[string]func(){
 		"the descriptor variable set as well": func() { t.Setenv(ceremony.PINEnv, "123456"); t.Setenv(pinFDEnv, "3") },
