@@ -73,6 +73,10 @@ func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
 				serial, c.OrderID)
 		})
 	}
+	// A database that is down for longer than finishRetry fails the finalize; the
+	// intent stays, and the serial is revocable.
+	ctx, cancel := context.WithTimeout(ctx, finishRetry)
+	defer cancel()
 	backoff := firstTxBackoff
 	for {
 		err := store()
@@ -90,6 +94,9 @@ func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
 		backoff = min(2*backoff, maxTxBackoff)
 	}
 }
+
+// finishRetry bounds how long storing a signed certificate is tried again.
+const finishRetry = 15 * time.Second
 
 // finalError reports whether err is a verdict of the database (a constraint or a
 // state) rather than a failure to reach it, which trying again cannot change.

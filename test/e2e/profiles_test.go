@@ -493,7 +493,9 @@ func TestConfigRefusesToStart(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.config), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			out, err := runServe(t, dir, "--config", file)
+			// A data directory serve makes itself (0700): t.TempDir is 0755, which
+			// serve refuses for a data directory before reading a plugin's config.
+			out, err := runServe(t, filepath.Join(dir, "data"), "--config", file)
 			if err == nil || !strings.Contains(out, tt.want) {
 				t.Fatalf("serve with %s: err %v, output %q; want a refusal saying %q", tt.name, err, out, tt.want)
 			}

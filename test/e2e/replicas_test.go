@@ -643,36 +643,52 @@ func TestReplicas(t *testing.T) {
 	})
 }
 
-// testInsertFault installs a trigger that fails the next certificate INSERT, then
-// runs one order.
+// testInsertFault installs a trigger that fails certificate INSERTs, then runs
+// orders. A signed certificate is always stored when it can be: a failure that
+// passes (a later try succeeds) costs the client nothing; one that lasts longer
+// than the store's retries fails the order, and leaves the intent and a
+// revocable serial.
 func testInsertFault(t *testing.T, rs *replicaSet, eab [2]string) {
 	c := rs.client(eab)
-	if _, err := rs.db.Exec(`CREATE SEQUENCE fault_once;
+	installed := false
+	install := func(failures int) {
+		t.Helper()
+		if _, err := rs.db.Exec(fmt.Sprintf(`CREATE SEQUENCE fault_once;
 		CREATE FUNCTION fail_certificate_once() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
-			IF nextval('fault_once') = 1 THEN
+			IF nextval('fault_once') <= %d THEN
 				RAISE EXCEPTION 'injected fault: the certificate INSERT fails';
 			END IF;
 			RETURN NEW;
 		END $$;
 		CREATE TRIGGER fail_certificate_once BEFORE INSERT ON certificates
-			FOR EACH ROW EXECUTE FUNCTION fail_certificate_once();`); err != nil {
-		t.Fatal(err)
+			FOR EACH ROW EXECUTE FUNCTION fail_certificate_once();`, failures)); err != nil {
+			t.Fatal(err)
+		}
+		installed = true
 	}
-	dropped := false
 	drop := func() {
-		if dropped {
+		if !installed {
 			return
 		}
-		dropped = true
+		installed = false
 		if _, err := rs.db.Exec(`DROP TRIGGER fail_certificate_once ON certificates;
 			DROP FUNCTION fail_certificate_once(); DROP SEQUENCE fault_once;`); err != nil {
 			t.Fatal(err)
 		}
 	}
 	defer drop()
-
 	ctx := ctxT(t)
+
+	// Two failed INSERTs, then the database takes it: the client gets its certificate.
+	install(2)
+	if _, _, _, err := rs.issue(ctx, c, "passing.replicas.example", nil); err != nil {
+		t.Fatalf("an order whose certificate INSERT failed twice, then passed: %v", err)
+	}
+	drop()
+
+	// A fault that outlasts the retries fails the order.
+	install(1 << 30)
 	_, at, _, err := rs.issue(ctx, c, "fault.replicas.example", nil)
 	if err == nil {
 		t.Fatal("the order succeeded although the certificate could not be stored")
