@@ -609,4 +609,12 @@ func randomBytes(n int) []byte {
 }
 
 // newID is a random URL-safe id (128 bits).
-func newID() string { return base64.RawURLEncoding.EncodeToString(randomBytes(16)) }
+func newID() string {
+	// Never with a leading "-": operators pass request ids and kids to the CLI as
+	// arguments, where one would read as a flag (1 id in 64 did).
+	for {
+		if id := base64.RawURLEncoding.EncodeToString(randomBytes(16)); id[0] != '-' {
+			return id
+		}
+	}
+}

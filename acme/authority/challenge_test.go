@@ -162,6 +162,17 @@ func TestRespondChallengeDoesNotValidateTwice(t *testing.T) {
 			if !tt.slow {
 				f.a.Close()
 			}
+			// The slow validation must have taken its gate before the validator's
+			// answer changes below; on a loaded machine it may not have in
+			// ValidationWait.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				f.val.mu.Lock()
+				asked := len(f.val.names) > 0 // set under the lock that took the gate
+				f.val.mu.Unlock()
+				if asked {
+					break
+				}
+			}
 			// Whatever the validator would say now, it must not be asked.
 			f.val.set(acme.Errorf(acme.Unauthorized, "second validation"), nil)
 			for range 3 {
