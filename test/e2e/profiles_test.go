@@ -488,12 +488,13 @@ func TestConfigRefusesToStart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			file := filepath.Join(dir, "varmenne.json")
+			// The configuration beside, not in, the data directory: serve refuses a
+			// data directory others may read (t.TempDir's is 0755) unless it is empty.
+			file := filepath.Join(t.TempDir(), "varmenne.json")
 			if err := os.WriteFile(file, []byte(tt.config), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			out, err := runServe(t, dir, "--config", file)
+			out, err := runServe(t, t.TempDir(), "--config", file)
 			if err == nil || !strings.Contains(out, tt.want) {
 				t.Fatalf("serve with %s: err %v, output %q; want a refusal saying %q", tt.name, err, out, tt.want)
 			}
