@@ -14,21 +14,7 @@ import (
 // it already has are kept once; the caller normalizes and checks them. ErrNotFound
 // when the organisation is unknown.
 func (s *SQL) AddOrganisationNames(ctx context.Context, oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var rawDomains, rawNetworks string
-		err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT domains, networks FROM organisations WHERE oid = ?`), oid).
-			Scan(&rawDomains, &rawNetworks)
-		if err != nil {
-			return err
-		}
-		have, err := fromList(rawDomains)
-		if err != nil {
-			return err
-		}
-		nets, err := fromPrefixList(rawNetworks)
-		if err != nil {
-			return err
-		}
+	return s.changeNames(ctx, oid, "add domains and networks to organisation "+oid, func(have []string, nets []netip.Prefix) ([]string, []netip.Prefix, error) {
 		for _, d := range domains {
 			if !slices.Contains(have, d) {
 				have = append(have, d)
@@ -39,16 +25,8 @@ func (s *SQL) AddOrganisationNames(ctx context.Context, oid string, domains []st
 				nets = append(nets, n)
 			}
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE organisations SET domains = ?, networks = ? WHERE oid = ?`,
-			list(have), prefixList(nets), oid); err != nil {
-			return err
-		}
-		return nil
+		return have, nets, nil
 	})
-	if err != nil {
-		return nil, s.fail("add domains and networks to organisation "+oid, err)
-	}
-	return s.GetOrganisation(ctx, oid)
 }
 
 // RemoveOrganisationNames withdraws approved domains and networks from an
@@ -56,6 +34,29 @@ func (s *SQL) AddOrganisationNames(ctx context.Context, oid string, domains []st
 // not have is ErrConflict and nothing changes; ErrNotFound when the organisation
 // is unknown.
 func (s *SQL) RemoveOrganisationNames(ctx context.Context, oid string, domains []string, networks []netip.Prefix) (*Organisation, error) {
+	return s.changeNames(ctx, oid, "remove domains and networks of organisation "+oid, func(have []string, nets []netip.Prefix) ([]string, []netip.Prefix, error) {
+		for _, d := range domains {
+			i := slices.Index(have, d)
+			if i < 0 {
+				return nil, nil, fmt.Errorf("domain %s of organisation %s: %w", d, oid, ErrConflict)
+			}
+			have = slices.Delete(have, i, i+1)
+		}
+		for _, n := range networks {
+			i := slices.Index(nets, n)
+			if i < 0 {
+				return nil, nil, fmt.Errorf("network %s of organisation %s: %w", n, oid, ErrConflict)
+			}
+			nets = slices.Delete(nets, i, i+1)
+		}
+		return have, nets, nil
+	})
+}
+
+// changeNames reads an organisation's domains and networks, lets change make the
+// new lists, and writes them, in one transaction; it returns the organisation
+// as stored after. op names the change in errors.
+func (s *SQL) changeNames(ctx context.Context, oid, op string, change func([]string, []netip.Prefix) ([]string, []netip.Prefix, error)) (*Organisation, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var rawDomains, rawNetworks string
 		err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT domains, networks FROM organisations WHERE oid = ?`), oid).
@@ -71,25 +72,14 @@ func (s *SQL) RemoveOrganisationNames(ctx context.Context, oid string, domains [
 		if err != nil {
 			return err
 		}
-		for _, d := range domains {
-			i := slices.Index(have, d)
-			if i < 0 {
-				return fmt.Errorf("domain %s of organisation %s: %w", d, oid, ErrConflict)
-			}
-			have = slices.Delete(have, i, i+1)
-		}
-		for _, n := range networks {
-			i := slices.Index(nets, n)
-			if i < 0 {
-				return fmt.Errorf("network %s of organisation %s: %w", n, oid, ErrConflict)
-			}
-			nets = slices.Delete(nets, i, i+1)
+		if have, nets, err = change(have, nets); err != nil {
+			return err
 		}
 		_, err = s.exec(ctx, tx, `UPDATE organisations SET domains = ?, networks = ? WHERE oid = ?`, list(have), prefixList(nets), oid)
 		return err
 	})
 	if err != nil {
-		return nil, s.fail("remove domains and networks of organisation "+oid, err)
+		return nil, s.fail(op, err)
 	}
 	return s.GetOrganisation(ctx, oid)
 }
