@@ -230,6 +230,12 @@ func issueCredential(ctx context.Context, op *operatorFlags, in admin.OperatorIn
 	return handOver(op.cmd, made, rotate, in.Token, out, stdout)
 }
 
+// What the CLI says when a disable or a removal is applied, at once or on approval.
+const (
+	disabledLine = "operator %s is disabled: every credential of theirs is refused from now on, on every replica\n"
+	removedLine  = "operator %s is removed; the audit log keeps what they did\n"
+)
+
 // printPending says that a change to an operator waits for a second
 // administrator, and how that administrator approves it.
 func printPending(w io.Writer, c *admin.OperatorChangeView) {
@@ -298,10 +304,10 @@ func operatorApprove(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	switch change.Kind {
 	case store.OperatorChangeDisable:
-		fmt.Fprintf(stdout, "operator %s is disabled: every credential of theirs is refused from now on, on every replica\n", change.Operator)
+		fmt.Fprintf(stdout, disabledLine, change.Operator)
 		return nil
 	case store.OperatorChangeRemove:
-		fmt.Fprintf(stdout, "operator %s is removed; the audit log keeps what they did\n", change.Operator)
+		fmt.Fprintf(stdout, removedLine, change.Operator)
 		return nil
 	}
 	return handOver("operator approve", made, change.Kind == store.OperatorChangeRotate, change.Token, *out, stdout)
@@ -377,7 +383,7 @@ func operatorDisable(ctx context.Context, args []string, stdout, stderr io.Write
 		printPending(stdout, pending)
 		return nil
 	}
-	fmt.Fprintf(stdout, "operator %s is disabled: every credential of theirs is refused from now on, on every replica\n", name)
+	fmt.Fprintf(stdout, disabledLine, name)
 	return nil
 }
 
@@ -402,7 +408,7 @@ func operatorRemove(ctx context.Context, args []string, stdout, stderr io.Writer
 		printPending(stdout, pending)
 		return nil
 	}
-	fmt.Fprintf(stdout, "operator %s is removed; the audit log keeps what they did\n", name)
+	fmt.Fprintf(stdout, removedLine, name)
 	return nil
 }
 
