@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -20,9 +19,6 @@ import (
 	"github.com/varmenne/varmenne/policy/thl"
 	"github.com/varmenne/varmenne/store"
 )
-
-// oidPattern is what an organisation's code in THL's register looks like.
-var oidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
 
 // organisationRoles may change organisations.
 var organisationRoles = []string{store.RoleAdministrator, store.RoleRegistrar}
@@ -41,7 +37,7 @@ type OrganisationInput struct {
 
 // checkOID refuses what is not an OID.
 func checkOID(oid string) error {
-	if !oidPattern.MatchString(oid) {
+	if !thl.IsOID(oid) {
 		return errorf(Malformed, "%q is not an OID; it looks like 1.2.246.10.12345678.10.0", oid)
 	}
 	return nil

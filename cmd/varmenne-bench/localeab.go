@@ -9,23 +9,21 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/varmenne/varmenne/bench"
 	"github.com/varmenne/varmenne/internal/owneronly"
+	"github.com/varmenne/varmenne/policy/thl"
 	"github.com/varmenne/varmenne/store"
 )
-
-var oidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
 
 // localEAB creates n approved EAB keys for organisation oid in the local varmenne
 // database, adding the organisation (administering domain) when it is missing. It
 // writes the records directly, as a test fixture would: the keys are for load runs
 // on a server of one's own, not for organisations.
 func localEAB(ctx context.Context, db, data, secretFile, oid, domain string, n int) ([]bench.EAB, error) {
-	if !oidPattern.MatchString(oid) {
+	if !thl.IsOID(oid) {
 		return nil, fmt.Errorf("--local-org %q is not an OID; it looks like 1.2.246.10.12345678.10.0", oid)
 	}
 	if n < 1 {

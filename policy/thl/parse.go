@@ -43,6 +43,10 @@ const maxEntries = 2_000_000
 
 var oidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
 
+// IsOID says whether s looks like an organisation's code in THL's register: dotted
+// decimal arcs, at least two of them.
+func IsOID(s string) bool { return oidPattern.MatchString(s) }
+
 const maxOIDLength = 128
 
 // Parse reads a register export: the code service's JSON answer (one or more pages of
