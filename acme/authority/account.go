@@ -231,7 +231,7 @@ func (a *Authority) ChangeKey(ctx context.Context, acct *store.Account, accountU
 
 // checkAccountKey applies key quality and the blocked-key list to an account key.
 func (a *Authority) checkAccountKey(ctx context.Context, key *jose.JSONWebKey) error {
-	if err := keys.CheckAccountKey(key.Key); err != nil {
+	if err := keys.CheckAccountKey(key.Key, a.cfg.WeakKeys); err != nil {
 		return err
 	}
 	hash, err := signer.KeyHash(key.Key)

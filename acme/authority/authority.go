@@ -161,6 +161,9 @@ type Config struct {
 	// (--register-source), which the standing check asks at every step towards a
 	// certificate (standing.go); nil: none (development).
 	Register thl.Lookuper
+	// WeakKeys are the lists of Debian's weak RSA keys (CVE-2008-0166) the operator
+	// loads (--weak-keys), refused as account and certificate keys; nil: not checked.
+	WeakKeys *keys.WeakKeys
 }
 
 func (c *Config) setDefaults() {

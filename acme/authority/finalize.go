@@ -198,7 +198,8 @@ func parseCSR(b64 string) (*x509.CertificateRequest, error) {
 // checkCSR is what every CSR must pass whatever its profile, so it is not a plugin a
 // configuration could leave out: the names RFC 8555 section 7.4 requires (exactly the
 // order's), a key of an accepted kind and size that is not weak (small factors,
-// Fermat-close primes, ROCA, a point off its curve), and a key nobody reported
+// Fermat-close primes, ROCA, Debian's 2008 keys in Config.WeakKeys, a point off its
+// curve), and a key nobody reported
 // compromised (blocked at a keyCompromise revocation or by an operator).
 func (a *Authority) checkCSR(ctx context.Context, csr *x509.CertificateRequest, ids []acme.Identifier, keyHash string) error {
 	orderNames := make([]string, len(ids))
@@ -208,7 +209,7 @@ func (a *Authority) checkCSR(ctx context.Context, csr *x509.CertificateRequest, 
 	if err := names.CheckCSRNames(csr, orderNames); err != nil {
 		return err
 	}
-	if err := keys.CheckCertificateKey(csr.PublicKey); err != nil {
+	if err := keys.CheckCertificateKey(csr.PublicKey, a.cfg.WeakKeys); err != nil {
 		return err
 	}
 	blocked, err := a.store.KeyBlocked(ctx, keyHash)

@@ -17,24 +17,26 @@ import (
 )
 
 // CheckAccountKey refuses account keys the server will not accept: *acme.Error kind
-// badPublicKey. RSA, ECDSA P-256/P-384 and Ed25519 keys are accepted.
-func CheckAccountKey(pub crypto.PublicKey) error {
-	return check(pub, acme.BadPublicKey, true)
+// badPublicKey. RSA, ECDSA P-256/P-384 and Ed25519 keys are accepted. weak is the
+// operator's lists of Debian's weak RSA keys (nil: none loaded).
+func CheckAccountKey(pub crypto.PublicKey, weak *WeakKeys) error {
+	return check(pub, weak, acme.BadPublicKey, true)
 }
 
 // CheckCertificateKey refuses keys that may not be certified: *acme.Error kind badCSR.
-// SOTE certificates carry RSA or ECDSA P-256/P-384 keys only.
-func CheckCertificateKey(pub crypto.PublicKey) error {
-	return check(pub, acme.BadCSR, false)
+// SOTE certificates carry RSA or ECDSA P-256/P-384 keys only. weak is as for
+// CheckAccountKey.
+func CheckCertificateKey(pub crypto.PublicKey, weak *WeakKeys) error {
+	return check(pub, weak, acme.BadCSR, false)
 }
 
-func check(pub crypto.PublicKey, kind acme.ErrorKind, allowEd25519 bool) error {
+func check(pub crypto.PublicKey, weak *WeakKeys, kind acme.ErrorKind, allowEd25519 bool) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if k == nil || k.N == nil {
 			return acme.Errorf(kind, "the RSA public key is empty")
 		}
-		if detail := checkRSA(k); detail != "" {
+		if detail := checkRSA(k, weak); detail != "" {
 			return acme.Errorf(kind, "%s", detail)
 		}
 		return nil

@@ -157,10 +157,10 @@ func runRules(t *testing.T, rows []rule) {
 	t.Helper()
 	for _, r := range rows {
 		t.Run(r.name+"/account", func(t *testing.T) {
-			expect(t, CheckAccountKey(r.key), acme.BadPublicKey, r.accountWant)
+			expect(t, CheckAccountKey(r.key, nil), acme.BadPublicKey, r.accountWant)
 		})
 		t.Run(r.name+"/certificate", func(t *testing.T) {
-			expect(t, CheckCertificateKey(r.key), acme.BadCSR, r.certWant)
+			expect(t, CheckCertificateKey(r.key, nil), acme.BadCSR, r.certWant)
 		})
 	}
 }
@@ -392,21 +392,21 @@ func TestSmallPrivateScalarsAreRefused(t *testing.T) {
 					d.Sub(c.Params().N, d)
 				}
 				x, y := c.ScalarBaseMult(d.Bytes())
-				err := CheckCertificateKey(&ecdsa.PublicKey{Curve: c, X: x, Y: y})
+				err := CheckCertificateKey(&ecdsa.PublicKey{Curve: c, X: x, Y: y}, nil)
 				if err == nil || !strings.Contains(err.Error(), "private scalar is a small number") {
 					t.Errorf("%s scalar %d (negated %t): %v, want a refusal", c.Params().Name, n, neg, err)
 				}
 			}
 		}
 		x, y := c.ScalarBaseMult(big.NewInt(1<<16 + 1).Bytes())
-		if err := CheckCertificateKey(&ecdsa.PublicKey{Curve: c, X: x, Y: y}); err != nil {
+		if err := CheckCertificateKey(&ecdsa.PublicKey{Curve: c, X: x, Y: y}, nil); err != nil {
 			t.Errorf("%s scalar 2^16+1, outside the range: %v", c.Params().Name, err)
 		}
 		k, err := ecdsa.GenerateKey(c, rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := CheckCertificateKey(&k.PublicKey); err != nil {
+		if err := CheckCertificateKey(&k.PublicKey, nil); err != nil {
 			t.Errorf("a generated %s key: %v", c.Params().Name, err)
 		}
 	}

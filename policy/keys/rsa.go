@@ -11,7 +11,7 @@ import (
 const fermatRounds = 100
 
 // checkRSA returns why k is refused, or "". The checks run cheapest first.
-func checkRSA(k *rsa.PublicKey) string {
+func checkRSA(k *rsa.PublicKey, weak *WeakKeys) string {
 	if k.N.Sign() <= 0 {
 		return "the RSA modulus is not positive; generate a new key"
 	}
@@ -26,6 +26,10 @@ func checkRSA(k *rsa.PublicKey) string {
 	}
 	if k.E != 65537 {
 		return fmt.Sprintf("RSA public exponent %d is not accepted; use 65537", k.E)
+	}
+	if weak.contains(k) {
+		return "this RSA key is one of the predictable keys Debian's OpenSSL generated in 2006–2008 (CVE-2008-0166); " +
+			"generate a new key on an up-to-date system"
 	}
 	if hasSmallFactor(k.N) {
 		return "RSA modulus is divisible by a small prime, so the key is broken; generate a new key"
