@@ -129,6 +129,13 @@ func newEnvPlugins(t *testing.T, plugins ...string) *env {
 // newEnvWith builds the environment; plugins nil is authority.New's default chain.
 func newEnvWith(t *testing.T, cfg server.Config, plugins []policy.Spec) *env {
 	t.Helper()
+	return newEnvAuthority(t, cfg, plugins, authority.Config{})
+}
+
+// newEnvAuthority is newEnvWith with authority settings (validity, backdate and the
+// revoker are the harness's).
+func newEnvAuthority(t *testing.T, cfg server.Config, plugins []policy.Spec, ac authority.Config) *env {
+	t.Helper()
 	ctx := context.Background()
 	tmp := t.TempDir()
 	st, err := store.OpenSQLite(ctx, filepath.Join(tmp, "varmenne.db"), eabSecret)
@@ -155,14 +162,15 @@ func newEnvWith(t *testing.T, cfg server.Config, plugins []policy.Spec) *env {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	val := &fakeValidator{fail: map[string]error{}, calls: map[string]int{}}
 	revoker := revocation.New(st, audit.New(st, nil), nil)
-	auth := authority.New(authority.Config{MaxValidity: validity, Backdate: backdate, Revoker: revoker}, st, val, ca, log)
+	ac.MaxValidity, ac.Backdate, ac.Revoker = validity, backdate, revoker
+	auth := authority.New(ac, st, val, ca, log)
 	if plugins != nil {
 		chain, err := policy.NewChain(plugins, policy.Env{Profile: policy.ProfileInfo{Name: "sote-server", Kind: policy.KindServer,
 			MaxValidity: validity, Backdate: backdate, KeyTypes: keys.KeyTypes}, Keys: st, Orgs: st, Log: log})
 		if err != nil {
 			t.Fatalf("policy chain %v: %v", plugins, err)
 		}
-		auth, err = authority.NewWithProfiles(authority.Config{Revoker: revoker}, st, val,
+		auth, err = authority.NewWithProfiles(authority.Config{Revoker: revoker, WeakKeys: ac.WeakKeys}, st, val,
 			[]authority.Profile{{Name: "sote-server", Description: "SOTE server certificate", CA: ca, Policy: chain}}, log)
 		if err != nil {
 			t.Fatalf("NewWithProfiles: %v", err)

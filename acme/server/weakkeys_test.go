@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,10 +12,19 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/authority"
+	"github.com/varmenne/varmenne/acme/jws"
+	"github.com/varmenne/varmenne/acme/server"
+	"github.com/varmenne/varmenne/policy/keys"
+	"github.com/varmenne/varmenne/store"
 )
 
 // rawRSA signs with an RSA key whose primes crypto/rsa refuses to use (too close
@@ -173,4 +183,76 @@ func testWeakKeys(t *testing.T, e *env) {
 			}
 		})
 	}
+}
+
+// TestDebianWeakKeysAreRefused: with a list of Debian's weak keys loaded (the
+// format of openssl-blacklist, as serve --weak-keys reads it), a listed key is
+// refused as an account key (badPublicKey, no account made) and as a certificate
+// key (badCSR, the order stays ready and nothing is signed), while an RSA key not
+// listed still gets its account and its certificate.
+func TestDebianWeakKeysAreRefused(t *testing.T) {
+	t.Parallel()
+	rsaKey := func(t *testing.T) *rsa.PrivateKey {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	listedAccount, listedCert := rsaKey(t), rsaKey(t)
+	list := filepath.Join(t.TempDir(), "blacklist.RSA-2048")
+	text := "# two keys this test lists\n" + keys.WeakKeyEntry(&listedAccount.PublicKey) + "\n" + keys.WeakKeyEntry(&listedCert.PublicKey) + "\n"
+	if err := os.WriteFile(list, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	weak, err := keys.ReadWeakKeys(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvAuthority(t, server.Config{}, nil, authority.Config{WeakKeys: weak})
+	const detail = "predictable keys Debian's OpenSSL generated in 2006–2008 (CVE-2008-0166)"
+
+	t.Run("newAccount with a listed account key → badPublicKey", func(t *testing.T) {
+		r := e.post(t, listedAccount, "", e.dir.NewAccount, newAccountPayload(t, e.eab(t, orgA, listedAccount), "mailto:admin@"+domainA))
+		if p := wantProblem(t, r, acme.BadPublicKey, http.StatusBadRequest); !strings.Contains(p.Detail, detail) {
+			t.Errorf("detail %q does not say %q", p.Detail, detail)
+		}
+		tp, err := jws.Thumbprint(&jose.JSONWebKey{Key: listedAccount.Public()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.GetAccountByThumbprint(context.Background(), tp); err == nil {
+			t.Error("an account was made with the listed key")
+		}
+	})
+	t.Run("an RSA account key not listed is accepted", func(t *testing.T) {
+		e.registerKey(t, orgA, rsaKey(t))
+	})
+
+	a := e.register(t, orgA)
+	names := []string{"debian." + domainA}
+	o := e.readyOrder(t, a, names...)
+	t.Run("finalize with a listed key → badCSR, no certificate", func(t *testing.T) {
+		r := e.as(t, a, o.obj.Finalize, finalizePayload(t, csrFor(t, listedCert, names...)))
+		if p := wantProblem(t, r, acme.BadCSR, http.StatusBadRequest); !strings.Contains(p.Detail, detail) {
+			t.Errorf("detail %q does not say %q", p.Detail, detail)
+		}
+		if got := decodeJSON[acme.Order](t, e.as(t, a, o.url, nil)); got.Status != acme.StatusReady || got.Certificate != "" {
+			t.Errorf("after the refusal the order is %s with certificate %q, want ready and none", got.Status, got.Certificate)
+		}
+		certs, err := e.st.FindCertificates(context.Background(), store.CertificateFilter{OrgOID: orgA})
+		if err != nil || len(certs) != 0 {
+			t.Errorf("certificates of the organisation: %d, %v; want none", len(certs), err)
+		}
+		if intents, err := e.st.IntentsWithoutCertificate(context.Background()); err != nil || len(intents) != 0 {
+			t.Errorf("issuance intents: %d, %v; want none (nothing was to be signed)", len(intents), err)
+		}
+	})
+	t.Run("finalize with an RSA key not listed → a certificate", func(t *testing.T) {
+		r := e.as(t, a, o.obj.Finalize, finalizePayload(t, csrFor(t, rsaKey(t), names...)))
+		wantStatus(t, r, http.StatusOK)
+		if got := e.poll(t, a, o, acme.StatusValid); got.Certificate == "" {
+			t.Error("valid order without a certificate URL")
+		}
+	})
 }

@@ -36,6 +36,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	logWeakKeys(log, cfg.authority.WeakKeys) // weakkeys.go
 	// The data directory (0700), the database and the EAB secret (db.go).
 	st, err := cfg.db.open(ctx, cfg.data, creating)
 	if err != nil {

@@ -45,6 +45,7 @@ type serveConfig struct {
 	allowWildcards bool
 	chaosNonces    float64 // tests only (issue 10)
 	altChains      stringList
+	weakKeys       stringList // --weak-keys (weakkeys.go)
 
 	hsm        func() ceremony.HSM   // --pkcs11-* (keys.go)
 	revocation *revocationFlags      // --public-listen, --crl-validity (crl.go)
@@ -97,6 +98,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi) in every server profile, proven with dns-01 only")
 	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, evenly spread (0.1: every tenth), to exercise clients' retries (never in production)")
 	fs.Var(&c.altChains, "alternate-chain", "ISSUER=FILE: PEM chain served as an alternate (Link rel=\"alternate\") after the leaf of ISSUER's (production, test) certificates, beginning with the issuer's subject and key, e.g. cross-signed (repeatable)")
+	fs.Var(&c.weakKeys, "weak-keys", "FILE: Debian's weak RSA keys (CVE-2008-0166) in openssl-blacklist format, refused as account and certificate keys (repeatable: one file per key size)")
 	fs.StringVar(&c.configFile, "config", "", "JSON file of certificate profiles and their policy plugins (default: the four built-in SOTE profiles)")
 	c.hsm = hsmFlags(fs, "production", "test")
 	c.revocation = addRevocationFlags(fs)
@@ -196,8 +198,12 @@ func (c *serveConfig) validateAuthority() error {
 	case c.caaRecheck < 0 || c.caaRecheck > authority.MaxCAARecheckAfter:
 		return fmt.Errorf("--caa-recheck-after %s is outside 0 (always) to %s: a CAA answer may not be relied on for longer", c.caaRecheck, authority.MaxCAARecheckAfter)
 	}
+	weak, err := readWeakKeys(c.weakKeys) // weakkeys.go
+	if err != nil {
+		return err
+	}
 	a := authority.Config{ValidationTimeout: c.validationTTL, AuthzReuse: c.authzReuse, CAARecheckAfter: c.caaRecheck,
-		DefaultProfile: c.profiles.Default, RateLimits: *c.rateLimits}
+		DefaultProfile: c.profiles.Default, RateLimits: *c.rateLimits, WeakKeys: weak}
 	if c.authzReuse == 0 {
 		a.AuthzReuse = -1 // the flag's 0 means never; the Config's 0 means the default
 	}
