@@ -1,7 +1,8 @@
 // Package keys judges public keys. Its functions check a key's quality from the key
-// alone — account keys when an account is made or its key rolled over
-// (CheckAccountKey), the key in a CSR before it is certified (CheckCertificateKey) —
-// and acme/authority calls them on every request, whatever the profile. Its plugin,
+// alone and the operator's lists of Debian's weak keys (WeakKeys) — account keys when
+// an account is made or its key rolled over (CheckAccountKey), the key in a CSR before
+// it is certified (CheckCertificateKey) — and acme/authority calls them on every
+// request, whatever the profile. Its plugin,
 // "keys", holds the SOTE rules a profile switches on: the profile's key types and no
 // key certified twice. Every answer is an *acme.Error the client can act on.
 package keys
