@@ -24,8 +24,9 @@ type Store interface {
 	GetCRLState(ctx context.Context, issuer string) (*store.CRLState, error)
 	GetPublishedCRL(ctx context.Context, issuer string) (*store.CRLState, error)
 	PublishCRL(ctx context.Context, st store.CRLState) error
-	AcquireCRLLease(ctx context.Context, issuer, holder string, now time.Time, ttl time.Duration) (bool, error)
-	ReleaseCRLLease(ctx context.Context, issuer, holder string) error
+	// CRLPublisher takes the right to publish the issuer's CRLs (nil, nil while
+	// another holds it): a lock that dies with its holder.
+	CRLPublisher(ctx context.Context, issuer string) (*store.Lock, error)
 }
 
 // Issuer is one issuing CA whose revocation status is published.
@@ -57,10 +58,8 @@ type Config struct {
 	// Lookback keeps a revoked certificate listed this long after it expired.
 	// Default 24 h; at least twice Interval.
 	Lookback time.Duration
-	// LeaseTTL is how long the right to publish lasts between renewals; a replica
-	// that died holding it blocks the others this long. Default 30 s.
-	LeaseTTL time.Duration
-	// Holder names this publisher in the lease. Default: host, pid and a random part.
+	// Holder names this publisher in what it publishes (published_by). Default:
+	// host, pid and a random part.
 	Holder string
 	Now    func() time.Time // default time.Now
 	Log    *slog.Logger     // default slog.Default()
@@ -78,9 +77,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Lookback == 0 {
 		c.Lookback = 24 * time.Hour
-	}
-	if c.LeaseTTL == 0 {
-		c.LeaseTTL = 30 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -103,8 +99,6 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("CRL poll %s: must be positive and at most the interval %s", c.Poll, c.Interval)
 	case c.Lookback < 2*c.Interval:
 		return fmt.Errorf("CRL lookback %s: must be at least twice the interval %s", c.Lookback, c.Interval)
-	case c.LeaseTTL <= 0:
-		return fmt.Errorf("CRL lease %s: must be positive", c.LeaseTTL)
 	}
 	return nil
 }
@@ -141,8 +135,9 @@ type issuerState struct {
 	seen      int64 // revocation count at the last poll; -1 before the first
 	fresh     bool  // a CRL was published by this process since it started
 	failures  int
-	notBefore time.Time // backoff after a failure
-	list      List      // the entries of the last CRL built, encoded: the next one encodes only what changed
+	notBefore time.Time   // backoff after a failure
+	list      List        // the entries of the last CRL built, encoded: the next one encodes only what changed
+	right     *store.Lock // the right to publish the issuer's CRLs; nil: not held
 }
 
 // NewPublisher checks the configuration and the issuers.
@@ -186,7 +181,8 @@ func (p *Publisher) Current(issuer string) (*Published, bool) {
 	return is.current, is.current != nil
 }
 
-// Run polls until ctx ends, then gives up its leases so a successor need not wait.
+// Run polls until ctx ends, then gives up its rights to publish so a successor
+// need not wait for its process to end.
 func (p *Publisher) Run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Poll)
 	defer t.Stop()
@@ -203,12 +199,19 @@ func (p *Publisher) Run(ctx context.Context) {
 	}
 }
 
-// Release gives up the publisher's leases (Run does at its end).
+// Release gives up the publisher's rights to publish (Run does at its end).
 func (p *Publisher) Release(ctx context.Context) {
+	p.tickMu.Lock()
+	defer p.tickMu.Unlock()
 	for _, n := range p.order {
-		if err := p.st.ReleaseCRLLease(ctx, n, p.cfg.Holder); err != nil {
-			p.cfg.Log.Warn("CRL lease not released", "issuer", n, "error", err)
+		is := p.issuers[n]
+		if is.right == nil {
+			continue
 		}
+		if err := is.right.Release(ctx); err != nil {
+			p.cfg.Log.Warn("the right to publish CRLs not released", "issuer", n, "error", err)
+		}
+		is.right = nil
 	}
 }
 
@@ -269,9 +272,9 @@ func (p *Publisher) tick(ctx context.Context, is *issuerState) error {
 	if now.Before(is.notBefore) {
 		return nil // backing off after a failure; the previous CRL stays
 	}
-	held, err := p.st.AcquireCRLLease(ctx, is.Name, p.cfg.Holder, now, p.cfg.LeaseTTL)
+	held, err := p.holdRight(ctx, log, is)
 	if err != nil {
-		return p.failed(log, is, now, fmt.Errorf("acquiring the publisher lease: %w", err))
+		return p.failed(log, is, now, fmt.Errorf("taking the right to publish: %w", err))
 	}
 	if !held {
 		// Another replica publishes; its CRL is loaded on a later poll. A start
@@ -284,6 +287,27 @@ func (p *Publisher) tick(ctx context.Context, is *issuerState) error {
 	}
 	is.failures, is.notBefore, is.fresh = 0, time.Time{}, true
 	return nil
+}
+
+// holdRight makes sure this publisher holds the right to publish the issuer's CRLs
+// now: the right it holds is checked (its connection may have ended), and a right
+// it lacks is taken if nobody else holds it. A holder that dies drops the right at
+// once, so a restart or a surviving replica takes it on its next poll.
+func (p *Publisher) holdRight(ctx context.Context, log *slog.Logger, is *issuerState) (bool, error) {
+	if is.right != nil {
+		err := is.right.Check(ctx)
+		if err == nil {
+			return true, nil
+		}
+		log.Warn("the right to publish CRLs was lost; taking it again", "error", err)
+		is.right = nil
+	}
+	right, err := p.st.CRLPublisher(ctx, is.Name)
+	if err != nil || right == nil {
+		return false, err
+	}
+	is.right = right
+	return true, nil
 }
 
 // load makes the store's published CRL the one served, when it is newer.

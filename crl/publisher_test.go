@@ -199,9 +199,8 @@ func TestPublisherNumbersIncreaseAcrossRestarts(t *testing.T) {
 		stop func()
 		wait time.Duration
 	}{
-		{"after a clean stop (lease released)", func() { f.p.Release(context.Background()) }, time.Second},
+		{"after a clean stop (right released)", func() { f.p.Release(context.Background()) }, time.Second},
 		{"after another clean stop", func() { f.p.Release(context.Background()) }, time.Second},
-		{"after a crash, once the dead lease ended", func() {}, 31 * time.Second},
 	}
 	last := int64(1)
 	for _, tc := range cases {
@@ -217,12 +216,26 @@ func TestPublisherNumbersIncreaseAcrossRestarts(t *testing.T) {
 			last = cur.Number
 		})
 	}
-	t.Run("a crashed holder's lease blocks a start until it ends", func(t *testing.T) {
+	holder := f.p
+	t.Run("a start while the holder lives serves the holder's CRL", func(t *testing.T) {
 		f.p = f.publisher(Config{})
 		f.clock.Add(time.Second)
 		f.tick(t)
 		if cur, _ := f.p.Current("production"); cur.Number != last {
-			t.Errorf("published number %d while another held the lease; want it to serve %d", cur.Number, last)
+			t.Errorf("published number %d while another held the right; want it to serve %d", cur.Number, last)
+		}
+	})
+	// A process's death lets go of its rights as Release does (the kernel closes
+	// its lock files, PostgreSQL ends its session): TestLocksDieWithTheirProcess
+	// in store.
+	t.Run("once the holder lets go, a revocation is published on the next poll", func(t *testing.T) {
+		holder.Release(context.Background())
+		f.db.issue("0a", "production", t0.AddDate(1, 0, 0))
+		f.db.revoke("0a", f.clock.Now(), revocation.Superseded.Code, time.Time{})
+		f.clock.Add(2 * time.Second)
+		f.tick(t)
+		if rl := f.served(t, f.prod); rl.Number.Int64() != last+1 || serials(rl) != "a" {
+			t.Errorf("serves number %d with %s, want %d with a", rl.Number, serials(rl), last+1)
 		}
 	})
 }
@@ -247,7 +260,8 @@ func TestPublisherRefusesToPublish(t *testing.T) {
 		f.tick(t) // number 1
 		first, _ := f.db.GetCRLState(context.Background(), "production")
 		f.clock.Add(time.Hour)
-		f.tick(t) // number 2
+		f.tick(t)                         // number 2
+		f.p.Release(context.Background()) // the refused publisher holds the right
 		log, logs := newLog()
 		p, err := NewPublisher(Config{Now: f.clock.Now, Log: log, Holder: f.p.cfg.Holder}, &staleState{db: f.db, stale: first}, []Issuer{f.prod})
 		if err != nil {
@@ -295,7 +309,7 @@ func TestPublisherRefusesToPublish(t *testing.T) {
 }
 
 // TestPublisherReplicasShareOneSequence: two publishers on one database take turns
-// through the lease, and both serve the newest CRL.
+// through the right to publish, and both serve the newest CRL.
 func TestPublisherReplicasShareOneSequence(t *testing.T) {
 	f := newPubFixture(t, Config{Holder: "a"})
 	a := f.p
@@ -317,7 +331,7 @@ func TestPublisherReplicasShareOneSequence(t *testing.T) {
 	}
 	st, err := f.db.GetCRLState(ctx, "production")
 	if err != nil || st.Number != 2 || st.Revocations != 1 {
-		t.Fatalf("state %+v, %v: want number 2 covering the revocation (a published; b waited for the lease)", st, err)
+		t.Fatalf("state %+v, %v: want number 2 covering the revocation (a published; b did not hold the right)", st, err)
 	}
 	for name, p := range map[string]*Publisher{"a": a, "b": b} {
 		if cur, _ := p.Current("production"); cur.Number != 2 {
@@ -402,5 +416,46 @@ func TestPublisherConfig(t *testing.T) {
 				t.Errorf("NewPublisher: %v, want an error about %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPublisherLostRightIsTakenAgainOrLeft: a publisher whose right to publish was
+// dropped under it (its database session ended) notices before it publishes, and
+// publishes only if it can take the right again; meanwhile another holds it.
+func TestPublisherLostRightIsTakenAgainOrLeft(t *testing.T) {
+	f := newPubFixture(t, Config{Holder: "a"})
+	a := f.p
+	b := f.publisher(Config{Holder: "b"})
+	ctx := context.Background()
+	f.tick(t) // a holds the right and publishes number 1
+	if err := a.issuers["production"].right.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.db.issue("0a", "production", t0.AddDate(1, 0, 0))
+	f.db.revoke("0a", t0, revocation.Superseded.Code, time.Time{})
+	f.clock.Add(2 * time.Second)
+	if err := b.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.db.issue("0b", "production", t0.AddDate(1, 0, 0))
+	f.db.revoke("0b", t0, revocation.Superseded.Code, time.Time{})
+	f.clock.Add(2 * time.Second)
+	if err := a.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.db.GetCRLState(ctx, "production")
+	if err != nil || st.Number != 2 || st.PublishedBy != "b" {
+		t.Fatalf("state %+v, %v: want number 2 by b (a lost its right to b)", st, err)
+	}
+	if cur, _ := a.Current("production"); cur.Number != 2 {
+		t.Errorf("a serves number %d, want b's 2", cur.Number)
+	}
+	b.Release(ctx)
+	f.clock.Add(2 * time.Second)
+	if err := a.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rl := f.served(t, f.prod); rl.Number.Int64() != 3 || serials(rl) != "a,b" {
+		t.Errorf("a serves number %d with %s once b let go; want 3 with a,b", rl.Number, serials(rl))
 	}
 }

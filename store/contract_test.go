@@ -36,6 +36,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("operator lifecycle and organisation names", func(t *testing.T) { testOperatorLifecycle(t, open) })
 	t.Run("concurrent finishes all store", func(t *testing.T) { testConcurrentFinishes(t, open) })
 	t.Run("EAB keys sealed at rest", func(t *testing.T) { testEABSealed(t, open) })
+	t.Run("locks that die with their holder", func(t *testing.T) { testLocks(t, open) })
 }
 
 const (

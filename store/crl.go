@@ -21,8 +21,8 @@ type CRLEntry struct {
 	NotAfter       time.Time // the certificate's; zero: unknown (listed for ever)
 }
 
-// CRLState is the last CRL published for an issuer, and who holds the right to
-// publish the next one.
+// CRLState is the last CRL published for an issuer. Who may publish the next one
+// is a lock (CRLPublisher, liveness.go).
 type CRLState struct {
 	Issuer      string
 	Number      int64 // CRLNumber; strictly increases
@@ -32,8 +32,6 @@ type CRLState struct {
 	Entries     int64
 	Revocations int64 // the issuer's revocation count this CRL covers
 	PublishedBy string
-	LeaseHolder string
-	LeaseUntil  time.Time
 }
 
 // SerialStatus is what the store knows of a serial this CA signed or may have
@@ -285,6 +283,7 @@ func (s *SQL) CRLEntries(ctx context.Context, issuer string, listedAfter time.Ti
 }
 
 // ensureCRLState makes the issuer's crl_state row (number 0: nothing published).
+// lease_holder and lease_until are unused since migration 0025.
 func (s *SQL) ensureCRLState(ctx context.Context, tx *sql.Tx, issuer string) error {
 	_, err := s.exec(ctx, tx,
 		`INSERT INTO crl_state (issuer, number, this_update, next_update, der, entries, revocations, published_by,
@@ -336,19 +335,19 @@ func (s *SQL) PublishCRL(ctx context.Context, st CRLState) error {
 	return nil
 }
 
-const crlStateColumns = `issuer, number, this_update, next_update, entries, revocations, published_by, lease_holder, lease_until`
+const crlStateColumns = `issuer, number, this_update, next_update, entries, revocations, published_by`
 
 func scanCRLState(row interface{ Scan(...any) error }, der *[]byte) (*CRLState, error) {
 	var st CRLState
-	var this, next, until int64
-	dest := []any{&st.Issuer, &st.Number, &this, &next, &st.Entries, &st.Revocations, &st.PublishedBy, &st.LeaseHolder, &until}
+	var this, next int64
+	dest := []any{&st.Issuer, &st.Number, &this, &next, &st.Entries, &st.Revocations, &st.PublishedBy}
 	if der != nil {
 		dest = append(dest, der)
 	}
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
-	st.ThisUpdate, st.NextUpdate, st.LeaseUntil = fromMicros(this), fromMicros(next), fromMicros(until)
+	st.ThisUpdate, st.NextUpdate = fromMicros(this), fromMicros(next)
 	return &st, nil
 }
 
@@ -373,37 +372,4 @@ func (s *SQL) GetPublishedCRL(ctx context.Context, issuer string) (*CRLState, er
 	}
 	st.DER = der
 	return st, nil
-}
-
-// AcquireCRLLease gives holder the right to publish the issuer's CRLs until now+ttl,
-// when nobody else holds it or their lease ended; a holder renews its own. Replicas
-// sharing a database thus publish one at a time.
-func (s *SQL) AcquireCRLLease(ctx context.Context, issuer, holder string, now time.Time, ttl time.Duration) (bool, error) {
-	if holder == "" || ttl <= 0 {
-		return false, errors.New("store: CRL lease needs a holder and a positive duration")
-	}
-	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.ensureCRLState(ctx, tx, issuer); err != nil {
-			return err
-		}
-		var err error
-		n, err = s.exec(ctx, tx,
-			`UPDATE crl_state SET lease_holder = ?, lease_until = ? WHERE issuer = ? AND (lease_holder = ? OR lease_until < ?)`,
-			holder, micros(now.Add(ttl)), issuer, holder, micros(now))
-		return err
-	})
-	if err != nil {
-		return false, s.fail("acquire the CRL lease of issuer "+issuer, err)
-	}
-	return n > 0, nil
-}
-
-// ReleaseCRLLease ends holder's lease, so another publisher need not wait for it.
-func (s *SQL) ReleaseCRLLease(ctx context.Context, issuer, holder string) error {
-	if _, err := s.exec(ctx, s.db, `UPDATE crl_state SET lease_holder = '', lease_until = 0 WHERE issuer = ? AND lease_holder = ?`,
-		issuer, holder); err != nil {
-		return s.fail("release the CRL lease of issuer "+issuer, err)
-	}
-	return nil
 }

@@ -31,7 +31,6 @@ func testCRL(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("serial status", func(t *testing.T) { testSerialStatus(t, open) })
 	t.Run("CRL entries", func(t *testing.T) { testCRLEntries(t, open) })
 	t.Run("publishing", func(t *testing.T) { testPublishCRL(t, open) })
-	t.Run("lease", func(t *testing.T) { testCRLLease(t, open) })
 	t.Run("revoking an organisation", func(t *testing.T) { testRevokeOrganisation(t, open) })
 }
 
@@ -305,46 +304,6 @@ func testPublishCRL(t *testing.T, open func(t *testing.T) *SQL) {
 			t.Errorf("%d publications of number 2 succeeded, want 1", won)
 		}
 	})
-}
-
-func testCRLLease(t *testing.T, open func(t *testing.T) *SQL) {
-	w := newWorld(t, open)
-	const ttl = 30 * time.Second
-	steps := []struct {
-		name   string
-		do     func() (bool, error)
-		wantOK bool
-	}{
-		{"a takes the free lease", func() (bool, error) { return w.s.AcquireCRLLease(w.ctx, "production", "a", t0, ttl) }, true},
-		{"b is refused while a holds it", func() (bool, error) { return w.s.AcquireCRLLease(w.ctx, "production", "b", t0.Add(ttl), ttl) }, false},
-		{"b may take the other issuer's", func() (bool, error) { return w.s.AcquireCRLLease(w.ctx, "test", "b", t0, ttl) }, true},
-		{"a renews", func() (bool, error) {
-			return w.s.AcquireCRLLease(w.ctx, "production", "a", t0.Add(20*time.Second), ttl)
-		}, true},
-		{"b is refused until the renewed lease ends", func() (bool, error) {
-			return w.s.AcquireCRLLease(w.ctx, "production", "b", t0.Add(40*time.Second), ttl)
-		}, false},
-		{"b takes it after it ended", func() (bool, error) {
-			return w.s.AcquireCRLLease(w.ctx, "production", "b", t0.Add(51*time.Second), ttl)
-		}, true},
-		{"a releasing a lease it lost changes nothing", func() (bool, error) {
-			w.must(w.s.ReleaseCRLLease(w.ctx, "production", "a"))
-			return w.s.AcquireCRLLease(w.ctx, "production", "a", t0.Add(52*time.Second), ttl)
-		}, false},
-		{"after b releases, a takes it at once", func() (bool, error) {
-			w.must(w.s.ReleaseCRLLease(w.ctx, "production", "b"))
-			return w.s.AcquireCRLLease(w.ctx, "production", "a", t0.Add(53*time.Second), ttl)
-		}, true},
-	}
-	for _, s := range steps {
-		ok, err := s.do()
-		if err != nil || ok != s.wantOK {
-			t.Fatalf("%s: got %v, %v; want %v", s.name, ok, err, s.wantOK)
-		}
-	}
-	if _, err := w.s.GetCRLState(w.ctx, "production"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("a lease alone is not a published CRL: GetCRLState = %v, want ErrNotFound", err)
-	}
 }
 
 func testRevokeOrganisation(t *testing.T, open func(t *testing.T) *SQL) {

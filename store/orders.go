@@ -177,11 +177,11 @@ func (s *SQL) StartChallenge(ctx context.Context, challengeID string) error {
 	// unique index on processing challenges settles a race the statement cannot see.
 	err := s.inRelaxedTx(ctx, s.d.lockingIsolation, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, "challenges", "id", challengeID,
-			`UPDATE challenges SET status = 'processing', processing_since = ?
+			`UPDATE challenges SET status = 'processing', processing_since = ?, processing_by = ?
 			 WHERE status = 'pending'
 			 AND EXISTS (SELECT 1 FROM authorizations a WHERE a.id = challenges.authz_id AND a.status = 'pending')
 			 AND NOT EXISTS (SELECT 1 FROM challenges c WHERE c.authz_id = challenges.authz_id AND c.status = 'processing')
-			 AND id = ?`, processingSince(), challengeID)
+			 AND id = ?`, processingSince(), s.processingBy(), challengeID)
 	})
 	if err != nil {
 		return s.fail("start challenge "+challengeID, err)
@@ -259,7 +259,9 @@ func (s *SQL) finishChallenge(ctx context.Context, tx *sql.Tx, challengeID strin
 }
 
 // processingSince is when a challenge or an order becomes processing: this
-// process's clock, which the sweeper's ages are measured against.
+// process's clock, which the sweeper's ages are measured against. Beside it the
+// row records processingBy, this process's instance (liveness.go), so that the
+// sweeper fails it as soon as the process is gone.
 func processingSince() int64 { return time.Now().UnixMicro() }
 
 // BeginFinalize moves the order from ready to processing; ErrConflict if it is not
@@ -267,8 +269,8 @@ func processingSince() int64 { return time.Now().UnixMicro() }
 func (s *SQL) BeginFinalize(ctx context.Context, orderID string) error {
 	err := s.inRelaxedTx(ctx, s.d.isolation, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, "orders", "id", orderID,
-			`UPDATE orders SET status = 'processing', processing_since = ? WHERE status = 'ready' AND id = ?`,
-			processingSince(), orderID)
+			`UPDATE orders SET status = 'processing', processing_since = ?, processing_by = ? WHERE status = 'ready' AND id = ?`,
+			processingSince(), s.processingBy(), orderID)
 	})
 	if err != nil {
 		return s.fail("begin finalize of order "+orderID, err)

@@ -109,7 +109,7 @@ func OpenPostgres(ctx context.Context, dsn string, secret *EABSecret) (*SQL, err
 	db.SetMaxIdleConns(maxOpenConns)
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
-	s := &SQL{db: db, d: &postgresDialect, secret: secret}
+	s := &SQL{db: db, d: &postgresDialect, secret: secret, live: newLiveness(orphanConfirm)}
 	if err := s.migrateLocked(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)

@@ -19,6 +19,9 @@ import (
 var cluster *pgtest.Cluster
 
 func TestMain(m *testing.M) {
+	if lockChild() { // the child of TestLocksDieWithTheirProcess (liveness_test.go)
+		return
+	}
 	// The contract tests need no durability; fsync off keeps them fast on a busy
 	// machine. The fault tests of replicas (test/e2e) run with the defaults.
 	pgtest.Main(m, &cluster, "fsync=off", "synchronous_commit=off", "full_page_writes=off")

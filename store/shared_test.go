@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 )
@@ -10,7 +9,6 @@ import (
 // testShared is the contract of what replicas share: nonces and the CRL lease.
 func testShared(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("nonces", func(t *testing.T) { testNonces(t, open) })
-	t.Run("one of concurrent replicas gets the CRL lease", func(t *testing.T) { testCRLLeaseRace(t, open) })
 }
 
 func testNonces(t *testing.T, open func(t *testing.T) *SQL) {
@@ -88,29 +86,4 @@ func testNonces(t *testing.T, open func(t *testing.T) *SQL) {
 			t.Error("part of a failed batch was stored")
 		}
 	})
-}
-
-// testCRLLeaseRace: of replicas asking at once for an issuer's CRL lease, exactly
-// one gets it, so exactly one builds that issuer's CRL.
-func testCRLLeaseRace(t *testing.T, open func(t *testing.T) *SQL) {
-	w := newWorld(t, open)
-	oks := make([]bool, 10)
-	for _, err := range race(len(oks), func(i int) error {
-		var err error
-		oks[i], err = w.s.AcquireCRLLease(w.ctx, "production", fmt.Sprintf("replica-%d", i), t0, time.Minute)
-		return err
-	}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	holders := 0
-	for _, ok := range oks {
-		if ok {
-			holders++
-		}
-	}
-	if holders != 1 {
-		t.Errorf("%d replicas hold the lease, want 1", holders)
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +40,11 @@ type SQL struct {
 	cur *sql.Tx
 	// secret seals and opens the EAB HMAC keys (eabsecret.go).
 	secret *EABSecret
+	// path is the SQLite file, absolute with symbolic links resolved, beside which
+	// the lock files lie (liveness.go); "" on PostgreSQL.
+	path string
+	// live is the state of the locks that die with their holder (liveness.go).
+	live *liveness
 }
 
 // q is where a read runs: the bound transaction (see cur), else the database.
@@ -91,6 +97,15 @@ func OpenSQLite(ctx context.Context, path string, secret *EABSecret) (*SQL, erro
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// The lock files of every process on this database must be the same files,
+	// whatever path each opened it by.
+	abs, err := filepath.Abs(path)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	db, err := sql.Open(sqliteDialect.driver, path+"?"+sqlitePragmas)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -100,7 +115,8 @@ func OpenSQLite(ctx context.Context, path string, secret *EABSecret) (*SQL, erro
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &SQL{db: db, relaxed: relaxed, writer: make(chan struct{}, 1), d: &sqliteDialect, secret: secret}
+	s := &SQL{db: db, relaxed: relaxed, writer: make(chan struct{}, 1), d: &sqliteDialect, secret: secret,
+		path: abs, live: newLiveness(0)}
 	// Two processes opening a new file at once (the server and the CLI) race to
 	// switch it to WAL, and SQLite answers the loser SQLITE_BUSY at once, without
 	// waiting for busy_timeout: that first step is tried again.

@@ -8,9 +8,11 @@ import (
 	"github.com/varmenne/varmenne/acme"
 )
 
-// SweepStore is what the sweeper needs: failing challenges and orders that have been
-// processing for longer than any live validation or issuance takes.
+// SweepStore is what the sweeper needs: failing challenges and orders that a
+// serving process which is gone left processing, and those processing for longer
+// than any live validation or issuance takes.
 type SweepStore interface {
+	SweepOrphaned(ctx context.Context, chProblem, orderProblem []byte) (challenges, orders int, err error)
 	SweepStuckChallenges(ctx context.Context, olderThan time.Time, problem []byte) (int, error)
 	SweepStuckOrders(ctx context.Context, olderThan time.Time, problem []byte) (int, error)
 }
@@ -20,7 +22,9 @@ type SweepStore interface {
 const sweepGrace = time.Minute
 
 // Sweep fails what a replica that died, or a database that was down while a result
-// was recorded, left processing (ROBUSTNESS 76): challenges processing for longer
+// was recorded, left processing (ROBUSTNESS 76): at once what a serving process
+// that is gone left (its liveness lock can be taken, store/liveness.go); and,
+// whoever left them, challenges processing for longer
 // than ValidationTimeout plus a minute (their authorizations and pending orders
 // become invalid with them) and orders processing for longer than the issuance
 // timeout plus a minute with no certificate. The client is told to start over. Every
@@ -28,16 +32,18 @@ const sweepGrace = time.Minute
 func (a *Authority) Sweep(ctx context.Context) (challenges, orders int, err error) {
 	now := a.now()
 	chProblem := problemJSON(acme.Errorf(acme.ServerInternal, "the validation was interrupted; create a new order"))
-	challenges, cerr := a.store.SweepStuckChallenges(ctx, now.Add(-(a.cfg.ValidationTimeout + sweepGrace)), chProblem)
+	orderProblem := problemJSON(acme.Errorf(acme.ServerInternal, "issuance was interrupted; create a new order with a new key"))
+	challenges, orders, gerr := a.store.SweepOrphaned(ctx, chProblem, orderProblem)
+	c, cerr := a.store.SweepStuckChallenges(ctx, now.Add(-(a.cfg.ValidationTimeout + sweepGrace)), chProblem)
+	o, oerr := a.store.SweepStuckOrders(ctx, now.Add(-(issueTimeout + sweepGrace)), orderProblem)
+	challenges, orders = challenges+c, orders+o
 	if challenges > 0 {
 		a.log.WarnContext(ctx, "interrupted validations failed", "challenges", challenges)
 	}
-	orderProblem := problemJSON(acme.Errorf(acme.ServerInternal, "issuance was interrupted; create a new order with a new key"))
-	orders, oerr := a.store.SweepStuckOrders(ctx, now.Add(-(issueTimeout + sweepGrace)), orderProblem)
 	if orders > 0 {
 		a.log.WarnContext(ctx, "interrupted issuances failed; their intents are left for reconciliation (varmenne intents list)", "orders", orders)
 	}
-	return challenges, orders, errors.Join(cerr, oerr)
+	return challenges, orders, errors.Join(gerr, cerr, oerr)
 }
 
 // RunSweeper sweeps every interval until ctx ends. Safe on every replica at once.

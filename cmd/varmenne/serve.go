@@ -220,8 +220,11 @@ func recordKeys(ctx context.Context, aud audit.Recorder, cfg *serveConfig, pki *
 
 // startAuthority is the ACME rules over the store, the validator and the profiles,
 // with the sweeper that fails what a dead replica left processing (ROBUSTNESS 76).
-// stop ends the sweeper and waits for background validations; call it before the
-// store closes.
+// This process is an instance of the store (store/liveness.go): what it puts into
+// processing names it, and the sweepers of its successors or of the other replicas
+// fail that work as soon as the process is gone. The sweeper runs at start and
+// every sweepEvery. stop ends the sweeper, waits for background validations and
+// gives the instance up; call it before the store closes.
 func startAuthority(ctx context.Context, cfg *serveConfig, st *store.SQL, profiles []authority.Profile, aud audit.Recorder, log *slog.Logger) (*authority.Authority, func(), error) {
 	val, err := validate.New(cfg.validation) // checked by Validate
 	if err != nil {
@@ -237,9 +240,44 @@ func startAuthority(ctx context.Context, cfg *serveConfig, st *store.SQL, profil
 	if err != nil {
 		return nil, nil, err
 	}
+	inst, err := st.StartInstance(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
-	go auth.RunSweeper(sweepCtx, time.Minute)
-	return auth, func() { stopSweep(); auth.Close() }, nil
+	go keepInstance(sweepCtx, inst, log)
+	go auth.RunSweeper(sweepCtx, sweepEvery)
+	return auth, func() {
+		stopSweep()
+		auth.Close()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := inst.Close(cctx); err != nil {
+			log.Warn("the instance's liveness lock not released; it goes with the process", "err", err)
+		}
+	}, nil
+}
+
+// sweepEvery is how often the sweeper looks for work a gone process left; the time
+// it costs a crash's orders on top of the restart (issue 17).
+const sweepEvery = 5 * time.Second
+
+// keepInstance checks the instance's liveness lock every second and takes it again
+// when its database session ended (PostgreSQL), before the other replicas take the
+// instance for dead.
+func keepInstance(ctx context.Context, inst *store.Instance, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := inst.Renew(ctx); err != nil && ctx.Err() == nil {
+			log.Error("instance liveness lock", "instance", inst.ID, "err", err, "alert", true)
+		}
+	}
 }
 
 // newACMEServer is the ACME front end of auth, with the nonces of one process or of
