@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -78,12 +79,19 @@ func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
 	ctx, cancel := context.WithTimeout(ctx, finishRetry)
 	defer cancel()
 	backoff := firstTxBackoff
-	for {
+	for tried := false; ; tried = true {
 		err := store()
 		if err == nil {
 			return nil
 		}
-		if err = s.fail("finish issuance of "+serial, err); finalError(err) || ctx.Err() != nil {
+		err = s.fail("finish issuance of "+serial, err)
+		// A try that failed without a verdict may have committed all the same: the
+		// connection broke after the database took the commit and before its answer
+		// came. The next try then meets its own rows; finding them stored is success.
+		if finalError(err) && tried && s.finished(ctx, c, serial) {
+			return nil
+		}
+		if finalError(err) || ctx.Err() != nil {
 			return err
 		}
 		select {
@@ -93,6 +101,17 @@ func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
 		}
 		backoff = min(2*backoff, maxTxBackoff)
 	}
+}
+
+// finished reports whether c is stored, byte for byte, with its order valid and
+// naming it: what FinishIssuance commits.
+func (s *SQL) finished(ctx context.Context, c Certificate, serial string) bool {
+	var der []byte
+	var status, certSerial string
+	err := s.db.QueryRowContext(ctx, s.d.rebind(
+		`SELECT c.der, o.status, o.cert_serial FROM certificates c JOIN orders o ON o.id = c.order_id
+		 WHERE c.serial = ? AND c.order_id = ?`), serial, c.OrderID).Scan(&der, &status, &certSerial)
+	return err == nil && bytes.Equal(der, c.DER) && status == "valid" && certSerial == serial
 }
 
 // finishRetry bounds how long storing a signed certificate is tried again.

@@ -203,13 +203,44 @@ func (c *Cluster) Up() error {
 
 // Down stops the server with a fast shutdown (what pg_ctl stop and pg_ctl restart do):
 // open transactions are rolled back, committed ones are kept, clients are cut off.
-func (c *Cluster) Down() error {
+func (c *Cluster) Down() error { return c.down(Fast) }
+
+// Shutdown is how the server is stopped, as pg_ctl's -m option names it.
+type Shutdown int
+
+const (
+	// Fast (-m fast) rolls back open transactions, ends every session with
+	// "terminating connection due to administrator command" (57P01), writes a
+	// checkpoint and exits.
+	Fast Shutdown = iota
+	// Immediate (-m immediate) ends every process at once, without a checkpoint:
+	// the next start recovers from the WAL, as after a crash. A commit that did not
+	// wait for the WAL to reach the disk (synchronous_commit off) may be lost.
+	Immediate
+)
+
+func (m Shutdown) String() string {
+	if m == Immediate {
+		return "immediate"
+	}
+	return "fast"
+}
+
+// signal is what the postmaster is sent for the mode (the signals pg_ctl sends).
+func (m Shutdown) signal() syscall.Signal {
+	if m == Immediate {
+		return syscall.SIGQUIT
+	}
+	return syscall.SIGINT
+}
+
+func (c *Cluster) down(mode Shutdown) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cmd == nil {
 		return nil
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	_ = c.cmd.Process.Signal(mode.signal())
 	select {
 	case <-c.done:
 	case <-time.After(60 * time.Second):
@@ -220,9 +251,10 @@ func (c *Cluster) Down() error {
 	return nil
 }
 
-// Restart is Down then Up on the same port: pg_ctl restart.
-func (c *Cluster) Restart() error {
-	if err := c.Down(); err != nil {
+// Restart is pg_ctl restart -m mode: the server stops (Fast or Immediate) and starts
+// again on the same port, and Restart returns once it accepts connections.
+func (c *Cluster) Restart(mode Shutdown) error {
+	if err := c.down(mode); err != nil {
 		return err
 	}
 	return c.Up()

@@ -94,8 +94,15 @@ type replicaSet struct {
 // startReplicas starts n replicas on a new database, each with the serve flags extra.
 func startReplicas(tb testing.TB, bin string, n int, extra ...string) *replicaSet {
 	tb.Helper()
+	return startReplicasOn(tb, bin, n, postgresCluster(tb).NewDatabase(tb), tb.TempDir(), extra...)
+}
+
+// startReplicasOn starts n replicas on the database at dsn with the data directory
+// data (empty, or one a replica set made before), each with the serve flags extra.
+func startReplicasOn(tb testing.TB, bin string, n int, dsn, data string, extra ...string) *replicaSet {
+	tb.Helper()
 	pg := postgresCluster(tb)
-	rs := &replicaSet{tb: tb, bin: bin, pg: pg, dsn: pg.NewDatabase(tb), data: tb.TempDir(), extra: extra,
+	rs := &replicaSet{tb: tb, bin: bin, pg: pg, dsn: dsn, data: data, extra: extra,
 		lb: fmt.Sprintf("127.0.0.1:%d", freePortTB(tb)), lbPublic: fmt.Sprintf("127.0.0.1:%d", freePortTB(tb))}
 	dns, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
