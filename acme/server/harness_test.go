@@ -155,14 +155,16 @@ func newEnvWith(t *testing.T, cfg server.Config, plugins []policy.Spec) *env {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	val := &fakeValidator{fail: map[string]error{}, calls: map[string]int{}}
 	revoker := revocation.New(st, audit.New(st, nil), nil)
-	auth := authority.New(authority.Config{MaxValidity: validity, Backdate: backdate, Revoker: revoker}, st, val, ca, log)
+	aud := audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
+	ca.WithAuditor(aud)
+	auth := authority.New(authority.Config{MaxValidity: validity, Backdate: backdate, Revoker: revoker, Audit: aud}, st, val, ca, log)
 	if plugins != nil {
 		chain, err := policy.NewChain(plugins, policy.Env{Profile: policy.ProfileInfo{Name: "sote-server", Kind: policy.KindServer,
 			MaxValidity: validity, Backdate: backdate, KeyTypes: keys.KeyTypes}, Keys: st, Orgs: st, Log: log})
 		if err != nil {
 			t.Fatalf("policy chain %v: %v", plugins, err)
 		}
-		auth, err = authority.NewWithProfiles(authority.Config{Revoker: revoker}, st, val,
+		auth, err = authority.NewWithProfiles(authority.Config{Revoker: revoker, Audit: aud}, st, val,
 			[]authority.Profile{{Name: "sote-server", Description: "SOTE server certificate", CA: ca, Policy: chain}}, log)
 		if err != nil {
 			t.Fatalf("NewWithProfiles: %v", err)
