@@ -96,8 +96,11 @@ func intentsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, in := range intents {
 		state, do := intentState(in)
 		detail := in.Reason
-		if state == stateSigned {
+		switch {
+		case state == stateSigned:
 			detail = "sha256 " + in.CertSHA256
+		case in.Status == store.IntentPending && in.KeyUse == store.KeyUseUnknown:
+			detail = "recorded before varmenne kept the key's use: the audit log's certificate.sign events tell"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.Serial, state, in.CreatedAt.Format(time.RFC3339),
 			in.Issuer, in.OrderID, strings.Join(in.Names, ","), detail)

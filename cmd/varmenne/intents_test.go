@@ -68,7 +68,7 @@ func TestIntentsList(t *testing.T) {
 			{"0a02", "asked, outcome unknown", ""},
 			{"0a03", "signed, not stored", "sha256 " + sha},
 			{"0a04", "failed", "lint: e_dnsname_not_valid_tld"},
-			{"0a05", "asked, outcome unknown", ""},
+			{"0a05", "asked, outcome unknown", "recorded before varmenne kept the key's use"},
 		}
 		if len(lines) < len(want)+1 || !strings.HasPrefix(lines[0], "SERIAL") {
 			t.Fatalf("output:\n%s", out)
