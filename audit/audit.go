@@ -166,14 +166,28 @@ func (l *Log) Verify(ctx context.Context) (int64, error) {
 	}
 }
 
-// Recorder appends events of one actor to a log; it is a signer.Auditor.
+// Recorder appends events of one actor to a log; it is a signer.Auditor and an
+// authority.Auditor.
 type Recorder struct {
 	Log   *Log
 	Actor string
 }
 
-// Audit appends one event of r.Actor with its outcome.
+// Audit appends one event of r.Actor with its outcome, for an event that records no
+// change of the store. A change and its record belong together: use Change.
 func (r Recorder) Audit(ctx context.Context, e Event, outcome string) error {
 	_, err := r.Log.Append(ctx, Record{Actor: r.Actor, Event: e, Outcome: outcome})
 	return err
+}
+
+// Change runs change and records e of r.Actor with outcome in the same transaction
+// (Log.Do): the change does not happen without its event, nor the event without
+// the change. change may run more than once.
+func (r Recorder) Change(ctx context.Context, e Event, outcome string, change func(tx *store.Tx) error) error {
+	return r.Log.Do(ctx, func(tx *store.Tx) ([]Record, error) {
+		if err := change(tx); err != nil {
+			return nil, err
+		}
+		return []Record{{Actor: r.Actor, Event: e, Outcome: outcome}}, nil
+	})
 }

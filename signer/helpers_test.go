@@ -172,14 +172,19 @@ func (r *fakeRecorder) RecordIntent(_ context.Context, in store.IssuanceIntent) 
 }
 
 // countingSigner counts Sign calls on the issuer key; corrupt, when set, replaces
-// the signature it returns.
+// the signature it returns; refuse, when set, is returned without signing.
 type countingSigner struct {
 	crypto.Signer
 	ev      *events
 	corrupt func(sig []byte) []byte
+	refuse  error
 }
 
 func (s *countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if s.refuse != nil {
+		s.ev.add("refused")
+		return nil, s.refuse
+	}
 	s.ev.add("sign")
 	sig, err := s.Signer.Sign(r, digest, opts)
 	if err == nil && s.corrupt != nil {

@@ -123,10 +123,13 @@ func (b boundSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts)
 	return b.ContextSigner.SignContext(b.ctx, rand, digest, opts)
 }
 
-// Auditor appends one event to the audit log (audit.Recorder is one) with its
-// outcome.
+// Auditor records the issuer key's use in the audit log (audit.Recorder is one).
+// Change writes an event in the transaction of the intent's change of state that it
+// records, so the two commit together or not at all; Audit writes an event that
+// changes no state.
 type Auditor interface {
 	Audit(ctx context.Context, e audit.Event, outcome string) error
+	Change(ctx context.Context, e audit.Event, outcome string, change func(tx *store.Tx) error) error
 }
 
 // Issued is a signed certificate whose signature verified against the issuer.
@@ -148,9 +151,12 @@ type CA struct {
 	auditor Auditor
 }
 
-// WithAuditor makes the CA record an audit event before the issuer key is asked to
-// sign and another after; if the first cannot be recorded the key is not asked.
-// It returns c.
+// WithAuditor makes the CA record each step of the issuer key's use with its audit
+// event: certificate.sign.begin with the intent marked asked (store.KeyAsked)
+// before the key is asked to sign — if that cannot be written the key is not asked
+// — and certificate.sign.end with the intent marked signed (store.KeySigned) and its
+// certificate kept, after. A server always has one; without one the intent records
+// only the serial (tests). It returns c.
 func (c *CA) WithAuditor(a Auditor) *CA {
 	c.auditor = a
 	return c
@@ -258,26 +264,62 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		c.failIntent(ctx, serial, "request ended before signing: "+err.Error())
 		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
 	}
-	// Every signature is audit-logged before and after; no event, no signature.
+	// Every signature is audit-logged before and after, each event with the
+	// intent's step; no event, no signature.
+	serialHex := hex.EncodeToString(serial)
 	if c.auditor != nil {
-		begin := audit.SignBegin{Serial: hex.EncodeToString(serial), Order: req.OrderID, Profile: c.profile.Name,
+		begin := audit.SignBegin{Serial: serialHex, Order: req.OrderID, Profile: c.profile.Name,
 			Issuer: c.issuer.Name, Names: req.Names}
-		if err := c.auditor.Audit(ctx, begin, "pending"); err != nil {
+		err := c.auditor.Change(ctx, begin, "pending", func(tx *store.Tx) error { return tx.BeginSigning(serialHex) })
+		if err != nil {
 			c.failIntent(ctx, serial, "audit log not written before signing")
 			return nil, fmt.Errorf("signer: serial %x: %w: audit log: %w", serial, ErrUnsigned, err)
 		}
 	}
 	issued, err := c.sign(ctx, tmpl, req.PublicKey, serial, lintTBS, keyHash)
-	if c.auditor != nil {
-		// Best effort: the certificate exists either way, and the begin event says so.
-		end, outcome := audit.SignEnd{Serial: hex.EncodeToString(serial)}, "failed: signing or verifying the signature failed"
-		if err == nil {
-			sum := sha256.Sum256(issued.DER)
-			end.SHA256, outcome = hex.EncodeToString(sum[:]), audit.OK
-		}
-		_ = c.auditor.Audit(context.WithoutCancel(ctx), end, outcome)
+	if err != nil {
+		c.signFailed(ctx, serial, err)
+		return nil, err
 	}
-	return issued, err
+	if c.auditor != nil {
+		sum := sha256.Sum256(issued.DER)
+		end := audit.SignEnd{Serial: serialHex, SHA256: hex.EncodeToString(sum[:])}
+		// The certificate exists: a database that is back within seconds must not
+		// leave it recorded as "asked" only.
+		err := store.RetrySigned(context.WithoutCancel(ctx), func(ctx context.Context) error {
+			return c.auditor.Change(ctx, end, audit.OK, func(tx *store.Tx) error { return tx.IntentSigned(serialHex, issued.DER) })
+		}, nil)
+		if err != nil {
+			// The intent stays asked: its serial is revocable, and no certificate
+			// leaves the signer without its sign.end event.
+			return nil, fmt.Errorf("signer: serial %x signed, but its audit event and intent not written: %w", serial, err)
+		}
+	}
+	return issued, nil
+}
+
+// signFailed records a signature that failed. A key that reports it never signed
+// (an HSM with no session to give) frees the intent, with its sign.end event when
+// the CA has an auditor; any other failure may have reached the key, so the intent
+// stays asked for the reconciliation and only the event is written, best effort.
+func (c *CA) signFailed(ctx context.Context, serial []byte, err error) {
+	ctx = context.WithoutCancel(ctx)
+	serialHex := hex.EncodeToString(serial)
+	end := audit.SignEnd{Serial: serialHex}
+	if errors.Is(err, ErrUnsigned) {
+		reason := "issuer key not used: " + err.Error()
+		if c.auditor == nil {
+			c.failIntent(ctx, serial, reason)
+			return
+		}
+		_ = c.auditor.Change(ctx, end, "failed: the issuer key did not sign", func(tx *store.Tx) error {
+			return tx.FailIntent(serialHex, reason)
+		})
+		return
+	}
+	if c.auditor != nil {
+		_ = c.auditor.Audit(ctx, end, "failed: signing or verifying the signature failed")
+	}
 }
 
 // sign has the issuer key sign tmpl and checks the result.
@@ -288,11 +330,6 @@ func (c *CA) sign(ctx context.Context, tmpl *x509.Certificate, pub crypto.Public
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, pub, key)
 	if err != nil {
-		// A key that reports it never signed (an HSM with no session to give)
-		// frees the intent; any other failure may have reached the key.
-		if errors.Is(err, ErrUnsigned) {
-			c.failIntent(ctx, serial, "issuer key not used: "+err.Error())
-		}
 		return nil, fmt.Errorf("signer: signing serial %x with issuer %q: %w", serial, c.issuer.Name, err)
 	}
 	cert, err := x509.ParseCertificate(der)

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 )
 
 // FailIntent moves a pending intent to failed and records why: the issuer never
@@ -21,15 +23,56 @@ func (s *SQL) FailIntent(ctx context.Context, serial, reason string) error {
 	return nil
 }
 
+// BeginSigning marks a pending intent whose key was never asked as asked: the issuer
+// key may be asked to sign its serial only once this has committed, together with
+// its certificate.sign.begin event (run it in an audited Tx). ErrConflict if the
+// intent is not pending or was asked before.
+func (s *SQL) BeginSigning(ctx context.Context, serial string) error {
+	serial = normalHex(serial)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.transition(ctx, tx, "issuance_intents", "serial", serial,
+			`UPDATE issuance_intents SET key_use = 'asked' WHERE status = 'pending' AND key_use = 'none' AND serial = ?`,
+			serial)
+	})
+	if err != nil {
+		return s.fail("begin signing "+serial, err)
+	}
+	return nil
+}
+
+// IntentSigned marks an asked intent signed and keeps its certificate, der, with it
+// until FinishIssuance stores the certificate: a certificate signed but never stored
+// can then be found, delivered or revoked. It is written together with the
+// certificate.sign.end event (run it in an audited Tx). Marking the same certificate
+// again changes nothing, so a write whose commit was not acknowledged can be tried
+// again. ErrConflict if the intent is not pending and asked.
+func (s *SQL) IntentSigned(ctx context.Context, serial string, der []byte) error {
+	serial = normalHex(serial)
+	sum := sha256.Sum256(der)
+	sha := hex.EncodeToString(sum[:])
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.transition(ctx, tx, "issuance_intents", "serial", serial,
+			`UPDATE issuance_intents SET key_use = 'signed', cert_sha256 = ?, der = ?
+			 WHERE status = 'pending' AND (key_use = 'asked' OR (key_use = 'signed' AND cert_sha256 = ?)) AND serial = ?`,
+			sha, der, sha, serial)
+	})
+	if err != nil {
+		return s.fail("mark signed "+serial, err)
+	}
+	return nil
+}
+
 // IntentsWithoutCertificate returns every intent whose serial has no stored
 // certificate, oldest first: pending ones (the process may have stopped between
 // recording and storing; the reconciler must find out whether the key signed) and
-// failed ones (never signed, with their reason). LintTBS is left out. An intent
+// failed ones (never signed, with their reason), each with how far the issuer key
+// got (KeyUse) and, when it signed, the certificate. LintTBS is left out. An intent
 // becomes issued in the transaction that stores its certificate, so issued ones are
 // not read (issuance_intents_unissued_idx).
 func (s *SQL) IntentsWithoutCertificate(ctx context.Context) ([]IssuanceIntent, error) {
 	rows, err := s.q().QueryContext(ctx, s.d.rebind(
-		`SELECT i.serial, i.order_id, i.issuer, i.names, i.key_hash, i.status, i.reason, i.created_at
+		`SELECT i.serial, i.order_id, i.issuer, i.names, i.key_hash, i.status, i.reason, i.created_at,
+		 i.key_use, i.cert_sha256, i.der
 		 FROM issuance_intents i
 		 WHERE i.status <> 'issued' AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = i.serial)
 		 ORDER BY i.created_at, i.serial`))
@@ -42,7 +85,8 @@ func (s *SQL) IntentsWithoutCertificate(ctx context.Context) ([]IssuanceIntent, 
 		var in IssuanceIntent
 		var names string
 		var created int64
-		if err := rows.Scan(&in.Serial, &in.OrderID, &in.Issuer, &names, &in.KeyHash, &in.Status, &in.Reason, &created); err != nil {
+		if err := rows.Scan(&in.Serial, &in.OrderID, &in.Issuer, &names, &in.KeyHash, &in.Status, &in.Reason, &created,
+			&in.KeyUse, &in.CertSHA256, &in.DER); err != nil {
 			return nil, s.fail("list intents without certificate", err)
 		}
 		if in.Names, err = fromList(names); err != nil {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// RecordIntent records, with status pending, that the issuer is about to sign
+// RecordIntent records, with status pending and its key not asked (KeyNotAsked), that the issuer is about to sign
 // serial for the intent's key. ErrDuplicate if the serial was ever used;
 // ErrKeyInUse if the key is certified or held by another pending or issued intent.
 func (s *SQL) RecordIntent(ctx context.Context, in IssuanceIntent) error {
@@ -23,8 +23,8 @@ func (s *SQL) RecordIntent(ctx context.Context, in IssuanceIntent) error {
 	// One statement: the certificates check and the insert cannot be split by
 	// another writer, and the partial unique index covers concurrent intents.
 	n, err := s.exec(ctx, s.db,
-		`INSERT INTO issuance_intents (serial, order_id, issuer, names, key_hash, lint_tbs, status, created_at)
-		 SELECT ?, ?, ?, ?, ?, ?, 'pending', ?
+		`INSERT INTO issuance_intents (serial, order_id, issuer, names, key_hash, lint_tbs, status, key_use, created_at)
+		 SELECT ?, ?, ?, ?, ?, ?, 'pending', 'none', ?
 		 WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE key_hash = ?)`,
 		serial, in.OrderID, in.Issuer, list(in.Names), keyHash, blob(in.LintTBS), micros(in.CreatedAt), keyHash)
 	if err == nil && n == 0 {
@@ -53,9 +53,9 @@ func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
 	// statements are an insert held by unique constraints and two conditional
 	// updates that lock their rows, correct at READ COMMITTED, so concurrent
 	// finalizes do not abort each other as SERIALIZABLE would; and a database
-	// that is unreachable for a moment is tried again until ctx ends.
-	store := func() error {
-		return s.inLockingTx(ctx, func(tx *sql.Tx) error {
+	// that is unreachable for a moment is tried again (RetrySigned).
+	store := func(ctx context.Context) error {
+		err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
 			if _, err := s.exec(ctx, tx,
 				`INSERT INTO certificates (serial, issuer, der, names, key_hash, not_before, not_after,
 			 org_oid, account_id, order_id, profile, created_at)
@@ -64,31 +64,49 @@ func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
 				c.OrgOID, c.AccountID, c.OrderID, c.Profile, micros(c.CreatedAt)); err != nil {
 				return err
 			}
-			// A certificate is stored only for a serial that was recorded before signing.
+			// A certificate is stored only for a serial that was recorded before
+			// signing; the intent's copy of a signed certificate is no longer needed.
 			if err := s.transition(ctx, tx, "issuance_intents", "serial", serial,
-				`UPDATE issuance_intents SET status = 'issued' WHERE status = 'pending' AND serial = ?`, serial); err != nil {
+				`UPDATE issuance_intents SET status = 'issued', der = NULL WHERE status = 'pending' AND serial = ?`, serial); err != nil {
 				return err
 			}
 			return s.transition(ctx, tx, "orders", "id", c.OrderID,
 				`UPDATE orders SET status = 'valid', cert_serial = ? WHERE status = 'processing' AND id = ?`,
 				serial, c.OrderID)
 		})
+		if err != nil {
+			return s.fail("finish issuance of "+serial, err)
+		}
+		return nil
 	}
-	// A database that is down for longer than finishRetry fails the finalize; the
-	// intent stays, and the serial is revocable.
+	return RetrySigned(ctx, store, func(ctx context.Context) bool { return s.finished(ctx, c, serial) })
+}
+
+// finishRetry bounds how long a write about a signed certificate is tried again.
+const finishRetry = 15 * time.Second
+
+// RetrySigned runs write, a write about a certificate the issuer key has signed
+// (marking its intent signed, storing it), until it succeeds, the database gives a
+// verdict (a constraint or a state, see finalError), or ctx ends or finishRetry
+// passes: the certificate exists, so a database that is back within seconds must
+// not lose its record. write gets the context bounded by finishRetry and must
+// return the store's errors (SQL.fail). A database down for longer fails the write;
+// the intent stays, and its serial is revocable. committed, when not nil, says
+// whether what write writes is in the database: a try whose answer was lost may
+// have committed, and the verdict of the next (a duplicate) then means success.
+func RetrySigned(ctx context.Context, write func(ctx context.Context) error, committed func(ctx context.Context) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, finishRetry)
 	defer cancel()
 	backoff := firstTxBackoff
 	for tried := false; ; tried = true {
-		err := store()
+		err := write(ctx)
 		if err == nil {
 			return nil
 		}
-		err = s.fail("finish issuance of "+serial, err)
 		// A try that failed without a verdict may have committed all the same: the
 		// connection broke after the database took the commit and before its answer
-		// came. The next try then meets its own rows; finding them stored is success.
-		if finalError(err) && tried && s.finished(ctx, c, serial) {
+		// came. The next try then meets its own rows; finding them is success.
+		if finalError(err) && tried && committed != nil && committed(ctx) {
 			return nil
 		}
 		if finalError(err) || ctx.Err() != nil {
@@ -113,9 +131,6 @@ func (s *SQL) finished(ctx context.Context, c Certificate, serial string) bool {
 		 WHERE c.serial = ? AND c.order_id = ?`), serial, c.OrderID).Scan(&der, &status, &certSerial)
 	return err == nil && bytes.Equal(der, c.DER) && status == "valid" && certSerial == serial
 }
-
-// finishRetry bounds how long storing a signed certificate is tried again.
-const finishRetry = 15 * time.Second
 
 // finalError reports whether err is a verdict of the database (a constraint or a
 // state) rather than a failure to reach it, which trying again cannot change.

@@ -142,6 +142,13 @@ type IssuanceIntent struct {
 	Status    string // IntentPending, IntentIssued or IntentFailed; set by the store
 	Reason    string // why a failed intent was never signed; set by FailIntent
 	CreatedAt time.Time
+	// KeyUse says how far the issuer key got (KeyNotAsked, KeyAsked, KeySigned, or
+	// KeyUseUnknown for intents recorded before it was kept); set by the store.
+	KeyUse string
+	// CertSHA256 and DER are the certificate of a signed intent (KeySigned), kept
+	// until FinishIssuance stores it; set by IntentSigned.
+	CertSHA256 string
+	DER        []byte
 }
 
 // Issuance intent states. A pending or issued intent holds its key; a failed one
@@ -150,6 +157,16 @@ const (
 	IntentPending = "pending"
 	IntentIssued  = "issued"
 	IntentFailed  = "failed"
+)
+
+// How far the issuer key got with an intent (IssuanceIntent.KeyUse). Each step is
+// written together with its audit event, and the key is asked only after KeyAsked
+// committed, so a pending intent that is KeyNotAsked was never signed.
+const (
+	KeyNotAsked   = "none"    // recorded; the key was not asked
+	KeyAsked      = "asked"   // certificate.sign.begin written: the key may have signed
+	KeySigned     = "signed"  // certificate.sign.end written: signed and verified
+	KeyUseUnknown = "unknown" // recorded before varmenne kept this (migration 0026)
 )
 
 // Certificate is an issued certificate.

@@ -35,8 +35,9 @@ var ErrNoAuditEvent = errors.New("store: a change must record at least one audit
 func (s *SQL) Audited(ctx context.Context, seal Seal, change func(tx *Tx) ([]AuditEvent, error)) ([]AuditEvent, error) {
 	var stored []AuditEvent
 	for try := 1; ; try++ {
+		appending := false
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			stored = stored[:0]
+			stored, appending = stored[:0], false
 			// The audit lock comes first, so that concurrent audited changes queue
 			// here instead of aborting each other at the append.
 			if s.d.auditLock != "" {
@@ -53,6 +54,7 @@ func (s *SQL) Audited(ctx context.Context, seal Seal, change func(tx *Tx) ([]Aud
 			if len(events) == 0 {
 				return ErrNoAuditEvent
 			}
+			appending = true
 			for _, e := range events {
 				out, err := s.appendAudit(ctx, tx, e, seal)
 				if err != nil {
@@ -70,8 +72,9 @@ func (s *SQL) Audited(ctx context.Context, seal Seal, change func(tx *Tx) ([]Aud
 		}
 		err = s.fail("audited change", err)
 		// Two appends took the same sequence number (PostgreSQL, the loser's
-		// snapshot predates the winner's commit): run the change again.
-		if !errors.Is(err, ErrDuplicate) || try == maxAuditAppendTries {
+		// snapshot predates the winner's commit): run the change again. A duplicate
+		// the change itself met is its answer.
+		if !appending || !errors.Is(err, ErrDuplicate) || try == maxAuditAppendTries {
 			return nil, err
 		}
 	}
@@ -195,3 +198,35 @@ func (t *Tx) DeleteConsoleSession(idHash string) error {
 func (t *Tx) ClaimTally(name, subject string, start time.Time) (int, error) {
 	return t.s.ClaimTally(t.ctx, name, subject, start)
 }
+
+// The ACME side's state changes that carry an audit event: the account and order
+// changes, and each step of the issuer key's use of an intent.
+
+// CreateAccount: see SQL.CreateAccount.
+func (t *Tx) CreateAccount(a Account, eabKID string) error {
+	return t.s.CreateAccount(t.ctx, a, eabKID)
+}
+
+// DeactivateAccount: see SQL.DeactivateAccount.
+func (t *Tx) DeactivateAccount(id string) error { return t.s.DeactivateAccount(t.ctx, id) }
+
+// ChangeAccountKey: see SQL.ChangeAccountKey.
+func (t *Tx) ChangeAccountKey(id, oldThumbprint, newThumbprint string, newJWK []byte) error {
+	return t.s.ChangeAccountKey(t.ctx, id, oldThumbprint, newThumbprint, newJWK)
+}
+
+// CreateOrder: see SQL.CreateOrder.
+func (t *Tx) CreateOrder(o Order, authzs []Authorization) error {
+	return t.s.CreateOrder(t.ctx, o, authzs)
+}
+
+// BeginSigning: see SQL.BeginSigning.
+func (t *Tx) BeginSigning(serial string) error { return t.s.BeginSigning(t.ctx, serial) }
+
+// IntentSigned: see SQL.IntentSigned.
+func (t *Tx) IntentSigned(serial string, der []byte) error {
+	return t.s.IntentSigned(t.ctx, serial, der)
+}
+
+// FailIntent: see SQL.FailIntent.
+func (t *Tx) FailIntent(serial, reason string) error { return t.s.FailIntent(t.ctx, serial, reason) }

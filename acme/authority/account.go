@@ -125,7 +125,8 @@ func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, 
 		Status:     string(acme.StatusValid),
 		CreatedAt:  a.now(),
 	}
-	switch err := a.store.CreateAccount(ctx, acct, ek.KID); {
+	created := audit.AccountCreated{Account: acct.ID, Org: acct.OrgOID, EABKID: ek.KID}
+	switch err := a.record(ctx, created, func(tx *store.Tx) error { return tx.CreateAccount(acct, ek.KID) }); {
 	case errors.Is(err, store.ErrConflict):
 		return nil, false, acme.Errorf(acme.Unauthorized, "EAB key %s was already used to create an account; ask for a new key", ek.KID)
 	case errors.Is(err, store.ErrDuplicate):
@@ -136,7 +137,6 @@ func (a *Authority) NewAccount(ctx context.Context, req acme.NewAccountRequest, 
 		return nil, false, a.internal(ctx, "create the account", err)
 	}
 	a.log.InfoContext(ctx, "account created", "account", acct.ID, "org", acct.OrgOID, "eab_kid", ek.KID)
-	a.auditEvent(ctx, audit.AccountCreated{Account: acct.ID, Org: acct.OrgOID, EABKID: ek.KID})
 	return &acct, true, nil
 }
 
@@ -154,12 +154,14 @@ func (a *Authority) UpdateAccount(ctx context.Context, acct *store.Account, payl
 		// Clients such as acmez send the account's current status back with a contact
 		// update; it changes nothing (RFC 8555 7.3.2).
 	case acme.StatusDeactivated:
-		if err := a.store.DeactivateAccount(ctx, acct.ID); err != nil && !errors.Is(err, store.ErrConflict) {
+		// Deactivated already (ErrConflict): the earlier change has its event.
+		ended := audit.AccountDeactivated{Account: acct.ID, Org: acct.OrgOID, By: "account"}
+		err := a.record(ctx, ended, func(tx *store.Tx) error { return tx.DeactivateAccount(acct.ID) })
+		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return nil, a.internal(ctx, "deactivate the account", err)
 		}
 		acct.Status = string(acme.StatusDeactivated)
 		a.log.InfoContext(ctx, "account deactivated", "account", acct.ID)
-		a.auditEvent(ctx, audit.AccountDeactivated{Account: acct.ID, Org: acct.OrgOID, By: "account"})
 		return acct, nil
 	default:
 		return nil, acme.Errorf(acme.Malformed, "an account's status can only be changed to \"deactivated\", not %q", req.Status)
@@ -211,7 +213,10 @@ func (a *Authority) ChangeKey(ctx context.Context, acct *store.Account, accountU
 	if err != nil {
 		return nil, a.internal(ctx, "encode the account key", err)
 	}
-	switch err := a.store.ChangeAccountKey(ctx, acct.ID, acct.Thumbprint, newTP, jwkJSON); {
+	changed := audit.AccountKeyChanged{Account: acct.ID, Org: acct.OrgOID, OldThumbprint: acct.Thumbprint, NewThumbprint: newTP}
+	switch err := a.record(ctx, changed, func(tx *store.Tx) error {
+		return tx.ChangeAccountKey(acct.ID, acct.Thumbprint, newTP, jwkJSON)
+	}); {
 	case errors.Is(err, store.ErrDuplicate):
 		e := acme.Errorf(acme.Malformed, "the new key already belongs to an account").WithStatus(409)
 		if other, err := a.store.GetAccountByThumbprint(ctx, newTP); err == nil {
@@ -223,7 +228,6 @@ func (a *Authority) ChangeKey(ctx context.Context, acct *store.Account, accountU
 	case err != nil:
 		return nil, a.internal(ctx, "change the account key", err)
 	}
-	a.auditEvent(ctx, audit.AccountKeyChanged{Account: acct.ID, Org: acct.OrgOID, OldThumbprint: acct.Thumbprint, NewThumbprint: newTP})
 	acct.Thumbprint, acct.JWK = newTP, jwkJSON
 	a.log.InfoContext(ctx, "account key changed", "account", acct.ID)
 	return acct, nil

@@ -34,17 +34,13 @@ type AccountStore interface {
 	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
 	GetOrganisationRegister(ctx context.Context, oid string) (*store.OrganisationRegister, error)
 	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
-	CreateAccount(ctx context.Context, acct store.Account, eabKID string) error
 	GetAccount(ctx context.Context, id string) (*store.Account, error)
 	GetAccountByThumbprint(ctx context.Context, thumbprint string) (*store.Account, error)
 	UpdateAccountContacts(ctx context.Context, id string, contacts []string) error
-	DeactivateAccount(ctx context.Context, id string) error
-	ChangeAccountKey(ctx context.Context, id, oldThumbprint, newThumbprint string, newJWK []byte) error
 }
 
 // OrderStore is what the authority needs of orders, authorisations and challenges.
 type OrderStore interface {
-	CreateOrder(ctx context.Context, o store.Order, authzs []store.Authorization) error
 	GetOrder(ctx context.Context, id string) (*store.Order, error)
 	ListOrderIDs(ctx context.Context, accountID string) ([]string, error)
 	GetAuthorization(ctx context.Context, id string) (*store.Authorization, error)
@@ -117,9 +113,10 @@ type Profile struct {
 	Policy      Policy
 }
 
-// Auditor appends one event to the audit log (audit.Recorder).
+// Auditor makes a change of the ACME side together with its audit event, in one
+// transaction (audit.Recorder): an account or an order exists only with its event.
 type Auditor interface {
-	Audit(ctx context.Context, e audit.Event, outcome string) error
+	Change(ctx context.Context, e audit.Event, outcome string, change func(tx *store.Tx) error) error
 }
 
 // Config tunes the authority; zero values take the defaults.
@@ -150,8 +147,8 @@ type Config struct {
 	DefaultProfile    string        // for orders that name no profile (default "sote-server")
 	MaxValidity       time.Duration // of New's single profile (default 365 days)
 	Backdate          time.Duration // of New's single profile: how far the signer backdates notBefore (default 1 min)
-	// Audit, when set, gets an audit log event for every account and order change
-	// (audit.Recorder).
+	// Audit makes every account and order change together with its audit event
+	// (audit.Recorder); required.
 	Audit Auditor
 	// Revoker carries out revokeCert (revocation.Revoker); required.
 	Revoker Revoker
@@ -315,6 +312,9 @@ func NewWithProfiles(cfg Config, st Store, val Validator, profiles []Profile, lo
 	}
 	if isNil(cfg.Revoker) {
 		return nil, errors.New("no revoker: revokeCert needs the revocation component")
+	}
+	if isNil(cfg.Audit) {
+		return nil, errors.New("no audit log: accounts and orders are created with their audit events")
 	}
 	return a, nil
 }

@@ -364,7 +364,7 @@ func TestFinalizeChecksNoProfileCanDrop(t *testing.T) {
 	} {
 		t.Run(pol.name, func(t *testing.T) {
 			f := newFixture(t, Config{})
-			a, err := NewWithProfiles(Config{Revoker: testRevoker(f.st)}, f.st, f.val, []Profile{{Name: "sote-server", Description: "no names, no keys", CA: f.ca, Policy: pol.pol}}, nil)
+			a, err := NewWithProfiles(Config{Revoker: testRevoker(f.st), Audit: testAuditor(f.st)}, f.st, f.val, []Profile{{Name: "sote-server", Description: "no names, no keys", CA: f.ca, Policy: pol.pol}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -41,13 +41,14 @@ const (
 // fixture is an Authority over the real SQLite store and a real signer.CA with a
 // development issuer; only the validator is fake.
 type fixture struct {
-	t   *testing.T
-	ctx context.Context
-	st  *store.SQL
-	rec *countingRecorder
-	ca  *signer.CA
-	val *fakeValidator
-	a   *Authority
+	t    *testing.T
+	ctx  context.Context
+	path string // of the SQLite database
+	st   *store.SQL
+	rec  *countingRecorder
+	ca   *signer.CA
+	val  *fakeValidator
+	a    *Authority
 }
 
 func newFixture(t *testing.T, cfg Config) *fixture {
@@ -74,16 +75,27 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		CRLURL:      "http://127.0.0.1:14080/crl/production.crl",
 		IssuerURL:   "http://127.0.0.1:14080/issuer/production.cer",
 	}, rec, time.Now, rand.Reader)
+	// Every change and signature is audited, as in a server.
+	aud := testAuditor(st)
+	ca.WithAuditor(aud)
 	val := &fakeValidator{}
 	if cfg.Revoker == nil {
 		cfg.Revoker = testRevoker(st)
 	}
+	if cfg.Audit == nil {
+		cfg.Audit = aud
+	}
 	a := New(cfg, st, val, ca, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	// Background validations must be recorded before the database closes.
 	t.Cleanup(a.Close)
-	f := &fixture{t: t, ctx: ctx, st: st, rec: rec, ca: ca, val: val, a: a}
+	f := &fixture{t: t, ctx: ctx, path: path, st: st, rec: rec, ca: ca, val: val, a: a}
 	f.addOrg(testOrgOID, testOrgName, testOrgLong, "example.fi")
 	return f
+}
+
+// testAuditor is the audit log a server keeps, on st.
+func testAuditor(st *store.SQL) audit.Recorder {
+	return audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
 }
 
 // eabSecret seals the EAB keys of every fixture's store, copies of templateDB.

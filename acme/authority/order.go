@@ -127,14 +127,15 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	if err := a.limitNewOrder(ctx, acct); err != nil {
 		return nil, err
 	}
-	if err := a.store.CreateOrder(ctx, o, authzs); err != nil {
+	// The order exists only with its audit event: one transaction holds both.
+	created := audit.OrderCreated{Order: o.ID, Account: acct.ID, Org: acct.OrgOID, Profile: profile, Names: list}
+	if err := a.record(ctx, created, func(tx *store.Tx) error { return tx.CreateOrder(o, authzs) }); err != nil {
 		if rerr := replacementRefusal(err, req.Replaces); rerr != nil {
 			return nil, rerr
 		}
-		return nil, a.internal(ctx, "create the order", err)
+		return nil, a.internal(ctx, "record the order", err)
 	}
 	a.log.InfoContext(ctx, "order created", "order", o.ID, "account", acct.ID, "names", list, "reused_authzs", reused)
-	a.auditEvent(ctx, audit.OrderCreated{Order: o.ID, Account: acct.ID, Org: acct.OrgOID, Profile: profile, Names: list})
 	return &o, nil
 }
 

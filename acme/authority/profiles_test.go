@@ -48,7 +48,7 @@ func newProfileFixture(t *testing.T) *fixture {
 		profiles = append(profiles, Profile{Name: name, Description: p.Description, Test: p.Test,
 			CA: signer.New(iss, sp, f.rec, time.Now, rand.Reader), Policy: chain})
 	}
-	a, err := NewWithProfiles(Config{DefaultProfile: set.Default, Revoker: testRevoker(f.st)}, f.st, f.val, profiles, nil)
+	a, err := NewWithProfiles(Config{DefaultProfile: set.Default, Revoker: testRevoker(f.st), Audit: testAuditor(f.st)}, f.st, f.val, profiles, nil)
 	if err != nil {
 		t.Fatalf("NewWithProfiles: %v", err)
 	}
@@ -198,7 +198,7 @@ func (b brokenPolicy) CheckCSR(context.Context, *policy.Request) error   { retur
 func TestPolicyFailureRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, Config{})
-	a, err := NewWithProfiles(Config{Revoker: testRevoker(f.st)}, f.st, f.val, []Profile{{Name: "sote-server", CA: f.ca, Policy: brokenPolicy{errors.New("secret internals")}}}, nil)
+	a, err := NewWithProfiles(Config{Revoker: testRevoker(f.st), Audit: testAuditor(f.st)}, f.st, f.val, []Profile{{Name: "sote-server", CA: f.ca, Policy: brokenPolicy{errors.New("secret internals")}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestNewWithProfilesRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewWithProfiles(Config{Revoker: testRevoker(f.st)}, f.st, f.val, tt.profiles, nil); err == nil {
+			if _, err := NewWithProfiles(Config{Revoker: testRevoker(f.st), Audit: testAuditor(f.st)}, f.st, f.val, tt.profiles, nil); err == nil {
 				t.Fatal("NewWithProfiles accepted it")
 			}
 		})

@@ -84,13 +84,8 @@ func (a *Authority) Revoke(ctx context.Context, who RevokeCaller, req acme.Revok
 	return nil
 }
 
-// auditEvent records a state change of the ACME side in the audit log when one
-// is configured. The change stands either way; a failure is logged.
-func (a *Authority) auditEvent(ctx context.Context, e audit.Event) {
-	if a.cfg.Audit == nil {
-		return
-	}
-	if err := a.cfg.Audit.Audit(context.WithoutCancel(ctx), e, audit.OK); err != nil {
-		a.log.ErrorContext(ctx, "state change not written to the audit log", "action", e.Action(), "object", audit.Object(e), "err", err)
-	}
+// record makes a change of the ACME side with its audit event, in one transaction:
+// if the event cannot be written the change does not happen.
+func (a *Authority) record(ctx context.Context, e audit.Event, change func(tx *store.Tx) error) error {
+	return a.cfg.Audit.Change(ctx, e, audit.OK, change)
 }

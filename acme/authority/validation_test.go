@@ -78,7 +78,7 @@ func newScriptedFixture(t *testing.T, cfg Config) (*fixture, *scriptedValidator)
 	cfg.AccountURIPrefix = testAccountURIPrefix
 	f := newFixture(t, cfg)
 	v := &scriptedValidator{fail: map[string]error{}}
-	cfg.Revoker = testRevoker(f.st)
+	cfg.Revoker, cfg.Audit = testRevoker(f.st), testAuditor(f.st)
 	f.a = New(cfg, f.st, v, f.ca, nil)
 	t.Cleanup(f.a.Close)
 	return f, v

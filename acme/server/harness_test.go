@@ -162,7 +162,9 @@ func newEnvAuthority(t *testing.T, cfg server.Config, plugins []policy.Spec, ac 
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	val := &fakeValidator{fail: map[string]error{}, calls: map[string]int{}}
 	revoker := revocation.New(st, audit.New(st, nil), nil)
-	ac.MaxValidity, ac.Backdate, ac.Revoker = validity, backdate, revoker
+	aud := audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
+	ca.WithAuditor(aud)
+	ac.MaxValidity, ac.Backdate, ac.Revoker, ac.Audit = validity, backdate, revoker, aud
 	auth := authority.New(ac, st, val, ca, log)
 	if plugins != nil {
 		chain, err := policy.NewChain(plugins, policy.Env{Profile: policy.ProfileInfo{Name: "sote-server", Kind: policy.KindServer,
@@ -170,7 +172,7 @@ func newEnvAuthority(t *testing.T, cfg server.Config, plugins []policy.Spec, ac 
 		if err != nil {
 			t.Fatalf("policy chain %v: %v", plugins, err)
 		}
-		auth, err = authority.NewWithProfiles(authority.Config{Revoker: revoker, WeakKeys: ac.WeakKeys}, st, val,
+		auth, err = authority.NewWithProfiles(authority.Config{Revoker: revoker, WeakKeys: ac.WeakKeys, Audit: aud}, st, val,
 			[]authority.Profile{{Name: "sote-server", Description: "SOTE server certificate", CA: ca, Policy: chain}}, log)
 		if err != nil {
 			t.Fatalf("NewWithProfiles: %v", err)

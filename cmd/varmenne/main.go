@@ -64,7 +64,7 @@ var commands = []command{
 	{"audit export", "[--since T] [--until T]", "the audit log as JSON lines", false, auditExport},
 	{"audit verify", "", "check the audit log's hash chain", true, auditVerify},
 	{"crl show", "[--issuer production|test] [--out FILE]", "the issuer's current CRL", true, crlShow},
-	{"intents list", "[--json]", "issuance intents without a certificate (pending or failed)", true, intentsList},
+	{"intents list", "[--json]", "issuance intents without a certificate, and how far the issuer key got", true, intentsList},
 	{"init", "--pkcs11-module PATH --pkcs11-token LABEL [--pkcs11-pin-file F] --operator A --operator B [--key-type rsa-4096] [--tls-name NAME...] [--tls-only]", "key ceremony: keys inside the HSM", true, initCmd},
 }
 

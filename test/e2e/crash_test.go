@@ -12,6 +12,7 @@ import (
 	"maps"
 	"math/big"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -19,6 +20,9 @@ import (
 	"golang.org/x/crypto/acme"
 	_ "modernc.org/sqlite" // the test reads the database itself, not through the store
 )
+
+// serialField is the serial an audit event's object names.
+var serialField = regexp.MustCompile(`(?:^| )serial=([0-9a-f]+)(?: |$)`)
 
 // readyOrder takes an order for name through http-01 to "ready" and returns its
 // finalize URL. It reports errors instead of failing, for use in goroutines.
@@ -59,7 +63,9 @@ func readyOrder(ctx context.Context, c *acme.Client, r *responder, name string) 
 // finalize at once, at a random point after some certificates were delivered.
 // After a restart on the same data directory every certificate a client received is
 // in the store, byte for byte; no serial is used twice; every intent without a
-// certificate is listed by `varmenne intents list`; and issuance works again.
+// certificate is listed by `varmenne intents list`, with how far the issuer key got
+// as the audit log tells it; every order has its order.create event; and issuance
+// works again.
 func TestCrashDuringIssuance(t *testing.T) {
 	const orders = 200
 	in := start(t, "")
@@ -219,7 +225,7 @@ func TestCrashDuringIssuance(t *testing.T) {
 		if err != nil {
 			t.Fatalf("intents list: %v: %s", err, out)
 		}
-		var listed []struct{ Serial, Status string }
+		var listed []struct{ Serial, Status, State string }
 		if err := json.Unmarshal([]byte(out), &listed); err != nil {
 			t.Fatalf("intents list --json printed %q: %v", out, err)
 		}
@@ -236,6 +242,61 @@ func TestCrashDuringIssuance(t *testing.T) {
 			t.Errorf("intents list shows %v, the database has %v", gotSerials, want)
 		}
 		t.Logf("%d intents without a certificate after the crash (%d pending)", len(want), pending)
+
+		// The state each pending intent shows agrees with the audit log: asked ⇔ a
+		// sign.begin event, signed ⇔ a sign.end event that succeeded.
+		begun, signed := map[string]bool{}, map[string]bool{}
+		events, err := db.Query(`SELECT action, object, outcome FROM audit_log WHERE action IN (?, ?)`,
+			"certificate.sign.begin", "certificate.sign.end")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for events.Next() {
+			var action, object, outcome string
+			if err := events.Scan(&action, &object, &outcome); err != nil {
+				t.Fatal(err)
+			}
+			m := serialField.FindStringSubmatch(object)
+			if m == nil {
+				t.Fatalf("%s event %q names no serial", action, object)
+			}
+			switch {
+			case action == "certificate.sign.begin":
+				begun[m[1]] = true
+			case outcome == "ok":
+				signed[m[1]] = true
+			}
+		}
+		events.Close()
+		states := map[string]int{}
+		for _, l := range listed {
+			if l.Status != "pending" {
+				continue
+			}
+			states[l.State]++
+			want := "never asked"
+			switch {
+			case signed[l.Serial]:
+				want = "signed, not stored"
+			case begun[l.Serial]:
+				want = "asked, outcome unknown"
+			}
+			if l.State != want {
+				t.Errorf("intent %s is %q, but the audit log says %q (sign.begin %t, sign.end ok %t)",
+					l.Serial, l.State, want, begun[l.Serial], signed[l.Serial])
+			}
+		}
+		t.Logf("pending intents by state: %v", states)
+	})
+	t.Run("every order has its order.create event", func(t *testing.T) {
+		var missing int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM audit_log a
+			WHERE a.action = 'order.create' AND instr(a.object, 'order=' || o.id || ' ') = 1)`).Scan(&missing); err != nil {
+			t.Fatal(err)
+		}
+		if missing != 0 {
+			t.Errorf("%d orders without their order.create event", missing)
+		}
 	})
 
 	// The same account, at the restarted server's new address.
