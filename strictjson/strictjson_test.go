@@ -68,9 +68,9 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("Check accepted %q, which the second reader cannot read", data)
 		case err == nil && depth > MaxDepth:
 			t.Fatalf("Check accepted nesting %d deep", depth)
-		case err == nil && jsonDup != "":
-			t.Fatalf("Check accepted a duplicate member %q", jsonDup)
-		case err != nil && ok && json.Valid(data) && depth <= MaxDepth && ruleDup == "":
+		case err == nil && jsonDup != nil:
+			t.Fatalf("Check accepted a duplicate member %q", *jsonDup)
+		case err != nil && ok && json.Valid(data) && depth <= MaxDepth && ruleDup == nil:
 			t.Fatalf("Check refused %q: %v", data, err)
 		}
 		if err := CheckObject(data); err == nil && bytes.TrimLeft(data, " \t\r\n")[0] != '{' {
@@ -81,9 +81,9 @@ func FuzzCheck(f *testing.F) {
 
 // readAll reads one JSON value recursively and reports its depth, a member name
 // that repeats in its object as encoding/json matches names (bytes.EqualFold), one
-// that repeats under the rule Check documents (upper- then lower-casing), and
-// whether the value was read with nothing after it.
-func readAll(data []byte) (depth int, jsonDup, ruleDup string, ok bool) {
+// that repeats under the rule Check documents (upper- then lower-casing), nil for
+// none, and whether the value was read with nothing after it.
+func readAll(data []byte) (depth int, jsonDup, ruleDup *string, ok bool) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // 1e700 is valid JSON, if no float64
 	var value func(tok json.Token, level int) bool
@@ -102,11 +102,11 @@ func readAll(data []byte) (depth int, jsonDup, ruleDup string, ok bool) {
 				}
 				name := tok.(string)
 				for _, n := range names {
-					if jsonDup == "" && bytes.EqualFold([]byte(n), []byte(name)) {
-						jsonDup = name
+					if jsonDup == nil && bytes.EqualFold([]byte(n), []byte(name)) {
+						jsonDup = &name
 					}
-					if ruleDup == "" && strings.ToLower(strings.ToUpper(n)) == strings.ToLower(strings.ToUpper(name)) {
-						ruleDup = name
+					if ruleDup == nil && strings.ToLower(strings.ToUpper(n)) == strings.ToLower(strings.ToUpper(name)) {
+						ruleDup = &name
 					}
 				}
 				names = append(names, name)
