@@ -20,6 +20,12 @@ run: build
 ## test: every test, with the race detector, after installing what the tests need
 test: test-deps vet fmt-check
 	$(GO) test -race -count=1 -timeout 30m ./...
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz-brief
+
+## fuzz: every fuzz target for FUZZTIME each (default 3s; make fuzz FUZZTIME=5m for a longer hunt)
+.PHONY: fuzz
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz-brief
 
 ## test-deps: install the real ACME clients the end-to-end tests drive (Debian packages)
 test-deps:

@@ -84,6 +84,12 @@ func newIssuer(t testing.TB, name string, key crypto.Signer) Issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return withResponder(t, name, cert, key)
+}
+
+// withResponder is the issuer cert with key and an OCSP responder it signed.
+func withResponder(t testing.TB, name string, cert *x509.Certificate, key crypto.Signer) Issuer {
+	t.Helper()
 	rkey := newKey(t)
 	rtmpl := &x509.Certificate{
 		SerialNumber:    big.NewInt(2),

@@ -41,7 +41,7 @@ const (
 // fixture is an Authority over the real SQLite store and a real signer.CA with a
 // development issuer; only the validator is fake.
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	path string // of the SQLite database
 	st   *store.SQL
@@ -51,7 +51,7 @@ type fixture struct {
 	a    *Authority
 }
 
-func newFixture(t *testing.T, cfg Config) *fixture {
+func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "varmenne.db")
@@ -135,7 +135,7 @@ var templateDB = sync.OnceValues(func() (string, error) {
 	return path, st.Close()
 })
 
-func copyTemplateDB(t *testing.T, to string) {
+func copyTemplateDB(t testing.TB, to string) {
 	t.Helper()
 	from, err := templateDB()
 	if err != nil {
@@ -263,7 +263,7 @@ func (f *fixture) newEAB(org string, domains []string, status string) (string, [
 }
 
 // newAccountRequest is a newAccount payload binding key with the EAB key.
-func newAccountRequest(t *testing.T, key crypto.Signer, kid string, hmacKey []byte) acme.NewAccountRequest {
+func newAccountRequest(t testing.TB, key crypto.Signer, kid string, hmacKey []byte) acme.NewAccountRequest {
 	t.Helper()
 	eab, err := jwstest.EAB(key, kid, hmacKey, newAccountURL, "")
 	if err != nil {

@@ -265,8 +265,9 @@ func (p *Plugin) ask(ctx context.Context, r *policy.Request, phase string) error
 	}
 	var a Answer
 	if err := strictjson.CheckObject(raw); err != nil {
-		// A duplicated "allow" must not turn a refusal into an allow.
-		return p.refuse(`answered something other than a JSON object such as {"allow": true} (it %s)`, err)
+		// A duplicated "allow" must not turn a refusal into an allow. The error may
+		// quote a member name of any length: cut it as the service's detail is.
+		return p.refuse(`answered something other than a JSON object such as {"allow": true} (it %s)`, clean(err.Error()))
 	}
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return p.refuse(`answered something other than a JSON object such as {"allow": true}`)

@@ -27,7 +27,7 @@ import (
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
-func secretFile(t *testing.T, b []byte) string {
+func secretFile(t testing.TB, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -36,14 +36,14 @@ func secretFile(t *testing.T, b []byte) string {
 	return p
 }
 
-func build(t *testing.T, c Config) (policy.Plugin, error) {
+func build(t testing.TB, c Config) (policy.Plugin, error) {
 	t.Helper()
 	raw, _ := json.Marshal(c)
 	return policy.Build(PluginName, raw, policy.Env{Profile: policy.ProfileInfo{Name: "sote-server"}})
 }
 
 // service answers with handler after checking the signature; it records the last body.
-func service(t *testing.T, handler func(w http.ResponseWriter, r *http.Request, body Body)) (*httptest.Server, *Body) {
+func service(t testing.TB, handler func(w http.ResponseWriter, r *http.Request, body Body)) (*httptest.Server, *Body) {
 	t.Helper()
 	var last Body
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +64,7 @@ func service(t *testing.T, handler func(w http.ResponseWriter, r *http.Request, 
 	return srv, &last
 }
 
-func loopbackConfig(t *testing.T, url string) Config {
+func loopbackConfig(t testing.TB, url string) Config {
 	return Config{URL: url, SecretFile: secretFile(t, secret), Timeout: policy.Duration(300 * time.Millisecond), AllowNetworks: []string{"127.0.0.0/8", "::1/128"}}
 }
 
