@@ -479,5 +479,5 @@ func (s *SQL) sweepInstance(ctx context.Context, id string, chProblem, orderProb
 	if err != nil {
 		return challenges, 0, s.fail("fail the orders of gone instance "+id, err)
 	}
-	return challenges, int(n), nil
+	return challenges, int(n), s.freeUnaskedIntents(ctx)
 }

@@ -56,5 +56,24 @@ func (s *SQL) SweepStuckOrders(ctx context.Context, olderThan time.Time, problem
 	if err != nil {
 		return 0, s.fail("sweep stuck orders", err)
 	}
-	return int(n), nil
+	return int(n), s.freeUnaskedIntents(ctx)
+}
+
+// unaskedReason is why freeUnaskedIntents fails an intent.
+const unaskedReason = "the issuance was interrupted before the issuer key was asked to sign"
+
+// freeUnaskedIntents fails the pending intents the key was never asked to sign
+// (key_use 'none') whose order a sweep made invalid: no certificate can exist for
+// them, so their key is free for a new order. An intent the key was asked for, or
+// signed, stays pending for the reconciliation (varmenne intents list). Marking an
+// intent asked is conditional on it still being pending, so a sweep and a late
+// signer cannot both win.
+func (s *SQL) freeUnaskedIntents(ctx context.Context) error {
+	if _, err := s.exec(ctx, s.db,
+		`UPDATE issuance_intents SET status = 'failed', reason = ?
+		 WHERE status = 'pending' AND key_use = 'none'
+		 AND order_id IN (SELECT id FROM orders WHERE status = 'invalid')`, unaskedReason); err != nil {
+		return s.fail("free the intents the key was never asked to sign", err)
+	}
+	return nil
 }

@@ -69,24 +69,39 @@ func testSweep(t *testing.T, open func(t *testing.T) *SQL) {
 		mustEqual(t, "pending challenge", w.challengeStatus("az2-c0"), "pending")
 		mustEqual(t, "pending order", w.orderStatus("o2"), "pending")
 	})
-	t.Run("old processing order fails, its intent stays", func(t *testing.T) {
+	t.Run("old processing order fails; an intent the key was asked for stays, one it never was is freed", func(t *testing.T) {
 		w := newWorld(t, open)
 		w.processingOrder("o1")
 		w.must(w.s.RecordIntent(w.ctx, intent("0a01", "o1", "aa01")))
+		_, err := w.s.Audited(w.ctx, testSeal, func(tx *Tx) ([]AuditEvent, error) {
+			return []AuditEvent{event("certificate.sign.begin", "serial=0a01")}, tx.BeginSigning("0a01")
+		})
+		w.must(err)
+		w.processingOrder("o2")
+		w.must(w.s.RecordIntent(w.ctx, intent("0a02", "o2", "aa02")))
 		n, err := w.s.SweepStuckOrders(w.ctx, old(), swept)
-		mustCount(t, "swept", n, err, 1)
+		mustCount(t, "swept", n, err, 2)
 		o, err := w.s.GetOrder(w.ctx, "o1")
 		w.must(err)
 		mustEqual(t, "order", o.Status, "invalid")
 		mustEqual(t, "order error", string(o.Error), string(swept))
 		in, err := w.s.GetIntent(w.ctx, "0a01")
 		w.must(err)
-		mustEqual(t, "intent", in.Status, "pending")
+		mustEqual(t, "asked intent", in.Status, "pending")
+		freed := w.listed("0a02")
+		mustEqual(t, "never asked intent", freed.Status+": "+freed.Reason, "failed: "+unaskedReason)
 		left, err := w.s.IntentsWithoutCertificate(w.ctx)
 		w.must(err)
-		mustEqual(t, "intents without certificate", fmt.Sprint(len(left)), "1")
-		n, err = w.s.SweepStuckOrders(w.ctx, old(), swept)
+		mustEqual(t, "intents without certificate", fmt.Sprint(len(left)), "2") // the pending one and the failed one
+		// The never-asked intent's key is free for a new order; the asked one's is not.
+		w.processingOrder("o3")
+		w.must(w.s.RecordIntent(w.ctx, intent("0a03", "o3", "aa02")))
+		if err := w.s.RecordIntent(w.ctx, intent("0a04", "o3", "aa01")); !errors.Is(err, ErrKeyInUse) {
+			t.Errorf("the key of an intent the issuer key was asked for was given again: %v", err)
+		}
+		n, err = w.s.SweepStuckOrders(w.ctx, fresh(), swept)
 		mustCount(t, "swept again", n, err, 0)
+		mustEqual(t, "the new order's intent", w.intentStatus("0a03"), "pending")
 	})
 	t.Run("fresh processing order stays", func(t *testing.T) {
 		w := newWorld(t, open)
