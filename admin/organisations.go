@@ -64,6 +64,16 @@ func (s *Service) AddOrganisation(ctx context.Context, who *store.Operator, in O
 	if err := s.allow(ctx, who, "add organisations", organisationRoles...); err != nil {
 		return nil, err
 	}
+	// In production THL's register is the only source of organisations: the
+	// register import adds every organisation it lists as active, so one not in
+	// the store is not active there (thl.RecordRefusal).
+	if prod, err := s.production(ctx); err != nil || prod {
+		if err != nil {
+			return nil, err
+		}
+		return nil, errorf(Conflict, "organisation %s cannot be added by hand in production: certificates go only to organisations THL's SOTE organisation register lists as active, "+
+			"and the register (--register-source, or varmenne org import) adds each of them; if it is listed, import the register and approve its domains with varmenne org domains add", strings.TrimSpace(in.OID))
+	}
 	o := store.Organisation{OID: strings.TrimSpace(in.OID), Name: strings.TrimSpace(in.Name), LongName: strings.TrimSpace(in.LongName),
 		TestOnly: in.TestOnly, CreatedAt: s.now()}
 	switch {

@@ -161,6 +161,9 @@ type Config struct {
 	// (--register-source), which the standing check asks at every step towards a
 	// certificate (standing.go); nil: none (development).
 	Register thl.Lookuper
+	// Production: only THL's register makes an organisation eligible; one no
+	// register import listed (added by hand) is refused at every step (standing.go).
+	Production bool
 }
 
 func (c *Config) setDefaults() {

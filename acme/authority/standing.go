@@ -127,7 +127,7 @@ func (a *Authority) organisationStanding(ctx context.Context, s step, org *store
 	if err != nil {
 		return a.internal(ctx, "read the organisation's register data", err)
 	}
-	if why := thl.RecordRefusal(*rec, now); why != "" {
+	if why := thl.RecordRefusal(*rec, now, a.cfg.Production); why != "" {
 		return acme.Errorf(acme.Unauthorized, "organisation %s %s, so %s is refused; certificates are issued only to organisations active in the register: ask THL to make its entry active, then the CA's operators to import the register",
 			org.OID, why, s)
 	}

@@ -294,14 +294,31 @@ func addRegisterFlags(fs *flag.FlagSet) *registerConfig {
 	return &c
 }
 
+// withRegisterPlugins puts the sote plugin after the other plugins of each system
+// signature profile that uses the default chain, when the server has a register:
+// whether the organisation is active in the register is the standing check's (every
+// profile, every step); what the register adds for system signature certificates
+// (the provider, the intermediary mark, conformity) is the sote plugin's. A profile
+// whose chain the configuration wrote keeps it as written (production refuses one
+// that leaves sote out: production.go).
+func withRegisterPlugins(set *profile.Set) {
+	for name, p := range set.Profiles {
+		if p.Kind != policy.KindSystemSignature ||
+			!slices.EqualFunc(p.Plugins, profile.DefaultPlugins, func(a, b policy.Spec) bool { return a.Name == b.Name && len(a.Config) == 0 }) {
+			continue
+		}
+		p.Plugins = append(p.Plugins, policy.Spec{Name: sote.PluginName})
+		set.Profiles[name] = p
+	}
+}
+
 // startRegister loads the register when --register-source is given, keeps it fresh
 // until ctx ends, and returns it for the standing check of acme/authority, which
 // asks it at every step towards a certificate (nil without a source). It also makes
-// it the one the thl and sote plugins read, and puts sote after the other plugins
-// of the system signature profiles that use the default chain. A configuration
+// it the one the thl and sote plugins read. A configuration
 // error stops the start; a register that cannot be loaded now does not (issuance
 // waits, refused, until a retry loads it).
-func startRegister(ctx context.Context, c *registerConfig, set *profile.Set, log *slog.Logger) (thl.Lookuper, error) {
+func startRegister(ctx context.Context, c *registerConfig, log *slog.Logger) (thl.Lookuper, error) {
 	if c.source == "" {
 		thl.UseRegister(nil)
 		log.Warn("no THL register (--register-source): organisations are not checked against THL's SOTE organisation register; development only")
@@ -324,17 +341,6 @@ func startRegister(ctx context.Context, c *registerConfig, set *profile.Set, log
 	}
 	go reg.Run(ctx)
 	thl.UseRegister(reg)
-	// Whether the organisation is active in the register is the standing check's
-	// (every profile, every step); what the register adds for system signature
-	// certificates (conformity) is the sote plugin's.
-	for name, p := range set.Profiles {
-		if p.Kind != policy.KindSystemSignature ||
-			!slices.EqualFunc(p.Plugins, profile.DefaultPlugins, func(a, b policy.Spec) bool { return a.Name == b.Name && len(a.Config) == 0 }) {
-			continue
-		}
-		p.Plugins = append(p.Plugins, policy.Spec{Name: sote.PluginName})
-		set.Profiles[name] = p
-	}
 	st := reg.State()
 	log.Info("THL register", "source", src.String(), "organisations", st.Organisations, "refresh", c.refresh.String(), "max_stale", c.maxStale.String())
 	return reg, nil

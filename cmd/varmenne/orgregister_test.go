@@ -321,9 +321,10 @@ func TestOrgSubcommands(t *testing.T) {
 	}
 }
 
-// TestStartRegister: with a register source, the default system signature chains get
-// "sote" last (whether the organisation is active is the standing check's, asked
-// of the register startRegister returns); without one they stay as they are.
+// TestStartRegister: with a register source the register startRegister returns (the
+// standing check's) is the plugins' shared one, and the default system signature
+// chains get "sote" last (withRegisterPlugins; whether the organisation is active is
+// the standing check's); without one they stay as they are.
 func TestStartRegister(t *testing.T) {
 	isolate(t)
 	log := slog.New(slog.DiscardHandler)
@@ -340,10 +341,11 @@ func TestStartRegister(t *testing.T) {
 		defer cancel()
 		set := profile.BuiltinSet()
 		c := &registerConfig{source: registerJSON, refresh: time.Hour, maxStale: 3 * time.Hour}
-		got, err := startRegister(ctx, c, set, log)
+		got, err := startRegister(ctx, c, log)
 		if err != nil {
 			t.Fatal(err)
 		}
+		withRegisterPlugins(set)
 		want := map[string]string{
 			profile.Server:              "names,keys,validity",
 			profile.ServerTest:          "names,keys,validity",
@@ -368,7 +370,7 @@ func TestStartRegister(t *testing.T) {
 	})
 	t.Run("without a source", func(t *testing.T) {
 		set := profile.BuiltinSet()
-		if reg, err := startRegister(context.Background(), &registerConfig{}, set, log); err != nil || reg != nil {
+		if reg, err := startRegister(context.Background(), &registerConfig{}, log); err != nil || reg != nil {
 			t.Fatalf("startRegister without a source: %v, %v; want no register", reg, err)
 		}
 		if got := names(set.Profiles[profile.SystemSignature].Plugins); got != "names,keys,validity" {
@@ -389,7 +391,7 @@ func TestStartRegister(t *testing.T) {
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := startRegister(context.Background(), &tt.c, profile.BuiltinSet(), log)
+			_, err := startRegister(context.Background(), &tt.c, log)
 			if err == nil || !strings.Contains(err.Error(), tt.wants) {
 				t.Errorf("startRegister: %v, want %q", err, tt.wants)
 			}

@@ -42,12 +42,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer st.Close()
-	if cfg.keys.Enabled() {
-		// From now on no door of this database offers the development shortcuts.
-		if err := st.MarkProduction(ctx, time.Now()); err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
+	// Production or development (production.go): a database that served in
+	// production holds this start to production's rules too.
+	if err := cfg.enterMode(ctx, st); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
+	cfg.authority.Production = cfg.productionReason() != ""
 	opsAddr, stopOps, err := startOps(cfg.opsListen, st, log) // db.go
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -85,7 +85,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	public := strings.TrimSuffix(cfg.publicURL, "/")
 	// THL's register for the standing check and the sote plugin (orgregister.go).
-	register, err := startRegister(ctx, cfg.register, cfg.profiles, log)
+	register, err := startRegister(ctx, cfg.register, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -123,14 +123,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	// The operator service; on a new database it makes the first administrator,
 	// whose token the operator commands use (operate.go).
-	development := !cfg.keys.Enabled()
+	development := cfg.productionReason() == ""
 	adminSvc := newAdminService(cfg.admin, cfg.profiles, development, st, aud.Log, log)
 	tokenFile, err := bootstrap(ctx, cfg.data, adminSvc)
 	if err != nil {
 		stopOutcome = audit.Failed + ": the first administrator could not be made"
 		return fmt.Errorf("serve: %w", err)
 	}
-	if development {
+	if !development {
+		log.Info("production mode: THL's register, the SOTE plugins and dual control are required", "because", cfg.productionReason())
+	} else {
 		log.Warn("development mode (file keys): \"varmenne eab create\" requests, approves and hands over a key by one operator (single control, recorded as such); with HSM keys a second administrator approves")
 	}
 	// The operators' API and console (operators.go).

@@ -16,12 +16,15 @@ func RecordEntry(r store.OrganisationRegister) Entry {
 // RecordRefusal says, for a person, why the register data an import stored for an
 // organisation does not allow it at now ("" when it does): it left the register, or
 // the register does not list it as active (status, begin and expiration dates). An
-// organisation no import ever listed was added by an operator ("varmenne org add"),
-// which is its register entry, and is allowed here; a register source given to the
-// server (Check) judges it too. The operator service refuses an EAB request and the
-// ACME standing check every step towards a certificate on this answer.
-func RecordRefusal(r store.OrganisationRegister, now time.Time) string {
+// organisation no import ever listed was added by an operator ("varmenne org add"):
+// in development that is its register entry, and it is allowed; in production
+// (production true) only THL's register makes an organisation eligible, so it is
+// refused. The operator service refuses an EAB request and the ACME standing check
+// every step towards a certificate on this answer.
+func RecordRefusal(r store.OrganisationRegister, now time.Time, production bool) string {
 	switch {
+	case r.SyncedAt.IsZero() && production:
+		return "is not listed in THL's SOTE organisation register as this CA imported it (in production only organisations the register lists as active get certificates)"
 	case r.SyncedAt.IsZero():
 		return ""
 	case !r.LeftAt.IsZero():

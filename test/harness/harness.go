@@ -192,11 +192,20 @@ func (in *Instance) Org(oid, name string, domains ...string) (kid, hmacKey strin
 	t := in.T
 	t.Helper()
 	args := []string{"org", "add", "--oid", oid, "--name", name, "--long-name", name + " (long)"}
+	// In production THL's register is the only source of organisations: the
+	// register the server was started with (WriteRegister) must list it; the
+	// import adds it and its domains are approved.
+	if prod, register := in.production(); prod {
+		if out, err := in.CLI("org", "import", register); err != nil {
+			t.Fatalf("org import %s: %v: %s", register, err, out)
+		}
+		args = []string{"org", "domains", "add", oid}
+	}
 	for _, d := range domains {
 		args = append(args, "--domain", d)
 	}
 	if out, err := in.CLI(args...); err != nil {
-		t.Fatalf("org add: %v: %s", err, out)
+		t.Fatalf("%s: %v: %s", strings.Join(args[:2], " "), err, out)
 	}
 	return in.EAB(oid)
 }
