@@ -84,8 +84,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	public := strings.TrimSuffix(cfg.publicURL, "/")
-	// THL's register for the standing check and the sote plugin (orgregister.go).
-	register, err := startRegister(ctx, cfg.register, log)
+	// The operator service (operate.go); the register refresh writes through it.
+	development := cfg.productionReason() == ""
+	adminSvc := newAdminService(cfg.admin, cfg.profiles, development, st, aud.Log, log)
+	// THL's register, in the store, for the standing check and the sote plugin
+	// (orgregister.go).
+	register, err := startRegister(ctx, cfg.register, registerStore{st: st, sync: adminSvc.SyncRegister}, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -121,10 +125,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("serve stop not written to the audit log", "err", err)
 		}
 	}()
-	// The operator service; on a new database it makes the first administrator,
-	// whose token the operator commands use (operate.go).
-	development := cfg.productionReason() == ""
-	adminSvc := newAdminService(cfg.admin, cfg.profiles, development, st, aud.Log, log)
+	// On a new database the operator service makes the first administrator, whose
+	// token the operator commands use (operate.go).
 	tokenFile, err := bootstrap(ctx, cfg.data, adminSvc)
 	if err != nil {
 		stopOutcome = audit.Failed + ": the first administrator could not be made"

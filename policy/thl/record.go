@@ -7,10 +7,12 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-// RecordEntry is the register's view of the register data an import stored for an
-// organisation ("varmenne org import"), for the rules of Entry.
+// RecordEntry is the register's view of the register data a load stored for an
+// organisation (a refresh from --register-source, or "varmenne org import"), for the
+// rules of Entry. The long name is the organisation's (store.Organisation.LongName).
 func RecordEntry(r store.OrganisationRegister) Entry {
-	return Entry{OID: r.OrgOID, Status: Status(strings.ToLower(r.Status)), BeginDate: r.BeginDate, ExpirationDate: r.ExpirationDate}
+	return Entry{OID: r.OrgOID, Status: Status(strings.ToLower(r.Status)), BeginDate: r.BeginDate, ExpirationDate: r.ExpirationDate,
+		Abbreviation: r.Abbreviation, BusinessID: r.BusinessID, Sector: Sector(r.Sector), Parent: r.Parent, Intermediary: r.Intermediary}
 }
 
 // RecordRefusal says, for a person, why the register data an import stored for an

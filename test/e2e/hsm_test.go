@@ -32,7 +32,8 @@ type hsm struct {
 
 // The organisations the HSM tests order for: with HSM keys the server runs in
 // production, where only THL's register makes an organisation eligible.
-var hsmOrgs = []harness.RegisterOrg{{OID: "1.2.246.10.44444444.10.0", Name: "HSM-apteekki"}, {OID: "1.2.246.10.44444446.10.0", Name: "Ympäristö Oy"}}
+var hsmOrgs = []harness.RegisterOrg{{OID: "1.2.246.10.44444444.10.0", Name: "HSM-apteekki"}, {OID: "1.2.246.10.44444445.10.0", Name: "Kaksi Oy"},
+	{OID: "1.2.246.10.44444446.10.0", Name: "Ympäristö Oy"}}
 
 // serve is the serve flags of the token and the register, then extra.
 func (h *hsm) serve(extra ...string) []string {
@@ -157,8 +158,11 @@ func TestHSMCertbot(t *testing.T) {
 	})
 	t.Run("with HSM keys eab create is a request that a second administrator approves", func(t *testing.T) {
 		const oid = "1.2.246.10.44444445.10.0"
-		if out, err := in.cli("org", "add", "--oid", oid, "--name", "Kaksi Oy", "--domain", "kaksi.example"); err != nil {
-			t.Fatalf("org add: %v: %s", err, out)
+		if out, err := in.cli("org", "import", h.register); err != nil {
+			t.Fatalf("org import: %v: %s", err, out)
+		}
+		if out, err := in.cli("org", "domains", "add", oid, "--domain", "kaksi.example"); err != nil {
+			t.Fatalf("org domains add: %v: %s", err, out)
 		}
 		out, err := in.cli("eab", "create", "--org", oid, "--json")
 		var req struct{ Request, Status, KID string }
