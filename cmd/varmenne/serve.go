@@ -276,12 +276,18 @@ func printStarted(w io.Writer, cfg *serveConfig, s startedAt) {
 	if s.tokenFile != "" {
 		fmt.Fprintf(w, "  First administrator: \"bootstrap\", token in %s (readable by you only); the operator commands act as it.\n", s.tokenFile)
 	}
-	fmt.Fprintf(w, `  ACME directory: %s
-  Trust roots:    %s
-Add an organisation and create an EAB key for its ACME client:
-  %[3]s org add --data %[4]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
-  %[3]s eab create --data %[4]s --org 1.2.246.10.12345678.10.0
-`, s.directory, s.roots, os.Args[0], cfg.data)
+	fmt.Fprintf(w, "  ACME directory: %s\n  Trust roots:    %s\n", s.directory, s.roots)
+	if s.development {
+		fmt.Fprintf(w, `Add an organisation and create an EAB key for its ACME client:
+  %[1]s org add --data %[2]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
+  %[1]s eab create --data %[2]s --org 1.2.246.10.12345678.10.0
+`, os.Args[0], cfg.data)
+	} else {
+		fmt.Fprintf(w, `Approve the domains of an organisation THL's register lists, and request an EAB key for its ACME client (another administrator approves it):
+  %[1]s org domains add 1.2.246.10.12345678.10.0 --data %[2]s --domain apteekki.example
+  %[1]s eab create --data %[2]s --org 1.2.246.10.12345678.10.0
+`, os.Args[0], cfg.data)
+	}
 	if isPostgres(cfg.db.url) {
 		fmt.Fprintf(w, "  Database:       PostgreSQL %s (give org add and eab create the same --db and --eab-secret-file)\n", redact(cfg.db.url))
 	}
