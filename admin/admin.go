@@ -35,6 +35,7 @@ type Store interface {
 
 	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
 	GetOrganisationRegister(ctx context.Context, oid string) (*store.OrganisationRegister, error)
+	LastRegisterLoad(ctx context.Context) (store.RegisterLoad, error)
 	ListOrganisations(ctx context.Context) ([]store.RegisteredOrganisation, error)
 	ListAccounts(ctx context.Context, orgOID string) ([]store.Account, error)
 	ListConformityCertificates(ctx context.Context, orgOID string) ([]store.ConformityCertificate, error)

@@ -156,7 +156,11 @@ func (s *Service) newRequest(ctx context.Context, who *store.Operator, in EABReq
 	if err != nil {
 		return fail(s.internal(ctx, "read the register", err))
 	}
-	if why := thl.RecordRefusal(*reg, s.now()); why != "" {
+	prod, err := s.production(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if why := thl.RecordRefusal(*reg, s.now(), prod); why != "" {
 		return fail(errorf(Conflict, "organisation %s %s; it cannot get an EAB key", oid, why))
 	}
 	if !org.SuspendedAt.IsZero() {

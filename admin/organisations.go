@@ -64,6 +64,16 @@ func (s *Service) AddOrganisation(ctx context.Context, who *store.Operator, in O
 	if err := s.allow(ctx, who, "add organisations", organisationRoles...); err != nil {
 		return nil, err
 	}
+	// In production THL's register is the only source of organisations: the
+	// register import adds every organisation it lists as active, so one not in
+	// the store is not active there (thl.RecordRefusal).
+	if prod, err := s.production(ctx); err != nil || prod {
+		if err != nil {
+			return nil, err
+		}
+		return nil, errorf(Conflict, "organisation %s cannot be added by hand in production: certificates go only to organisations THL's SOTE organisation register lists as active, "+
+			"and the register (--register-source, or varmenne org import) adds each of them; if it is listed, import the register and approve its domains with varmenne org domains add", strings.TrimSpace(in.OID))
+	}
 	o := store.Organisation{OID: strings.TrimSpace(in.OID), Name: strings.TrimSpace(in.Name), LongName: strings.TrimSpace(in.LongName),
 		TestOnly: in.TestOnly, CreatedAt: s.now()}
 	switch {
@@ -351,6 +361,23 @@ func (s *Service) ImportRegister(ctx context.Context, who *store.Operator, sourc
 	if err := s.allow(ctx, who, "import the THL register", organisationRoles...); err != nil {
 		return nil, err
 	}
+	return s.importRegister(ctx, who.Name, source, entries)
+}
+
+// RegisterSyncActor is the audit actor of the server's own register loads.
+const RegisterSyncActor = "varmenne serve (register refresh)"
+
+// SyncRegister is ImportRegister done by the server itself: each load of its
+// --register-source writes the register into the store, where every replica reads
+// it, recorded as RegisterSyncActor's.
+func (s *Service) SyncRegister(ctx context.Context, source string, entries []thl.Entry) (*ImportReport, error) {
+	return s.importRegister(ctx, RegisterSyncActor, source, entries)
+}
+
+// importRegister writes a register load into the store, with the load's time and
+// size (the copy's age every replica judges) and its audit event, in one
+// transaction.
+func (s *Service) importRegister(ctx context.Context, actor, source string, entries []thl.Entry) (*ImportReport, error) {
 	known, err := s.st.ListOrganisations(ctx)
 	if err != nil {
 		return nil, s.internal(ctx, "list organisations", err)
@@ -400,6 +427,9 @@ func (s *Service) ImportRegister(ctx context.Context, who *store.Operator, sourc
 		if changes, err = tx.ImportRegister(imports, now); err != nil {
 			return nil, err
 		}
+		if err := tx.RecordRegisterLoad(store.RegisterLoad{Source: source, LoadedAt: now, Records: len(entries)}); err != nil {
+			return nil, err
+		}
 		ev := audit.RegisterImported{Source: source}
 		for _, r := range rep.Refused {
 			ev.Refused = append(ev.Refused, r.OID)
@@ -416,7 +446,7 @@ func (s *Service) ImportRegister(ctx context.Context, who *store.Operator, sourc
 				ev.Unchanged++
 			}
 		}
-		return []audit.Record{audit.Done(who.Name, ev)}, nil
+		return []audit.Record{audit.Done(actor, ev)}, nil
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "import the register", err)

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
@@ -87,6 +88,39 @@ func (s *Service) Organisations(ctx context.Context, who *store.Operator) ([]Org
 		out = append(out, summary(o.Organisation, o.Register))
 	}
 	return out, nil
+}
+
+// RegisterCopyView is how old the store's copy of THL's register is: the one figure
+// every replica judges issuance by (thl.Stored).
+type RegisterCopyView struct {
+	Loaded     bool      `json:"loaded"`
+	Source     string    `json:"source,omitempty"`
+	LoadedAt   time.Time `json:"loaded_at,omitzero"`
+	AgeSeconds int64     `json:"age_seconds"`
+	Records    int       `json:"records"`
+}
+
+// Age is the copy's age, to the second.
+func (v RegisterCopyView) Age() time.Duration { return time.Duration(v.AgeSeconds) * time.Second }
+
+// Register says how old the store's copy of THL's register is.
+func (s *Service) Register(ctx context.Context, who *store.Operator) (*RegisterCopyView, error) {
+	if err := s.allow(ctx, who, "read the register's state", Roles...); err != nil {
+		return nil, err
+	}
+	l, err := s.st.LastRegisterLoad(ctx)
+	if err != nil {
+		return nil, s.internal(ctx, "read the register's last load", err)
+	}
+	return registerCopyView(l, s.now()), nil
+}
+
+// registerView is a load as an operator sees it at now.
+func registerCopyView(l store.RegisterLoad, now time.Time) *RegisterCopyView {
+	if l.LoadedAt.IsZero() {
+		return &RegisterCopyView{}
+	}
+	return &RegisterCopyView{Loaded: true, Source: l.Source, LoadedAt: l.LoadedAt.UTC(), AgeSeconds: int64(now.Sub(l.LoadedAt) / time.Second), Records: l.Records}
 }
 
 // Organisation shows one organisation: register status, accounts, EAB keys and

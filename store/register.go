@@ -321,3 +321,77 @@ func (s *SQL) ListConformityCertificates(ctx context.Context, orgOID string) ([]
 	}
 	return out, nil
 }
+
+// RegisterLoad is the last load of THL's register into the store.
+type RegisterLoad struct {
+	Source   string
+	LoadedAt time.Time // zero: never loaded
+	Records  int
+}
+
+// RecordRegisterLoad records that the register from source, with records records,
+// was written into the store at at (in the transaction that wrote it).
+func (s *SQL) RecordRegisterLoad(ctx context.Context, l RegisterLoad) error {
+	_, err := s.exec(ctx, s.db, `INSERT INTO register_load (id, source, loaded_at, records) VALUES (1, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET source = excluded.source, loaded_at = excluded.loaded_at, records = excluded.records`,
+		l.Source, micros(l.LoadedAt), l.Records)
+	if err != nil {
+		return s.fail("record the register load", err)
+	}
+	return nil
+}
+
+// LastRegisterLoad returns the last load of the register (LoadedAt zero: never).
+func (s *SQL) LastRegisterLoad(ctx context.Context) (RegisterLoad, error) {
+	var l RegisterLoad
+	var at int64
+	err := s.q().QueryRowContext(ctx, `SELECT source, loaded_at, records FROM register_load WHERE id = 1`).Scan(&l.Source, &at, &l.Records)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RegisterLoad{}, nil
+	}
+	if err != nil {
+		return RegisterLoad{}, s.fail("read the register load", err)
+	}
+	l.LoadedAt = fromMicros(at)
+	return l, nil
+}
+
+// RegisterRecord is what the stored register says of one organisation, and how old
+// the copy is: one read for each question the standing check asks.
+type RegisterRecord struct {
+	Load     RegisterLoad
+	Known    bool // the organisation is in the store
+	LongName string
+	Register OrganisationRegister
+}
+
+// GetRegisterRecord reads the last register load and the organisation's register
+// data together.
+func (s *SQL) GetRegisterRecord(ctx context.Context, oid string) (RegisterRecord, error) {
+	var rec RegisterRecord
+	var x registerRow
+	var at sql.NullInt64
+	var source, long sql.NullString
+	var records sql.NullInt64
+	var known int
+	// One row whatever is there: the load (if any) beside the organisation (if any).
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
+		`SELECT l.source, l.loaded_at, l.records, CASE WHEN o.oid IS NULL THEN 0 ELSE 1 END, o.long_name,
+		 COALESCE(o.abbreviation, ''), COALESCE(o.business_id, ''), COALESCE(o.sector, ''), COALESCE(o.intermediary, 0),
+		 COALESCE(o.register_status, ''), COALESCE(o.register_begin, 0), COALESCE(o.register_end, 0), COALESCE(o.parent_oid, ''),
+		 COALESCE(o.register_synced_at, 0), COALESCE(o.register_left_at, 0)
+		 FROM (SELECT 1 AS one) AS x
+		 LEFT JOIN register_load l ON l.id = 1
+		 LEFT JOIN organisations o ON o.oid = ?`), oid).Scan(x.dest(&source, &at, &records, &known, &long)...)
+	if err != nil {
+		return rec, s.fail("read the register record of organisation "+oid, err)
+	}
+	if at.Valid {
+		rec.Load = RegisterLoad{Source: source.String, LoadedAt: fromMicros(at.Int64), Records: int(records.Int64)}
+	}
+	rec.Known, rec.LongName = known == 1, long.String
+	if rec.Known {
+		rec.Register = x.value(oid)
+	}
+	return rec, nil
+}

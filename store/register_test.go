@@ -15,6 +15,52 @@ func testRegister(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("import refusals", func(t *testing.T) { testRegisterImportRefusals(t, open) })
 	t.Run("valid certificates and counts", func(t *testing.T) { testValidCertificates(t, open) })
 	t.Run("certificates of conformity", func(t *testing.T) { testConformity(t, open) })
+	t.Run("register record and load", func(t *testing.T) { testRegisterRecord(t, open) })
+}
+
+// testRegisterRecord: one read answers what the stored register says of an
+// organisation and how old the copy is, whether or not either exists.
+func testRegisterRecord(t *testing.T, open func(t *testing.T) *SQL) {
+	w := newWorld(t, open)
+	rec, err := w.s.GetRegisterRecord(w.ctx, org1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Load.LoadedAt.IsZero() || !rec.Known || !rec.Register.SyncedAt.IsZero() {
+		t.Fatalf("before any load: %+v; want no load and the organisation known, never listed", rec)
+	}
+	if l, err := w.s.LastRegisterLoad(w.ctx); err != nil || !l.LoadedAt.IsZero() {
+		t.Fatalf("LastRegisterLoad before any load = %+v, %v", l, err)
+	}
+	if _, err := w.s.ImportRegister(w.ctx, []RegisterImport{{OID: org1, LongName: "Klinikka Oy, Helsinki", Register: regData("active")}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range []RegisterLoad{{Source: "first.json", LoadedAt: t0, Records: 3}, {Source: "https://register.example/x", LoadedAt: t0.Add(time.Hour), Records: 4}} {
+		if err := w.s.RecordRegisterLoad(w.ctx, l); err != nil {
+			t.Fatalf("load %d: %v", i, err)
+		}
+	}
+	want := RegisterLoad{Source: "https://register.example/x", LoadedAt: t0.Add(time.Hour), Records: 4}
+	same := func(a, b RegisterLoad) bool {
+		return a.Source == b.Source && a.LoadedAt.Equal(b.LoadedAt) && a.Records == b.Records
+	}
+	if l, err := w.s.LastRegisterLoad(w.ctx); err != nil || !same(l, want) {
+		t.Fatalf("LastRegisterLoad = %+v, %v; want the latest %+v", l, err, want)
+	}
+	rec, err = w.s.GetRegisterRecord(w.ctx, org1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantReg := regData("active")
+	wantReg.OrgOID, wantReg.SyncedAt = org1, t0
+	if !same(rec.Load, want) || !rec.Known || rec.LongName != "Klinikka Oy, Helsinki" || !sameRegister(rec.Register, wantReg) ||
+		!rec.Register.SyncedAt.Equal(t0) || !rec.Register.LeftAt.IsZero() {
+		t.Fatalf("record %+v; want load %+v, long name and register data %+v", rec, want, wantReg)
+	}
+	rec, err = w.s.GetRegisterRecord(w.ctx, "1.2.246.10.999.10.0")
+	if err != nil || rec.Known || !same(rec.Load, want) {
+		t.Fatalf("record of an unknown organisation = %+v, %v; want unknown with the load", rec, err)
+	}
 }
 
 const org3 = "1.2.246.10.3333333.10.0"

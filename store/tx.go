@@ -102,6 +102,9 @@ func (t *Tx) ImportRegister(orgs []RegisterImport, at time.Time) ([]RegisterChan
 	return t.s.ImportRegister(t.ctx, orgs, at)
 }
 
+// RecordRegisterLoad: see SQL.RecordRegisterLoad.
+func (t *Tx) RecordRegisterLoad(l RegisterLoad) error { return t.s.RecordRegisterLoad(t.ctx, l) }
+
 // AddConformityCertificate: see SQL.AddConformityCertificate.
 func (t *Tx) AddConformityCertificate(c ConformityCertificate) error {
 	return t.s.AddConformityCertificate(t.ctx, c)

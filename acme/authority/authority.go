@@ -154,13 +154,17 @@ type Config struct {
 	Revoker Revoker
 	// RateLimits shared by the replicas; the zero value is no limits (ratelimit.go).
 	RateLimits RateLimits
-	// Register is THL's SOTE organisation register the server loads
-	// (--register-source), which the standing check asks at every step towards a
-	// certificate (standing.go); nil: none (development).
+	// Register is THL's SOTE organisation register as the store holds it
+	// (thl.Stored, kept fresh from --register-source), which the standing check
+	// asks at every step towards a certificate (standing.go); nil: none
+	// (development: the data "varmenne org import" stored decides).
 	Register thl.Lookuper
 	// WeakKeys are the lists of Debian's weak RSA keys (CVE-2008-0166) the operator
 	// loads (--weak-keys), refused as account and certificate keys; nil: not checked.
 	WeakKeys *keys.WeakKeys
+	// Production: only THL's register makes an organisation eligible; one no
+	// register import listed (added by hand) is refused at every step (standing.go).
+	Production bool
 }
 
 func (c *Config) setDefaults() {

@@ -20,9 +20,9 @@ import (
 //
 // It answers from the account (valid), the EAB key (bound to the account, or
 // approved and unexpired when it is about to bind; never revoked), the
-// organisation (not suspended; active in THL's register when the server has a
-// register source, and in the register data the last "varmenne org import"
-// stored) and, where a step is for a profile, whether the account may use it.
+// organisation (not suspended; active in THL's register: the store's copy, which the
+// server's refreshes from its register source and "varmenne org import" write) and,
+// where a step is for a profile, whether the account may use it.
 // A refusal is unauthorized (403), naming the organisation or key and what to do;
 // a register that cannot be read refuses with serverInternal (fail closed).
 //
@@ -106,8 +106,10 @@ func (a *Authority) bindingStanding(ctx context.Context, ek *store.EABKey) error
 }
 
 // organisationStanding judges the organisation: not suspended, and active in THL's
-// register, both the one the server loads (Config.Register) and the data the last
-// register import stored.
+// register. With a register source (Config.Register, the store's copy every replica
+// reads) the register decides, and a copy too old pauses issuance; without one (a
+// development server) the data the last "varmenne org import" stored does. Either
+// way it is one read.
 func (a *Authority) organisationStanding(ctx context.Context, s step, org *store.Organisation) error {
 	if !org.SuspendedAt.IsZero() {
 		return acme.Errorf(acme.Unauthorized, "organisation %s is suspended%s by the CA's operators since %s, so %s is refused; "+
@@ -116,18 +118,19 @@ func (a *Authority) organisationStanding(ctx context.Context, s step, org *store
 	}
 	now := a.now()
 	if !isNil(a.cfg.Register) {
-		if _, err := thl.Check(a.cfg.Register, org, now); err != nil {
+		if _, err := thl.Check(ctx, a.cfg.Register, org, now); err != nil {
 			if ae, ok := acme.AsError(err); ok && ae.Kind != "" {
 				return ae
 			}
 			return a.internal(ctx, "check the THL register", err)
 		}
+		return nil
 	}
 	rec, err := a.store.GetOrganisationRegister(ctx, org.OID)
 	if err != nil {
 		return a.internal(ctx, "read the organisation's register data", err)
 	}
-	if why := thl.RecordRefusal(*rec, now); why != "" {
+	if why := thl.RecordRefusal(*rec, now, a.cfg.Production); why != "" {
 		return acme.Errorf(acme.Unauthorized, "organisation %s %s, so %s is refused; certificates are issued only to organisations active in the register: ask THL to make its entry active, then the CA's operators to import the register",
 			org.OID, why, s)
 	}

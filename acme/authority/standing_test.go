@@ -1,10 +1,10 @@
 package authority
 
 import (
+	"context"
 	"crypto/x509"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,31 +15,31 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-// fakeRegister is THL's register as the server loads it, with entries a test
-// changes; stale makes every lookup fail as a register too old to trust.
-type fakeRegister struct {
-	mu      sync.Mutex
-	entries map[string]thl.Entry
-	stale   bool
+// storeRef lets the register read the fixture's store, which exists only once the
+// fixture (and its Config) is made.
+type storeRef struct{ st *store.SQL }
+
+func (r *storeRef) GetRegisterRecord(ctx context.Context, oid string) (store.RegisterRecord, error) {
+	return r.st.GetRegisterRecord(ctx, oid)
 }
 
-func (r *fakeRegister) Lookup(oid string) (thl.Entry, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stale {
-		return thl.Entry{}, &thl.StaleError{LoadedAt: time.Now().Add(-100 * time.Hour), MaxStale: 72 * time.Hour}
+// loadRegister writes a register load into the store at at, as a server's refresh
+// (or "varmenne org import") does: the organisations listed, and the load's time.
+func (w *standingWorld) loadRegister(t *testing.T, at time.Time, listed ...store.RegisterImport) {
+	t.Helper()
+	if _, err := w.f.st.ImportRegister(w.f.ctx, listed, at); err != nil {
+		t.Fatal(err)
 	}
-	e, ok := r.entries[oid]
-	if !ok {
-		return thl.Entry{}, thl.ErrNotListed
+	if err := w.f.st.RecordRegisterLoad(w.f.ctx, store.RegisterLoad{Source: "test", LoadedAt: at, Records: len(listed)}); err != nil {
+		t.Fatal(err)
 	}
-	return e, nil
 }
 
-func (r *fakeRegister) set(oid string, status thl.Status, end time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.entries[oid] = thl.Entry{OID: oid, Status: status, ExpirationDate: end}
+// activeUntil is the test organisation's register record, active until end (zero:
+// open).
+func activeUntil(end time.Time) store.RegisterImport {
+	return store.RegisterImport{OID: testOrgOID, Name: testOrgName, LongName: testOrgLong,
+		Register: store.OrganisationRegister{Status: "active", ExpirationDate: end}}
 }
 
 // standingWorld is an account of the test organisation with what each step needs,
@@ -47,7 +47,6 @@ func (r *fakeRegister) set(oid string, status thl.Status, end time.Time) {
 // a pending challenge.
 type standingWorld struct {
 	f        *fixture
-	reg      *fakeRegister
 	acct     *store.Account
 	acctKey  *jwsKey
 	cert     *store.Certificate
@@ -60,16 +59,15 @@ type standingWorld struct {
 
 func newStandingWorld(t *testing.T) *standingWorld {
 	t.Helper()
-	reg := &fakeRegister{entries: map[string]thl.Entry{}}
-	reg.set(testOrgOID, thl.StatusActive, time.Time{})
-	f := newFixture(t, Config{Register: reg})
-	// The organisation is listed and active in the last register import too.
-	if _, err := f.st.ImportRegister(f.ctx, []store.RegisterImport{{OID: testOrgOID, Name: testOrgName, LongName: testOrgLong,
-		Register: store.OrganisationRegister{Status: "active"}}}, time.Now().Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	// THL's register as the store holds it, which the server's refreshes write:
+	// the organisation is listed and active in the last load.
+	ref := &storeRef{}
+	f := newFixture(t, Config{Register: thl.NewStored(ref, 72*time.Hour, nil)})
+	ref.st = f.st
+	w := &standingWorld{f: f}
+	w.loadRegister(t, time.Now().Add(-time.Hour), activeUntil(time.Time{}))
 	acct, key := f.accountFor(testOrgOID)
-	w := &standingWorld{f: f, reg: reg, acct: acct, acctKey: &jwsKey{key: key}}
+	w.acct, w.acctKey = acct, &jwsKey{key: key}
 	rec, _, certKey := f.issue(acct, "www.example.fi")
 	w.cert, w.certKey = rec, &jwsKey{key: certKey}
 	w.ready = f.readyOrder(acct, "ready.example.fi")
@@ -107,28 +105,20 @@ func TestStandingAtEveryStep(t *testing.T) {
 			}
 			return w.f.newEAB(testOrgOID, nil, store.EABApproved)
 		}, want: acme.Unauthorized, says: []string{"organisation " + testOrgOID + " is suspended (unpaid invoice)", "ask the CA's registrar to resume it"}},
-		{name: "organisation left the register (import)", apply: func(t *testing.T, w *standingWorld) (string, []byte) {
-			// A later import that no longer lists it.
-			if _, err := w.f.st.ImportRegister(w.f.ctx, []store.RegisterImport{{OID: otherOrgOID, Name: "Muu", LongName: "Muu Oy",
-				Register: store.OrganisationRegister{Status: "active"}}}, time.Now()); err != nil {
-				t.Fatal(err)
-			}
-			return w.f.newEAB(testOrgOID, nil, store.EABApproved)
-		}, want: acme.Unauthorized, says: []string{"organisation " + testOrgOID + " is no longer in THL's SOTE organisation register"}},
-		{name: "organisation no longer active in the loaded register", apply: func(t *testing.T, w *standingWorld) (string, []byte) {
-			w.reg.set(testOrgOID, thl.StatusActive, time.Date(2020, 12, 31, 23, 59, 59, 0, time.UTC))
-			return w.f.newEAB(testOrgOID, nil, store.EABApproved)
-		}, want: acme.Unauthorized, says: []string{testOrgOID, "ended on 2020-12-31"}},
-		{name: "organisation not in the loaded register", apply: func(t *testing.T, w *standingWorld) (string, []byte) {
-			w.reg.mu.Lock()
-			delete(w.reg.entries, testOrgOID)
-			w.reg.mu.Unlock()
+		{name: "organisation left the register", apply: func(t *testing.T, w *standingWorld) (string, []byte) {
+			// A later load that no longer lists it.
+			w.loadRegister(t, time.Now(), store.RegisterImport{OID: otherOrgOID, Name: "Muu", LongName: "Muu Oy",
+				Register: store.OrganisationRegister{Status: "active"}})
 			return w.f.newEAB(testOrgOID, nil, store.EABApproved)
 		}, want: acme.Unauthorized, says: []string{testOrgOID, "is not in THL's SOTE organisation register"}},
-		{name: "the loaded register is too old to trust", apply: func(t *testing.T, w *standingWorld) (string, []byte) {
-			w.reg.mu.Lock()
-			w.reg.stale = true
-			w.reg.mu.Unlock()
+		{name: "organisation no longer active in the register", apply: func(t *testing.T, w *standingWorld) (string, []byte) {
+			w.loadRegister(t, time.Now(), activeUntil(time.Date(2020, 12, 31, 23, 59, 59, 0, time.UTC)))
+			return w.f.newEAB(testOrgOID, nil, store.EABApproved)
+		}, want: acme.Unauthorized, says: []string{testOrgOID, "ended on 2020-12-31"}},
+		{name: "the register copy is too old to trust", apply: func(t *testing.T, w *standingWorld) (string, []byte) {
+			if err := w.f.st.RecordRegisterLoad(w.f.ctx, store.RegisterLoad{Source: "test", LoadedAt: time.Now().Add(-73 * time.Hour), Records: 1}); err != nil {
+				t.Fatal(err)
+			}
 			return w.f.newEAB(testOrgOID, nil, store.EABApproved)
 		}, want: acme.ServerInternal, status: http.StatusServiceUnavailable, says: []string{"issuance is paused"}},
 		{name: "EAB key revoked (accounts not deactivated)", apply: func(t *testing.T, w *standingWorld) (string, []byte) {

@@ -106,6 +106,9 @@ func New(t *testing.T, cfg admin.Config, handler func(svc *admin.Service) http.H
 	}
 	f.Cfg = cfg
 	f.Svc = admin.New(cfg, st, f.Log, nil)
+	// Both organisations are listed as active by a register import, as production
+	// (the fixture's mode unless cfg.Development) requires of every organisation.
+	var listed []store.RegisterImport
 	for _, o := range []store.Organisation{
 		{OID: OrgOID, Name: "Apteekki Oy", LongName: "Helsingin apteekki", Domains: []string{"apteekki.example"}, CreatedAt: f.Clock.Now()},
 		{OID: OrgOther, Name: "Terveys Oy", LongName: "Terveys", Domains: []string{"terveys.example"}, CreatedAt: f.Clock.Now()},
@@ -113,6 +116,10 @@ func New(t *testing.T, cfg admin.Config, handler func(svc *admin.Service) http.H
 		if err := st.AddOrganisation(ctx, o); err != nil {
 			t.Fatal(err)
 		}
+		listed = append(listed, store.RegisterImport{OID: o.OID, Name: o.Name, LongName: o.LongName, Register: store.OrganisationRegister{Status: "active"}})
+	}
+	if _, err := st.ImportRegister(ctx, listed, f.Clock.Now()); err != nil {
+		t.Fatal(err)
 	}
 	if f.CA, _, err = operatorca.Ensure(filepath.Join(dir, "pki")); err != nil {
 		t.Fatal(err)

@@ -410,7 +410,7 @@ func TestOrganisationsAndCertificates(t *testing.T) {
 	_, kid := f.Approved("rita", "alice")
 	var v admin.OrgView
 	f.Do("aino", "GET", "/admin/v1/organisations/"+admintest.OrgOID, nil).JSON(t, &v)
-	if len(v.Certificates) != 1 || len(v.Accounts) != 1 || len(v.EABKeys) != 2 || len(v.EABRequests) != 1 || v.Register.Status != "added by an operator" {
+	if len(v.Certificates) != 1 || len(v.Accounts) != 1 || len(v.EABKeys) != 2 || len(v.EABRequests) != 1 || v.Register.Status != "active" || v.Register.Synced == "" {
 		t.Fatalf("organisation view %+v", v)
 	}
 	for _, serial := range []string{"0100000168f0a805c366b43b5de968c691fb", "87112293252494463413683796322992020427259", "01:00:00:01:68:F0:A8:05:C3:66:B4:3B:5D:E9:68:C6:91:FB"} {

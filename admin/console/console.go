@@ -45,6 +45,7 @@ type Service interface {
 	EABKey(ctx context.Context, who *store.Operator, kid string) (*admin.KeyView, error)
 	RevokeKey(ctx context.Context, who *store.Operator, kid, reason string, deactivate bool) ([]string, error)
 	Organisations(ctx context.Context, who *store.Operator) ([]admin.OrgSummary, error)
+	Register(ctx context.Context, who *store.Operator) (*admin.RegisterCopyView, error)
 	Organisation(ctx context.Context, who *store.Operator, oid string) (*admin.OrgView, error)
 	Suspend(ctx context.Context, who *store.Operator, oid, reason string) error
 	Resume(ctx context.Context, who *store.Operator, oid string) error
@@ -325,7 +326,15 @@ func (s *Server) routes(mux *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		return s.render(w, http.StatusOK, "organisations", page{Who: c.who, CSRF: c.csrf, Title: "Organisations", Data: list})
+		reg, err := s.svc.Register(r.Context(), c.who)
+		if err != nil {
+			return err
+		}
+		data := struct {
+			Orgs     []admin.OrgSummary
+			Register *admin.RegisterCopyView
+		}{list, reg}
+		return s.render(w, http.StatusOK, "organisations", page{Who: c.who, CSRF: c.csrf, Title: "Organisations", Data: data})
 	}))
 	mux.HandleFunc("GET /console/organisations/{oid}", s.view(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
 		v, err := s.svc.Organisation(r.Context(), c.who, r.PathValue("oid"))

@@ -9,10 +9,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/varmenne/varmenne/admin"
 	"github.com/varmenne/varmenne/admin/admintest"
 	"github.com/varmenne/varmenne/admin/web"
+	"github.com/varmenne/varmenne/store"
 )
 
 // newFixture is the console alone on the admin listener's handler, over the
@@ -204,4 +206,26 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestConsoleShowsTheRegisterAge: the organisations page says how old the store's
+// copy of THL's register is, the one figure every replica judges issuance by, or
+// that it was never loaded.
+func TestConsoleShowsTheRegisterAge(t *testing.T) {
+	f := newFixture(t, admin.Config{})
+	b := newBrowser(f, f.Srv.Client())
+	b.login("aino")
+	if _, page := b.get("/console/organisations"); !strings.Contains(page, "register has never been loaded into this CA") {
+		t.Fatalf("before any load the page does not say so:\n%s", page)
+	}
+	loaded := f.Clock.Now().Add(-90 * time.Minute)
+	if err := f.St.RecordRegisterLoad(f.Ctx, store.RegisterLoad{Source: "https://koodistopalvelu.example/register", LoadedAt: loaded, Records: 4321}); err != nil {
+		t.Fatal(err)
+	}
+	_, page := b.get("/console/organisations")
+	for _, want := range []string{`<span id="register-age">1h30m0s</span> ago`, "4321 records", "from https://koodistopalvelu.example/register", loaded.UTC().Format("2006-01-02 15:04:05")} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the organisations page lacks %q:\n%s", want, page)
+		}
+	}
 }

@@ -183,10 +183,16 @@ func newNonces(ctx context.Context, st *store.SQL, db string, log *slog.Logger) 
 // readyTimeout bounds the database check of /readyz.
 const readyTimeout = 2 * time.Second
 
+// opsStore is what the operator endpoints read; *store.SQL is one.
+type opsStore interface {
+	Ping(context.Context) error
+	LastRegisterLoad(context.Context) (store.RegisterLoad, error)
+}
+
 // opsHandler serves the operator endpoints: /healthz answers while the process
 // runs; /readyz answers 200 only while the database does, so a load balancer
 // sends no ACME requests to a replica that would fail them.
-func opsHandler(db interface{ Ping(context.Context) error }, log *slog.Logger) http.Handler {
+func opsHandler(db opsStore, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -201,6 +207,12 @@ func opsHandler(db interface{ Ping(context.Context) error }, log *slog.Logger) h
 			return
 		}
 		fmt.Fprintln(w, "ready")
+		// The age of the store's copy of THL's register: one figure for every
+		// replica (a register too old pauses issuance; alerting is the monitor's).
+		if l, err := db.LastRegisterLoad(ctx); err == nil && !l.LoadedAt.IsZero() {
+			fmt.Fprintf(w, "register_loaded_at %s\nregister_age_seconds %d\nregister_records %d\n",
+				l.LoadedAt.UTC().Format(time.RFC3339), int64(time.Since(l.LoadedAt)/time.Second), l.Records)
+		}
 	})
 	return mux
 }
@@ -210,7 +222,7 @@ var opsIdleTimeout = 30 * time.Second
 
 // startOps serves opsHandler on addr, plain HTTP; addr "" serves nothing. It
 // returns the address listened on and a function that stops the listener.
-func startOps(addr string, db interface{ Ping(context.Context) error }, log *slog.Logger) (string, func(), error) {
+func startOps(addr string, db opsStore, log *slog.Logger) (string, func(), error) {
 	if addr == "" {
 		return "", func() {}, nil
 	}

@@ -12,14 +12,53 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/varmenne/varmenne/store"
 )
 
-type pinger struct{ err error }
+type pinger struct {
+	err  error
+	load store.RegisterLoad
+}
 
 func (p pinger) Ping(context.Context) error { return p.err }
+func (p pinger) LastRegisterLoad(context.Context) (store.RegisterLoad, error) {
+	return p.load, p.err
+}
+
+// TestReadyzSaysTheRegisterAge: /readyz carries the age of the store's copy of
+// THL's register, once one was loaded.
+func TestReadyzSaysTheRegisterAge(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		load  store.RegisterLoad
+		wants []string
+	}{
+		{"never loaded", store.RegisterLoad{}, nil},
+		{"loaded 2 h ago", store.RegisterLoad{Source: "r.json", LoadedAt: time.Now().Add(-2 * time.Hour), Records: 42},
+			[]string{"register_age_seconds 7200\n", "register_records 42\n", "register_loaded_at "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			opsHandler(pinger{load: tt.load}, slog.New(slog.DiscardHandler)).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			body := w.Body.String()
+			if w.Code != http.StatusOK || !strings.HasPrefix(body, "ready\n") {
+				t.Fatalf("/readyz %d %q", w.Code, body)
+			}
+			if tt.wants == nil && strings.Contains(body, "register") {
+				t.Errorf("/readyz %q speaks of a register never loaded", body)
+			}
+			for _, want := range tt.wants {
+				if !strings.Contains(body, want) {
+					t.Errorf("/readyz %q lacks %q", body, want)
+				}
+			}
+		})
+	}
+}
 
 func TestOpsEndpoints(t *testing.T) {
-	down := pinger{errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")}
+	down := pinger{err: errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")}
 	tests := []struct {
 		name       string
 		db         pinger

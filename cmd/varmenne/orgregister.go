@@ -294,14 +294,40 @@ func addRegisterFlags(fs *flag.FlagSet) *registerConfig {
 	return &c
 }
 
-// startRegister loads the register when --register-source is given, keeps it fresh
-// until ctx ends, and returns it for the standing check of acme/authority, which
-// asks it at every step towards a certificate (nil without a source). It also makes
-// it the one the thl and sote plugins read, and puts sote after the other plugins
-// of the system signature profiles that use the default chain. A configuration
-// error stops the start; a register that cannot be loaded now does not (issuance
-// waits, refused, until a retry loads it).
-func startRegister(ctx context.Context, c *registerConfig, set *profile.Set, log *slog.Logger) (thl.Lookuper, error) {
+// withRegisterPlugins puts the sote plugin after the other plugins of each system
+// signature profile that uses the default chain, when the server has a register:
+// whether the organisation is active in the register is the standing check's (every
+// profile, every step); what the register adds for system signature certificates
+// (the provider, the intermediary mark, conformity) is the sote plugin's. A profile
+// whose chain the configuration wrote keeps it as written (production refuses one
+// that leaves sote out: production.go).
+func withRegisterPlugins(set *profile.Set) {
+	for name, p := range set.Profiles {
+		if p.Kind != policy.KindSystemSignature ||
+			!slices.EqualFunc(p.Plugins, profile.DefaultPlugins, func(a, b policy.Spec) bool { return a.Name == b.Name && len(a.Config) == 0 }) {
+			continue
+		}
+		p.Plugins = append(p.Plugins, policy.Spec{Name: sote.PluginName})
+		set.Profiles[name] = p
+	}
+}
+
+// registerStore is what the register needs of the store and the operator service:
+// the store's copy to read (every replica reads the same) and a way to write a load.
+type registerStore struct {
+	st   thl.RecordReader
+	sync func(ctx context.Context, source string, entries []thl.Entry) (*admin.ImportReport, error) // admin.Service.SyncRegister
+}
+
+// startRegister, when --register-source is given, loads the register into the
+// store now and then every --register-refresh until ctx ends, and returns the
+// store's copy (thl.Stored) for the standing check of acme/authority, which asks it
+// at every step towards a certificate (nil without a source). It also makes it the
+// one the thl and sote plugins read. A configuration error stops the start; a
+// register that cannot be loaded now does not: the copy a previous load wrote
+// serves until it is older than --register-max-stale (without one, issuance waits,
+// refused, until a load succeeds).
+func startRegister(ctx context.Context, c *registerConfig, rs registerStore, log *slog.Logger) (thl.Lookuper, error) {
 	if c.source == "" {
 		thl.UseRegister(nil)
 		log.Warn("no THL register (--register-source): organisations are not checked against THL's SOTE organisation register; development only")
@@ -315,27 +341,34 @@ func startRegister(ctx context.Context, c *registerConfig, set *profile.Set, log
 	if err := src.Validate(); err != nil {
 		return nil, fmt.Errorf("--register-source: %v", err)
 	}
-	reg, err := thl.NewRegister(thl.Config{Source: src, Refresh: c.refresh, MaxStale: c.maxStale, Log: log.With("component", "thl-register")})
+	rlog := log.With("component", "thl-register")
+	write := func(ctx context.Context, entries []thl.Entry) error {
+		rep, err := rs.sync(ctx, src.String(), entries)
+		if err != nil {
+			return err
+		}
+		for _, g := range rep.Gone {
+			rlog.Warn("an organisation left THL's register or is no longer active there: it takes no step towards a certificate, and its valid certificates stay valid until revoked",
+				"org", g.OID, "name", g.Name, "why", g.Why, "valid_certificates", len(g.Certificates),
+				"revoke_with", "varmenne revoke --org "+g.OID+" --reason cessationOfOperation --requested-by … --identified-by …")
+		}
+		for _, r := range rep.Refused {
+			rlog.Warn("a register record was not imported: no certificate subject can carry its name", "org", r.OID, "why", r.Why)
+		}
+		return nil
+	}
+	reg, err := thl.NewRegister(thl.Config{Source: src, Store: write, Refresh: c.refresh, MaxStale: c.maxStale, Log: rlog})
 	if err != nil {
 		return nil, fmt.Errorf("--register-refresh / --register-max-stale: %s", strings.TrimPrefix(err.Error(), "thl: "))
 	}
 	if err := reg.Refresh(ctx); err != nil {
-		log.Error("the THL register could not be loaded at start; orders are refused until it is", "source", src.String(), "err", err)
+		log.Error("the THL register could not be loaded at start; the copy in the database serves until it is older than --register-max-stale, and without one orders are refused until a load succeeds",
+			"source", src.String(), "err", err)
 	}
 	go reg.Run(ctx)
-	thl.UseRegister(reg)
-	// Whether the organisation is active in the register is the standing check's
-	// (every profile, every step); what the register adds for system signature
-	// certificates (conformity) is the sote plugin's.
-	for name, p := range set.Profiles {
-		if p.Kind != policy.KindSystemSignature ||
-			!slices.EqualFunc(p.Plugins, profile.DefaultPlugins, func(a, b policy.Spec) bool { return a.Name == b.Name && len(a.Config) == 0 }) {
-			continue
-		}
-		p.Plugins = append(p.Plugins, policy.Spec{Name: sote.PluginName})
-		set.Profiles[name] = p
-	}
+	stored := thl.NewStored(rs.st, c.maxStale, nil)
+	thl.UseRegister(stored)
 	st := reg.State()
 	log.Info("THL register", "source", src.String(), "organisations", st.Organisations, "refresh", c.refresh.String(), "max_stale", c.maxStale.String())
-	return reg, nil
+	return stored, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"github.com/varmenne/varmenne/admin"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/thl"
 	"github.com/varmenne/varmenne/profile"
@@ -321,9 +322,12 @@ func TestOrgSubcommands(t *testing.T) {
 	}
 }
 
-// TestStartRegister: with a register source, the default system signature chains get
-// "sote" last (whether the organisation is active is the standing check's, asked
-// of the register startRegister returns); without one they stay as they are.
+// TestStartRegister: with a register source the register is loaded into the store
+// at start (the organisations, the load's time and source, an audit event by the
+// server), and the register startRegister returns (the standing check's) is the
+// plugins' shared one and reads that copy; the default system signature chains get
+// "sote" last (withRegisterPlugins). Without a source nothing is loaded and the
+// chains stay as they are.
 func TestStartRegister(t *testing.T) {
 	isolate(t)
 	log := slog.New(slog.DiscardHandler)
@@ -338,12 +342,42 @@ func TestStartRegister(t *testing.T) {
 	t.Run("with a source", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		set := profile.BuiltinSet()
-		c := &registerConfig{source: registerJSON, refresh: time.Hour, maxStale: 3 * time.Hour}
-		got, err := startRegister(ctx, c, set, log)
+		secret, err := store.CreateEABSecretFile(filepath.Join(t.TempDir(), "eab-secret.key"))
 		if err != nil {
 			t.Fatal(err)
 		}
+		st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"), secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		aud := audit.New(st, nil)
+		svc := newAdminService(&adminConfig{dualControl: true}, profile.BuiltinSet(), true, st, aud, log)
+		c := &registerConfig{source: registerJSON, refresh: time.Hour, maxStale: 3 * time.Hour}
+		got, err := startRegister(ctx, c, registerStore{st: st, sync: svc.SyncRegister}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		load, err := st.LastRegisterLoad(ctx)
+		if err != nil || load.Source != registerJSON || load.Records == 0 || time.Since(load.LoadedAt) > time.Minute {
+			t.Fatalf("the start's load in the store: %+v, %v", load, err)
+		}
+		events, err := st.AuditEvents(ctx, 0, 100)
+		if err != nil || len(events) != 1 || events[0].Actor != admin.RegisterSyncActor || events[0].Action != string(audit.ActRegisterImport) {
+			t.Fatalf("audit log after the start's load: %+v, %v; want one import by %q", events, err, admin.RegisterSyncActor)
+		}
+		reg, err := thl.SharedRegister()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reg != got {
+			t.Error("the register startRegister returns (the standing check's) is not the plugins' shared one")
+		}
+		if e, err := reg.Lookup(ctx, pharmacyOID); err != nil || e.LongName != "Helsingin VI apteekki" || e.Sector != thl.SectorPrivate {
+			t.Errorf("the shared register answers %+v, %v", e, err)
+		}
+		set := profile.BuiltinSet()
+		withRegisterPlugins(set)
 		want := map[string]string{
 			profile.Server:              "names,keys,validity",
 			profile.ServerTest:          "names,keys,validity",
@@ -355,20 +389,10 @@ func TestStartRegister(t *testing.T) {
 				t.Errorf("profile %s plugins %s, want %s", name, got, w)
 			}
 		}
-		reg, err := thl.SharedRegister()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if reg != got {
-			t.Error("the register startRegister returns (the standing check's) is not the plugins' shared one")
-		}
-		if e, err := reg.Lookup(pharmacyOID); err != nil || e.LongName != "Helsingin VI apteekki" {
-			t.Errorf("the shared register answers %+v, %v", e, err)
-		}
 	})
 	t.Run("without a source", func(t *testing.T) {
 		set := profile.BuiltinSet()
-		if reg, err := startRegister(context.Background(), &registerConfig{}, set, log); err != nil || reg != nil {
+		if reg, err := startRegister(context.Background(), &registerConfig{}, registerStore{}, log); err != nil || reg != nil {
 			t.Fatalf("startRegister without a source: %v, %v; want no register", reg, err)
 		}
 		if got := names(set.Profiles[profile.SystemSignature].Plugins); got != "names,keys,validity" {
@@ -389,7 +413,7 @@ func TestStartRegister(t *testing.T) {
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := startRegister(context.Background(), &tt.c, profile.BuiltinSet(), log)
+			_, err := startRegister(context.Background(), &tt.c, registerStore{}, log)
 			if err == nil || !strings.Contains(err.Error(), tt.wants) {
 				t.Errorf("startRegister: %v, want %q", err, tt.wants)
 			}

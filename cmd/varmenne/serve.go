@@ -43,12 +43,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer st.Close()
-	if cfg.keys.Enabled() {
-		// From now on no door of this database offers the development shortcuts.
-		if err := st.MarkProduction(ctx, time.Now()); err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
+	// Production or development (production.go): a database that served in
+	// production holds this start to production's rules too.
+	if err := cfg.enterMode(ctx, st); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
+	cfg.authority.Production = cfg.productionReason() != ""
 	opsAddr, stopOps, err := startOps(cfg.opsListen, st, log) // db.go
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -85,8 +85,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	public := strings.TrimSuffix(cfg.publicURL, "/")
-	// THL's register for the standing check and the sote plugin (orgregister.go).
-	register, err := startRegister(ctx, cfg.register, cfg.profiles, log)
+	// The operator service (operate.go); the register refresh writes through it.
+	development := cfg.productionReason() == ""
+	adminSvc := newAdminService(cfg.admin, cfg.profiles, development, st, aud.Log, log)
+	// THL's register, in the store, for the standing check and the sote plugin
+	// (orgregister.go).
+	register, err := startRegister(ctx, cfg.register, registerStore{st: st, sync: adminSvc.SyncRegister}, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -122,16 +126,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("serve stop not written to the audit log", "err", err)
 		}
 	}()
-	// The operator service; on a new database it makes the first administrator,
-	// whose token the operator commands use (operate.go).
-	development := !cfg.keys.Enabled()
-	adminSvc := newAdminService(cfg.admin, cfg.profiles, development, st, aud.Log, log)
+	// On a new database the operator service makes the first administrator, whose
+	// token the operator commands use (operate.go).
 	tokenFile, err := bootstrap(ctx, cfg.data, adminSvc)
 	if err != nil {
 		stopOutcome = audit.Failed + ": the first administrator could not be made"
 		return fmt.Errorf("serve: %w", err)
 	}
-	if development {
+	if !development {
+		log.Info("production mode: THL's register, the SOTE plugins and dual control are required", "because", cfg.productionReason())
+	} else {
 		log.Warn("development mode (file keys): \"varmenne eab create\" requests, approves and hands over a key by one operator (single control, recorded as such); with HSM keys a second administrator approves")
 	}
 	// The operators' API and console (operators.go).
@@ -311,12 +315,18 @@ func printStarted(w io.Writer, cfg *serveConfig, s startedAt) {
 	if s.tokenFile != "" {
 		fmt.Fprintf(w, "  First administrator: \"bootstrap\", token in %s (readable by you only); the operator commands act as it.\n", s.tokenFile)
 	}
-	fmt.Fprintf(w, `  ACME directory: %s
-  Trust roots:    %s
-Add an organisation and create an EAB key for its ACME client:
-  %[3]s org add --data %[4]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
-  %[3]s eab create --data %[4]s --org 1.2.246.10.12345678.10.0
-`, s.directory, s.roots, os.Args[0], cfg.data)
+	fmt.Fprintf(w, "  ACME directory: %s\n  Trust roots:    %s\n", s.directory, s.roots)
+	if s.development {
+		fmt.Fprintf(w, `Add an organisation and create an EAB key for its ACME client:
+  %[1]s org add --data %[2]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example
+  %[1]s eab create --data %[2]s --org 1.2.246.10.12345678.10.0
+`, os.Args[0], cfg.data)
+	} else {
+		fmt.Fprintf(w, `Approve the domains of an organisation THL's register lists, and request an EAB key for its ACME client (another administrator approves it):
+  %[1]s org domains add 1.2.246.10.12345678.10.0 --data %[2]s --domain apteekki.example
+  %[1]s eab create --data %[2]s --org 1.2.246.10.12345678.10.0
+`, os.Args[0], cfg.data)
+	}
 	if isPostgres(cfg.db.url) {
 		fmt.Fprintf(w, "  Database:       PostgreSQL %s (give org add and eab create the same --db and --eab-secret-file)\n", redact(cfg.db.url))
 	}

@@ -44,6 +44,8 @@ type serveConfig struct {
 	authzReuse     time.Duration
 	allowWildcards bool
 	chaosNonces    float64 // tests only (issue 10)
+	production     bool    // --production (production.go)
+	productionDB   bool    // the database has served in production (enterMode)
 	altChains      stringList
 	weakKeys       stringList // --weak-keys (weakkeys.go)
 
@@ -99,6 +101,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, evenly spread (0.1: every tenth), to exercise clients' retries (never in production)")
 	fs.Var(&c.altChains, "alternate-chain", "ISSUER=FILE: PEM chain served as an alternate (Link rel=\"alternate\") after the leaf of ISSUER's (production, test) certificates, beginning with the issuer's subject and key, e.g. cross-signed (repeatable)")
 	fs.Var(&c.weakKeys, "weak-keys", "FILE: Debian's weak RSA keys (CVE-2008-0166) in openssl-blacklist format, refused as account and certificate keys (repeatable: one file per key size)")
+	fs.BoolVar(&c.production, "production", false, "run in production mode with file keys too: THL's register required, the SOTE plugins required, dual control (issuer keys in an HSM always are)")
 	fs.StringVar(&c.configFile, "config", "", "JSON file of certificate profiles and their policy plugins (default: the four built-in SOTE profiles)")
 	c.hsm = hsmFlags(fs, "production", "test")
 	c.revocation = addRevocationFlags(fs)
@@ -134,8 +137,6 @@ func (c *serveConfig) Validate() error {
 	c.keys = c.hsm()
 	if c.keys.Enabled() {
 		switch {
-		case !c.admin.dualControl:
-			return errors.New("--dual-control=false is refused with issuer keys in an HSM: in production an administrator other than the requester approves every EAB request")
 		case c.keys.Token == "" && c.keys.Slot < 0:
 			return errors.New("--pkcs11-module needs --pkcs11-token LABEL (or --pkcs11-slot N)")
 		case c.keys.Sessions < 1:
@@ -143,6 +144,12 @@ func (c *serveConfig) Validate() error {
 		}
 	}
 	if c.profiles, err = loadProfiles(c.configFile, c.allowWildcards); err != nil { // profiles.go
+		return err
+	}
+	if c.register.source != "" {
+		withRegisterPlugins(c.profiles) // orgregister.go
+	}
+	if err := c.checkProduction(); err != nil { // production.go
 		return err
 	}
 	return c.validateAuthority()
@@ -213,6 +220,7 @@ func (c *serveConfig) validateAuthority() error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("--authz-reuse / --caa-recheck-after / --limit-*: %w", err)
 	}
+	a.Production = c.productionReason() != ""
 	c.authority = a
 	return nil
 }

@@ -96,7 +96,7 @@ func (p *Plugin) CheckCSR(ctx context.Context, r *policy.Request) error { return
 
 func (p *Plugin) check(ctx context.Context, r *policy.Request) error {
 	now := p.now()
-	e, err := thl.Check(p.reg, r.Org, now)
+	e, err := thl.Check(ctx, p.reg, r.Org, now)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -49,17 +50,31 @@ func (c *conformity) GetOrganisation(ctx context.Context, oid string) (*store.Or
 	return nil, store.ErrNotFound
 }
 
-func newRegister(t *testing.T, now *time.Time, load func() ([]thl.Entry, error)) *thl.Register {
+// register is the store's copy of the register as the plugin reads it (thl.Stored
+// is tested in thl and store): entries by OID, or stale.
+type register struct {
+	entries map[string]thl.Entry
+	stale   bool
+}
+
+func (r *register) Lookup(_ context.Context, oid string) (thl.Entry, error) {
+	if r.stale {
+		return thl.Entry{}, &thl.StaleError{LoadedAt: now0, MaxStale: 72 * time.Hour}
+	}
+	e, ok := r.entries[oid]
+	if !ok {
+		return thl.Entry{}, fmt.Errorf("%s is %w", oid, thl.ErrNotListed)
+	}
+	return e, nil
+}
+
+func newRegister(t *testing.T, entries []thl.Entry) *register {
 	t.Helper()
-	reg, err := thl.NewRegister(thl.Config{Source: thl.LoaderFunc(func(context.Context) ([]thl.Entry, error) { return load() }),
-		Refresh: 24 * time.Hour, MaxStale: 72 * time.Hour, Now: func() time.Time { return *now }})
-	if err != nil {
-		t.Fatal(err)
+	r := &register{entries: map[string]thl.Entry{}}
+	for _, e := range entries {
+		r.entries[e.OID] = e
 	}
-	if err := reg.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return reg
+	return r
 }
 
 func cc(system string, expires time.Time) store.ConformityCertificate {
@@ -68,7 +83,7 @@ func cc(system string, expires time.Time) store.ConformityCertificate {
 
 func TestEligibility(t *testing.T) {
 	now := now0
-	reg := newRegister(t, &now, func() ([]thl.Entry, error) { return entries, nil })
+	reg := newRegister(t, entries)
 	valid := cc("Apteekkijärjestelmä Y", now0.AddDate(1, 0, 0))
 	expired := cc("Apteekkijärjestelmä Y", time.Date(2026, 5, 31, 0, 0, 0, 0, time.UTC))
 	tests := []struct {
@@ -113,13 +128,7 @@ func TestEligibility(t *testing.T) {
 
 func TestFailsClosed(t *testing.T) {
 	now := now0
-	fail := false
-	reg := newRegister(t, &now, func() ([]thl.Entry, error) {
-		if fail {
-			return nil, errors.New("down")
-		}
-		return entries, nil
-	})
+	reg := newRegister(t, entries)
 	req := &policy.Request{Profile: "sote-system-signature", Org: &store.Organisation{OID: pharmacy}}
 	t.Run("a store that fails refuses", func(t *testing.T) {
 		p := PluginFor(reg, &conformity{err: errors.New("database is locked")}, func() time.Time { return now })
@@ -132,9 +141,7 @@ func TestFailsClosed(t *testing.T) {
 		}
 	})
 	t.Run("a stale register refuses with 503", func(t *testing.T) {
-		fail = true
-		now = now0.Add(73 * time.Hour)
-		reg.Refresh(context.Background())
+		reg.stale = true
 		p := PluginFor(reg, &conformity{}, func() time.Time { return now })
 		err := p.CheckOrder(context.Background(), &policy.Request{Org: &store.Organisation{OID: hospital}})
 		var ae *acme.Error
@@ -145,8 +152,7 @@ func TestFailsClosed(t *testing.T) {
 }
 
 func TestFactory(t *testing.T) {
-	now := now0
-	reg := newRegister(t, &now, func() ([]thl.Entry, error) { return entries, nil })
+	reg := newRegister(t, entries)
 	sig := policy.ProfileInfo{Name: "sote-system-signature", Kind: policy.KindSystemSignature}
 	tests := []struct {
 		name     string

@@ -17,9 +17,10 @@ import (
 // PluginName is the name the "thl" plugin is registered and configured by.
 const PluginName = "thl"
 
-// Lookuper is what the plugins need of the register; *Register is one.
+// Lookuper is what the plugins and the standing check need of the register;
+// *Stored, the store's copy, is one.
 type Lookuper interface {
-	Lookup(oid string) (Entry, error)
+	Lookup(ctx context.Context, oid string) (Entry, error)
 }
 
 // Plugin is the "thl" policy plugin: a certificate is issued only to an organisation
@@ -92,27 +93,27 @@ func (p *Plugin) Name() string { return PluginName }
 
 // CheckOrder refuses an order of an organisation that is not active in the register.
 func (p *Plugin) CheckOrder(ctx context.Context, r *policy.Request) error {
-	_, err := Check(p.reg, r.Org, p.now())
+	_, err := Check(ctx, p.reg, r.Org, p.now())
 	return err
 }
 
 // CheckCSR checks the same at finalize.
 func (p *Plugin) CheckCSR(ctx context.Context, r *policy.Request) error {
-	_, err := Check(p.reg, r.Org, p.now())
+	_, err := Check(ctx, p.reg, r.Org, p.now())
 	return err
 }
 
 // Check returns the register's record of org when the register lists it as active at
 // now; otherwise an *acme.Error a person can act on, or (the register failed in an
 // unexpected way) another error, which refuses too.
-func Check(reg Lookuper, org *store.Organisation, now time.Time) (Entry, error) {
+func Check(ctx context.Context, reg Lookuper, org *store.Organisation, now time.Time) (Entry, error) {
 	if org == nil {
 		return Entry{}, errors.New("thl: the request carries no organisation")
 	}
 	if reg == nil {
 		return Entry{}, errors.New("thl: no register is configured")
 	}
-	e, err := reg.Lookup(org.OID)
+	e, err := reg.Lookup(ctx, org.OID)
 	var stale *StaleError
 	switch {
 	case errors.As(err, &stale):

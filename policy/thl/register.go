@@ -21,17 +21,16 @@ const (
 // ErrNotListed: the register has no record with that OID.
 var ErrNotListed = errors.New("not in THL's SOTE organisation register")
 
-// StaleError is a lookup in a register that was never loaded or whose last good load
-// is older than the allowed staleness: lookups fail closed until a refresh succeeds.
+// StaleError is a lookup in a register copy that was never loaded or whose last good
+// load is older than the allowed staleness: lookups fail closed until a load succeeds.
 type StaleError struct {
 	LoadedAt time.Time // zero: never loaded
 	MaxStale time.Duration
-	LastErr  error // why the last load failed, for the log; never shown to clients
 }
 
 func (e *StaleError) Error() string {
 	if e.LoadedAt.IsZero() {
-		return "the THL register has not been loaded since the server started; issuance is paused until it can be loaded"
+		return "the THL register has never been loaded into this CA; issuance is paused until it can be loaded"
 	}
 	return fmt.Sprintf("the THL register was last loaded at %s, more than %s ago; issuance is paused until it can be refreshed",
 		e.LoadedAt.UTC().Format(time.RFC3339), e.MaxStale)
@@ -50,7 +49,10 @@ func (f LoaderFunc) Load(ctx context.Context) ([]Entry, error) { return f(ctx) }
 
 // Config configures a Register.
 type Config struct {
-	Source   Loader
+	Source Loader
+	// Store writes a good load into the store, where every replica reads it
+	// (Stored); required. A load it cannot write counts as failed.
+	Store    func(ctx context.Context, entries []Entry) error
 	Refresh  time.Duration    // 0: DefaultRefresh
 	MaxStale time.Duration    // 0: DefaultMaxStale; must exceed Refresh
 	Retry    time.Duration    // 0: DefaultRetry
@@ -58,10 +60,13 @@ type Config struct {
 	Log      *slog.Logger     // nil: discard
 }
 
-// Register is the last good copy of THL's register, refreshed from its source. It is
-// safe for concurrent use.
+// Register keeps the store's copy of THL's register fresh: it loads the register
+// from its source every refresh interval (sooner after a failure) and writes each
+// good load into the store, which every replica reads (Stored). It is safe for
+// concurrent use.
 type Register struct {
 	src      Loader
+	store    func(ctx context.Context, entries []Entry) error
 	refresh  time.Duration
 	maxStale time.Duration
 	retry    time.Duration
@@ -69,7 +74,7 @@ type Register struct {
 	log      *slog.Logger
 
 	mu       sync.RWMutex
-	entries  map[string]Entry
+	count    int       // organisations in the last good load
 	loadedAt time.Time // of the last good load; zero: never
 	lastErr  error     // of the last load; nil when it succeeded
 	tried    time.Time // of the last load
@@ -77,9 +82,9 @@ type Register struct {
 
 // NewRegister makes a register that has not been loaded yet: call Refresh (and Run).
 func NewRegister(cfg Config) (*Register, error) {
-	r := &Register{src: cfg.Source, refresh: cfg.Refresh, maxStale: cfg.MaxStale, retry: cfg.Retry, now: cfg.Now, log: cfg.Log}
-	if r.src == nil {
-		return nil, errors.New("thl: the register needs a source")
+	r := &Register{src: cfg.Source, store: cfg.Store, refresh: cfg.Refresh, maxStale: cfg.MaxStale, retry: cfg.Retry, now: cfg.Now, log: cfg.Log}
+	if r.src == nil || r.store == nil {
+		return nil, errors.New("thl: the register needs a source and a store")
 	}
 	if r.refresh == 0 {
 		r.refresh = DefaultRefresh
@@ -106,11 +111,16 @@ func NewRegister(cfg Config) (*Register, error) {
 	return r, nil
 }
 
-// Refresh loads the register from its source. On success the new copy replaces the
-// old one; on failure the last good copy stays in use (until it is older than the
-// maximum staleness) and the error is returned.
+// Refresh loads the register from its source and writes it into the store. On
+// success the store's copy is replaced; on failure the last good copy stays in use
+// (until it is older than the maximum staleness) and the error is returned.
 func (r *Register) Refresh(ctx context.Context) error {
 	entries, err := r.src.Load(ctx)
+	if err == nil {
+		if err = r.store(ctx, entries); err != nil {
+			err = fmt.Errorf("writing the register into the database: %w", err)
+		}
+	}
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -124,12 +134,8 @@ func (r *Register) Refresh(ctx context.Context) error {
 		r.log.Error("loading the THL register failed; the last good copy stays in use", attrs...)
 		return err
 	}
-	m := make(map[string]Entry, len(entries))
-	for _, e := range entries {
-		m[e.OID] = e
-	}
-	r.entries, r.loadedAt = m, now
-	r.log.Info("THL register loaded", "organisations", len(m))
+	r.count, r.loadedAt = len(entries), now
+	r.log.Info("THL register loaded", "organisations", len(entries))
 	return nil
 }
 
@@ -154,30 +160,13 @@ func (r *Register) Run(ctx context.Context) {
 	}
 }
 
-// Lookup returns the register's record of the organisation: ErrNotListed (wrapped)
-// when there is none, a *StaleError when the register cannot be trusted now. Whether
-// the organisation is active is Entry.ActiveAt.
-func (r *Register) Lookup(oid string) (Entry, error) {
-	now := r.now()
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.loadedAt.IsZero() || now.Sub(r.loadedAt) > r.maxStale {
-		return Entry{}, &StaleError{LoadedAt: r.loadedAt, MaxStale: r.maxStale, LastErr: r.lastErr}
-	}
-	e, ok := r.entries[oid]
-	if !ok {
-		return Entry{}, fmt.Errorf("%s is %w", oid, ErrNotListed)
-	}
-	return e, nil
-}
-
-// State is what the register can say about itself, for logs and health checks.
+// State is what the register can say about this process's loads, for logs.
 type State struct {
-	LoadedAt      time.Time // of the last good load; zero: never
+	LoadedAt      time.Time // of this process's last good load; zero: never
 	Organisations int
 	LastAttempt   time.Time
 	LastErr       error
-	Stale         bool // lookups fail closed
+	Stale         bool // this process has no load younger than the maximum staleness
 }
 
 // State reports the register's state now.
@@ -185,6 +174,6 @@ func (r *Register) State() State {
 	now := r.now()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return State{LoadedAt: r.loadedAt, Organisations: len(r.entries), LastAttempt: r.tried, LastErr: r.lastErr,
+	return State{LoadedAt: r.loadedAt, Organisations: r.count, LastAttempt: r.tried, LastErr: r.lastErr,
 		Stale: r.loadedAt.IsZero() || now.Sub(r.loadedAt) > r.maxStale}
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/varmenne/varmenne/store"
 )
 
 // clock is a fake clock tests move by hand.
@@ -48,13 +50,57 @@ func (f *fakeSource) set(entries []Entry, err error) {
 
 var now0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
-func newTestRegister(t *testing.T, src Loader, c *clock) *Register {
+// memStore is the store's part in a fake: each load replaces the copy and its time,
+// and a record is read as store.SQL.GetRegisterRecord gives it.
+type memStore struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	entries map[string]Entry
+	at      time.Time
+	fail    error
+}
+
+func (m *memStore) write(_ context.Context, entries []Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.entries, m.at = map[string]Entry{}, m.now()
+	for _, e := range entries {
+		m.entries[e.OID] = e
+	}
+	return nil
+}
+
+func (m *memStore) GetRegisterRecord(_ context.Context, oid string) (store.RegisterRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec := store.RegisterRecord{Load: store.RegisterLoad{LoadedAt: m.at, Records: len(m.entries)}}
+	if e, ok := m.entries[oid]; ok {
+		rec.Known, rec.LongName = true, e.LongName
+		rec.Register = store.OrganisationRegister{OrgOID: oid, Abbreviation: e.Abbreviation, BusinessID: e.BusinessID, Sector: string(e.Sector),
+			Intermediary: e.Intermediary, Status: string(e.Status), BeginDate: e.BeginDate, ExpirationDate: e.ExpirationDate, Parent: e.Parent, SyncedAt: m.at}
+	}
+	return rec, nil
+}
+
+// testRegister is a register that loads into a memStore, and the store's copy
+// (Stored) the lookups read.
+type testRegister struct {
+	*Register
+	*Stored
+	mem *memStore
+}
+
+func newTestRegister(t *testing.T, src Loader, c *clock) *testRegister {
 	t.Helper()
-	r, err := NewRegister(Config{Source: src, Refresh: 24 * time.Hour, MaxStale: 72 * time.Hour, Now: c.Now})
+	mem := &memStore{now: c.Now}
+	r, err := NewRegister(Config{Source: src, Store: mem.write, Refresh: 24 * time.Hour, MaxStale: 72 * time.Hour, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return &testRegister{Register: r, Stored: NewStored(mem, 72*time.Hour, c.Now), mem: mem}
 }
 
 func TestLookupActiveRules(t *testing.T) {
@@ -79,7 +125,7 @@ func TestLookupActiveRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := r.Lookup(tt.oid)
+			e, err := r.Lookup(context.Background(), tt.oid)
 			if err != nil {
 				t.Fatalf("Lookup: %v", err)
 			}
@@ -95,7 +141,7 @@ func TestLookupActiveRules(t *testing.T) {
 		})
 	}
 	t.Run("an OID the register lacks is ErrNotListed", func(t *testing.T) {
-		_, err := r.Lookup("1.2.246.10.99999999.10.0")
+		_, err := r.Lookup(context.Background(), "1.2.246.10.99999999.10.0")
 		if !errors.Is(err, ErrNotListed) || !strings.Contains(err.Error(), "1.2.246.10.99999999.10.0") {
 			t.Errorf("Lookup: %v, want ErrNotListed naming the OID", err)
 		}
@@ -138,7 +184,7 @@ func TestRefreshKeepsLastGood(t *testing.T) {
 		t.Fatal("Refresh succeeded with a failing source")
 	}
 	t.Run("lookups answer from the last good copy", func(t *testing.T) {
-		e, err := r.Lookup("1.2.246.10.12345678.10.0")
+		e, err := r.Lookup(context.Background(), "1.2.246.10.12345678.10.0")
 		if err != nil || e.LongName != "Helsingin VI apteekki" {
 			t.Errorf("Lookup = %+v, %v; want the pharmacy", e, err)
 		}
@@ -154,7 +200,7 @@ func TestRefreshKeepsLastGood(t *testing.T) {
 		if err := r.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.Lookup("1.2.246.10.23456789.10.0"); !errors.Is(err, ErrNotListed) {
+		if _, err := r.Lookup(context.Background(), "1.2.246.10.23456789.10.0"); !errors.Is(err, ErrNotListed) {
 			t.Errorf("an organisation dropped from the register is still found (%v)", err)
 		}
 		if s := r.State(); s.LastErr != nil || s.Organisations != 1 {
@@ -171,9 +217,9 @@ func TestStaleRegisterFailsClosed(t *testing.T) {
 	r := newTestRegister(t, src, c)
 
 	t.Run("before the first load", func(t *testing.T) {
-		_, err := r.Lookup(oid)
+		_, err := r.Lookup(context.Background(), oid)
 		var stale *StaleError
-		if !errors.As(err, &stale) || !strings.Contains(err.Error(), "has not been loaded") || !strings.Contains(err.Error(), "issuance is paused") {
+		if !errors.As(err, &stale) || !strings.Contains(err.Error(), "has never been loaded") || !strings.Contains(err.Error(), "issuance is paused") {
 			t.Errorf("Lookup: %v, want a StaleError saying it was never loaded", err)
 		}
 	})
@@ -195,7 +241,7 @@ func TestStaleRegisterFailsClosed(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			c.Add(st.advance)
 			r.Refresh(ctx)
-			_, err := r.Lookup(oid)
+			_, err := r.Lookup(context.Background(), oid)
 			var stale *StaleError
 			if got := errors.As(err, &stale); got != st.stale {
 				t.Fatalf("Lookup: %v; stale %v, want %v", err, got, st.stale)
@@ -206,8 +252,8 @@ func TestStaleRegisterFailsClosed(t *testing.T) {
 						t.Errorf("error %q does not say %q", err, w)
 					}
 				}
-				if stale.LastErr == nil || !r.State().Stale {
-					t.Errorf("the stale error or state lacks the last failure: %+v, %+v", stale, r.State())
+				if st := r.State(); st.LastErr == nil || !st.Stale {
+					t.Errorf("the register's state lacks the last failure: %+v", st)
 				}
 			}
 		})
@@ -217,7 +263,7 @@ func TestStaleRegisterFailsClosed(t *testing.T) {
 		if err := r.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.Lookup(oid); err != nil {
+		if _, err := r.Lookup(context.Background(), oid); err != nil {
 			t.Errorf("Lookup after a good refresh: %v", err)
 		}
 	})
@@ -225,14 +271,16 @@ func TestStaleRegisterFailsClosed(t *testing.T) {
 
 func TestNewRegisterRefusesConfig(t *testing.T) {
 	src := &fakeSource{entries: sample}
+	write := (&memStore{now: time.Now}).write
 	tests := []struct {
 		name  string
 		cfg   Config
 		wants string
 	}{
-		{"no source", Config{}, "needs a source"},
-		{"staleness not longer than refresh", Config{Source: src, Refresh: 24 * time.Hour, MaxStale: 24 * time.Hour}, "must be longer than its refresh interval"},
-		{"a negative refresh", Config{Source: src, Refresh: -time.Hour}, "must be positive"},
+		{"no source", Config{Store: write}, "needs a source and a store"},
+		{"no store", Config{Source: src}, "needs a source and a store"},
+		{"staleness not longer than refresh", Config{Source: src, Store: write, Refresh: 24 * time.Hour, MaxStale: 24 * time.Hour}, "must be longer than its refresh interval"},
+		{"a negative refresh", Config{Source: src, Store: write, Refresh: -time.Hour}, "must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,7 +291,7 @@ func TestNewRegisterRefusesConfig(t *testing.T) {
 		})
 	}
 	t.Run("defaults are 24h and 72h", func(t *testing.T) {
-		r, err := NewRegister(Config{Source: src})
+		r, err := NewRegister(Config{Source: src, Store: write})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,7 +315,8 @@ func TestRunRetriesAfterFailure(t *testing.T) {
 		once.Do(func() { close(loaded) })
 		return sample, nil
 	})
-	r, err := NewRegister(Config{Source: src, Refresh: time.Hour, MaxStale: 3 * time.Hour, Retry: time.Millisecond})
+	mem := &memStore{now: time.Now}
+	r, err := NewRegister(Config{Source: src, Store: mem.write, Refresh: time.Hour, MaxStale: 3 * time.Hour, Retry: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +334,39 @@ func TestRunRetriesAfterFailure(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if _, err := r.Lookup("1.2.246.10.12345678.10.0"); err != nil {
+	if _, err := NewStored(mem, 3*time.Hour, nil).Lookup(context.Background(), "1.2.246.10.12345678.10.0"); err != nil {
 		t.Errorf("Lookup after the retry: %v", err)
+	}
+}
+
+// TestALoadTheStoreCannotTakeFails: a load the database does not take is a failed
+// refresh: the error is returned, and the copy in the store stays the last good one
+// (until it is too old).
+func TestALoadTheStoreCannotTakeFails(t *testing.T) {
+	c := &clock{t: now0}
+	src := &fakeSource{entries: sample}
+	r := newTestRegister(t, src, c)
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(48 * time.Hour)
+	r.mem.mu.Lock()
+	r.mem.fail = errors.New("database is down")
+	r.mem.mu.Unlock()
+	src.set(nil, nil) // a load listing nobody would make everyone look gone; it never reaches the store
+	err := r.Refresh(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "writing the register into the database") || !strings.Contains(err.Error(), "database is down") {
+		t.Fatalf("Refresh with the database down = %v", err)
+	}
+	if st := r.State(); st.LastErr == nil || !st.LoadedAt.Equal(now0) {
+		t.Errorf("state after the failed write: %+v", st)
+	}
+	if _, err := r.Lookup(context.Background(), "1.2.246.10.12345678.10.0"); err != nil {
+		t.Errorf("the last good copy (48 h old) no longer answers: %v", err)
+	}
+	c.Add(25 * time.Hour)
+	var stale *StaleError
+	if _, err := r.Lookup(context.Background(), "1.2.246.10.12345678.10.0"); !errors.As(err, &stale) {
+		t.Errorf("a 73 h old copy answered: %v, want a StaleError", err)
 	}
 }

@@ -20,12 +20,24 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/signer/pkcs11/softhsmtest"
+	"github.com/varmenne/varmenne/test/harness"
 )
 
 // hsm is a SoftHSM2 token for one test, and the flags that point varmenne at it.
 type hsm struct {
-	token *softhsmtest.Token
-	args  []string // --pkcs11-module, --pkcs11-token, --pkcs11-pin-file
+	token    *softhsmtest.Token
+	args     []string // --pkcs11-module, --pkcs11-token, --pkcs11-pin-file
+	register string   // a THL register export listing the organisations of the HSM tests
+}
+
+// The organisations the HSM tests order for: with HSM keys the server runs in
+// production, where only THL's register makes an organisation eligible.
+var hsmOrgs = []harness.RegisterOrg{{OID: "1.2.246.10.44444444.10.0", Name: "HSM-apteekki"}, {OID: "1.2.246.10.44444445.10.0", Name: "Kaksi Oy"},
+	{OID: "1.2.246.10.44444446.10.0", Name: "Ympäristö Oy"}}
+
+// serve is the serve flags of the token and the register, then extra.
+func (h *hsm) serve(extra ...string) []string {
+	return append(append(slices.Clone(h.args), "--register-source", h.register), extra...)
 }
 
 // newHSM makes a private SoftHSM2 token and points SOFTHSM2_CONF (inherited by the
@@ -49,7 +61,8 @@ func newHSM(t *testing.T) *hsm {
 	if err := os.WriteFile(pinFile, []byte(tok.PIN+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &hsm{token: tok, args: []string{"--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label, "--pkcs11-pin-file", pinFile}}
+	return &hsm{token: tok, args: []string{"--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label, "--pkcs11-pin-file", pinFile},
+		register: harness.WriteRegister(t, hsmOrgs...)}
 }
 
 // varmenne runs a command of the binary and returns its output and error.
@@ -122,7 +135,7 @@ func TestHSMCertbot(t *testing.T) {
 		}
 	})
 
-	in := startWith(t, data, h.args...)
+	in := startWith(t, data, h.serve()...)
 	logs := in.Logs.String()
 	if strings.Contains(logs, "DEVELOPMENT PKI") || !strings.Contains(logs, "passed its self-test") {
 		t.Fatalf("serve with --pkcs11-module did not report HSM keys:\n%s", logs)
@@ -145,8 +158,11 @@ func TestHSMCertbot(t *testing.T) {
 	})
 	t.Run("with HSM keys eab create is a request that a second administrator approves", func(t *testing.T) {
 		const oid = "1.2.246.10.44444445.10.0"
-		if out, err := in.cli("org", "add", "--oid", oid, "--name", "Kaksi Oy", "--domain", "kaksi.example"); err != nil {
-			t.Fatalf("org add: %v: %s", err, out)
+		if out, err := in.cli("org", "import", h.register); err != nil {
+			t.Fatalf("org import: %v: %s", err, out)
+		}
+		if out, err := in.cli("org", "domains", "add", oid, "--domain", "kaksi.example"); err != nil {
+			t.Fatalf("org domains add: %v: %s", err, out)
 		}
 		out, err := in.cli("eab", "create", "--org", oid, "--json")
 		var req struct{ Request, Status, KID string }
@@ -204,8 +220,8 @@ func TestHSMCertbot(t *testing.T) {
 		}
 	})
 	t.Run("serve refuses --dual-control=false with HSM keys", func(t *testing.T) {
-		out, err := varmenne(append([]string{"serve", "--data", t.TempDir(), "--dual-control=false"}, h.args...)...)
-		if err == nil || !strings.Contains(out, "--dual-control=false is refused with issuer keys in an HSM") {
+		out, err := varmenne(append([]string{"serve", "--data", t.TempDir(), "--dual-control=false"}, h.serve()...)...)
+		if err == nil || !strings.Contains(out, "production (issuer keys in an HSM): --dual-control=false is refused") {
 			t.Fatalf("serve --dual-control=false with HSM keys: %v: %s", err, out)
 		}
 	})
@@ -290,7 +306,7 @@ func TestHSMPINFromEnvironment(t *testing.T) {
 		t.Fatalf("newHSM's flags end %q, want --pkcs11-pin-file FILE", h.args[len(h.args)-2:])
 	}
 	t.Setenv("VARMENNE_PKCS11_PIN", h.token.PIN)
-	in := startWith(t, data, withoutPINFile...)
+	in := startWith(t, data, append(withoutPINFile, "--register-source", h.register)...)
 	if logs := in.Logs.String(); !strings.Contains(logs, "passed its self-test") {
 		t.Fatalf("serve did not log in to the HSM with the PIN from its environment:\n%s", logs)
 	}
@@ -353,7 +369,7 @@ func TestHSMRefusesToStart(t *testing.T) {
 			}
 			ownerOnly(t, data) // CopyFS made them 0755 and 0644, which serve refuses
 			args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "",
-				"--public-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, h.args...)
+				"--public-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, h.serve()...)
 			args = append(args, tt.change(t, data)...)
 			cmd := exec.Command(binary, args...)
 			var stderr bytes.Buffer

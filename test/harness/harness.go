@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,7 @@ type Instance struct {
 	DNS        *dnsserver.Server
 	Cmd        *exec.Cmd
 	Logs       *logbuf.Buffer
+	Out        *logbuf.Buffer // what serve printed on stdout
 	Done       chan error
 	Extra      []string // further serve flags, from StartWith
 	PublicAddr string   // the CRL/OCSP listener (--public-listen), kept across restarts
@@ -136,10 +138,13 @@ func (in *Instance) Launch() {
 	t.Cleanup(in.Stop)
 
 	found := make(chan string, 1)
+	in.Out = &logbuf.Buffer{}
+	out := in.Out
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
+			fmt.Fprintln(out, line)
 			if u, ok := strings.CutPrefix(strings.TrimSpace(line), "ACME directory: "); ok {
 				found <- u
 			}
@@ -154,6 +159,21 @@ func (in *Instance) Launch() {
 	}
 	in.Roots = filepath.Join(in.Data, "roots.pem")
 }
+
+// Ops is the address of the running server's operator listener (/healthz,
+// /readyz), from what serve printed.
+func (in *Instance) Ops() string {
+	in.T.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := opsLine.FindStringSubmatch(in.Out.String()); m != nil {
+			return m[1]
+		}
+	}
+	in.T.Fatalf("serve printed no Health line:\n%s", in.Out.String())
+	return ""
+}
+
+var opsLine = regexp.MustCompile(`Health: +http://([^/]+)/healthz`)
 
 // Stop ends the server with SIGINT and waits for it.
 func (in *Instance) Stop() {
@@ -192,11 +212,20 @@ func (in *Instance) Org(oid, name string, domains ...string) (kid, hmacKey strin
 	t := in.T
 	t.Helper()
 	args := []string{"org", "add", "--oid", oid, "--name", name, "--long-name", name + " (long)"}
+	// In production THL's register is the only source of organisations: the
+	// register the server was started with (WriteRegister) must list it; the
+	// import adds it and its domains are approved.
+	if prod, register := in.production(); prod {
+		if out, err := in.CLI("org", "import", register); err != nil {
+			t.Fatalf("org import %s: %v: %s", register, err, out)
+		}
+		args = []string{"org", "domains", "add", oid}
+	}
 	for _, d := range domains {
 		args = append(args, "--domain", d)
 	}
 	if out, err := in.CLI(args...); err != nil {
-		t.Fatalf("org add: %v: %s", err, out)
+		t.Fatalf("%s: %v: %s", strings.Join(args[:2], " "), err, out)
 	}
 	return in.EAB(oid)
 }

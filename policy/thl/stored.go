@@ -1,0 +1,59 @@
+package thl
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/varmenne/varmenne/store"
+)
+
+// RecordReader is what Stored reads of the store; *store.SQL is one.
+type RecordReader interface {
+	GetRegisterRecord(ctx context.Context, oid string) (store.RegisterRecord, error)
+}
+
+// Stored is THL's register as the store holds it: the one copy every replica reads.
+// Each load of the register (a server's refresh from --register-source, or
+// "varmenne org import") writes it into the store with the load's time, so a
+// replica that never loaded it itself, or restarted, answers from the same copy;
+// a copy older than MaxStale answers nothing (a *StaleError: issuance pauses,
+// fail closed).
+type Stored struct {
+	st       RecordReader
+	maxStale time.Duration
+	now      func() time.Time
+}
+
+var _ Lookuper = (*Stored)(nil)
+
+// NewStored reads the register in st, trusting a copy up to maxStale old (0:
+// DefaultMaxStale); now nil is time.Now.
+func NewStored(st RecordReader, maxStale time.Duration, now func() time.Time) *Stored {
+	if maxStale <= 0 {
+		maxStale = DefaultMaxStale
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Stored{st: st, maxStale: maxStale, now: now}
+}
+
+// Lookup returns the stored register's record of the organisation, in one read:
+// ErrNotListed (wrapped) when no load listed it or a later one no longer did, a
+// *StaleError when the copy was never loaded or is too old.
+func (s *Stored) Lookup(ctx context.Context, oid string) (Entry, error) {
+	rec, err := s.st.GetRegisterRecord(ctx, oid)
+	if err != nil {
+		return Entry{}, err
+	}
+	if rec.Load.LoadedAt.IsZero() || s.now().Sub(rec.Load.LoadedAt) > s.maxStale {
+		return Entry{}, &StaleError{LoadedAt: rec.Load.LoadedAt, MaxStale: s.maxStale}
+	}
+	if !rec.Known || rec.Register.SyncedAt.IsZero() || !rec.Register.LeftAt.IsZero() {
+		return Entry{}, fmt.Errorf("%s is %w", oid, ErrNotListed)
+	}
+	e := RecordEntry(rec.Register)
+	e.LongName = rec.LongName
+	return e, nil
+}
