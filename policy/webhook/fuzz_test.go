@@ -21,8 +21,9 @@ import (
 // plugin POSTs to a loopback service that answers with the fuzzed status and body.
 //
 // Properties: the plugin allows only on a 2xx answer that is one JSON object whose
-// single "allow" member (as encoding/json matches names, whatever the case) is
-// literally true, with no two member names encoding/json would read as one, so a
+// single "allow" member (spelt so: a name encoding/json would read as "allow" or
+// "detail" in another case is refused) is literally true, with no two member names
+// encoding/json would read as one, so a
 // duplicated allow never turns a refusal into an allow; it does allow every such
 // answer strictjson and encoding/json read alike; and every refusal is unauthorized
 // with a short, printable detail. Seeds: testdata/fuzz/FuzzAnswer.
@@ -97,7 +98,8 @@ func FuzzAnswer(f *testing.F) {
 			}
 		}
 		var a Answer
-		if ok2xx && len(sent) <= maxAnswer && strictjson.CheckObject(sent) == nil && json.Unmarshal(sent, &a) == nil && a.Allow != nil && *a.Allow {
+		if ok2xx && len(sent) <= maxAnswer && strictjson.CheckObject(sent) == nil && json.Unmarshal(sent, &a) == nil && a.Allow != nil && *a.Allow &&
+			inexactMember(sent) == "" {
 			t.Fatalf("refused %q on HTTP %d: %v", sent, status, err)
 		}
 	})
@@ -141,8 +143,13 @@ func notAnAllow(body []byte) string {
 			if err != nil {
 				return false
 			}
-			if depth == 0 && d == '{' && bytes.EqualFold([]byte(name), []byte("allow")) {
-				allow = vt
+			if depth == 0 && d == '{' {
+				switch {
+				case name == "allow":
+					allow = vt
+				case why == "" && name != "detail" && (bytes.EqualFold([]byte(name), []byte("allow")) || bytes.EqualFold([]byte(name), []byte("detail"))):
+					why = "has member " + name + ", not in lower case"
+				}
 			}
 			if !read(vt, depth+1) {
 				return false

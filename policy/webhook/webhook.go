@@ -1,7 +1,8 @@
 // Package webhook is the policy plugin that asks an operator's external policy
 // service: it POSTs the request as JSON, signed with HMAC-SHA256, and allows only on
-// an explicit {"allow": true}. Everything else — another answer, a non-2xx status,
-// a body that is not that JSON, a redirect, a timeout, a refused address — refuses.
+// an explicit {"allow": true}, its members spelt in lower case. Everything else —
+// another answer, a non-2xx status, a body that is not that JSON, a redirect, a
+// timeout, a refused address — refuses.
 //
 // The service's URL may not reach loopback, private or other non-public addresses
 // unless the configuration allow-lists their network (acme/validate's address
@@ -272,6 +273,10 @@ func (p *Plugin) ask(ctx context.Context, r *policy.Request, phase string) error
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return p.refuse(`answered something other than a JSON object such as {"allow": true}`)
 	}
+	if name := inexactMember(raw); name != "" {
+		// encoding/json matches names whatever their case; the answer's are exact.
+		return p.refuse(`answered member %q; the answer's members are "allow" and "detail", in lower case`, clean(name))
+	}
 	switch {
 	case a.Allow == nil:
 		return p.refuse(`answered without "allow"`)
@@ -282,6 +287,24 @@ func (p *Plugin) ask(ctx context.Context, r *policy.Request, phase string) error
 		return acme.Errorf(acme.Unauthorized, "the policy service of profile %s refused the request", p.profile)
 	}
 	return nil
+}
+
+// inexactMember is a top-level member name of the answer object that
+// encoding/json would read as "allow" or "detail" but is not spelt so ("" when
+// there is none).
+func inexactMember(raw []byte) string {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return ""
+	}
+	for name := range members {
+		for _, want := range []string{"allow", "detail"} {
+			if name != want && strings.EqualFold(name, want) {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 // refuse is the answer when the service gave none that allows: fail closed.

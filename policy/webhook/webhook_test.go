@@ -93,6 +93,8 @@ func TestAnswers(t *testing.T) {
 		{"trailing data refuses", write(200, `{"allow": true} {"allow": true}`), "other than a JSON object"},
 		{"a duplicated allow cannot turn a refusal into an allow", write(200, `{"allow": false, "allow": true}`), `duplicate member "allow"`},
 		{"a duplicated allow in another case refuses too", write(200, `{"allow": false, "Allow": true}`), `duplicate member "Allow"`},
+		{"an allow in another case refuses", write(200, `{"ALLOW": true}`), `answered member "ALLOW"; the answer's members are "allow" and "detail", in lower case`},
+		{"a detail in another case refuses", write(200, `{"allow": true, "Detail": "ok"}`), `answered member "Detail"`},
 		{"a non-2xx status refuses even with allow", write(500, `{"allow": true}`), "HTTP 500"},
 		{"a 403 refuses", write(403, `{"allow": true}`), "HTTP 403"},
 		{"a redirect is not followed and refuses", func(w http.ResponseWriter, r *http.Request, _ Body) {
