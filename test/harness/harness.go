@@ -59,11 +59,13 @@ type Instance struct {
 	T          *testing.T
 	Data       string
 	Directory  string // the ACME directory URL
-	Roots      string // roots.pem the server wrote: what clients must trust
+	Roots      string // roots.pem the server wrote: what clients and production relying parties trust
+	TestRoots  string // test-roots.pem: what a test environment trusts for test-profile certificates
 	HTTP01Port int
 	DNS        *dnsserver.Server
 	Cmd        *exec.Cmd
-	Logs       *logbuf.Buffer
+	Logs       *logbuf.Buffer // stderr: the server's log
+	Stdout     *logbuf.Buffer // what the server told its operator at this start
 	Done       chan error
 	Extra      []string // further serve flags, from StartWith
 	PublicAddr string   // the CRL/OCSP listener (--public-listen), kept across restarts
@@ -136,10 +138,12 @@ func (in *Instance) Launch() {
 	t.Cleanup(in.Stop)
 
 	found := make(chan string, 1)
+	in.Stdout = &logbuf.Buffer{}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
+			fmt.Fprintln(in.Stdout, line)
 			if u, ok := strings.CutPrefix(strings.TrimSpace(line), "ACME directory: "); ok {
 				found <- u
 			}
@@ -153,6 +157,7 @@ func (in *Instance) Launch() {
 		t.Fatalf("varmenne serve did not start in 60 s\n%s", in.Logs.String())
 	}
 	in.Roots = filepath.Join(in.Data, "roots.pem")
+	in.TestRoots = filepath.Join(in.Data, "test-roots.pem")
 }
 
 // Stop ends the server with SIGINT and waits for it.
@@ -262,14 +267,19 @@ func (in *Instance) SecondAdmin() string {
 }
 
 // RootPool is the trust the server told clients to use.
-func (in *Instance) RootPool() *x509.CertPool {
-	pemBytes, err := os.ReadFile(in.Roots)
+func (in *Instance) RootPool() *x509.CertPool { return in.pool(in.Roots) }
+
+// TestRootPool is the trust the server told test environments to use.
+func (in *Instance) TestRootPool() *x509.CertPool { return in.pool(in.TestRoots) }
+
+func (in *Instance) pool(file string) *x509.CertPool {
+	pemBytes, err := os.ReadFile(file)
 	if err != nil {
 		in.T.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pemBytes) {
-		in.T.Fatalf("%s holds no certificate", in.Roots)
+		in.T.Fatalf("%s holds no certificate", file)
 	}
 	return pool
 }
@@ -287,6 +297,19 @@ func (in *Instance) HTTPClient() *http.Client {
 func (in *Instance) LogHas(s string) bool {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if strings.Contains(in.Logs.String(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// StdoutHas waits up to 10 s for the server's start output to contain s: the lines
+// after the directory's may come after Launch returned.
+func (in *Instance) StdoutHas(s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(in.Stdout.String(), s) {
 			return true
 		}
 		if time.Now().After(deadline) {
