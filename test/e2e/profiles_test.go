@@ -189,11 +189,12 @@ func (in *instance) issuerCert(name string) *x509.Certificate {
 	return c
 }
 
-// verifies reports whether leaf chains to roots.pem through issuer.
-func (in *instance) verifies(leaf, issuer *x509.Certificate, eku x509.ExtKeyUsage) error {
+// verifies reports whether leaf chains to roots (roots.pem or test-roots.pem)
+// through issuer.
+func (in *instance) verifies(leaf, issuer *x509.Certificate, roots *x509.CertPool, eku x509.ExtKeyUsage) error {
 	inter := x509.NewCertPool()
 	inter.AddCert(issuer)
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: in.rootPool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{eku}})
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{eku}})
 	return err
 }
 
@@ -385,7 +386,7 @@ func TestProfiles(t *testing.T) {
 		if leaf.Subject.CommonName != "potilastiedot.apteekki.example" || leaf.Subject.Organization[0] != "Helsingin VI apteekki" {
 			t.Errorf("subject %s, want CN = the system's DNS name and O = the organisation", leaf.Subject)
 		}
-		if err := in.verifies(leaf, prod, x509.ExtKeyUsageAny); err != nil {
+		if err := in.verifies(leaf, prod, in.rootPool(), x509.ExtKeyUsageAny); err != nil {
 			t.Errorf("does not chain to the production issuer: %v", err)
 		}
 	})
@@ -413,10 +414,13 @@ func TestProfiles(t *testing.T) {
 		if len(certs) != 2 || !certs[1].Equal(test) {
 			t.Errorf("the served chain is not leaf + test issuer")
 		}
-		if err := in.verifies(leaf, test, x509.ExtKeyUsageServerAuth); err != nil {
-			t.Errorf("does not verify with the roots and the test issuer: %v", err)
+		if err := in.verifies(leaf, test, in.TestRootPool(), x509.ExtKeyUsageServerAuth); err != nil {
+			t.Errorf("does not verify with test-roots.pem and the test issuer: %v", err)
 		}
-		if err := in.verifies(leaf, prod, x509.ExtKeyUsageServerAuth); err == nil {
+		if err := in.verifies(leaf, test, in.rootPool(), x509.ExtKeyUsageServerAuth); err == nil {
+			t.Errorf("a test certificate verifies with roots.pem, the production root")
+		}
+		if err := in.verifies(leaf, prod, in.TestRootPool(), x509.ExtKeyUsageServerAuth); err == nil {
 			t.Errorf("a test certificate verifies through the production issuer")
 		}
 	})
