@@ -488,6 +488,8 @@ func TestConfigRefusesToStart(t *testing.T) {
 		{"an unknown plugin", `{"profiles": {"x-server": {"description": "x", "kind": "server", "plugins": [{"name": "names"}, {"name": "keys"}, {"name": "validity"}, {"name": "rate-limit"}]}}}`, `unknown plugin "rate-limit"`},
 		{"a validity over the SOTE maximum", `{"profiles": {"x-server": {"description": "x", "kind": "server", "max_validity_days": 730}}}`, "SOTE maximum of 365 days"},
 		{"a test profile on the production issuer", `{"profiles": {"x-server": {"description": "x", "kind": "server", "test": true, "issuer": "production"}}}`, `issuer "production"`},
+		{"a test profile with the production policy OID", `{"profiles": {"x-server": {"description": "x", "kind": "server", "test": true, "policy_oids": ["1.2.246.517.1.10.203"]}}}`, `policy_oids 1.2.246.517.1.10.203 is the production certificate policy: a test profile carries a test policy`},
+		{"a production profile with the test policy OID", `{"profiles": {"x-server": {"description": "x", "kind": "server", "policy_oids": ["1.3.6.1.4.1.32473.1.10.203.9"]}}}`, `policy_oids 1.3.6.1.4.1.32473.1.10.203.9 is the test certificate policy`},
 		{"a webhook to loopback without allow_networks", `{"profiles": {"x-server": {"description": "x", "kind": "server", "plugins": [{"name": "names"}, {"name": "keys"}, {"name": "validity"}, {"name": "webhook", "config": {"url": "https://127.0.0.1:9/check", "secret_file": "/nonexistent"}}]}}}`, "not a public address"},
 	}
 	for _, tt := range tests {
