@@ -354,8 +354,9 @@ type CertificateMade struct {
 	Names   []string
 }
 
-// CeremonyDone: the key ceremony finished.
-type CeremonyDone struct{ Token, Root, Production, Test string }
+// CeremonyDone: the key ceremony finished; the certificates' SHA-256 fingerprints
+// (TestRoot: the test hierarchy's root, since the test issuer has its own).
+type CeremonyDone struct{ Token, Root, Production, Test, TestRoot string }
 
 // HSMLogin: a login to the HSM token (at start, or a re-login after a lost
 // session with Relogin).

@@ -59,8 +59,17 @@ var RequiredPlugins = []string{"names", "keys", "validity"}
 // registers them, before the profiles are loaded.
 var DefaultPlugins = []policy.Spec{{Name: "names"}, {Name: "keys"}, {Name: "validity"}}
 
-// DefaultPolicyOID is the SOTE organisation certificate policy arc.
+// DefaultPolicyOID is the SOTE organisation certificate policy arc: the policy of
+// production profiles that name none.
 const DefaultPolicyOID = "1.2.246.517.1.10.203"
+
+// DefaultTestPolicyOID is the policy of test profiles that name none, so a relying
+// party that checks the policy never takes a test certificate for a production one.
+// It is a PLACEHOLDER: no SOTE test policy OID is published, so it sits under
+// 1.3.6.1.4.1.32473, the enterprise number IANA reserves for documentation
+// (RFC 5612). A CA sets policy_oids of its test profiles to the test arc it was
+// assigned.
+const DefaultTestPolicyOID = "1.3.6.1.4.1.32473.1.10.203.9"
 
 // extKeyUsages are the EKU names a profile may list.
 var extKeyUsages = map[string]x509.ExtKeyUsage{
@@ -131,6 +140,9 @@ func (p Profile) Normalize() Profile {
 	}
 	if len(p.PolicyOIDs) == 0 {
 		p.PolicyOIDs = []string{DefaultPolicyOID}
+		if p.Test {
+			p.PolicyOIDs = []string{DefaultTestPolicyOID}
+		}
 	}
 	if len(p.KeyTypes) == 0 {
 		p.KeyTypes = slices.Clone(keys.KeyTypes)
@@ -187,6 +199,14 @@ func (p Profile) Validate(name string) error {
 	if _, err := p.policyOIDs(); err != nil {
 		return fail("%v", err)
 	}
+	for _, o := range p.PolicyOIDs {
+		switch {
+		case p.Test && underArc(o, DefaultPolicyOID):
+			return fail("policy_oids %s is the production certificate policy: a test profile carries a test policy (default %s, a placeholder for the CA's own test arc), so that no relying party takes a test certificate for a production one", o, DefaultTestPolicyOID)
+		case !p.Test && underArc(o, DefaultTestPolicyOID):
+			return fail("policy_oids %s is the test certificate policy: a production profile carries the production policy (default %s)", o, DefaultPolicyOID)
+		}
+	}
 	for _, k := range p.KeyTypes {
 		if !slices.Contains(keys.KeyTypes, k) {
 			return fail("key_types %q: use %s", k, strings.Join(keys.KeyTypes, ", "))
@@ -228,6 +248,9 @@ func (p Profile) policyOIDs() ([]asn1.ObjectIdentifier, error) {
 	}
 	return out, nil
 }
+
+// underArc reports whether the dotted OID o is arc or below it.
+func underArc(o, arc string) bool { return o == arc || strings.HasPrefix(o, arc+".") }
 
 // Info is what the profile's plugins learn of it.
 func (p Profile) Info(name string) policy.ProfileInfo {
@@ -294,9 +317,24 @@ func (s *Set) Validate() error {
 	if len(s.Profiles) == 0 {
 		return errors.New("no profiles are configured")
 	}
+	// The policy OID a test profile lists, by name: no production profile may list it.
+	testPolicy := map[string]string{}
 	for _, n := range s.Names() {
-		if err := s.Profiles[n].Validate(n); err != nil {
+		p := s.Profiles[n]
+		if err := p.Validate(n); err != nil {
 			return err
+		}
+		for _, o := range p.PolicyOIDs {
+			if p.Test {
+				testPolicy[o] = n
+			}
+		}
+	}
+	for _, n := range s.Names() {
+		for _, o := range s.Profiles[n].PolicyOIDs {
+			if t, ok := testPolicy[o]; ok && !s.Profiles[n].Test {
+				return fmt.Errorf("profile %q: policy_oids %s is also the policy of test profile %q: test and production certificates carry different policies, so that no relying party takes one for the other", n, o, t)
+			}
 		}
 	}
 	if _, ok := s.Profiles[s.Default]; !ok {

@@ -51,8 +51,12 @@ func TestBuiltin(t *testing.T) {
 			if sp.Validity != time.Duration(tt.days)*24*time.Hour || sp.KeyUsage != tt.ku || !slices.Equal(sp.ExtKeyUsage, tt.eku) || sp.NoExtKeyUsage != tt.noEKU {
 				t.Errorf("signer profile validity %s KU %b EKU %v noEKU %v", sp.Validity, sp.KeyUsage, sp.ExtKeyUsage, sp.NoExtKeyUsage)
 			}
-			if len(sp.PolicyOIDs) != 1 || sp.PolicyOIDs[0].String() != DefaultPolicyOID {
-				t.Errorf("policy OIDs %v", sp.PolicyOIDs)
+			wantOID := DefaultPolicyOID
+			if tt.test {
+				wantOID = DefaultTestPolicyOID
+			}
+			if len(sp.PolicyOIDs) != 1 || sp.PolicyOIDs[0].String() != wantOID {
+				t.Errorf("policy OIDs %v, want [%s]", sp.PolicyOIDs, wantOID)
 			}
 			if _, err := policy.NewChain(p.Plugins, policy.Env{Profile: p.Info(tt.name), Keys: noKeys{}}); err != nil {
 				t.Errorf("its chain does not build: %v", err)
@@ -103,6 +107,45 @@ func TestParse(t *testing.T) {
 			_, err := Parse([]byte(tt.file))
 			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 				t.Fatalf("Parse: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPolicyOIDsKeepTestAndProductionApart: a test certificate never carries the
+// production policy, nor a production certificate the test policy.
+func TestPolicyOIDsKeepTestAndProductionApart(t *testing.T) {
+	const ownTestArc = "1.2.246.10.99999999.1.9" // a CA's own assigned test arc
+	tests := []struct {
+		name  string
+		file  string
+		want  string   // "" accepted
+		wantX []string // when accepted, profile x's policy_oids (nil: no x)
+	}{
+		{"a test profile naming none gets the test placeholder", `{"profiles": {"x": {"description": "x", "kind": "server", "test": true}}}`, "", []string{DefaultTestPolicyOID}},
+		{"a production profile naming none gets the production OID", `{"profiles": {"x": {"description": "x", "kind": "system-signature"}}}`, "", []string{DefaultPolicyOID}},
+		{"a test profile with the CA's own test arc", `{"profiles": {"sote-server-test": {"description": "x", "kind": "server", "test": true, "policy_oids": ["` + ownTestArc + `"]}}}`, "", nil},
+		{"a test profile with the production OID", `{"profiles": {"x": {"description": "x", "kind": "server", "test": true, "policy_oids": ["1.2.246.517.1.10.203"]}}}`,
+			`profile "x": policy_oids 1.2.246.517.1.10.203 is the production certificate policy: a test profile carries a test policy`, nil},
+		{"a test profile with an OID below the production arc", `{"profiles": {"x": {"description": "x", "kind": "system-signature", "test": true, "policy_oids": ["1.3.6.1.4.1.32473.1.10.203.9", "1.2.246.517.1.10.203.1"]}}}`,
+			"1.2.246.517.1.10.203.1 is the production certificate policy", nil},
+		{"a production profile with the test placeholder", `{"profiles": {"x": {"description": "x", "kind": "server", "policy_oids": ["1.2.246.517.1.10.203", "1.3.6.1.4.1.32473.1.10.203.9"]}}}`,
+			`profile "x": policy_oids 1.3.6.1.4.1.32473.1.10.203.9 is the test certificate policy: a production profile carries the production policy`, nil},
+		{"a production profile with the CA's test arc that a test profile lists", `{"profiles": {"sote-server-test": {"description": "x", "kind": "server", "test": true, "policy_oids": ["` + ownTestArc + `"]},
+			"sote-server": {"description": "x", "kind": "server", "policy_oids": ["1.2.246.517.1.10.203", "` + ownTestArc + `"]}}}`,
+			`profile "sote-server": policy_oids ` + ownTestArc + ` is also the policy of test profile "sote-server-test"`, nil},
+		{"a production profile with an OID of its own", `{"profiles": {"x": {"description": "x", "kind": "server", "policy_oids": ["1.2.246.517.1.10.203", "1.2.246.10.99999999.1.1"]}}}`, "", []string{"1.2.246.517.1.10.203", "1.2.246.10.99999999.1.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := Parse([]byte(tt.file))
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Parse: %v, want %q", err, tt.want)
+			}
+			if err == nil && tt.wantX != nil {
+				if got := set.Profiles["x"].PolicyOIDs; !slices.Equal(got, tt.wantX) {
+					t.Errorf("policy_oids of x %v, want %v", got, tt.wantX)
+				}
 			}
 		})
 	}

@@ -17,14 +17,14 @@ import (
 	"github.com/varmenne/varmenne/signer/pkcs11"
 )
 
-// initCmd is "varmenne init", the key ceremony (signer/ceremony): root and issuer keys
-// inside the HSM, their certificates and the ACME listener's, recorded in the audit
+// initCmd is "varmenne init", the key ceremony (signer/ceremony): the production and
+// test roots and the two issuer keys inside the HSM, their certificates and the ACME listener's, recorded in the audit
 // log; with --tls-only, a new listener certificate from the existing root.
 func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("init", stderr)
 	data := dataFlag(fs)
 	db := dbFlag(fs)
-	hsm := hsmFlags(fs, "root", "production", "test")
+	hsm := hsmFlags(fs, ceremony.CeremonyRoles...)
 	var operators, tlsExtra stringList
 	fs.Var(&operators, "operator", "name of an operator present at the ceremony; at least two different people (repeatable)")
 	keyType := fs.String("key-type", "rsa-4096", "type of the root and issuer keys: "+strings.Join(pkcs11.KeyTypes, ", "))
@@ -47,7 +47,7 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	dir := filepath.Join(*data, "pki")
 	if !*tlsOnly {
-		for _, f := range []string{"root.pem", "production.pem", "test.pem"} {
+		for _, f := range []string{"root.pem", "test-root.pem", "production.pem", "test.pem"} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 				return fmt.Errorf("%s already exists: this data directory has a PKI; use another --data, or --tls-only for a new listener certificate", filepath.Join(dir, f))
 			}
@@ -85,7 +85,7 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}}
 	if *tlsOnly {
-		return c.ListenerOnly(ctx, h.Labels["root"], tlsExtra)
+		return c.ListenerOnly(ctx, h.Labels[ceremony.RoleRoot], tlsExtra)
 	}
 	if err := c.Run(ctx, h, *keyType, *org, tlsExtra); err != nil {
 		return err

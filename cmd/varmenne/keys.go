@@ -49,7 +49,12 @@ func hsmFlags(fs *flag.FlagSet, roles ...string) func() ceremony.HSM {
 func issuerKeys(ctx context.Context, h ceremony.HSM, data, devKeyType string, names []string, log *slog.Logger) (*filekey.DevPKI, func(), error) {
 	dir := filepath.Join(data, "pki")
 	if h.Enabled() {
-		return ceremony.OpenPKI(ctx, h, dir, names, time.Now(), log)
+		pki, closeKeys, err := ceremony.OpenPKI(ctx, h, dir, names, time.Now(), log)
+		if err == nil && pki.SharedTestRoot {
+			log.Warn(sharedTestRootWarning, "dir", dir,
+				"redo", "run a new key ceremony (varmenne init, which makes a test root of its own) with a new --data directory and move the organisations there")
+		}
+		return pki, closeKeys, err
 	}
 	pki, created, err := filekey.EnsureDevPKI(dir, devKeyType, names)
 	if err != nil {
@@ -57,5 +62,13 @@ func issuerKeys(ctx context.Context, h ceremony.HSM, data, devKeyType string, na
 	}
 	log.Warn("DEVELOPMENT PKI: the root and issuer keys are files in the data directory and are for development and testing only; production keeps issuer keys in an HSM (--pkcs11-module)",
 		"dir", dir, "created", created)
+	if pki.SharedTestRoot {
+		log.Warn(sharedTestRootWarning, "dir", dir,
+			"redo", "start with a new --data directory, or stop the server and remove test.pem, test.key, test-ocsp.pem and test-ocsp.key from "+dir+" so the next start makes a test root and a test issuer of their own (test certificates issued so far then lose their CRL and OCSP)")
+	}
 	return pki, func() {}, nil
 }
+
+// sharedTestRootWarning is said at every start of a PKI made before the test root:
+// it keeps working as it is, and nothing is re-keyed or re-certified unasked.
+const sharedTestRootWarning = "TEST ISSUER UNDER THE PRODUCTION ROOT: this PKI was made before varmenne gave test certificates a root of their own, so relying parties trusting roots.pem accept test certificates (and test-roots.pem holds the production root); make the PKI again as redo says"

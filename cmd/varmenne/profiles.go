@@ -80,7 +80,7 @@ func buildProfiles(set *profile.Set, pki *filekey.DevPKI, public string, st *sto
 			CA:     signer.New(iss, sp, st, time.Now, rand.Reader).WithAuditor(aud), // every signature audit-logged
 			Policy: chain,
 		})
-		log.Info("profile offered", "profile", name, "issuer", iss.Name, "max_validity_days", p.MaxValidityDays, "plugins", chain.Plugins())
+		log.Info("profile offered", "profile", name, "issuer", iss.Name, "max_validity_days", p.MaxValidityDays, "policy_oids", p.PolicyOIDs, "plugins", chain.Plugins())
 	}
 	return out, nil
 }

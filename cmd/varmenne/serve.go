@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -75,7 +74,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("HSM re-login not written to the audit log", "err", aerr)
 		}
 	}
-	pki, rootsPath, closeKeys, err := loadKeys(ctx, cfg, log)
+	pki, roots, closeKeys, err := loadKeys(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -149,7 +148,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpSrv := httpsServer(acmeSrv.Handler(), &tls.Config{Certificates: []tls.Certificate{pki.TLS}, MinVersion: tls.VersionTLS12}, log)
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
-	printStarted(stdout, cfg, startedAt{directory: acmeSrv.DirectoryURL(), roots: rootsPath, ops: opsAddr,
+	printStarted(stdout, cfg, startedAt{directory: acmeSrv.DirectoryURL(), roots: roots.production, testRoots: roots.test, ops: opsAddr,
 		crl: crlURL(public, pki.Production.Name), public: publicAddr, admin: adminAddr, tokenFile: tokenFile, development: development})
 
 	if err := waitForStop(ctx, httpSrv, errc, log); err != nil {
@@ -177,23 +176,26 @@ func waitForStop(ctx context.Context, srv *http.Server, errc <-chan error, log *
 }
 
 // loadKeys is the development PKI of file keys, or the HSM keys varmenne init made
-// (keys.go), with the alternate chains, and the roots written for clients to trust.
-func loadKeys(ctx context.Context, cfg *serveConfig, log *slog.Logger) (pki *filekey.DevPKI, rootsPath string, closeKeys func(), err error) {
+// (keys.go), with the alternate chains, and the roots written for relying parties
+// and clients to trust: roots.pem (the production root) and test-roots.pem.
+func loadKeys(ctx context.Context, cfg *serveConfig, log *slog.Logger) (pki *filekey.DevPKI, roots rootFiles, closeKeys func(), err error) {
 	pki, closeKeys, err = issuerKeys(ctx, cfg.keys, cfg.data, cfg.devKeyType, tlsNames(cfg.baseURL), log)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, roots, nil, err
 	}
 	if err := addAlternateChains(pki, cfg.chains); err != nil { // altchains.go
 		closeKeys()
-		return nil, "", nil, err
+		return nil, roots, nil, err
 	}
-	rootsPath = filepath.Join(cfg.data, "roots.pem")
-	if err := os.WriteFile(rootsPath, pki.RootsPEM, 0o644); err != nil {
+	if roots.production, roots.test, err = filekey.WriteRoots(cfg.data, pki.Root, pki.TestRoot); err != nil {
 		closeKeys()
-		return nil, "", nil, fmt.Errorf("writing %s: %w", rootsPath, err)
+		return nil, roots, nil, fmt.Errorf("writing the roots files: %w", err)
 	}
-	return pki, rootsPath, closeKeys, nil
+	return pki, roots, closeKeys, nil
 }
+
+// rootFiles are the paths of roots.pem and test-roots.pem.
+type rootFiles struct{ production, test string }
 
 // recordKeys records what the start did with the keys: the HSM login and each
 // issuer key's sign-and-verify self-test, and every OCSP responder certificate
@@ -298,6 +300,7 @@ func newACMEServer(ctx context.Context, cfg *serveConfig, st *store.SQL, auth *a
 // started is what a running server tells its operator.
 type startedAt struct {
 	directory, roots string
+	testRoots        string // test-roots.pem
 	ops              string // "": no operator listener
 	crl, public      string
 	admin            string // "": no admin listener
@@ -315,7 +318,9 @@ func printStarted(w io.Writer, cfg *serveConfig, s startedAt) {
 	if s.tokenFile != "" {
 		fmt.Fprintf(w, "  First administrator: \"bootstrap\", token in %s (readable by you only); the operator commands act as it.\n", s.tokenFile)
 	}
-	fmt.Fprintf(w, "  ACME directory: %s\n  Trust roots:    %s\n", s.directory, s.roots)
+	fmt.Fprintf(w, "  ACME directory: %s\n", s.directory)
+	fmt.Fprintf(w, "  Trust roots:    %s (production relying parties and ACME clients: this file only)\n", s.roots)
+	fmt.Fprintf(w, "  Test roots:     %s (test environments only: the test profiles' certificates chain here)\n", s.testRoots)
 	if s.development {
 		fmt.Fprintf(w, `Add an organisation and create an EAB key for its ACME client:
   %[1]s org add --data %[2]s --oid 1.2.246.10.12345678.10.0 --name "Apteekki Oy" --domain apteekki.example

@@ -1,9 +1,10 @@
 // Package ceremony is the life of the CA's keys in an HSM: the key ceremony, which
-// generates the root and issuer keys inside a PKCS#11 token, makes their
-// certificates and the ACME listener's, and records each step in the audit log; and,
-// at every start, the pairing of those certificates with the token's keys, which
-// refuses a certificate whose key is not the HSM key, an issuer off the root, a key
-// failing its self-test or an unusable listener certificate.
+// generates the production and test roots and the two issuer keys inside a PKCS#11
+// token, makes their certificates and the ACME listener's, and records each step in
+// the audit log; and, at every start, the pairing of those certificates with the
+// token's issuer keys, which refuses a certificate whose key is not the HSM key, an
+// issuer off its root, a key failing its self-test or an unusable listener
+// certificate.
 //
 // It neither parses flags nor opens databases (cmd/varmenne does), but its messages
 // name varmenne's flags, since an operator acts on them.
@@ -69,12 +70,13 @@ type Recorder interface {
 	Append(ctx context.Context, r audit.Record) (store.AuditEvent, error)
 }
 
-// Ceremony is one key ceremony: it generates the root and issuer keys inside the
-// HSM, makes their certificates and a certificate for the ACME listener signed by
-// the root, and records each step, by the operators present, in the audit log.
+// Ceremony is one key ceremony: it generates the two root keys and the two issuer
+// keys inside the HSM, makes their certificates and a certificate for the ACME
+// listener signed by the production root, and records each step, by the operators
+// present, in the audit log.
 //
-// The listener's TLS certificate is made here because the root key should sign at
-// ceremonies only: serve never asks the root to sign. Its key is a file (pki/tls.key):
+// The listener's TLS certificate is made here because the root keys should sign at
+// ceremonies only: serve never asks a root to sign. Its key is a file (pki/tls.key):
 // it protects the transport, not the PKI. When it is about to expire or a new
 // listener name is needed, ListenerOnly makes a new one.
 type Ceremony struct {
@@ -115,12 +117,30 @@ func (c *Ceremony) generate(ctx context.Context, label, keyType string) (*pkcs11
 	return k, nil
 }
 
+// The ceremony's roles: the key label of each comes from HSM.Labels.
+const (
+	RoleRoot       = "root"       // the production root: the production issuer and the listener
+	RoleTestRoot   = "test-root"  // the test root: the test issuer only
+	RoleProduction = "production" // the production issuer
+	RoleTest       = "test"       // the test issuer
+)
+
+// CeremonyRoles are the keys a ceremony generates, in that order.
+var CeremonyRoles = []string{RoleRoot, RoleTestRoot, RoleProduction, RoleTest}
+
 // Run is the whole ceremony: keys of keyType labelled as h says, for organisation
-// org (O of the root and issuers), and a listener certificate for localhost and
-// tlsExtra.
+// org (O of the roots and issuers), and a listener certificate for localhost and
+// tlsExtra. There are two hierarchies: the production root signs the production
+// issuer and the listener, the test root signs the test issuer, so a relying party
+// trusting the production root never accepts a test certificate.
 func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra []string) error {
+	for _, role := range CeremonyRoles {
+		if h.Labels[role] == "" {
+			return fmt.Errorf("init: no key label for the %s key: give --pkcs11-%s-key LABEL", role, role)
+		}
+	}
 	keys := map[string]*pkcs11.Key{}
-	for _, role := range []string{"root", "production", "test"} {
+	for _, role := range CeremonyRoles {
 		k, err := c.generate(ctx, h.Labels[role], keyType)
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
@@ -130,29 +150,31 @@ func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra
 	subject := func(cn string) pkix.Name {
 		return pkix.Name{CommonName: cn, Organization: []string{org}, Country: []string{"FI"}}
 	}
-	rootTmpl := caTemplate(subject(org+" root"), c.Now, c.Now.AddDate(rootYears, 0, 0), 1)
-	root, err := c.sign(rootTmpl, nil, keys["root"], keys["root"])
-	if err != nil {
-		return err
-	}
-	certs := map[string]*x509.Certificate{"root": root}
-	for _, role := range []string{"production", "test"} {
-		cn := org + " production issuer"
-		if role == "test" {
-			cn = org + " TEST issuer"
-		}
-		tmpl := caTemplate(subject(cn), c.Now, c.Now.AddDate(issuerYears, 0, 0), 0)
-		cert, err := c.sign(tmpl, root, keys[role], keys["root"])
+	certs := map[string]*x509.Certificate{}
+	for _, r := range []struct{ role, cn string }{{RoleRoot, org + " production root"}, {RoleTestRoot, org + " TEST root"}} {
+		tmpl := caTemplate(subject(r.cn), c.Now, c.Now.AddDate(rootYears, 0, 0), 1)
+		cert, err := c.sign(tmpl, nil, keys[r.role], keys[r.role])
 		if err != nil {
 			return err
 		}
-		iss := &signer.Issuer{Name: role, Cert: cert, Key: keys[role]}
-		if err := c.record(ctx, audit.KeySelfTest{Label: keys[role].Info().Label}, iss.Check()); err != nil {
+		certs[r.role] = cert
+	}
+	for _, r := range []struct{ role, parent, cn string }{
+		{RoleProduction, RoleRoot, org + " production issuer"},
+		{RoleTest, RoleTestRoot, org + " TEST issuer"},
+	} {
+		tmpl := caTemplate(subject(r.cn), c.Now, c.Now.AddDate(issuerYears, 0, 0), 0)
+		cert, err := c.sign(tmpl, certs[r.parent], keys[r.role], keys[r.parent])
+		if err != nil {
+			return err
+		}
+		iss := &signer.Issuer{Name: r.role, Cert: cert, Key: keys[r.role]}
+		if err := c.record(ctx, audit.KeySelfTest{Label: keys[r.role].Info().Label}, iss.Check()); err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		certs[role] = cert
+		certs[r.role] = cert
 	}
-	for _, role := range []string{"root", "production", "test"} {
+	for _, role := range CeremonyRoles {
 		path := filepath.Join(c.Dir, role+".pem")
 		if err := writeCertPEM(path, certs[role]); err != nil {
 			return err
@@ -163,11 +185,11 @@ func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra
 		}
 		fmt.Fprintf(c.Out, "%-10s %s  SHA-256 %s\n", role, path, fp)
 	}
-	rootsPath := filepath.Join(filepath.Dir(c.Dir), "roots.pem")
-	if err := writeCertPEM(rootsPath, root); err != nil {
-		return err
+	roots, testRoots, err := filekey.WriteRoots(filepath.Dir(c.Dir), certs[RoleRoot], certs[RoleTestRoot])
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
 	}
-	if err := c.listener(ctx, root, keys["root"], tlsExtra); err != nil {
+	if err := c.listener(ctx, certs[RoleRoot], keys[RoleRoot], tlsExtra); err != nil {
 		return err
 	}
 	if c.OperatorCA != nil {
@@ -175,10 +197,12 @@ func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra
 			return fmt.Errorf("init: %w", err)
 		}
 	}
-	if err := c.record(ctx, audit.CeremonyDone{Token: h.Token, Root: filekey.Fingerprint(root),
-		Production: filekey.Fingerprint(certs["production"]), Test: filekey.Fingerprint(certs["test"])}, nil); err != nil {
+	if err := c.record(ctx, audit.CeremonyDone{Token: h.Token, Root: filekey.Fingerprint(certs[RoleRoot]),
+		Production: filekey.Fingerprint(certs[RoleProduction]), Test: filekey.Fingerprint(certs[RoleTest]),
+		TestRoot: filekey.Fingerprint(certs[RoleTestRoot])}, nil); err != nil {
 		return err
 	}
+	fmt.Fprintf(c.Out, "Production relying parties and ACME clients trust %s only; test environments trust %s.\n", roots, testRoots)
 	fmt.Fprintf(c.Out, "Keys generated in token %q by %s; the ceremony is recorded in the audit log.\nStart the server with: varmenne serve --data %s --pkcs11-module %s --pkcs11-token %q\n",
 		h.Token, c.Actor, filepath.Dir(c.Dir), h.Module, h.Token)
 	return nil

@@ -3,7 +3,11 @@ package ceremony
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/signer/pkcs11"
 	"github.com/varmenne/varmenne/signer/pkcs11/softhsmtest"
 	"github.com/varmenne/varmenne/store"
@@ -189,7 +194,7 @@ func newToken(t *testing.T) HSM {
 		t.Fatal(err)
 	}
 	return HSM{Module: softhsmtest.Module, Token: tok.Label, Slot: -1, PINFile: pinFile, Sessions: 2,
-		Labels: map[string]string{"root": "varmenne-root", "production": "varmenne-production", "test": "varmenne-test"}}
+		Labels: map[string]string{"root": "varmenne-root", "test-root": "varmenne-test-root", "production": "varmenne-production", "test": "varmenne-test"}}
 }
 
 // TestCeremonyAndPairing: a ceremony in SoftHSM2 makes the keys and certificates and
@@ -217,21 +222,24 @@ func TestCeremonyAndPairing(t *testing.T) {
 	if err := c.Run(ctx, h, "ecdsa-p256", "Testi", []string{"acme.example", "192.0.2.7"}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	want := []string{"key.generate", "key.generate", "key.generate", "key.selftest", "key.selftest",
-		"certificate.create", "certificate.create", "certificate.create", "certificate.create", "ceremony.init"}
+	want := []string{"key.generate", "key.generate", "key.generate", "key.generate", "key.selftest", "key.selftest",
+		"certificate.create", "certificate.create", "certificate.create", "certificate.create", "certificate.create", "ceremony.init"}
 	if got := mem.actions(); !slices.Equal(got, want) {
 		t.Errorf("recorded %q, want %q", got, want)
 	}
 	if operatorCA != 1 {
 		t.Errorf("the operator CA hook ran %d times, want once", operatorCA)
 	}
-	for _, f := range []string{"pki/root.pem", "pki/production.pem", "pki/test.pem", "pki/tls.pem", "pki/tls.key", "roots.pem"} {
+	for _, f := range []string{"pki/root.pem", "pki/test-root.pem", "pki/production.pem", "pki/test.pem", "pki/tls.pem", "pki/tls.key", "roots.pem", "test-roots.pem"} {
 		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
 			t.Errorf("the ceremony made no %s: %v", f, err)
 		}
 	}
-	if !strings.Contains(out.String(), "Keys generated in token \"ceremony-test\" by Aino+Eero") {
-		t.Errorf("output %q", out.String())
+	for _, want := range []string{"Keys generated in token \"ceremony-test\" by Aino+Eero",
+		"Production relying parties and ACME clients trust " + filepath.Join(data, "roots.pem") + " only; test environments trust " + filepath.Join(data, "test-roots.pem")} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output %q lacks %q", out.String(), want)
+		}
 	}
 
 	pki, err := LoadPKI(ctx, pool, h.Labels, dir, []string{"localhost", "acme.example", "192.0.2.7"}, time.Now())
@@ -241,8 +249,51 @@ func TestCeremonyAndPairing(t *testing.T) {
 	if err := pki.Production.Cert.CheckSignatureFrom(pki.Root); err != nil || pki.Test == nil || pki.ProductionOCSP == nil {
 		t.Errorf("paired PKI %+v: %v", pki, err)
 	}
+	t.Run("two hierarchies: the test issuer chains to the test root only, and the roots files say so", func(t *testing.T) {
+		testRoot, err := pool.Key(ctx, h.Labels["test-root"])
+		if err != nil {
+			t.Fatalf("no test root key in the HSM: %v", err)
+		}
+		if pki.SharedTestRoot || pki.TestRoot.Equal(pki.Root) || !testRoot.Public().(*ecdsa.PublicKey).Equal(pki.TestRoot.PublicKey) {
+			t.Fatal("the test root is not a root of its own made from the HSM's test root key")
+		}
+		if !strings.Contains(pki.TestRoot.Subject.CommonName, "TEST root") || !strings.Contains(pki.Root.Subject.CommonName, "production root") {
+			t.Errorf("roots named %q and %q", pki.Root.Subject.CommonName, pki.TestRoot.Subject.CommonName)
+		}
+		for _, tt := range []struct {
+			issuer      *x509.Certificate
+			own, other  *x509.Certificate
+			description string
+		}{
+			{pki.Test.Cert, pki.TestRoot, pki.Root, "test issuer"},
+			{pki.Production.Cert, pki.Root, pki.TestRoot, "production issuer"},
+			{pki.TLS.Leaf, pki.Root, pki.TestRoot, "listener certificate"},
+		} {
+			own, other := x509.NewCertPool(), x509.NewCertPool()
+			own.AddCert(tt.own)
+			other.AddCert(tt.other)
+			opts := x509.VerifyOptions{KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+			opts.Roots = own
+			if _, err := tt.issuer.Verify(opts); err != nil {
+				t.Errorf("the %s does not verify to its root: %v", tt.description, err)
+			}
+			opts.Roots = other
+			if _, err := tt.issuer.Verify(opts); err == nil {
+				t.Errorf("the %s verifies to the other hierarchy's root", tt.description)
+			}
+		}
+		for _, f := range []struct {
+			name string
+			want *x509.Certificate
+		}{{"roots.pem", pki.Root}, {"test-roots.pem", pki.TestRoot}} {
+			got, err := os.ReadFile(filepath.Join(data, f.name))
+			if err != nil || !bytes.Equal(got, filekey.CertPEM(f.want)) {
+				t.Errorf("%s does not hold exactly %s: %v", f.name, f.want.Subject, err)
+			}
+		}
+	})
 
-	swapped := map[string]string{"root": "varmenne-root", "production": "varmenne-test", "test": "varmenne-test"}
+	swapped := map[string]string{"production": "varmenne-test", "test": "varmenne-test"}
 	refusals := []struct {
 		name   string
 		labels map[string]string
@@ -275,6 +326,12 @@ func TestCeremonyAndPairing(t *testing.T) {
 		}
 	})
 
+	t.Run("serve pairs the issuer keys without the root keys' labels", func(t *testing.T) {
+		if _, err := LoadPKI(ctx, pool, map[string]string{"production": "varmenne-production", "test": "varmenne-test"}, dir, nil, time.Now()); err != nil {
+			t.Errorf("LoadPKI with the issuer labels only: %v", err)
+		}
+	})
+
 	t.Run("OpenPKI logs each issuer's self-test", func(t *testing.T) {
 		var logs bytes.Buffer
 		pki, closeKeys, err := OpenPKI(ctx, h, dir, []string{"new.example"}, time.Now(), slog.New(slog.NewTextHandler(&logs, nil)))
@@ -289,6 +346,92 @@ func TestCeremonyAndPairing(t *testing.T) {
 			t.Errorf("log:\n%s", logs.String())
 		}
 	})
+}
+
+// TestLoadPKIBeforeTheTestRoot: a data directory from a ceremony before the test
+// root (test.pem signed by root.pem, no test-root.pem) is paired as it is and
+// reported; a test issuer whose root is lost is refused.
+func TestLoadPKIBeforeTheTestRoot(t *testing.T) {
+	h := newToken(t)
+	pool, err := h.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "pki")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c := &Ceremony{Log: audit.New(&memoryLog{}, nil), Actor: "Aino+Eero", Pool: pool, Dir: dir, Now: time.Now(), Out: &bytes.Buffer{}}
+	if err := c.Run(ctx, h, "ecdsa-p256", "Testi", nil); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// The test issuer as the old ceremony made it: signed by the production root.
+	root, err := readCert(filepath.Join(dir, "root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootKey, err := pool.Key(ctx, h.Labels["root"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := readCert(filepath.Join(dir, "test.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := caTemplate(test.Subject, time.Now(), test.NotAfter, 0)
+	old, err := c.sign(tmpl, root, &publicOnly{test.PublicKey}, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCertPEM(filepath.Join(dir, "test.pem"), old); err != nil {
+		t.Fatal(err)
+	}
+	testRootPEM, err := os.ReadFile(filepath.Join(dir, "test-root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "test-root.pem")); err != nil {
+		t.Fatal(err)
+	}
+
+	pki, err := LoadPKI(ctx, pool, h.Labels, dir, nil, time.Now())
+	if err != nil {
+		t.Fatalf("LoadPKI of an old directory: %v", err)
+	}
+	if !pki.SharedTestRoot || !pki.TestRoot.Equal(pki.Root) || !pki.Test.Cert.Equal(old) {
+		t.Errorf("SharedTestRoot %v: want the old test issuer under the production root, reported", pki.SharedTestRoot)
+	}
+
+	t.Run("a test issuer signed by neither root is refused", func(t *testing.T) {
+		// test.pem back under its test root, whose certificate is gone.
+		if err := os.WriteFile(filepath.Join(dir, "test.pem"), filekey.CertPEM(test), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadPKI(ctx, pool, h.Labels, dir, nil, time.Now())
+		if want := filepath.Join(dir, "test-root.pem") + " is missing"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadPKI = %v, want an error saying %q", err, want)
+		}
+	})
+	t.Run("with its test root back, the test issuer is under it again", func(t *testing.T) {
+		if err := os.WriteFile(filepath.Join(dir, "test-root.pem"), testRootPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pki, err := LoadPKI(ctx, pool, h.Labels, dir, nil, time.Now())
+		if err != nil || pki.SharedTestRoot {
+			t.Errorf("LoadPKI = %v, SharedTestRoot %v", err, pki != nil && pki.SharedTestRoot)
+		}
+	})
+}
+
+// publicOnly is a public key standing in as the subject's crypto.Signer for
+// Ceremony.sign, which uses only its public half.
+type publicOnly struct{ pub crypto.PublicKey }
+
+func (p *publicOnly) Public() crypto.PublicKey { return p.pub }
+func (p *publicOnly) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("publicOnly does not sign")
 }
 
 // TestCeremonyStopsWithoutARecord: a ceremony whose audit log cannot be written stops

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,7 +36,7 @@ type HSM struct {
 	Slot     int               // token slot when the label is not unique; -1: by label
 	PINFile  string            // file holding the user PIN, its owner's only; "": PINFrom, else PINEnv
 	Sessions int               // sessions kept open, each running one operation at a time
-	Labels   map[string]string // role (root, production, test) → key label
+	Labels   map[string]string // role (CeremonyRoles; serve needs production and test only) → key label
 	// PINFrom, when set, gives the PIN the command holds already (read from the pipe
 	// of a varmenne that ran itself again without PINEnv).
 	PINFrom func() (string, error)
@@ -124,14 +123,34 @@ func OpenPKI(ctx context.Context, h HSM, dir string, names []string, now time.Ti
 
 // LoadPKI pairs the certificates in dir with the HSM keys labelled by role and
 // refuses when a certificate's public key is not its HSM key, an issuer does not
-// chain to the root, a key fails its sign-and-verify self-test, or the listener
-// certificate is missing, expiring or lacks one of names.
+// chain to its root (production to root.pem, test to test-root.pem), a key fails
+// its sign-and-verify self-test, or the listener certificate is missing, expiring
+// or lacks one of names. The root keys are not used: roots sign at ceremonies only.
+//
+// A directory from a ceremony before the test root (no test-root.pem, test.pem
+// signed by root.pem) is paired as it is, with SharedTestRoot set.
 func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, dir string, names []string, now time.Time) (*filekey.DevPKI, error) {
-	root, err := readCert(filepath.Join(dir, "root.pem"))
+	rootPath, testRootPath := filepath.Join(dir, RoleRoot+".pem"), filepath.Join(dir, RoleTestRoot+".pem")
+	root, err := readCert(rootPath)
 	if err != nil {
 		return nil, err
 	}
-	issuer := func(role string) (*signer.Issuer, error) {
+	testRoot, shared := root, false
+	if _, err := os.Stat(testRootPath); errors.Is(err, os.ErrNotExist) {
+		// Before the test root, the ceremony signed the test issuer with the root.
+		testPath := filepath.Join(dir, RoleTest+".pem")
+		test, err := readCert(testPath)
+		if err != nil {
+			return nil, err
+		}
+		if test.CheckSignatureFrom(root) != nil {
+			return nil, fmt.Errorf("%s is missing and %s is not signed by the root in %s: restore %[1]s", testRootPath, testPath, rootPath)
+		}
+		shared = true
+	} else if testRoot, err = readCert(testRootPath); err != nil {
+		return nil, err
+	}
+	issuer := func(role string, root *x509.Certificate, rootPath string) (*signer.Issuer, error) {
 		path := filepath.Join(dir, role+".pem")
 		cert, err := readCert(path)
 		if err != nil {
@@ -146,7 +165,7 @@ func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, d
 			return nil, fmt.Errorf("the %s issuer certificate %s is not for HSM key %q: the public keys differ; give the right --pkcs11-%s-key or restore the certificate", role, path, label, role)
 		}
 		if err := cert.CheckSignatureFrom(root); err != nil {
-			return nil, fmt.Errorf("%s is not signed by the root in %s: %v", path, filepath.Join(dir, "root.pem"), err)
+			return nil, fmt.Errorf("%s is not signed by the root in %s: %v", path, rootPath, err)
 		}
 		iss := &signer.Issuer{Name: role, Cert: cert, Key: key}
 		if err := iss.Check(); err != nil {
@@ -154,11 +173,14 @@ func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, d
 		}
 		return iss, nil
 	}
-	prod, err := issuer("production")
+	prod, err := issuer(RoleProduction, root, rootPath)
 	if err != nil {
 		return nil, err
 	}
-	test, err := issuer("test")
+	if shared {
+		testRootPath = rootPath
+	}
+	test, err := issuer(RoleTest, testRoot, testRootPath)
 	if err != nil {
 		return nil, err
 	}
@@ -178,8 +200,9 @@ func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, d
 		return nil, fmt.Errorf("OCSP responder of the test issuer: %w", err)
 	}
 	return &filekey.DevPKI{
-		Root: root, Production: prod, Test: test, TLS: tlsCert,
-		RootsPEM:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		Root: root, TestRoot: testRoot, SharedTestRoot: shared,
+		Production: prod, Test: test, TLS: tlsCert,
+		RootsPEM: filekey.CertPEM(root), TestRootsPEM: filekey.CertPEM(testRoot),
 		ProductionOCSP: prodOCSP, TestOCSP: testOCSP,
 	}, nil
 }

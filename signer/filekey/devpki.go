@@ -21,14 +21,25 @@ import (
 	"github.com/varmenne/varmenne/signer"
 )
 
-// DevPKI is the development PKI: a root, the two issuers below it, and a TLS
-// certificate for the ACME listener.
+// DevPKI is a CA's PKI as serve uses it (the development PKI of file keys, or the
+// HSM PKI paired by signer/ceremony): two hierarchies, a production root with the
+// production issuer and the ACME listener's TLS certificate below it, and a test
+// root with the test issuer below it, so that a relying party trusting the
+// production root never accepts a test certificate (SOTE.md: test certificates
+// chain to a separate test issuer).
 type DevPKI struct {
-	Root       *x509.Certificate
-	Production *signer.Issuer
-	Test       *signer.Issuer
-	TLS        tls.Certificate // for the ACME listener: localhost, 127.0.0.1, ::1 (+ extra names given)
-	RootsPEM   []byte          // PEM of the root(s) a client must trust
+	Root     *x509.Certificate // the production root
+	TestRoot *x509.Certificate // the test root; Root itself when SharedTestRoot
+	// SharedTestRoot: the test issuer was made under the production root, by a
+	// varmenne from before the test root. Such a PKI keeps working, unchanged, but
+	// relying parties trusting the production root accept its test certificates;
+	// serve warns at every start.
+	SharedTestRoot bool
+	Production     *signer.Issuer
+	Test           *signer.Issuer
+	TLS            tls.Certificate // for the ACME listener: localhost, 127.0.0.1, ::1 (+ extra names given)
+	RootsPEM       []byte          // roots.pem: the production root, which also verifies the TLS certificate
+	TestRootsPEM   []byte          // test-roots.pem: the test root only
 	// The issuers' delegated OCSP responders (id-kp-OCSPSigning, id-pkix-ocsp-nocheck).
 	ProductionOCSP *Responder
 	TestOCSP       *Responder
@@ -51,18 +62,24 @@ func files(dir, name string) pkiFiles {
 }
 
 // EnsureDevPKI loads the development PKI from dir, or makes what is missing on first
-// use: a root CA (10 years), a production and a test issuer (5 years, path length 0,
-// certSign and crlSign) signed by the root, and a TLS certificate signed by the root
-// for localhost, 127.0.0.1, ::1 and tlsNames (1 year), re-issued when it expires
-// within 30 days, lacks a requested name, or does not load.
+// use: a production root and a test root (10 years), a production issuer signed by
+// the production root and a test issuer signed by the test root (5 years, path
+// length 0, certSign and crlSign), and a TLS certificate signed by the production
+// root for localhost, 127.0.0.1, ::1 and tlsNames (1 year), re-issued when it
+// expires within 30 days, lacks a requested name, or does not load.
 //
 // keyType is used for the root and the issuers when they are made ("" means
 // "ecdsa-p384"); existing keys are kept whatever their type. The TLS key is always
 // ecdsa-p256. Each issuer also gets a delegated OCSP responder (90 days, ecdsa-p256,
 // re-issued like the TLS certificate when it ends within 30 days). Files in dir:
-// root.pem root.key production.pem production.key test.pem test.key tls.pem tls.key
-// production-ocsp.pem production-ocsp.key test-ocsp.pem test-ocsp.key (keys 0600).
-// created reports whether CA keys were made now.
+// root.pem root.key test-root.pem test-root.key production.pem production.key
+// test.pem test.key tls.pem tls.key production-ocsp.pem production-ocsp.key
+// test-ocsp.pem test-ocsp.key (keys 0600). created reports whether CA keys were
+// made now.
+//
+// A directory made before the test root (no test-root files, test.pem signed by
+// root.pem) is loaded as it is, with SharedTestRoot set: its CA is never re-keyed
+// or re-certified behind the operator's back.
 //
 // A CA certificate whose key file is missing, a key that does not match its
 // certificate, or an issuer that does not chain to the root is an error naming the
@@ -90,17 +107,31 @@ func EnsureDevPKI(dir, keyType string, tlsNames []string) (pki *DevPKI, created 
 			}
 		}
 	}
-	rootSubject := pkix.Name{CommonName: "varmenne development root", Organization: []string{devOrg}, Country: []string{"FI"}}
-	root, rootKey, made, err := ensureCA(rootFiles, keyType, rootSubject, nil, nil, now.AddDate(10, 0, 0), 1, now)
+	rootCA := func(f pkiFiles, cn string) (*x509.Certificate, crypto.Signer, error) {
+		subject := pkix.Name{CommonName: cn, Organization: []string{devOrg}, Country: []string{"FI"}}
+		cert, key, made, err := ensureCA(f, keyType, subject, nil, nil, now.AddDate(10, 0, 0), 1, now)
+		created = created || made
+		return cert, key, err
+	}
+	root, rootKey, err := rootCA(rootFiles, "varmenne development production root")
 	if err != nil {
 		return nil, false, err
 	}
-	created = made
+	shared, err := sharesProductionRoot(dir, root)
+	if err != nil {
+		return nil, false, err
+	}
+	testRoot, testRootKey := root, rootKey
+	if !shared {
+		if testRoot, testRootKey, err = rootCA(files(dir, "test-root"), "varmenne development TEST root"); err != nil {
+			return nil, false, err
+		}
+	}
 
-	issuer := func(name, cn string) (*signer.Issuer, error) {
+	issuer := func(name, cn string, parent *x509.Certificate, parentKey crypto.Signer) (*signer.Issuer, error) {
 		f := files(dir, name)
 		subject := pkix.Name{CommonName: cn, Organization: []string{devOrg}, Country: []string{"FI"}}
-		cert, key, made, err := ensureCA(f, keyType, subject, root, rootKey, now.AddDate(5, 0, 0), 0, now)
+		cert, key, made, err := ensureCA(f, keyType, subject, parent, parentKey, now.AddDate(5, 0, 0), 0, now)
 		if err != nil {
 			return nil, err
 		}
@@ -111,11 +142,11 @@ func EnsureDevPKI(dir, keyType string, tlsNames []string) (pki *DevPKI, created 
 		}
 		return iss, nil
 	}
-	prod, err := issuer("production", "varmenne development production issuer")
+	prod, err := issuer("production", "varmenne development production issuer", root, rootKey)
 	if err != nil {
 		return nil, false, err
 	}
-	test, err := issuer("test", "varmenne development TEST issuer")
+	test, err := issuer("test", "varmenne development TEST issuer", testRoot, testRootKey)
 	if err != nil {
 		return nil, false, err
 	}
@@ -134,13 +165,35 @@ func EnsureDevPKI(dir, keyType string, tlsNames []string) (pki *DevPKI, created 
 	}
 	return &DevPKI{
 		Root:           root,
+		TestRoot:       testRoot,
+		SharedTestRoot: shared,
 		Production:     prod,
 		Test:           test,
 		TLS:            tlsCert,
-		RootsPEM:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		RootsPEM:       CertPEM(root),
+		TestRootsPEM:   CertPEM(testRoot),
 		ProductionOCSP: prodOCSP,
 		TestOCSP:       testOCSP,
 	}, created, nil
+}
+
+// sharesProductionRoot reports whether dir holds a PKI from before the test root:
+// no test-root files, and a test issuer signed by the production root. A test
+// issuer without its test root that the production root did not sign is an error:
+// its root was lost.
+func sharesProductionRoot(dir string, root *x509.Certificate) (bool, error) {
+	testRoot, test := files(dir, "test-root"), files(dir, "test")
+	if exists(testRoot.cert) || exists(testRoot.key) || !exists(test.cert) {
+		return false, nil
+	}
+	c, err := loadCert(test.cert)
+	if err != nil {
+		return false, err
+	}
+	if c.CheckSignatureFrom(root) != nil {
+		return false, fmt.Errorf("filekey: %s is missing but %s exists; restore it or remove %s to make a new development PKI", testRoot.key, test.cert, dir)
+	}
+	return true, nil
 }
 
 // ensureCA loads a CA certificate and its key, or makes them. parent nil means a
@@ -313,7 +366,36 @@ func createCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, parentKey 
 }
 
 func saveCert(path string, c *x509.Certificate) error {
-	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644)
+	return writeAtomic(path, CertPEM(c), 0o644)
+}
+
+// CertPEM is c as one PEM CERTIFICATE block.
+func CertPEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// The roots files in a data directory, which serve (and the key ceremony) write
+// for relying parties and clients to trust.
+const (
+	// RootsFile is the production root: what a production relying party trusts,
+	// and what ACME clients trust for the listener's TLS certificate.
+	RootsFile = "roots.pem"
+	// TestRootsFile is the test root only: what a test environment trusts for test
+	// certificates, never a production relying party.
+	TestRootsFile = "test-roots.pem"
+)
+
+// WriteRoots writes RootsFile with root and TestRootsFile with testRoot into the
+// data directory and returns their paths.
+func WriteRoots(data string, root, testRoot *x509.Certificate) (roots, testRoots string, err error) {
+	roots, testRoots = filepath.Join(data, RootsFile), filepath.Join(data, TestRootsFile)
+	if err := writeAtomic(roots, CertPEM(root), 0o644); err != nil {
+		return "", "", err
+	}
+	if err := writeAtomic(testRoots, CertPEM(testRoot), 0o644); err != nil {
+		return "", "", err
+	}
+	return roots, testRoots, nil
 }
 
 // LoadCertificate reads one PEM CERTIFICATE from path.

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"maps"
 	"math/big"
 	"os"
@@ -21,7 +22,7 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-var caFiles = []string{"root.pem", "root.key", "production.pem", "production.key", "test.pem", "test.key"}
+var caFiles = []string{"root.pem", "root.key", "test-root.pem", "test-root.key", "production.pem", "production.key", "test.pem", "test.key"}
 
 func mustEnsure(t *testing.T, dir, keyType string, names []string, wantCreated bool) *DevPKI {
 	t.Helper()
@@ -70,33 +71,45 @@ func TestEnsureDevPKICreatesThenReloads(t *testing.T) {
 			}
 		}
 	})
-	t.Run("root: self-signed CA, default key ecdsa-p384, 10 years", func(t *testing.T) {
-		r := second.Root
-		want := pkix.Name{CommonName: "varmenne development root", Organization: []string{"varmenne development"}, Country: []string{"FI"}}
-		if r.Subject.String() != want.String() || !r.IsCA || r.CheckSignatureFrom(r) != nil {
-			t.Errorf("root %s: IsCA %v", r.Subject, r.IsCA)
-		}
-		if k, ok := r.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P384() {
-			t.Errorf("root key %T, want ecdsa P-384", r.PublicKey)
-		}
-		if y := r.NotAfter.Sub(r.NotBefore).Hours() / 24 / 365; y < 9.9 || y > 10.1 {
-			t.Errorf("root lifetime %.2f years, want 10", y)
-		}
-	})
+	for _, root := range []struct {
+		name, cn string
+		get      func(*DevPKI) *x509.Certificate
+	}{
+		{"production root", "varmenne development production root", func(p *DevPKI) *x509.Certificate { return p.Root }},
+		{"test root", "varmenne development TEST root", func(p *DevPKI) *x509.Certificate { return p.TestRoot }},
+	} {
+		t.Run(root.name+": self-signed CA, default key ecdsa-p384, 10 years", func(t *testing.T) {
+			r := root.get(second)
+			want := pkix.Name{CommonName: root.cn, Organization: []string{"varmenne development"}, Country: []string{"FI"}}
+			if r.Subject.String() != want.String() || !r.IsCA || r.CheckSignatureFrom(r) != nil {
+				t.Errorf("root %s: IsCA %v", r.Subject, r.IsCA)
+			}
+			if k, ok := r.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P384() {
+				t.Errorf("root key %T, want ecdsa P-384", r.PublicKey)
+			}
+			if y := r.NotAfter.Sub(r.NotBefore).Hours() / 24 / 365; y < 9.9 || y > 10.1 {
+				t.Errorf("root lifetime %.2f years, want 10", y)
+			}
+		})
+	}
+	if second.SharedTestRoot || second.Root.Equal(second.TestRoot) {
+		t.Fatal("a new development PKI has no test root of its own")
+	}
 	for _, iss := range []struct {
 		name, cn string
 		get      func(*DevPKI) *signer.Issuer
+		root     func(*DevPKI) *x509.Certificate
 	}{
-		{"production", "varmenne development production issuer", func(p *DevPKI) *signer.Issuer { return p.Production }},
-		{"test", "varmenne development TEST issuer", func(p *DevPKI) *signer.Issuer { return p.Test }},
+		{"production", "varmenne development production issuer", func(p *DevPKI) *signer.Issuer { return p.Production }, func(p *DevPKI) *x509.Certificate { return p.Root }},
+		{"test", "varmenne development TEST issuer", func(p *DevPKI) *signer.Issuer { return p.Test }, func(p *DevPKI) *x509.Certificate { return p.TestRoot }},
 	} {
-		t.Run(iss.name+" issuer: below the root, path length 0, certSign|crlSign critical, 5 years", func(t *testing.T) {
+		t.Run(iss.name+" issuer: below its root, path length 0, certSign|crlSign critical, 5 years", func(t *testing.T) {
 			i := iss.get(second)
 			c := i.Cert
 			if i.Name != iss.name || c.Subject.CommonName != iss.cn || len(i.Chain) != 0 {
 				t.Errorf("issuer %q CN %q chain %d", i.Name, c.Subject.CommonName, len(i.Chain))
 			}
-			if err := c.CheckSignatureFrom(second.Root); err != nil {
+			if err := c.CheckSignatureFrom(iss.root(second)); err != nil {
 				t.Error(err)
 			}
 			if !c.IsCA || c.MaxPathLen != 0 || !c.MaxPathLenZero {
@@ -154,24 +167,50 @@ func TestEnsureDevPKICreatesThenReloads(t *testing.T) {
 		}
 		c.Close()
 	})
-	t.Run("the production issuer issues a certificate that verifies to the root", func(t *testing.T) {
-		ca := signer.New(second.Production, signer.Profile{
-			Name: "sote-server", Validity: 365 * 24 * time.Hour, Backdate: time.Minute,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			// Every certificate needs a CRL and an issuer URL (lint).
-			CRLURL: "http://crl.example.fi/production.crl", IssuerURL: "http://ca.example.fi/production.cer",
-		}, nopRecorder{}, nil, nil)
-		key, _ := Generate("ecdsa-p256")
-		got, err := ca.Issue(context.Background(), signer.Request{PublicKey: key.Public(), Names: []string{"www.example.fi"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		inter := x509.NewCertPool()
-		inter.AddCert(second.Production.Cert)
-		if _, err := got.Cert.Verify(x509.VerifyOptions{DNSName: "www.example.fi", Roots: rootPool(t, second.RootsPEM), Intermediates: inter}); err != nil {
-			t.Error(err)
+	t.Run("RootsPEM is the production root only, TestRootsPEM the test root only", func(t *testing.T) {
+		if !bytes.Equal(second.RootsPEM, CertPEM(second.Root)) || !bytes.Equal(second.TestRootsPEM, CertPEM(second.TestRoot)) {
+			t.Error("the roots PEM are not one root each")
 		}
 	})
+	for _, tt := range []struct {
+		issuer          func(*DevPKI) *signer.Issuer
+		trusts, rejects func(*DevPKI) []byte
+	}{
+		{func(p *DevPKI) *signer.Issuer { return p.Production }, func(p *DevPKI) []byte { return p.RootsPEM }, func(p *DevPKI) []byte { return p.TestRootsPEM }},
+		{func(p *DevPKI) *signer.Issuer { return p.Test }, func(p *DevPKI) []byte { return p.TestRootsPEM }, func(p *DevPKI) []byte { return p.RootsPEM }},
+	} {
+		iss := tt.issuer(second)
+		t.Run("a certificate of the "+iss.Name+" issuer verifies to its own root only", func(t *testing.T) {
+			leaf := issueOne(t, iss)
+			inter := x509.NewCertPool()
+			inter.AddCert(iss.Cert)
+			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "www.example.fi", Roots: rootPool(t, tt.trusts(second)), Intermediates: inter}); err != nil {
+				t.Errorf("does not verify to its own root: %v", err)
+			}
+			_, err := leaf.Verify(x509.VerifyOptions{DNSName: "www.example.fi", Roots: rootPool(t, tt.rejects(second)), Intermediates: inter})
+			var unknown x509.UnknownAuthorityError
+			if !errors.As(err, &unknown) {
+				t.Errorf("verified against the other hierarchy's root: %v, want an unknown authority", err)
+			}
+		})
+	}
+}
+
+// issueOne is a server certificate for www.example.fi from iss.
+func issueOne(t *testing.T, iss *signer.Issuer) *x509.Certificate {
+	t.Helper()
+	ca := signer.New(iss, signer.Profile{
+		Name: "sote-server", Validity: 365 * 24 * time.Hour, Backdate: time.Minute,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		// Every certificate needs a CRL and an issuer URL (lint).
+		CRLURL: "http://crl.example.fi/" + iss.Name + ".crl", IssuerURL: "http://ca.example.fi/" + iss.Name + ".cer",
+	}, nopRecorder{}, nil, nil)
+	key, _ := Generate("ecdsa-p256")
+	got, err := ca.Issue(context.Background(), signer.Request{PublicKey: key.Public(), Names: []string{"www.example.fi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.Cert
 }
 
 type nopRecorder struct{}
@@ -180,7 +219,7 @@ func (nopRecorder) RecordIntent(context.Context, store.IssuanceIntent) error { r
 
 func TestEnsureDevPKIKeyTypeForNewCA(t *testing.T) {
 	pki := mustEnsure(t, t.TempDir(), "ecdsa-p256", nil, true)
-	for _, c := range []*x509.Certificate{pki.Root, pki.Production.Cert, pki.Test.Cert} {
+	for _, c := range []*x509.Certificate{pki.Root, pki.TestRoot, pki.Production.Cert, pki.Test.Cert} {
 		if k, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
 			t.Errorf("%s: key %T, want ecdsa P-256", c.Subject.CommonName, c.PublicKey)
 		}
@@ -275,6 +314,15 @@ func TestEnsureDevPKIRefusesDamagedCA(t *testing.T) {
 		{"production.key replaced by another key", func(t *testing.T, dir string) { otherKey(t, dir, "production.key") }, "production.key"},
 		{"test.key replaced by another key", func(t *testing.T, dir string) { otherKey(t, dir, "test.key") }, "test.key"},
 		{"root.key replaced by another key", func(t *testing.T, dir string) { otherKey(t, dir, "root.key") }, "root.key"},
+		{"test-root.key replaced by another key", func(t *testing.T, dir string) { otherKey(t, dir, "test-root.key") }, "test-root.key"},
+		{"test-root.key missing", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "test-root.key")) }, "test-root.key"},
+		{"test root files missing while the test issuer remains", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, "test-root.key"))
+			os.Remove(filepath.Join(dir, "test-root.pem"))
+		}, "test-root.key"},
+		{"test.pem signed by the production root while a test root exists", func(t *testing.T, dir string) {
+			resignTestIssuer(t, dir, "root")
+		}, "test.pem"},
 		{"production.pem from another PKI", func(t *testing.T, dir string) {
 			other := t.TempDir()
 			mustEnsure(t, other, "ecdsa-p256", nil, true)
@@ -322,8 +370,100 @@ func TestEnsureDevPKIRecoversCertificateForExistingKey(t *testing.T) {
 	if !first.Test.Cert.PublicKey.(*ecdsa.PublicKey).Equal(second.Test.Cert.PublicKey) {
 		t.Error("test issuer got a new key; want a new certificate for the existing key")
 	}
-	if err := second.Test.Cert.CheckSignatureFrom(second.Root); err != nil {
+	if err := second.Test.Cert.CheckSignatureFrom(second.TestRoot); err != nil {
 		t.Error(err)
+	}
+}
+
+// resignTestIssuer replaces test.pem with a certificate for the same key and
+// subject signed by the CA in <signer>.pem/.key, as a PKI made before the test
+// root has it when signer is "root".
+func resignTestIssuer(t *testing.T, dir, signerName string) {
+	t.Helper()
+	parent, err := loadCert(filepath.Join(dir, signerName+".pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parentKey, err := Load(filepath.Join(dir, signerName+".key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := loadCert(filepath.Join(dir, "test.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		Subject: old.Subject, NotBefore: old.NotBefore, NotAfter: old.NotAfter,
+		KeyUsage: old.KeyUsage, BasicConstraintsValid: true, IsCA: true, MaxPathLenZero: true,
+	}
+	c, err := createCert(tmpl, parent, old.PublicKey, parentKey, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := saveCert(filepath.Join(dir, "test.pem"), c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEnsureDevPKIBeforeTheTestRoot: a data directory made when the test issuer
+// was signed by the one root keeps starting, unchanged, and says so; removing its
+// test issuer makes a test hierarchy of its own.
+func TestEnsureDevPKIBeforeTheTestRoot(t *testing.T) {
+	dir := t.TempDir()
+	mustEnsure(t, dir, "ecdsa-p256", nil, true)
+	resignTestIssuer(t, dir, "root")
+	for _, f := range []string{"test-root.pem", "test-root.key"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := snapshot(t, dir)
+
+	old := mustEnsure(t, dir, "ecdsa-p256", nil, false)
+	if !old.SharedTestRoot || !old.TestRoot.Equal(old.Root) || !bytes.Equal(old.TestRootsPEM, old.RootsPEM) {
+		t.Errorf("SharedTestRoot %v: want the old PKI reported as one root for both issuers", old.SharedTestRoot)
+	}
+	if err := old.Test.Cert.CheckSignatureFrom(old.Root); err != nil {
+		t.Errorf("the old test issuer was changed: %v", err)
+	}
+	if after := snapshot(t, dir); !maps.Equal(before, after) {
+		t.Error("loading an old PKI changed its CA files or made a test root")
+	}
+
+	// The operator's redo: the test issuer's files removed.
+	for _, f := range []string{"test.pem", "test.key", "test-ocsp.pem", "test-ocsp.key"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	redone := mustEnsure(t, dir, "ecdsa-p256", nil, true)
+	if redone.SharedTestRoot || redone.TestRoot.Equal(redone.Root) || !redone.Root.Equal(old.Root) || !redone.Production.Cert.Equal(old.Production.Cert) {
+		t.Fatal("the redo did not make a test root of its own, or changed the production hierarchy")
+	}
+	if redone.Test.Cert.CheckSignatureFrom(redone.Root) == nil || redone.Test.Cert.CheckSignatureFrom(redone.TestRoot) != nil {
+		t.Error("the new test issuer is not signed by the test root alone")
+	}
+}
+
+func TestWriteRoots(t *testing.T) {
+	pki := mustEnsure(t, t.TempDir(), "ecdsa-p256", nil, true)
+	data := t.TempDir()
+	roots, testRoots, err := WriteRoots(data, pki.Root, pki.TestRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		path, name string
+		want       *x509.Certificate
+	}{{roots, "roots.pem", pki.Root}, {testRoots, "test-roots.pem", pki.TestRoot}} {
+		if f.path != filepath.Join(data, f.name) {
+			t.Errorf("path %s, want %s", f.path, filepath.Join(data, f.name))
+		}
+		got, err := os.ReadFile(f.path)
+		if err != nil || !bytes.Equal(got, CertPEM(f.want)) {
+			t.Errorf("%s does not hold exactly %s: %v", f.name, f.want.Subject, err)
+		}
+		assertMode(t, f.path, 0o644)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	legolog "github.com/go-acme/lego/v4/log"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/varmenne/varmenne/profile"
 	"github.com/varmenne/varmenne/test/harness"
 )
 
@@ -152,20 +153,34 @@ func (e *env) cert(file, chainFile, name string) (leaf, issuer *x509.Certificate
 	return e.check(certs, name)
 }
 
-// check verifies a chain (leaf first) for name and the SOTE profile.
+// check verifies a chain (leaf first) for name and a production SOTE profile: it
+// chains to roots.pem only and carries the SOTE policy.
 func (e *env) check(certs []*x509.Certificate, name string) (leaf, issuer *x509.Certificate) {
 	e.t.Helper()
 	e.in.Verify(certs[0], certs[1:], name)
+	return e.checkProfile(certs, name, profile.DefaultPolicyOID)
+}
+
+// checkTest is check for a test profile: the chain goes to test-roots.pem only and
+// the leaf carries the test policy, not the production one.
+func (e *env) checkTest(certs []*x509.Certificate, name string) (leaf, issuer *x509.Certificate) {
+	e.t.Helper()
+	e.in.VerifyTest(certs[0], certs[1:], name)
+	return e.checkProfile(certs, name, profile.DefaultTestPolicyOID)
+}
+
+func (e *env) checkProfile(certs []*x509.Certificate, name, policy string) (leaf, issuer *x509.Certificate) {
+	e.t.Helper()
 	leaf = certs[0]
 	if s := leaf.SerialNumber.Bytes(); len(s) != 18 || s[0] != 0x01 {
 		e.t.Errorf("serial %x: want the 18-byte SOTE serial starting 01", s)
 	}
-	policy := false
+	var policies []string
 	for _, p := range leaf.Policies {
-		policy = policy || p.String() == "1.2.246.517.1.10.203"
+		policies = append(policies, p.String())
 	}
-	if !policy {
-		e.t.Errorf("certificate for %s lacks the SOTE policy 1.2.246.517.1.10.203", name)
+	if len(policies) != 1 || policies[0] != policy {
+		e.t.Errorf("certificate for %s carries the policies %v, want %s only", name, policies, policy)
 	}
 	return leaf, certs[1]
 }

@@ -105,7 +105,7 @@ func TestHSMCertbot(t *testing.T) {
 	out := h.ceremony(t, data, "rsa-4096")
 
 	t.Run("init prints the fingerprints of what it wrote", func(t *testing.T) {
-		for _, role := range []string{"root", "production", "test"} {
+		for _, role := range []string{"root", "test-root", "production", "test"} {
 			fp := fingerprint(t, filepath.Join(data, "pki", role+".pem"))
 			if !strings.Contains(out, fp) {
 				t.Errorf("init output lacks the %s fingerprint %s:\n%s", role, fp, out)
@@ -128,7 +128,7 @@ func TestHSMCertbot(t *testing.T) {
 		}
 	})
 	t.Run("no private key file was written", func(t *testing.T) {
-		for _, f := range []string{"root.key", "production.key", "test.key"} {
+		for _, f := range []string{"root.key", "test-root.key", "production.key", "test.key"} {
 			if _, err := os.Stat(filepath.Join(data, "pki", f)); err == nil {
 				t.Errorf("%s exists: CA keys must stay in the HSM", f)
 			}
@@ -264,7 +264,10 @@ func TestHSMCertbot(t *testing.T) {
 		t.Errorf("issuer key %T, want RSA-4096", issuer.PublicKey)
 	}
 	if fp := fingerprint(t, in.Roots); fp != fingerprint(t, filepath.Join(data, "pki", "root.pem")) {
-		t.Errorf("roots.pem is not the ceremony's root")
+		t.Errorf("roots.pem is not the ceremony's production root")
+	}
+	if fp := fingerprint(t, in.TestRoots); fp != fingerprint(t, filepath.Join(data, "pki", "test-root.pem")) {
+		t.Errorf("test-roots.pem is not the ceremony's test root")
 	}
 
 	t.Run("OCSP answers good through a responder the HSM issuer key signed", func(t *testing.T) {

@@ -189,11 +189,12 @@ func (in *instance) issuerCert(name string) *x509.Certificate {
 	return c
 }
 
-// verifies reports whether leaf chains to roots.pem through issuer.
-func (in *instance) verifies(leaf, issuer *x509.Certificate, eku x509.ExtKeyUsage) error {
+// verifies reports whether leaf chains to roots (roots.pem or test-roots.pem)
+// through issuer.
+func (in *instance) verifies(leaf, issuer *x509.Certificate, roots *x509.CertPool, eku x509.ExtKeyUsage) error {
 	inter := x509.NewCertPool()
 	inter.AddCert(issuer)
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: in.rootPool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{eku}})
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{eku}})
 	return err
 }
 
@@ -385,7 +386,7 @@ func TestProfiles(t *testing.T) {
 		if leaf.Subject.CommonName != "potilastiedot.apteekki.example" || leaf.Subject.Organization[0] != "Helsingin VI apteekki" {
 			t.Errorf("subject %s, want CN = the system's DNS name and O = the organisation", leaf.Subject)
 		}
-		if err := in.verifies(leaf, prod, x509.ExtKeyUsageAny); err != nil {
+		if err := in.verifies(leaf, prod, in.rootPool(), x509.ExtKeyUsageAny); err != nil {
 			t.Errorf("does not chain to the production issuer: %v", err)
 		}
 	})
@@ -413,10 +414,13 @@ func TestProfiles(t *testing.T) {
 		if len(certs) != 2 || !certs[1].Equal(test) {
 			t.Errorf("the served chain is not leaf + test issuer")
 		}
-		if err := in.verifies(leaf, test, x509.ExtKeyUsageServerAuth); err != nil {
-			t.Errorf("does not verify with the roots and the test issuer: %v", err)
+		if err := in.verifies(leaf, test, in.TestRootPool(), x509.ExtKeyUsageServerAuth); err != nil {
+			t.Errorf("does not verify with test-roots.pem and the test issuer: %v", err)
 		}
-		if err := in.verifies(leaf, prod, x509.ExtKeyUsageServerAuth); err == nil {
+		if err := in.verifies(leaf, test, in.rootPool(), x509.ExtKeyUsageServerAuth); err == nil {
+			t.Errorf("a test certificate verifies with roots.pem, the production root")
+		}
+		if err := in.verifies(leaf, prod, in.TestRootPool(), x509.ExtKeyUsageServerAuth); err == nil {
 			t.Errorf("a test certificate verifies through the production issuer")
 		}
 	})
@@ -484,6 +488,8 @@ func TestConfigRefusesToStart(t *testing.T) {
 		{"an unknown plugin", `{"profiles": {"x-server": {"description": "x", "kind": "server", "plugins": [{"name": "names"}, {"name": "keys"}, {"name": "validity"}, {"name": "rate-limit"}]}}}`, `unknown plugin "rate-limit"`},
 		{"a validity over the SOTE maximum", `{"profiles": {"x-server": {"description": "x", "kind": "server", "max_validity_days": 730}}}`, "SOTE maximum of 365 days"},
 		{"a test profile on the production issuer", `{"profiles": {"x-server": {"description": "x", "kind": "server", "test": true, "issuer": "production"}}}`, `issuer "production"`},
+		{"a test profile with the production policy OID", `{"profiles": {"x-server": {"description": "x", "kind": "server", "test": true, "policy_oids": ["1.2.246.517.1.10.203"]}}}`, `policy_oids 1.2.246.517.1.10.203 is the production certificate policy: a test profile carries a test policy`},
+		{"a production profile with the test policy OID", `{"profiles": {"x-server": {"description": "x", "kind": "server", "policy_oids": ["1.3.6.1.4.1.32473.1.10.203.9"]}}}`, `policy_oids 1.3.6.1.4.1.32473.1.10.203.9 is the test certificate policy`},
 		{"a webhook to loopback without allow_networks", `{"profiles": {"x-server": {"description": "x", "kind": "server", "plugins": [{"name": "names"}, {"name": "keys"}, {"name": "validity"}, {"name": "webhook", "config": {"url": "https://127.0.0.1:9/check", "secret_file": "/nonexistent"}}]}}}`, "not a public address"},
 	}
 	for _, tt := range tests {

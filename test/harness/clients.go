@@ -101,17 +101,33 @@ func ParseChain(t *testing.T, pemBytes []byte) []*x509.Certificate {
 	return certs
 }
 
-// Verify checks that leaf, with the intermediates given, chains to the server's roots
-// for serverAuth and names dnsName.
+// Verify checks that leaf, with the intermediates given, chains to the server's
+// production root (roots.pem) for serverAuth and names dnsName, and not to its test
+// root (test-roots.pem).
 func (in *Instance) Verify(leaf *x509.Certificate, intermediates []*x509.Certificate, dnsName string) {
+	in.T.Helper()
+	in.verifyOnly(leaf, intermediates, dnsName, in.Roots, in.TestRoots)
+}
+
+// VerifyTest is Verify for a test-profile certificate: it chains to test-roots.pem,
+// and a relying party trusting roots.pem refuses it.
+func (in *Instance) VerifyTest(leaf *x509.Certificate, intermediates []*x509.Certificate, dnsName string) {
+	in.T.Helper()
+	in.verifyOnly(leaf, intermediates, dnsName, in.TestRoots, in.Roots)
+}
+
+func (in *Instance) verifyOnly(leaf *x509.Certificate, intermediates []*x509.Certificate, dnsName, trusted, other string) {
 	t := in.T
 	t.Helper()
 	pool := x509.NewCertPool()
 	for _, c := range intermediates {
 		pool.AddCert(c)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: dnsName, Roots: in.RootPool(), Intermediates: pool}); err != nil {
-		t.Fatalf("certificate %x for %v does not verify for %s: %v", leaf.SerialNumber, leaf.DNSNames, dnsName, err)
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: dnsName, Roots: in.pool(trusted), Intermediates: pool}); err != nil {
+		t.Fatalf("certificate %x for %v does not verify for %s against %s: %v", leaf.SerialNumber, leaf.DNSNames, dnsName, filepath.Base(trusted), err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: dnsName, Roots: in.pool(other), Intermediates: pool}); err == nil {
+		t.Fatalf("certificate %x for %v verifies against %s too: the test and production hierarchies are not apart", leaf.SerialNumber, leaf.DNSNames, filepath.Base(other))
 	}
 }
 

@@ -60,12 +60,13 @@ type Instance struct {
 	T          *testing.T
 	Data       string
 	Directory  string // the ACME directory URL
-	Roots      string // roots.pem the server wrote: what clients must trust
+	Roots      string // roots.pem the server wrote: what clients and production relying parties trust
+	TestRoots  string // test-roots.pem: what a test environment trusts for test-profile certificates
 	HTTP01Port int
 	DNS        *dnsserver.Server
 	Cmd        *exec.Cmd
-	Logs       *logbuf.Buffer
-	Out        *logbuf.Buffer // what serve printed on stdout
+	Logs       *logbuf.Buffer // stderr: the server's log
+	Stdout     *logbuf.Buffer // what the server told its operator at this start
 	Done       chan error
 	Extra      []string // further serve flags, from StartWith
 	PublicAddr string   // the CRL/OCSP listener (--public-listen), kept across restarts
@@ -138,8 +139,8 @@ func (in *Instance) Launch() {
 	t.Cleanup(in.Stop)
 
 	found := make(chan string, 1)
-	in.Out = &logbuf.Buffer{}
-	out := in.Out
+	in.Stdout = &logbuf.Buffer{}
+	out := in.Stdout // this start's: a restart makes a new one
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -158,6 +159,7 @@ func (in *Instance) Launch() {
 		t.Fatalf("varmenne serve did not start in 60 s\n%s", in.Logs.String())
 	}
 	in.Roots = filepath.Join(in.Data, "roots.pem")
+	in.TestRoots = filepath.Join(in.Data, "test-roots.pem")
 }
 
 // Ops is the address of the running server's operator listener (/healthz,
@@ -165,11 +167,11 @@ func (in *Instance) Launch() {
 func (in *Instance) Ops() string {
 	in.T.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := opsLine.FindStringSubmatch(in.Out.String()); m != nil {
+		if m := opsLine.FindStringSubmatch(in.Stdout.String()); m != nil {
 			return m[1]
 		}
 	}
-	in.T.Fatalf("serve printed no Health line:\n%s", in.Out.String())
+	in.T.Fatalf("serve printed no Health line:\n%s", in.Stdout.String())
 	return ""
 }
 
@@ -291,14 +293,19 @@ func (in *Instance) SecondAdmin() string {
 }
 
 // RootPool is the trust the server told clients to use.
-func (in *Instance) RootPool() *x509.CertPool {
-	pemBytes, err := os.ReadFile(in.Roots)
+func (in *Instance) RootPool() *x509.CertPool { return in.pool(in.Roots) }
+
+// TestRootPool is the trust the server told test environments to use.
+func (in *Instance) TestRootPool() *x509.CertPool { return in.pool(in.TestRoots) }
+
+func (in *Instance) pool(file string) *x509.CertPool {
+	pemBytes, err := os.ReadFile(file)
 	if err != nil {
 		in.T.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pemBytes) {
-		in.T.Fatalf("%s holds no certificate", in.Roots)
+		in.T.Fatalf("%s holds no certificate", file)
 	}
 	return pool
 }
@@ -316,6 +323,19 @@ func (in *Instance) HTTPClient() *http.Client {
 func (in *Instance) LogHas(s string) bool {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if strings.Contains(in.Logs.String(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// StdoutHas waits up to 10 s for the server's start output to contain s: the lines
+// after the directory's may come after Launch returned.
+func (in *Instance) StdoutHas(s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(in.Stdout.String(), s) {
 			return true
 		}
 		if time.Now().After(deadline) {
