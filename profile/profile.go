@@ -100,6 +100,24 @@ type Profile struct {
 	Plugins        []policy.Spec    `json:"plugins"`
 }
 
+// DefaultKeyTypes are the subscriber key types a profile of kind certifies when its
+// configuration names none (docs/profiles.md, "Subscriber key types"):
+//   - server: RSA 2048, 3072 and 4096 (SOTE's rule is RSA of at least 2048 bits)
+//     and ECDSA P-256 and P-384, which every TLS 1.2 and 1.3 stack speaks (RFC 8422,
+//     RFC 8446) at a fraction of RSA's cost;
+//   - system signature: RSA 2048, 3072 and 4096 only. A system signature is
+//     verified for years by document archives and other systems whose support for
+//     ECDSA signatures nothing in the SOTE practice promises, and the practice names
+//     RSA.
+//
+// A profile narrows or widens them (within keys.KeyTypes) with key_types.
+func DefaultKeyTypes(kind string) []string {
+	if kind == policy.KindSystemSignature {
+		return []string{"rsa-2048", "rsa-3072", "rsa-4096"}
+	}
+	return slices.Clone(keys.KeyTypes)
+}
+
 // Builtin returns the four SOTE profiles.
 func Builtin() map[string]Profile {
 	ps := map[string]Profile{
@@ -145,7 +163,7 @@ func (p Profile) Normalize() Profile {
 		}
 	}
 	if len(p.KeyTypes) == 0 {
-		p.KeyTypes = slices.Clone(keys.KeyTypes)
+		p.KeyTypes = DefaultKeyTypes(p.Kind)
 	}
 	if len(p.Plugins) == 0 {
 		p.Plugins = slices.Clone(DefaultPlugins)

@@ -158,7 +158,8 @@ func TestParseDefaultsByKind(t *testing.T) {
 	}
 	p := set.Profiles["sote-docs"]
 	info := p.Info("sote-docs")
-	if p.Issuer != "production" || p.MaxValidityDays != 730 || len(p.ExtKeyUsage) != 0 || info.MaxStartDelay != 0 || len(info.KeyTypes) != 5 {
+	if p.Issuer != "production" || p.MaxValidityDays != 730 || len(p.ExtKeyUsage) != 0 || info.MaxStartDelay != 0 ||
+		!slices.Equal(info.KeyTypes, []string{"rsa-2048", "rsa-3072", "rsa-4096"}) {
 		t.Fatalf("defaults %+v, info %+v", p, info)
 	}
 	if len(set.Profiles) != 5 {

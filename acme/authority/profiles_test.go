@@ -2,7 +2,9 @@ package authority
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"strings"
@@ -125,16 +127,27 @@ func TestProfileIssuesFromItsIssuer(t *testing.T) {
 	f := newProfileFixture(t)
 	acct := f.account()
 	pki, _ := sharedPKI()
+	// A key of a type the profile certifies by default: system signature profiles
+	// take RSA only (profile.DefaultKeyTypes).
+	ecKey := func(t *testing.T) crypto.Signer { return newKey(t) }
+	rsaKey := func(t *testing.T) crypto.Signer {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
 	tests := []struct {
 		profile string
 		issuer  *signer.Issuer
 		ku      x509.KeyUsage
 		days    int
+		key     func(t *testing.T) crypto.Signer
 	}{
-		{"sote-server", pki.Production, x509.KeyUsageDigitalSignature, 365},
-		{"sote-server-test", pki.Test, x509.KeyUsageDigitalSignature, 365},
-		{"sote-system-signature", pki.Production, x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, 730},
-		{"sote-system-signature-test", pki.Test, x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, 730},
+		{"sote-server", pki.Production, x509.KeyUsageDigitalSignature, 365, ecKey},
+		{"sote-server-test", pki.Test, x509.KeyUsageDigitalSignature, 365, ecKey},
+		{"sote-system-signature", pki.Production, x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, 730, rsaKey},
+		{"sote-system-signature-test", pki.Test, x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, 730, rsaKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.profile, func(t *testing.T) {
@@ -144,7 +157,7 @@ func TestProfileIssuesFromItsIssuer(t *testing.T) {
 				t.Fatal(err)
 			}
 			o = f.validateAll(acct, o)
-			o, err = f.finalize(acct, o.ID, makeCSR(t, newKey(t), &x509.CertificateRequest{DNSNames: []string{name}}))
+			o, err = f.finalize(acct, o.ID, makeCSR(t, tt.key(t), &x509.CertificateRequest{DNSNames: []string{name}}))
 			if err != nil {
 				t.Fatalf("Finalize: %v", err)
 			}

@@ -362,7 +362,7 @@ func TestProfiles(t *testing.T) {
 	})
 
 	prod, test := in.issuerCert("production"), in.issuerCert("test")
-	reused := newKey(t)
+	reused := rsaKey2048(t) // system signature profiles certify RSA keys only by default
 
 	t.Run("a 2-year system signature certificate", func(t *testing.T) {
 		o, err := in.newOrder(c, "sote-system-signature", "", "potilastiedot.apteekki.example")
@@ -389,6 +389,15 @@ func TestProfiles(t *testing.T) {
 		if err := in.verifies(leaf, prod, in.rootPool(), x509.ExtKeyUsageAny); err != nil {
 			t.Errorf("does not chain to the production issuer: %v", err)
 		}
+	})
+
+	t.Run("a system signature profile refuses an ECDSA key by default", func(t *testing.T) {
+		o, err := in.newOrder(c, "sote-system-signature", "", "ec.apteekki.example")
+		if err != nil {
+			t.Fatalf("newOrder: %v", err)
+		}
+		_, err = in.finish(c, r, o, newKey(t), "ec.apteekki.example")
+		wantRefused(t, "finalize", err, "badCSR", "certifies rsa-2048, rsa-3072, rsa-4096 keys, not ecdsa-p256")
 	})
 
 	t.Run("a key certified before is refused in another profile too", func(t *testing.T) {

@@ -144,7 +144,7 @@ func TestRegisterGuardsIssuance(t *testing.T) {
 		if err != nil {
 			t.Fatalf("newOrder with a certificate of conformity on file: %v", err)
 		}
-		certs, err := in.finish(pharmacy, r, o, newKey(t), "allekirjoitus.apteekki.example")
+		certs, err := in.finish(pharmacy, r, o, rsaKey2048(t), "allekirjoitus.apteekki.example")
 		if err != nil {
 			t.Fatalf("finalize: %v", err)
 		}
