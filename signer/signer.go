@@ -48,6 +48,12 @@ var ErrInvalidRequest = errors.New("signer: invalid request")
 // happened before the token was asked to sign; the CA then closes the intent.
 var ErrUnsigned = errors.New("signer: issuer key not used")
 
+// ErrOutlastsIssuer (with ErrInvalidRequest) refuses a certificate that would end
+// after its issuer, or begin before it: the issuer cannot vouch for it then. A CA
+// whose issuer nears its end rolls over to a new issuer generation; until then the
+// client may ask for an earlier notAfter.
+var ErrOutlastsIssuer = errors.New("the certificate would outlast its issuer")
+
 // maxSerialTries bounds the redraws after a serial collision; with 72 random bits a
 // second collision means something other than chance is wrong.
 const maxSerialTries = 3
@@ -441,9 +447,36 @@ func (c *CA) validity(now time.Time, req Request) (notBefore, notAfter time.Time
 	}
 	ic := c.issuer.Cert
 	if notBefore.Before(ic.NotBefore) || notAfter.After(ic.NotAfter) {
-		return time.Time{}, time.Time{}, fmt.Errorf("signer: validity %s to %s falls outside issuer %q (%s to %s)", notBefore.Format(time.RFC3339), notAfter.Format(time.RFC3339), c.issuer.Name, ic.NotBefore.Format(time.RFC3339), ic.NotAfter.Format(time.RFC3339))
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: %w: a certificate from %s to %s falls outside issuer %q, which is valid from %s to %s; ask for a notAfter no later than %s",
+			ErrInvalidRequest, ErrOutlastsIssuer, notBefore.Format(time.RFC3339), notAfter.Format(time.RFC3339), c.issuer.Name,
+			ic.NotBefore.UTC().Format(time.RFC3339), ic.NotAfter.UTC().Format(time.RFC3339), ic.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return notBefore, notAfter, nil
+}
+
+// Validity is the notBefore and notAfter the CA would give req now, or why it
+// would refuse it (ErrInvalidRequest; ErrOutlastsIssuer too when the issuer ends
+// first). newOrder asks it so that an order the issuer cannot sign is refused before
+// any validation work.
+func (c *CA) Validity(req Request) (notBefore, notAfter time.Time, err error) {
+	return c.validity(c.now(), req)
+}
+
+// CheckIssuerLife refuses a profile whose longest certificate — one starting as
+// late as MaxStartDelay allows, for the whole Validity — would end after the
+// issuer does: the start of a server that would refuse such orders later stops
+// instead, with what to do.
+func (c *CA) CheckIssuerLife(now time.Time) error {
+	end := c.issuer.Cert.NotAfter
+	longest := now.Add(c.profile.MaxStartDelay).Add(c.profile.Validity - time.Second)
+	if !longest.After(end) {
+		return nil
+	}
+	days := func(d time.Duration) int { return int(d / (24 * time.Hour)) }
+	fits := days(end.Sub(now) - c.profile.MaxStartDelay)
+	return fmt.Errorf("profile %q issues certificates of up to %d days starting up to %d days ahead, but issuer %q ends on %s, %d days from now: "+
+		"roll over to a new issuer generation, or lower the profile's max_validity_days (and max_start_delay) in --config so that they fit (at most %d days with this max_start_delay)",
+		c.profile.Name, days(c.profile.Validity), days(c.profile.MaxStartDelay), c.issuer.Name, end.UTC().Format(time.DateOnly), days(end.Sub(now)), max(fits, 0))
 }
 
 var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}

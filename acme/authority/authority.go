@@ -94,6 +94,10 @@ type Validator interface {
 type CA interface {
 	Issue(ctx context.Context, req signer.Request) (*signer.Issued, error)
 	Issuer() *signer.Issuer
+	// Validity is the validity Issue would give req now, or why it would refuse it
+	// (signer.ErrInvalidRequest; signer.ErrOutlastsIssuer when the issuer ends
+	// first).
+	Validity(req signer.Request) (notBefore, notAfter time.Time, err error)
 }
 
 // Policy judges a profile's requests: the profile's plugin chain (*policy.Chain).

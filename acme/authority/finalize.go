@@ -141,7 +141,7 @@ func (a *Authority) failOrder(ctx context.Context, orderID, what string, cause e
 	if errors.Is(cause, store.ErrKeyInUse) {
 		refusal = keyReused()
 	} else if errors.Is(cause, signer.ErrInvalidRequest) {
-		refusal = acme.Errorf(acme.Malformed, "the certificate cannot be issued as asked: %s", strings.TrimPrefix(cause.Error(), signer.ErrInvalidRequest.Error()+": "))
+		refusal = signerRefusal(cause)
 	} else if _, ok := acme.AsError(cause); !ok {
 		refusal = a.internal(ctx, what, cause)
 	}
@@ -149,6 +149,12 @@ func (a *Authority) failOrder(ctx context.Context, orderID, what string, cause e
 		a.log.ErrorContext(ctx, "marking the order invalid failed", "order", orderID, "err", err)
 	}
 	return refusal
+}
+
+// signerRefusal is the client's answer to a request the signer refuses as asked
+// (signer.ErrInvalidRequest: its dates, or an issuer that ends first).
+func signerRefusal(err error) error {
+	return acme.Errorf(acme.Malformed, "the certificate cannot be issued as asked: %s", strings.TrimPrefix(err.Error(), signer.ErrInvalidRequest.Error()+": "))
 }
 
 func keyReused() error {

@@ -15,6 +15,7 @@ import (
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/names"
+	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -52,6 +53,11 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	}
 	if err := prof.Policy.CheckOrder(ctx, preq); err != nil {
 		return nil, policyRefusal(err)
+	}
+	// An order the issuer cannot sign, as its dates would outlast the issuer, is
+	// refused now rather than at finalize.
+	if _, _, err := prof.CA.Validity(signer.Request{NotBefore: notBefore, NotAfter: notAfter}); errors.Is(err, signer.ErrOutlastsIssuer) {
+		return nil, signerRefusal(err)
 	}
 	// The chain's names plugin judged every identifier; what is left is to use one
 	// spelling per name, in the order the client sent them.

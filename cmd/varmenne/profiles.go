@@ -75,11 +75,13 @@ func buildProfiles(set *profile.Set, pki *filekey.DevPKI, public string, st *sto
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, authority.Profile{
-			Name: name, Description: p.Description, Test: p.Test,
-			CA:     signer.New(iss, sp, st, time.Now, rand.Reader).WithAuditor(aud), // every signature audit-logged
-			Policy: chain,
-		})
+		ca := signer.New(iss, sp, st, time.Now, rand.Reader).WithAuditor(aud) // every signature audit-logged
+		// A profile whose longest certificate would outlast its issuer stops the
+		// start: its orders would be refused later.
+		if err := ca.CheckIssuerLife(time.Now()); err != nil {
+			return nil, err
+		}
+		out = append(out, authority.Profile{Name: name, Description: p.Description, Test: p.Test, CA: ca, Policy: chain})
 		log.Info("profile offered", "profile", name, "issuer", iss.Name, "max_validity_days", p.MaxValidityDays, "policy_oids", p.PolicyOIDs, "plugins", chain.Plugins())
 	}
 	return out, nil
