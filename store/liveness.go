@@ -458,18 +458,9 @@ func (s *SQL) sweepInstance(ctx context.Context, id string, chProblem, orderProb
 	}
 	// Whatever the gone process's clock said, its rows are processing since before
 	// a day from now.
-	before := time.Now().Add(24 * time.Hour)
-	for _, ch := range chIDs {
-		err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
-			return s.finishChallenge(ctx, tx, ch, false, time.Now(), chProblem, before)
-		})
-		switch {
-		case err == nil:
-			challenges++
-		case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
-		default:
-			return challenges, 0, s.fail("fail challenge "+ch+" of gone instance "+id, err)
-		}
+	challenges, err = s.failChallenges(ctx, chIDs, chProblem, time.Now().Add(24*time.Hour))
+	if err != nil {
+		return challenges, 0, err
 	}
 	n, err := s.exec(ctx, s.db,
 		`UPDATE orders SET status = 'invalid', error = ?

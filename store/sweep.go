@@ -26,21 +26,28 @@ func (s *SQL) SweepStuckChallenges(ctx context.Context, olderThan time.Time, pro
 	if err != nil {
 		return 0, s.fail("find stuck challenges", err)
 	}
-	swept := 0
+	return s.failChallenges(ctx, ids, problem, olderThan)
+}
+
+// failChallenges makes each of the challenges ids, processing since before
+// olderThan, invalid with problem as a failed validation. One finished meanwhile (by
+// its validation or another sweeper) is left as it is. It returns how many it failed.
+func (s *SQL) failChallenges(ctx context.Context, ids []string, problem []byte, olderThan time.Time) (int, error) {
+	failed := 0
 	for _, id := range ids {
 		err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
 			return s.finishChallenge(ctx, tx, id, false, time.Now(), problem, olderThan)
 		})
 		switch {
 		case err == nil:
-			swept++
+			failed++
 		case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
 			// Finished meanwhile, by its validation or another sweeper.
 		default:
-			return swept, s.fail("sweep stuck challenge "+id, err)
+			return failed, s.fail("fail interrupted challenge "+id, err)
 		}
 	}
-	return swept, nil
+	return failed, nil
 }
 
 // SweepStuckOrders makes each order processing since before olderThan, and with no

@@ -28,6 +28,21 @@ const (
 	regUnlisted    = "1.2.246.10.11111111.10.0"
 )
 
+// copyRegister copies the sample register to a file a test may change, and
+// returns its path and the sample.
+func copyRegister(t *testing.T) (string, []byte) {
+	t.Helper()
+	sample, err := os.ReadFile(sampleRegister)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regFile := filepath.Join(t.TempDir(), "register.json")
+	if err := os.WriteFile(regFile, sample, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return regFile, sample
+}
+
 // wantProblem fails unless err is a problem of kind whose detail holds every want.
 func wantProblem(t *testing.T, err error, kind string, wants ...string) {
 	t.Helper()
@@ -50,14 +65,7 @@ func wantProblem(t *testing.T, err error, kind string, wants ...string) {
 // register that cannot be refreshed for longer than --register-max-stale pauses
 // issuance until it can.
 func TestRegisterGuardsIssuance(t *testing.T) {
-	sample, err := os.ReadFile(sampleRegister)
-	if err != nil {
-		t.Fatal(err)
-	}
-	regFile := filepath.Join(t.TempDir(), "register.json")
-	if err := os.WriteFile(regFile, sample, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	regFile, sample := copyRegister(t)
 	in := startWith(t, "", "--register-source", regFile, "--register-refresh", "1s", "--register-max-stale", "4s")
 	r := in.responder()
 	cli := func(args ...string) string {
@@ -209,14 +217,7 @@ func TestRegisterNeverLoadedFailsClosed(t *testing.T) {
 // younger than --register-max-stale) instead of pausing issuance, and the copy's
 // age is on /readyz.
 func TestRegisterCopySurvivesARestart(t *testing.T) {
-	sample, err := os.ReadFile(sampleRegister)
-	if err != nil {
-		t.Fatal(err)
-	}
-	regFile := filepath.Join(t.TempDir(), "register.json")
-	if err := os.WriteFile(regFile, sample, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	regFile, _ := copyRegister(t)
 	in := startWith(t, "", "--register-source", regFile)
 	if out, err := in.cli("org", "domains", "add", regPharmacy, "--domain", "apteekki.example"); err != nil {
 		t.Fatalf("org domains add (the start loaded the pharmacy): %v: %s", err, out)
