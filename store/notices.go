@@ -34,14 +34,22 @@ func (s *SQL) queueNotice(ctx context.Context, tx *sql.Tx, serial string, at tim
 // none is due. Two senders never hold one notice at once: the claim is a
 // conditional UPDATE.
 func (s *SQL) ClaimRevocationNotice(ctx context.Context, holder string, now, since time.Time, lease time.Duration) (*RevocationNotice, error) {
-	var claimed *RevocationNotice
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		claimed = nil
+	due := func(q querier) (string, error) {
 		var serial string
-		err := tx.QueryRowContext(ctx, s.d.rebind(
+		err := q.QueryRowContext(ctx, s.d.rebind(
 			`SELECT serial FROM revocation_notices
 			 WHERE done_at = 0 AND next_attempt <= ? AND lease_until <= ? AND created_at >= ?
 			 ORDER BY next_attempt, serial LIMIT 1`), micros(now), micros(now), micros(since)).Scan(&serial)
+		return serial, err
+	}
+	// A read first: the sender polls, and an empty outbox takes no write lock.
+	if _, err := due(s.q()); err != nil {
+		return nil, s.fail("claim a revocation notice", err)
+	}
+	var claimed *RevocationNotice
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		claimed = nil
+		serial, err := due(tx)
 		if err != nil {
 			return err
 		}

@@ -122,6 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("serve stop not written to the audit log", "err", err)
 		}
 	}()
+	startNotices(ctx, cfg.notice, st, log) // revocation notices by e-mail (notice.go)
 	// The operator service; on a new database it makes the first administrator,
 	// whose token the operator commands use (operate.go).
 	development := !cfg.keys.Enabled()
