@@ -30,6 +30,11 @@ type CertView struct {
 	Account       string   `json:"account"`
 	Revoked       string   `json:"revoked,omitempty"`
 	RevokeReason  string   `json:"revoke_reason,omitempty"`
+	// The rest of the revocation record: when it was asked for, the invalidity
+	// date given, and the door and operator (or acme) that received it.
+	RevokeRequestedAt string `json:"revoke_requested_at,omitempty"`
+	InvalidityDate    string `json:"invalidity_date,omitempty"`
+	RevokeReceivedBy  string `json:"revoke_received_by,omitempty"`
 }
 
 // Certificates finds certificates by serial (hex or decimal; digits only are read
@@ -73,6 +78,10 @@ func (s *Service) certViews(ctx context.Context, f store.CertificateFilter) ([]C
 		switch {
 		case err == nil:
 			v.Revoked, v.RevokeReason = stamp(rev.RevokedAt), revocation.Name(rev.Reason)
+			v.RevokeRequestedAt, v.RevokeReceivedBy = stamp(rev.RequestedAt), rev.ReceivedBy
+			if !rev.InvalidityDate.IsZero() {
+				v.InvalidityDate = stamp(rev.InvalidityDate)
+			}
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, s.internal(ctx, "read revocations", err)
 		}
@@ -90,11 +99,22 @@ type RevokeInput struct {
 	Note           string    `json:"note"`
 	RequestedAt    time.Time `json:"requested_at,omitzero"`    // when they asked (default: now)
 	InvalidityDate time.Time `json:"invalidity_date,omitzero"` // when the key is known or suspected to have been compromised
+	// Door is the front end that received the request (DoorAPI, DoorConsole,
+	// DoorCLI); the front end sets it, never the operator.
+	Door string `json:"-"`
 }
+
+// The doors an operator's revocation comes through, as its record names them.
+const (
+	DoorAPI     = "admin API"
+	DoorConsole = "console"
+	DoorCLI     = "command line"
+)
 
 // revocationRequest checks in and makes the revocation component's request.
 func (s *Service) revocationRequest(who *store.Operator, in RevokeInput) (revocation.Request, error) {
-	req := revocation.Request{Caller: revocation.Caller{Operator: who.Name}, RequestedAt: in.RequestedAt, InvalidityDate: in.InvalidityDate}
+	req := revocation.Request{Caller: revocation.Caller{Operator: who.Name}, RequestedAt: in.RequestedAt, InvalidityDate: in.InvalidityDate,
+		Door: in.Door}
 	var err error
 	if req.Reason, err = revocation.Parse(in.Reason); err != nil {
 		return req, errorf(Malformed, "reason: %v", err)

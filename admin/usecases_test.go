@@ -41,7 +41,7 @@ func useCases() []useCase {
 		}
 		return admintest.OrgOID
 	}
-	revokeIn := admin.RevokeInput{Reason: "superseded", RequestedBy: "Maija, Apteekki Oy", IdentifiedBy: "e-service"}
+	revokeIn := admin.RevokeInput{Reason: "superseded", RequestedBy: "Maija, Apteekki Oy", IdentifiedBy: "e-service", Door: admin.DoorCLI}
 	return []useCase{
 		{"request an EAB key", "rita", "aino", none, func(f *admintest.Fixture, who, _ string) error {
 			_, err := f.Svc.RequestEAB(f.Ctx, f.Op(who), admintest.RequestInput())

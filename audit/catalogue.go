@@ -45,6 +45,7 @@ const (
 	ActOperatorLogout      Action = "operator.logout"
 	ActAccessDenied        Action = "access.denied"
 	ActRevoke              Action = "certificate.revoke"
+	ActRevocationNotice    Action = "revocation.notice"
 	ActKeyBlock            Action = "key.block"
 	ActRenewEarly          Action = "certificate.renew-early"
 	ActAuditExport         Action = "audit.export"
@@ -261,6 +262,17 @@ type Revoked struct {
 	RequestedAt    time.Time
 	InvalidityDate time.Time `audit:",omitempty"`
 	PerformedBy    string
+	ReceivedBy     string `audit:",omitempty"`
+}
+
+// RevocationNoticed: a try at the e-mail that tells a revoked certificate's
+// holder (the record's outcome says whether it was sent); Retry is when the next
+// try is due, zero when this was the last. The addresses are not logged.
+type RevocationNoticed struct {
+	Serial     string
+	Recipients int
+	Attempt    int
+	Retry      time.Time `audit:",omitempty"`
 }
 
 // RenewedEarly: a certificate's ARI renewal window was moved into the past.
@@ -405,6 +417,7 @@ func (Logout) Action() Action                   { return ActOperatorLogout }
 func (AccessDenied) Action() Action             { return ActAccessDenied }
 func (OperatorCACreated) Action() Action        { return ActOperatorCACreate }
 func (Revoked) Action() Action                  { return ActRevoke }
+func (RevocationNoticed) Action() Action        { return ActRevocationNotice }
 func (KeyBlocked) Action() Action               { return ActKeyBlock }
 func (RenewedEarly) Action() Action             { return ActRenewEarly }
 func (AuditExported) Action() Action            { return ActAuditExport }

@@ -76,9 +76,19 @@ type Request struct {
 	// RequestedBy and IdentifiedBy: who asked and how they were identified; for
 	// an operator's revocation they are required, for ACME they are derived.
 	RequestedBy, IdentifiedBy string
-	RequestedAt               time.Time // zero: now
-	InvalidityDate            time.Time // zero: not given
-	Note                      string
+	// RequestedAt is when the request was received: for ACME the time the server
+	// received revokeCert, for an operator the time given or zero (now). Never in
+	// the future.
+	RequestedAt time.Time
+	// InvalidityDate (RFC 5280 5.3.2) is when the key is known or suspected to
+	// have been compromised; zero: not given. Not in the future, nor before the
+	// certificate's notBefore.
+	InvalidityDate time.Time
+	// Door is where an operator received the request ("admin API", "console",
+	// "command line"); the record's ReceivedBy names it with the operator. ACME
+	// requests are received by ACME revokeCert.
+	Door string
+	Note string
 }
 
 // Revoker is the revocation component.
@@ -112,6 +122,9 @@ func (v *Revoker) Revoke(ctx context.Context, req Request) (*store.Revocation, e
 	}
 	r, err := v.record(ctx, req, target)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.afterNotBefore(ctx, r.InvalidityDate, target); err != nil {
 		return nil, err
 	}
 	r.Serial = target.Serial
@@ -200,8 +213,11 @@ func (v *Revoker) record(ctx context.Context, req Request, target *store.SerialS
 	switch {
 	case c.Operator != "":
 		r.PerformedBy = c.Operator
+		r.ReceivedBy = strings.TrimSpace(req.Door) + " by " + c.Operator
 		r.RequestedBy, r.IdentifiedBy = strings.TrimSpace(req.RequestedBy), strings.TrimSpace(req.IdentifiedBy)
 		switch {
+		case strings.TrimSpace(req.Door) == "":
+			return r, errors.New("revocation: an operator's request names the door that received it")
 		case r.RequestedBy == "":
 			return r, refuse(Malformed, "say who asked for the revocation (requested by)")
 		case r.IdentifiedBy == "":
@@ -214,7 +230,7 @@ func (v *Revoker) record(ctx context.Context, req Request, target *store.SerialS
 		if err := v.accountMay(ctx, c.Account, target); err != nil {
 			return r, err
 		}
-		r.PerformedBy = "varmenne ACME revokeCert"
+		r.PerformedBy, r.ReceivedBy = "varmenne ACME revokeCert", receivedByACME
 		r.RequestedBy = fmt.Sprintf("ACME account %s of organisation %s", c.Account.ID, c.Account.OrgOID)
 		r.IdentifiedBy = "ACME account key (JWS kid)"
 	case c.Key != nil:
@@ -224,13 +240,34 @@ func (v *Revoker) record(ctx context.Context, req Request, target *store.SerialS
 		if ok, err := v.keyMatches(ctx, target, c.Key); err != nil || !ok {
 			return r, refuse(Unauthorized, "the request is not signed by this certificate's key")
 		}
-		r.PerformedBy = "varmenne ACME revokeCert"
+		r.PerformedBy, r.ReceivedBy = "varmenne ACME revokeCert", receivedByACME
 		r.RequestedBy = "holder of the certificate's private key"
 		r.IdentifiedBy = "signature by the certificate's key (JWS jwk)"
 	default:
 		return r, refuse(Unauthorized, "a revocation needs an account, the certificate's key or an operator")
 	}
 	return r, nil
+}
+
+// receivedByACME is the ReceivedBy of a revocation asked for through ACME.
+const receivedByACME = "ACME revokeCert by acme"
+
+// afterNotBefore refuses an invalidity date before the target's notBefore: the
+// key of a certificate cannot have been compromised in it before it was valid.
+// A serial with no stored certificate has no notBefore to compare with.
+func (v *Revoker) afterNotBefore(ctx context.Context, invalidity time.Time, target *store.SerialStatus) error {
+	if invalidity.IsZero() || !target.Certified {
+		return nil
+	}
+	c, err := v.st.GetCertificate(ctx, target.Serial)
+	if err != nil {
+		return fmt.Errorf("revocation: read certificate %s: %w", target.Serial, err)
+	}
+	if invalidity.Before(c.NotBefore) {
+		return refuse(Malformed, "the invalidity date %s is before certificate %s became valid (notBefore %s); give a time between its notBefore and now",
+			invalidity.Format(time.RFC3339), target.Serial, c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // accountMay judges an ACME account's right to revoke the target (AccountMay). A
@@ -294,5 +331,5 @@ func alreadyRevoked(serial string, prev *store.Revocation) error {
 // event is the audit event of a revocation record.
 func event(r store.Revocation) audit.Revoked {
 	return audit.Revoked{Serial: r.Serial, Reason: Name(r.Reason), RequestedBy: r.RequestedBy, IdentifiedBy: r.IdentifiedBy,
-		RequestedAt: r.RequestedAt, InvalidityDate: r.InvalidityDate, PerformedBy: r.PerformedBy}
+		RequestedAt: r.RequestedAt, InvalidityDate: r.InvalidityDate, PerformedBy: r.PerformedBy, ReceivedBy: r.ReceivedBy}
 }

@@ -24,7 +24,7 @@ func testCRL(t *testing.T, open func(t *testing.T) *SQL) {
 		runRoundTrips(t, open, []roundTripCase[Revocation]{
 			{name: "all fields", in: Revocation{Serial: "05", RevokedAt: t0, Reason: 1, RequestedBy: "Maija Meikäläinen",
 				IdentifiedBy: "strong identification in the e-service", PerformedBy: "operator", Note: "ticket 42",
-				RequestedAt: t0.Add(-time.Hour), InvalidityDate: t0.Add(-48 * time.Hour)}},
+				RequestedAt: t0.Add(-time.Hour), InvalidityDate: t0.Add(-48 * time.Hour), ReceivedBy: "admin API (operator)"}},
 		}, put, func(w *world, r Revocation) (*Revocation, error) { return w.s.GetRevocation(w.ctx, r.Serial) })
 	})
 	t.Run("revoking intents", func(t *testing.T) { testRevokeIntents(t, open) })
@@ -32,6 +32,7 @@ func testCRL(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("CRL entries", func(t *testing.T) { testCRLEntries(t, open) })
 	t.Run("publishing", func(t *testing.T) { testPublishCRL(t, open) })
 	t.Run("revoking an organisation", func(t *testing.T) { testRevokeOrganisation(t, open) })
+	t.Run("revocation notices", func(t *testing.T) { testRevocationNotices(t, open) })
 }
 
 // issueCert runs a whole issuance of c on a new order o-<serial> of org1; c.OrgOID

@@ -37,6 +37,8 @@ var lookups = []struct{ name, query string }{
 	{"unexpired certificates of an issuer", `SELECT c.serial FROM certificates c WHERE c.issuer = 'production' AND c.not_after > 0
 		AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)`},
 	{"revocation by serial", `SELECT reason FROM revocations WHERE serial = '01'`},
+	{"due revocation notices", `SELECT serial FROM revocation_notices WHERE done_at = 0 AND next_attempt <= 5 AND lease_until <= 5
+		AND created_at >= 0 ORDER BY next_attempt, serial LIMIT 1`},
 	{"revoked and unexpired, for an issuer's CRL", `SELECT serial, revoked_at, reason, invalidity_date, not_after FROM revocations
 		WHERE issuer = 'production' AND (not_after = 0 OR not_after >= 0) ORDER BY serial`},
 	{"revocations of an organisation", `SELECT serial FROM revocations WHERE org_oid = 'o'`},

@@ -212,7 +212,8 @@ func (s *SQL) Revoke(ctx context.Context, r Revocation, block *BlockedKey) error
 }
 
 // revoke inserts the revocation row of serial, copying from the certificate (or
-// the intent) what CRLs need: issuer, organisation and notAfter.
+// the intent) what CRLs need: issuer, organisation and notAfter; and queues the
+// notice to the holder (notices.go).
 func (s *SQL) revoke(ctx context.Context, tx *sql.Tx, serial string, r Revocation) error {
 	t, err := s.revocationTarget(ctx, tx, serial)
 	if err != nil {
@@ -220,11 +221,14 @@ func (s *SQL) revoke(ctx context.Context, tx *sql.Tx, serial string, r Revocatio
 	}
 	_, err = s.exec(ctx, tx,
 		`INSERT INTO revocations (serial, issuer, org_oid, not_after, revoked_at, requested_at, reason,
-		 invalidity_date, requested_by, identified_by, performed_by, note)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 invalidity_date, requested_by, identified_by, performed_by, note, received_by)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		serial, t.issuer, t.orgOID, micros(t.notAfter), micros(r.RevokedAt), micros(r.RequestedAt), r.Reason,
-		micros(r.InvalidityDate), r.RequestedBy, r.IdentifiedBy, r.PerformedBy, r.Note)
-	return err
+		micros(r.InvalidityDate), r.RequestedBy, r.IdentifiedBy, r.PerformedBy, r.Note, r.ReceivedBy)
+	if err != nil {
+		return err
+	}
+	return s.queueNotice(ctx, tx, serial, r.RevokedAt)
 }
 
 // GetRevocation returns the revocation of serial, or ErrNotFound if it is not revoked.
@@ -238,13 +242,13 @@ func (s *SQL) GetRevocation(ctx context.Context, serial string) (*Revocation, er
 }
 
 const revocationColumns = `serial, revoked_at, reason, requested_by, identified_by, performed_by, note,
-	requested_at, invalidity_date`
+	requested_at, invalidity_date, received_by`
 
 func scanRevocation(row interface{ Scan(...any) error }) (*Revocation, error) {
 	var r Revocation
 	var revoked, requested, invalidity int64
 	if err := row.Scan(&r.Serial, &revoked, &r.Reason, &r.RequestedBy, &r.IdentifiedBy, &r.PerformedBy, &r.Note,
-		&requested, &invalidity); err != nil {
+		&requested, &invalidity, &r.ReceivedBy); err != nil {
 		return nil, err
 	}
 	r.RevokedAt, r.RequestedAt, r.InvalidityDate = fromMicros(revoked), fromMicros(requested), fromMicros(invalidity)

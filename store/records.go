@@ -197,6 +197,7 @@ type Revocation struct {
 	Note           string
 	RequestedAt    time.Time // zero: the same as RevokedAt
 	InvalidityDate time.Time // zero: not given; when the key is known or suspected to have been compromised
+	ReceivedBy     string    // the door that received the request and who was at it ("" before migration 0028)
 }
 
 // BlockedKey is a public key that may never be certified or used as an account key.

@@ -179,6 +179,11 @@ func (t *Tx) BlockKey(b BlockedKey) error { return t.s.BlockKey(t.ctx, b) }
 // Revoke: see SQL.Revoke.
 func (t *Tx) Revoke(r Revocation, block *BlockedKey) error { return t.s.Revoke(t.ctx, r, block) }
 
+// FinishRevocationNotice: see SQL.FinishRevocationNotice.
+func (t *Tx) FinishRevocationNotice(serial, holder string, done bool, outcome string, now, next time.Time) error {
+	return t.s.FinishRevocationNotice(t.ctx, serial, holder, done, outcome, now, next)
+}
+
 // RevokeOrganisation: see SQL.RevokeOrganisation.
 func (t *Tx) RevokeOrganisation(orgOID string, now time.Time, r Revocation, blockKeys bool) ([]string, error) {
 	return t.s.RevokeOrganisation(t.ctx, orgOID, now, r, blockKeys)

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -26,6 +27,9 @@ type Revoker interface {
 type RevokeCaller struct {
 	Account *store.Account   // set when the JWS used kid
 	Key     *jose.JSONWebKey // set when the JWS used jwk
+	// ReceivedAt is when the server received the request: the record's request
+	// time. Zero: now.
+	ReceivedAt time.Time
 }
 
 // Revoke handles revokeCert (RFC 8555 7.6): it reads the request, checks that
@@ -62,7 +66,7 @@ func (a *Authority) Revoke(ctx context.Context, who RevokeCaller, req acme.Revok
 	if who.Key != nil {
 		caller.Key = who.Key.Key
 	}
-	r, err := a.cfg.Revoker.Revoke(ctx, revocation.Request{Serial: serial, Reason: reason, Caller: caller})
+	r, err := a.cfg.Revoker.Revoke(ctx, revocation.Request{Serial: serial, Reason: reason, Caller: caller, RequestedAt: who.ReceivedAt})
 	var refusal *revocation.Error
 	if errors.As(err, &refusal) {
 		switch refusal.Kind {

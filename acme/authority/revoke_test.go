@@ -113,17 +113,21 @@ func TestRevokeRecordsAndBlocks(t *testing.T) {
 	acct := f.account()
 	rec, cert, key := f.issue(acct, "www.example.fi")
 	reason := revocation.KeyCompromise.Code
-	if err := f.a.Revoke(f.ctx, RevokeCaller{Account: acct}, revokeRequest(rec.DER, &reason)); err != nil {
+	received := time.Now().Add(-3 * time.Second).UTC().Truncate(time.Microsecond)
+	if err := f.a.Revoke(f.ctx, RevokeCaller{Account: acct, ReceivedAt: received}, revokeRequest(rec.DER, &reason)); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 
-	t.Run("the record says who asked, how they were identified and who revoked", func(t *testing.T) {
+	t.Run("the record says who asked, how they were identified, who revoked, when it was received and by whom", func(t *testing.T) {
 		r, err := f.st.GetRevocation(f.ctx, rec.Serial)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.RequestedBy == "" || r.IdentifiedBy == "" || r.PerformedBy == "" || r.RevokedAt.IsZero() {
 			t.Errorf("revocation record %+v lacks who or when", r)
+		}
+		if !r.RequestedAt.Equal(received) || r.ReceivedBy != "ACME revokeCert by acme" {
+			t.Errorf("revocation record %+v: want requested at %s (when the server received it), received by ACME revokeCert by acme", r, received)
 		}
 	})
 	t.Run("the key is blocked", func(t *testing.T) {

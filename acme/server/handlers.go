@@ -323,7 +323,7 @@ func (s *Server) revokeCert(w http.ResponseWriter, r *http.Request, req *request
 	if err := decode(req.payload, &in); err != nil {
 		return err
 	}
-	if err := s.auth.Revoke(r.Context(), authority.RevokeCaller{Account: req.account, Key: req.jwk}, in); err != nil {
+	if err := s.auth.Revoke(r.Context(), authority.RevokeCaller{Account: req.account, Key: req.jwk, ReceivedAt: req.received}, in); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

@@ -243,6 +243,8 @@ type request struct {
 	account *store.Account   // when signed with kid
 	jwk     *jose.JSONWebKey // when signed with jwk
 	url     string
+	// received is when the server received the request (a revocation's request time).
+	received time.Time
 }
 
 type postHandler func(w http.ResponseWriter, r *http.Request, req *request) error
@@ -254,6 +256,7 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 // the nonce, so a client's retry is not punished for an attacker's replay.
 func (s *Server) post(rule keyRule, h postHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received := time.Now()
 		if err := s.addNonce(w); err != nil {
 			s.problem(w, r, err)
 			return
@@ -265,6 +268,7 @@ func (s *Server) post(rule keyRule, h postHandler) http.Handler {
 		}
 		req, err := s.authenticate(w, r, rule)
 		if err == nil {
+			req.received = received
 			err = h(w, r, req)
 		}
 		if err != nil {

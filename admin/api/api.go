@@ -182,6 +182,7 @@ func (s *Server) Routes() []Route {
 			if err := decode(r, &in); err != nil {
 				return err
 			}
+			in.Door = admin.DoorAPI
 			if _, err := svc.RevokeCertificate(r.Context(), who, r.PathValue("serial"), in); err != nil {
 				return err
 			}

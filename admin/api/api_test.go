@@ -538,3 +538,53 @@ func TestBodiesWithAMemberTwiceAreRefused(t *testing.T) {
 		t.Fatalf("the request after the refused body: %+v %v", req, err)
 	}
 }
+
+// TestRevocationRecord: the API takes the request time and the invalidity date
+// (RFC 5280: not after now, not before the certificate's notBefore) and the
+// record names the door and the operator that received the request.
+func TestRevocationRecord(t *testing.T) {
+	f := newFixture(t, admin.Config{})
+	now := f.Clock.Now().UTC().Truncate(time.Second)
+	f.Certificate("0a01", "www.apteekki.example") // notBefore: now
+	f.Clock.Add(48 * time.Hour)
+	later := now.Add(48 * time.Hour)
+	in := func(requested, invalid time.Time) admin.RevokeInput {
+		return admin.RevokeInput{Reason: "keyCompromise", RequestedBy: "Maija", IdentifiedBy: "call back", RequestedAt: requested, InvalidityDate: invalid}
+	}
+	refused := []struct {
+		name   string
+		in     admin.RevokeInput
+		detail string
+	}{
+		{"invalidity date in the future", in(time.Time{}, later.Add(time.Hour)), "is in the future"},
+		{"invalidity date before notBefore", in(time.Time{}, now.Add(-time.Hour)), "before certificate 0a01 became valid"},
+		{"request time in the future", in(later.Add(time.Hour), time.Time{}), "is in the future"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.Do("alice", "POST", "/admin/v1/certificates/0a01/revoke", tc.in)
+			if r.Status != 400 || !strings.Contains(string(r.Body), tc.detail) {
+				t.Fatalf("%d %s, want 400 saying %q", r.Status, r.Body, tc.detail)
+			}
+		})
+	}
+	if _, err := f.St.GetRevocation(f.Ctx, "0a01"); err == nil {
+		t.Fatal("a refused request revoked the certificate")
+	}
+	requested, invalid := later.Add(-2*time.Hour), now.Add(time.Hour)
+	r := f.Do("alice", "POST", "/admin/v1/certificates/0a01/revoke", in(requested, invalid))
+	var list []admin.CertView
+	r.JSON(t, &list)
+	if r.Status != 200 || len(list) != 1 {
+		t.Fatalf("revocation: %d %s", r.Status, r.Body)
+	}
+	got := list[0]
+	if got.RevokeRequestedAt != requested.Format(time.RFC3339) || got.InvalidityDate != invalid.Format(time.RFC3339) ||
+		got.RevokeReceivedBy != "admin API by alice" {
+		t.Errorf("certificate view %+v: want requested %s, invalid since %s, received by admin API by alice", got, requested, invalid)
+	}
+	rec, err := f.St.GetRevocation(f.Ctx, "0a01")
+	if err != nil || !rec.RequestedAt.Equal(requested) || !rec.InvalidityDate.Equal(invalid) || rec.ReceivedBy != "admin API by alice" {
+		t.Errorf("stored record %+v, %v", rec, err)
+	}
+}

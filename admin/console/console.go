@@ -371,7 +371,21 @@ func (s *Server) routes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("POST /console/certificates/{serial}/revoke", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
 		in := admin.RevokeInput{Reason: r.PostFormValue("reason"), RequestedBy: r.PostFormValue("requested_by"),
-			IdentifiedBy: r.PostFormValue("identified_by"), Note: r.PostFormValue("note")}
+			IdentifiedBy: r.PostFormValue("identified_by"), Note: r.PostFormValue("note"), Door: admin.DoorConsole}
+		for _, f := range []struct {
+			field, label string
+			into         *time.Time
+		}{{"requested_at", "requested at", &in.RequestedAt}, {"invalidity_date", "invalidity date", &in.InvalidityDate}} {
+			v := strings.TrimSpace(r.PostFormValue(f.field))
+			if v == "" {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return refuse(admin.Malformed, "%s %q is not an RFC 3339 time such as 2026-01-31T14:05:00+02:00", f.label, v)
+			}
+			*f.into = t
+		}
 		if _, err := s.svc.RevokeCertificate(r.Context(), c.who, r.PathValue("serial"), in); err != nil {
 			return err
 		}

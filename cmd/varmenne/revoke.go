@@ -86,7 +86,8 @@ type revokeFlags struct {
 // revokeInput checks the operator's flags the command can check alone, so a
 // mistake is told before the database is opened; the service checks the rest.
 func revokeInput(reason, requestedBy, identifiedBy, note, requestedAt, invalidity string) (revokeFlags, error) {
-	in := revokeFlags{RevokeInput: admin.RevokeInput{Reason: reason, RequestedBy: requestedBy, IdentifiedBy: identifiedBy, Note: note}}
+	in := revokeFlags{RevokeInput: admin.RevokeInput{Reason: reason, RequestedBy: requestedBy, IdentifiedBy: identifiedBy, Note: note,
+		Door: admin.DoorCLI}}
 	if strings.TrimSpace(reason) == "" {
 		return in, errors.New("--reason is required: keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn or unspecified")
 	}

@@ -125,6 +125,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("serve stop not written to the audit log", "err", err)
 		}
 	}()
+	startNotices(ctx, cfg.notice, st, log) // revocation notices by e-mail (notice.go)
 	// On a new database the operator service makes the first administrator, whose
 	// token the operator commands use (operate.go).
 	tokenFile, err := bootstrap(ctx, cfg.data, adminSvc)

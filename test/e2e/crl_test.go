@@ -262,7 +262,8 @@ func TestRevocationStatusEndToEnd(t *testing.T) {
 		}
 		return out
 	}
-	invalidity := time.Now().Add(-72 * time.Hour).UTC().Truncate(time.Second)
+	// RFC 5280 invalidityDate: not after now, not before the certificate's notBefore.
+	invalidity := leaves[1].NotBefore.UTC()
 	t.Run("the CLI revokes by upper-case hex with colons", func(t *testing.T) {
 		out := cliRevoke(t, "--serial", colonHex(leaves[1].SerialNumber), "--reason", "keyCompromise",
 			"--invalidity-date", invalidity.Format(time.RFC3339), "--note", "ticket 1234")
