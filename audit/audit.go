@@ -22,6 +22,7 @@ import (
 type Store interface {
 	AppendAudit(ctx context.Context, e store.AuditEvent, seal func(store.AuditEvent) (string, error)) (store.AuditEvent, error)
 	Audited(ctx context.Context, seal store.Seal, change func(tx *store.Tx) ([]store.AuditEvent, error)) ([]store.AuditEvent, error)
+	AuditedRows(ctx context.Context, seal store.Seal, change func(tx *store.Tx) ([]store.AuditEvent, error)) ([]store.AuditEvent, error)
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
 }
 
@@ -88,8 +89,20 @@ func (l *Log) Append(ctx context.Context, r Record) (store.AuditEvent, error) {
 // same transaction: the change and its records commit together, or nothing does
 // (a failed audit write fails the change). change may run more than once.
 func (l *Log) Do(ctx context.Context, change func(tx *store.Tx) ([]Record, error)) error {
+	return l.do(ctx, l.st.Audited, change)
+}
+
+// DoRows is Do for a change that is correct without serializable isolation
+// (store.SQL.AuditedRows): conditional updates and inserts held by constraints.
+func (l *Log) DoRows(ctx context.Context, change func(tx *store.Tx) ([]Record, error)) error {
+	return l.do(ctx, l.st.AuditedRows, change)
+}
+
+type auditedFunc func(ctx context.Context, seal store.Seal, change func(tx *store.Tx) ([]store.AuditEvent, error)) ([]store.AuditEvent, error)
+
+func (l *Log) do(ctx context.Context, audited auditedFunc, change func(tx *store.Tx) ([]Record, error)) error {
 	at := l.now()
-	_, err := l.st.Audited(ctx, seal, func(tx *store.Tx) ([]store.AuditEvent, error) {
+	_, err := audited(ctx, seal, func(tx *store.Tx) ([]store.AuditEvent, error) {
 		records, err := change(tx)
 		if err != nil {
 			return nil, err
@@ -181,10 +194,12 @@ func (r Recorder) Audit(ctx context.Context, e Event, outcome string) error {
 }
 
 // Change runs change and records e of r.Actor with outcome in the same transaction
-// (Log.Do): the change does not happen without its event, nor the event without
-// the change. change may run more than once.
+// (Log.DoRows): the change does not happen without its event, nor the event
+// without the change. change may run more than once, and must be correct without
+// serializable isolation (conditional updates, inserts held by constraints): the
+// ACME side's account, order and signing steps are.
 func (r Recorder) Change(ctx context.Context, e Event, outcome string, change func(tx *store.Tx) error) error {
-	return r.Log.Do(ctx, func(tx *store.Tx) ([]Record, error) {
+	return r.Log.DoRows(ctx, func(tx *store.Tx) ([]Record, error) {
 		if err := change(tx); err != nil {
 			return nil, err
 		}

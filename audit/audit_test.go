@@ -35,6 +35,10 @@ func (m *memStore) Audited(context.Context, store.Seal, func(*store.Tx) ([]store
 	return nil, errors.New("memStore: no transactions")
 }
 
+func (m *memStore) AuditedRows(ctx context.Context, seal store.Seal, change func(*store.Tx) ([]store.AuditEvent, error)) ([]store.AuditEvent, error) {
+	return m.Audited(ctx, seal, change)
+}
+
 func (m *memStore) AuditEvents(_ context.Context, after int64, limit int) ([]store.AuditEvent, error) {
 	var out []store.AuditEvent
 	for _, e := range m.events {

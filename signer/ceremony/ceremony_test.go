@@ -152,6 +152,10 @@ func (m *memoryLog) Audited(context.Context, store.Seal, func(*store.Tx) ([]stor
 	return nil, errors.New("memoryLog: no transactions")
 }
 
+func (m *memoryLog) AuditedRows(ctx context.Context, seal store.Seal, change func(*store.Tx) ([]store.AuditEvent, error)) ([]store.AuditEvent, error) {
+	return m.Audited(ctx, seal, change)
+}
+
 func (m *memoryLog) AuditEvents(_ context.Context, after int64, limit int) ([]store.AuditEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -411,8 +411,13 @@ func (rs *replicaSet) check(t *testing.T, outs []outcome) figures {
 		t.Fatal(err)
 	}
 	for i, r := range rs.replicas {
-		if logs := r.logs.String(); strings.Contains(logs, signedNotStored) {
+		logs := r.logs.String()
+		if strings.Contains(logs, signedNotStored) {
 			t.Errorf("replica %d logged %q:\n%s", i, signedNotStored, grepLines(logs, signedNotStored))
+		}
+		// Why the server refused, for whoever reads a failure.
+		if f.delivered != len(outs) {
+			t.Logf("replica %d's errors:\n%s", i, grepLines(logs, `"level":"ERROR"`))
 		}
 	}
 	return f
