@@ -139,6 +139,9 @@ func checkShareOut(tlsOnly, reshare bool, outs []string) error {
 		if _, err := os.Stat(f); err == nil {
 			return fmt.Errorf("--share-out %s already exists: a share is never overwritten; give a new file", f)
 		}
+		if fi, err := os.Stat(filepath.Dir(f)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--share-out %s: its directory %s does not exist; mount the holder's medium or make the directory first", f, filepath.Dir(f))
+		}
 	}
 	return nil
 }

@@ -122,7 +122,7 @@ func Combine(a, b Share, token string) (Activation, error) {
 		if a.Token == token {
 			other = b
 		}
-		return Activation{}, fmt.Errorf("activation share %s is for token %q (serial %s), not %q: give the shares of token %q, or its label as --pkcs11-token", other.Path, other.Token, other.Serial, token, token)
+		return Activation{}, fmt.Errorf("activation share %s is for token %q (serial %s), not %q: give the shares of token %q, or --pkcs11-token %q if that token is meant", other.Path, other.Token, other.Serial, token, token, other.Token)
 	case a.Set != b.Set:
 		return Activation{}, fmt.Errorf("activation shares %s (%s, made %s) and %s (%s, made %s) are from different ceremonies: give the two shares of the latest one",
 			a.Path, a.Holder, a.Made.Format(time.DateOnly), b.Path, b.Holder, b.Made.Format(time.DateOnly))
