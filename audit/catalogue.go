@@ -66,6 +66,7 @@ const (
 	ActHSMLogin        Action = "hsm.login"
 	ActHSMRelogin      Action = "hsm.relogin"
 	ActHSMSelfTest     Action = "hsm.selftest"
+	ActActivationSplit Action = "hsm.activation.split"
 	ActServeStart      Action = "serve.start"
 	ActServeStop       Action = "serve.stop"
 )
@@ -370,15 +371,32 @@ type CertificateMade struct {
 // (TestRoot: the test hierarchy's root, since the test issuer has its own).
 type CeremonyDone struct{ Token, Root, Production, Test, TestRoot string }
 
-// HSMLogin: a login to the HSM token (at start, or a re-login after a lost
-// session with Relogin).
-type HSMLogin struct{ Token string }
+// HSMLogin: a login to the HSM token at start; Holders are the two people whose
+// activation shares made the PIN (none when the PIN was given whole, at a ceremony).
+type HSMLogin struct {
+	Token   string
+	Serial  string   `audit:",omitempty"`
+	Holders []string `audit:",omitempty"`
+}
 
 // HSMRelogin: the signer logged in again after the token lost its session.
 type HSMRelogin struct{ Token, Key string }
 
 // HSMSelfTest: an HSM key's sign-and-verify self-test at start.
 type HSMSelfTest struct{ Token, Key string }
+
+// ActivationSplit: the token's user PIN was replaced by a random one nobody saw,
+// written as two activation shares; Share1 and Share2 name their holders (the
+// shares themselves are never recorded). Reshare: a later ceremony step handed the
+// activation to new holders.
+type ActivationSplit struct {
+	Token   string
+	Serial  string
+	Set     string
+	Share1  string
+	Share2  string
+	Reshare bool `audit:",omitempty"`
+}
 
 // ServeStarted: the server started with this software version and configuration.
 type ServeStarted struct {
@@ -435,6 +453,7 @@ func (CeremonyDone) Action() Action             { return ActCeremony }
 func (HSMLogin) Action() Action                 { return ActHSMLogin }
 func (HSMRelogin) Action() Action               { return ActHSMRelogin }
 func (HSMSelfTest) Action() Action              { return ActHSMSelfTest }
+func (ActivationSplit) Action() Action          { return ActActivationSplit }
 func (ServeStarted) Action() Action             { return ActServeStart }
 func (ServeStopped) Action() Action             { return ActServeStop }
 

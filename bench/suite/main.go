@@ -437,12 +437,16 @@ func (s *suite) hsmInit(data string, dbArgs []string) (args, env []string, err e
 	if err != nil {
 		return nil, nil, err
 	}
-	env = []string{tok.Env(), "VARMENNE_PKCS11_PIN=" + tok.PIN}
-	args = []string{"--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label, "--pkcs11-sessions", fmt.Sprint(s.p.pkcsSessions)}
+	// The ceremony splits the token's PIN into two activation shares; serve starts
+	// with both.
+	shares := []string{filepath.Join(data+"-hsm", "one.share"), filepath.Join(data+"-hsm", "two.share")}
+	env = []string{tok.Env()}
+	args = []string{"--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label, "--pkcs11-sessions", fmt.Sprint(s.p.pkcsSessions),
+		"--pkcs11-pin-share", shares[0], "--pkcs11-pin-share", shares[1]}
 	initArgs := append(append([]string{"init"}, dbArgs...), "--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label,
-		"--operator", "Bench One", "--operator", "Bench Two", "--key-type", "rsa-4096")
+		"--operator", "Bench One", "--operator", "Bench Two", "--key-type", "rsa-4096", "--share-out", shares[0], "--share-out", shares[1])
 	cmd := exec.Command(s.bin, initArgs...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), tok.Env(), "VARMENNE_PKCS11_PIN="+tok.PIN)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, nil, fmt.Errorf("varmenne init: %v: %s", err, lastLines(string(out), 2))
 	}

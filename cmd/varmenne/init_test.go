@@ -18,6 +18,12 @@ func TestInitRefusals(t *testing.T) {
 		{"one operator", []string{"--pkcs11-module", "/x.so", "--pkcs11-token", "t", "--operator", "A"}, "two operators"},
 		{"unknown key type", []string{"--pkcs11-module", "/x.so", "--pkcs11-token", "t", "--operator", "A", "--operator", "B", "--key-type", "dsa"}, "--key-type"},
 		{"a PIN flag does not exist", []string{"--pkcs11-pin", "1234"}, "flag provided but not defined"},
+		{"a ceremony without share files", []string{"--pkcs11-module", "/x.so", "--pkcs11-token", "t", "--operator", "A", "--operator", "B"}, "give --share-out FILE twice"},
+		{"a ceremony with one share file", []string{"--pkcs11-module", "/x.so", "--pkcs11-token", "t", "--operator", "A", "--operator", "B", "--share-out", "/tmp/a"}, "(got 1)"},
+		{"a share file that exists", []string{"--pkcs11-module", "/x.so", "--pkcs11-token", "t", "--operator", "A", "--operator", "B", "--share-out", "/etc/hostname", "--share-out", "/tmp/b"}, "a share is never overwritten"},
+		{"a share file in a directory that does not exist", []string{"--pkcs11-module", "/x.so", "--pkcs11-token", "t", "--operator", "A", "--operator", "B", "--share-out", "/nonexistent/a", "--share-out", "/tmp/b"}, "its directory /nonexistent does not exist"},
+		{"share files with --tls-only", []string{"--pkcs11-module", "/x.so", "--pkcs11-token", "t", "--operator", "A", "--operator", "B", "--tls-only", "--share-out", "/tmp/a"}, "give no --share-out"},
+		{"--tls-only and --reshare", []string{"--pkcs11-module", "/x.so", "--pkcs11-token", "t", "--operator", "A", "--operator", "B", "--tls-only", "--reshare"}, "separate steps"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

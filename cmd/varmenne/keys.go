@@ -25,12 +25,15 @@ func hsmFlags(fs *flag.FlagSet, roles ...string) func() ceremony.HSM {
 	fs.StringVar(&h.Token, "pkcs11-token", "", "label of the HSM token holding the keys")
 	fs.IntVar(&h.Slot, "pkcs11-slot", -1, "slot of the token, when its label is not unique")
 	fs.StringVar(&h.PINFile, "pkcs11-pin-file", "", "file holding the token's user PIN, readable by its owner only (otherwise the PIN is read from $"+ceremony.PINEnv+", which varmenne drops from its environment by running itself again)")
+	var shares stringList
+	fs.Var(&shares, "pkcs11-pin-share", "activation share file that varmenne init wrote for one holder, its owner's only; give two, one from each holder, combined in memory into the token's PIN (serve takes no PIN whole) (repeatable; $VARMENNE_PKCS11_PIN_SHARE: FILE,FILE)")
 	fs.IntVar(&h.Sessions, "pkcs11-sessions", pkcs11.DefaultSessions, "HSM sessions kept open; each runs one signature at a time")
 	labels := map[string]*string{}
 	for _, r := range roles {
 		labels[r] = fs.String("pkcs11-"+r+"-key", "varmenne-"+r, "label of the "+r+" key in the token")
 	}
 	return func() ceremony.HSM {
+		h.PINShares = shares
 		h.Labels = map[string]string{}
 		for r, l := range labels {
 			h.Labels[r] = *l

@@ -65,7 +65,7 @@ var commands = []command{
 	{"audit verify", "", "check the audit log's hash chain", true, auditVerify},
 	{"crl show", "[--issuer production|test] [--out FILE]", "the issuer's current CRL", true, crlShow},
 	{"intents list", "[--json]", "issuance intents without a certificate, and how far the issuer key got", true, intentsList},
-	{"init", "--pkcs11-module PATH --pkcs11-token LABEL [--pkcs11-pin-file F] --operator A --operator B [--key-type rsa-4096] [--tls-name NAME...] [--tls-only]", "key ceremony: keys inside the HSM", true, initCmd},
+	{"init", "--pkcs11-module PATH --pkcs11-token LABEL [--pkcs11-pin-file F | --pkcs11-pin-share F ×2] --operator A --operator B --share-out FA --share-out FB [--key-type rsa-4096] [--tls-name NAME...] [--tls-only | --reshare]", "key ceremony: keys inside the HSM, the token's PIN split into two holders' activation shares", true, initCmd},
 }
 
 // usage is the command table as text.

@@ -14,8 +14,8 @@ import (
 
 // TestInheritedPIN: the re-run varmenne reads the PIN from the descriptor its
 // first run passed, and leaves neither the descriptor nor its variable behind.
-// (That the PIN leaves /proc/PID/environ is shown on the built binary by
-// test/e2e's TestHSMPINFromEnvironment.)
+// (Only init runs with the PIN, briefly: serve takes no PIN whole, and test/e2e's
+// TestHSMPINFromEnvironment shows it refused there.)
 func TestInheritedPIN(t *testing.T) {
 	isolate(t)
 	// Raw descriptors, as the first run passes them: an *os.File would close its

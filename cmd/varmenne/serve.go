@@ -18,7 +18,6 @@ import (
 	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/revocation"
-	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
 )
@@ -65,12 +64,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Every signature and revocation, every key event, and this start and stop go
 	// to the audit log.
 	aud := audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
-	cfg.keys.OnRelogin = func(err error) {
+	// The HSM login, naming the two holders whose shares activated it, each issuer
+	// key's self-test and every re-login, as they happen and whatever their outcome.
+	cfg.keys.OnEvent = func(e audit.Event, err error) error {
 		outcome := audit.OK
 		if err != nil {
 			outcome = audit.Failed + ": " + err.Error()
 		}
-		if aerr := aud.Audit(context.WithoutCancel(ctx), audit.HSMRelogin{Token: cfg.keys.Token}, outcome); aerr != nil {
+		return aud.Audit(context.WithoutCancel(ctx), e, outcome)
+	}
+	cfg.keys.OnRelogin = func(err error) {
+		if aerr := cfg.keys.OnEvent(audit.HSMRelogin{Token: cfg.keys.Token}, err); aerr != nil {
 			log.Error("HSM re-login not written to the audit log", "err", aerr)
 		}
 	}
@@ -198,17 +202,11 @@ func loadKeys(ctx context.Context, cfg *serveConfig, log *slog.Logger) (pki *fil
 // rootFiles are the paths of roots.pem and test-roots.pem.
 type rootFiles struct{ production, test string }
 
-// recordKeys records what the start did with the keys: the HSM login and each
-// issuer key's sign-and-verify self-test, and every OCSP responder certificate
-// an issuer key signed.
+// recordKeys records every OCSP responder certificate an issuer key signed at
+// start (the HSM login and the self-tests are recorded as they happen, through
+// cfg.keys.OnEvent).
 func recordKeys(ctx context.Context, aud audit.Recorder, cfg *serveConfig, pki *filekey.DevPKI) error {
 	var events []audit.Event
-	if cfg.keys.Enabled() {
-		events = append(events, audit.HSMLogin{Token: cfg.keys.Token})
-		for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
-			events = append(events, audit.HSMSelfTest{Token: cfg.keys.Token, Key: cfg.keys.Labels[iss.Name]})
-		}
-	}
 	for _, r := range []struct {
 		issuer string
 		resp   *filekey.Responder

@@ -140,6 +140,9 @@ func (c *serveConfig) Validate() error {
 		return fmt.Errorf("--dev-key-type %q: use one of %s", c.devKeyType, strings.Join(filekey.KeyTypes, ", "))
 	}
 	c.keys = c.hsm()
+	// Two people activate the issuer keys: serve takes two holders' shares, never
+	// the PIN whole (signer/ceremony, shares.go).
+	c.keys.SharesOnly = true
 	if c.keys.Enabled() {
 		switch {
 		case c.keys.Token == "" && c.keys.Slot < 0:

@@ -203,7 +203,7 @@ func (c *Ceremony) Run(ctx context.Context, h HSM, keyType, org string, tlsExtra
 		return err
 	}
 	fmt.Fprintf(c.Out, "Production relying parties and ACME clients trust %s only; test environments trust %s.\n", roots, testRoots)
-	fmt.Fprintf(c.Out, "Keys generated in token %q by %s; the ceremony is recorded in the audit log.\nStart the server with: varmenne serve --data %s --pkcs11-module %s --pkcs11-token %q\n",
+	fmt.Fprintf(c.Out, "Keys generated in token %q by %s; the ceremony is recorded in the audit log.\nStart the server with: varmenne serve --data %s --pkcs11-module %s --pkcs11-token %q --pkcs11-pin-share SHARE --pkcs11-pin-share SHARE (one share from each holder)\n",
 		h.Token, c.Actor, filepath.Dir(c.Dir), h.Module, h.Token)
 	return nil
 }

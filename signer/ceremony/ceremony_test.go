@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -338,6 +339,12 @@ func TestCeremonyAndPairing(t *testing.T) {
 
 	t.Run("OpenPKI logs each issuer's self-test", func(t *testing.T) {
 		var logs bytes.Buffer
+		var events []string
+		h := h
+		h.OnEvent = func(e audit.Event, err error) error {
+			events = append(events, fmt.Sprintf("%s %s %v", e.Action(), audit.Object(e), err))
+			return nil
+		}
 		pki, closeKeys, err := OpenPKI(ctx, h, dir, []string{"new.example"}, time.Now(), slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
 			t.Fatalf("OpenPKI: %v", err)
@@ -348,6 +355,15 @@ func TestCeremonyAndPairing(t *testing.T) {
 		}
 		if n := strings.Count(logs.String(), "passed its self-test"); n != 2 || strings.Contains(logs.String(), "can leave the token") {
 			t.Errorf("log:\n%s", logs.String())
+		}
+		st, err := pkcs11.Inspect(pkcs11.Config{Module: h.Module, TokenLabel: h.Token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"hsm.login token=ceremony-test serial=" + st.Serial + " <nil>",
+			"hsm.selftest token=ceremony-test key=varmenne-production <nil>", "hsm.selftest token=ceremony-test key=varmenne-test <nil>"}
+		if !slices.Equal(events, want) {
+			t.Errorf("OpenPKI recorded %q, want %q", events, want)
 		}
 	})
 }

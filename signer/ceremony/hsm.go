@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/internal/owneronly"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
@@ -42,6 +43,19 @@ type HSM struct {
 	PINFrom func() (string, error)
 	// OnRelogin hears of every login after the first (pkcs11.Config.OnRelogin).
 	OnRelogin func(err error)
+	// OnEvent, when set, records what OpenPKI does with the keys: the login and
+	// each issuer key's self-test, with their outcome (err nil: done). Its error
+	// stops the start: what cannot be recorded is not done.
+	OnEvent func(e audit.Event, err error) error
+	// PINShares are the files of two holders' activation shares (shares.go),
+	// combined in memory into the PIN; given, no PIN may be given whole.
+	PINShares []string
+	// SharesOnly: only two activation shares open the token (serve); a PIN file,
+	// PINFrom or PINEnv is refused, since one person would hold it whole.
+	SharesOnly bool
+	// ActivationRecord is the file naming the token's current split (pki/activation,
+	// ActivationRecordFile); shares of another split are refused. "": not checked.
+	ActivationRecord string
 }
 
 // Enabled reports whether the keys are in an HSM.
@@ -78,39 +92,112 @@ func (h HSM) ReadPIN() (string, error) {
 
 // Open opens the session pool on the token.
 func (h HSM) Open() (*pkcs11.Pool, error) {
+	pool, _, err := h.Activate()
+	return pool, err
+}
+
+// Activate opens the session pool on the token with the PIN the configuration
+// gives: two activation shares combined in memory, or (unless SharesOnly) the PIN
+// whole. Every refusal of what was given comes before anything is sent to the
+// token; the pool logs in again with the same PIN, from memory, after a lost
+// session, so the holders are needed only at start.
+func (h HSM) Activate() (*pkcs11.Pool, Activation, error) {
 	if h.Token == "" && h.Slot < 0 {
-		return nil, errors.New("--pkcs11-module needs --pkcs11-token LABEL (or --pkcs11-slot N)")
+		return nil, Activation{}, errors.New("--pkcs11-module needs --pkcs11-token LABEL (or --pkcs11-slot N)")
 	}
 	if h.Sessions < 1 {
-		return nil, fmt.Errorf("--pkcs11-sessions %d: give 1 or more", h.Sessions)
+		return nil, Activation{}, fmt.Errorf("--pkcs11-sessions %d: give 1 or more", h.Sessions)
 	}
-	pin, err := h.ReadPIN()
+	act, err := h.activation()
 	if err != nil {
-		return nil, err
+		return nil, Activation{}, err
 	}
-	cfg := pkcs11.Config{Module: h.Module, TokenLabel: h.Token, PIN: pin, Sessions: h.Sessions, OnRelogin: h.OnRelogin}
+	cfg := pkcs11.Config{Module: h.Module, TokenLabel: h.Token, PIN: act.PIN, Serial: act.Serial, Sessions: h.Sessions, OnRelogin: h.OnRelogin}
 	if h.Slot >= 0 {
 		slot := uint(h.Slot)
 		cfg.Slot = &slot
 	}
-	return pkcs11.Open(cfg)
+	pool, err := pkcs11.Open(cfg)
+	if err != nil {
+		return nil, act, err
+	}
+	act.Serial = pool.Serial()
+	return pool, act, nil
+}
+
+// activation is the PIN from the shares or, where a PIN may be given whole, from
+// ReadPIN; it refuses shares and a whole PIN together, one share, and a whole PIN
+// where only shares open the token.
+func (h HSM) activation() (Activation, error) {
+	inEnv := os.Getenv(PINEnv) != ""
+	whole := ""
+	switch {
+	case h.PINFile != "":
+		whole = "--pkcs11-pin-file"
+	case h.PINFrom != nil || inEnv:
+		whole = "$" + PINEnv
+	}
+	switch {
+	case len(h.PINShares) > 0 && whole != "":
+		os.Unsetenv(PINEnv)
+		return Activation{}, fmt.Errorf("both activation shares and a PIN (%s) given: give the two holders' --pkcs11-pin-share files and no PIN", whole)
+	case len(h.PINShares) == 0 && h.SharesOnly:
+		os.Unsetenv(PINEnv)
+		why := "no activation shares given"
+		if whole != "" {
+			why = "a PIN given whole (" + whole + ") would let one person activate them"
+		}
+		return Activation{}, fmt.Errorf("the issuer keys in the HSM are activated by two people and %s: give --pkcs11-pin-share FILE twice, each holder's share that varmenne init wrote", why)
+	case len(h.PINShares) == 0:
+		pin, err := h.ReadPIN()
+		return Activation{PIN: pin}, err
+	}
+	return readShares(h.PINShares, h.Token, h.ActivationRecord)
 }
 
 // OpenPKI opens the token and pairs it with the certificates a ceremony wrote in dir
 // (LoadPKI), logging each issuer key's self-test and warning of a key that can leave
 // the token. The returned function closes the token.
 func OpenPKI(ctx context.Context, h HSM, dir string, names []string, now time.Time, log *slog.Logger) (*filekey.DevPKI, func(), error) {
-	pool, err := h.Open()
+	event := func(e audit.Event, err error) error {
+		if h.OnEvent == nil {
+			return nil
+		}
+		if rerr := h.OnEvent(e, err); rerr != nil {
+			return fmt.Errorf("cannot write the audit log: %w", rerr)
+		}
+		return nil
+	}
+	if h.ActivationRecord == "" {
+		h.ActivationRecord = filepath.Join(dir, ActivationRecordFile)
+	}
+	pool, act, err := h.Activate()
+	if rerr := event(audit.HSMLogin{Token: h.Token, Serial: act.Serial, Holders: act.Holders}, err); rerr != nil {
+		if pool != nil {
+			pool.Close()
+		}
+		return nil, nil, rerr
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("HSM: %w", err)
 	}
 	pki, err := LoadPKI(ctx, pool, h.Labels, dir, names, now)
+	var failed *SelfTestError
+	if errors.As(err, &failed) {
+		if rerr := event(audit.HSMSelfTest{Token: h.Token, Key: failed.Label}, failed.Err); rerr != nil {
+			err = rerr
+		}
+	}
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
 	}
 	for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
 		info := iss.Key.(*pkcs11.Key).Info()
+		if err := event(audit.HSMSelfTest{Token: h.Token, Key: info.Label}, nil); err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
 		log.Info("issuer key in the HSM passed its self-test", "issuer", iss.Name, "label", info.Label, "id", info.ID,
 			"type", info.Type, "certificate_sha256", filekey.Fingerprint(iss.Cert))
 		if info.Extractable || !info.Sensitive {
@@ -169,7 +256,7 @@ func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, d
 		}
 		iss := &signer.Issuer{Name: role, Cert: cert, Key: key}
 		if err := iss.Check(); err != nil {
-			return nil, fmt.Errorf("HSM key %q failed its self-test: %w", label, err)
+			return nil, &SelfTestError{Label: label, Err: err}
 		}
 		return iss, nil
 	}
@@ -206,6 +293,18 @@ func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, d
 		ProductionOCSP: prodOCSP, TestOCSP: testOCSP,
 	}, nil
 }
+
+// SelfTestError is an HSM key that failed its sign-and-verify self-test.
+type SelfTestError struct {
+	Label string
+	Err   error
+}
+
+func (e *SelfTestError) Error() string {
+	return fmt.Sprintf("HSM key %q failed its self-test: %v", e.Label, e.Err)
+}
+
+func (e *SelfTestError) Unwrap() error { return e.Err }
 
 // loadListenerCert loads pki/tls.pem and tls.key, which the ceremony made and signed
 // with the HSM root. serve never asks the root key to sign: a root signs at

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +40,11 @@ type Config struct {
 	TokenLabel string // the token to use, found by its label
 	Slot       *uint  // the slot to use instead of a label lookup (label still checked if given)
 	PIN        string // the user PIN; never logged
-	Sessions   int    // sessions in the pool, each running one operation at a time (default 4)
+	// Serial, when set, is the serial number the token must have: checked whenever
+	// the token is found, before any login, so a token put in its place (another
+	// token under the same label) is never sent the PIN.
+	Serial   string
+	Sessions int // sessions in the pool, each running one operation at a time (default 4)
 	// OnRelogin, when set, hears of every login after the first: the token lost
 	// its sessions or its login and the pool logged in again (err nil), or tried
 	// and failed. The audit log records them; it must not use the pool.
@@ -67,7 +72,7 @@ func (c Config) validate() error {
 	case c.TokenLabel == "" && c.Slot == nil:
 		return errors.New("pkcs11: no token label or slot; give the label of the token that holds the keys")
 	case c.PIN == "":
-		return errors.New("pkcs11: no PIN; give it in a file or in VARMENNE_PKCS11_PIN")
+		return errors.New("pkcs11: no PIN")
 	case c.Sessions < 0:
 		return fmt.Errorf("pkcs11: %d sessions; give 1 or more", c.Sessions)
 	}
@@ -153,6 +158,7 @@ type Pool struct {
 	reset    bool   // the sessions of older generations must be closed before reuse
 	slot     uint
 	slotGen  uint64 // the generation slot was found in
+	serial   string // the token's serial number, read when it was found
 	loginGen uint64 // the generation the login succeeded in
 	fatal    error  // the PIN was refused: never try it again
 	closed   bool
@@ -275,11 +281,11 @@ func (p *Pool) prepare(s *session) error {
 		s.open = false // closed by the reset of its generation
 	}
 	if p.slotGen != p.gen {
-		slot, err := p.findSlot()
+		slot, serial, err := findSlot(p.mod.ctx, p.cfg)
 		if err != nil {
 			return err
 		}
-		p.slot, p.slotGen = slot, p.gen
+		p.slot, p.serial, p.slotGen = slot, serial, p.gen
 	}
 	if !s.open {
 		h, err := p.mod.ctx.OpenSession(p.slot, p11.CKF_SERIAL_SESSION)
@@ -340,39 +346,114 @@ func (p *Pool) lostLocked(err error) {
 	}
 }
 
-// findSlot finds the token by slot or label; exactly one token must match.
-func (p *Pool) findSlot() (uint, error) {
-	c := p.mod.ctx
-	if p.cfg.Slot != nil {
-		if p.cfg.TokenLabel != "" {
-			ti, err := c.GetTokenInfo(*p.cfg.Slot)
-			if err != nil {
-				return 0, fmt.Errorf("pkcs11: slot %d: %w", *p.cfg.Slot, err)
-			}
-			if ti.Label != p.cfg.TokenLabel {
-				return 0, fmt.Errorf("pkcs11: slot %d holds token %q, not %q", *p.cfg.Slot, ti.Label, p.cfg.TokenLabel)
+// findSlot finds the token by slot or label, exactly one token matching, and
+// returns its slot and serial number; a token whose serial is not cfg.Serial is
+// refused. It logs nothing in: a refusal here costs no PIN try.
+func findSlot(c *p11.Ctx, cfg Config) (uint, string, error) {
+	var slot uint
+	if cfg.Slot != nil {
+		slot = *cfg.Slot
+	} else {
+		slots, err := c.GetSlotList(true)
+		if err != nil {
+			return 0, "", fmt.Errorf("pkcs11: listing slots: %w", err)
+		}
+		var found []uint
+		for _, s := range slots {
+			ti, err := c.GetTokenInfo(s)
+			if err == nil && ti.Label == cfg.TokenLabel {
+				found = append(found, s)
 			}
 		}
-		return *p.cfg.Slot, nil
+		switch len(found) {
+		case 0:
+			return 0, "", fmt.Errorf("pkcs11: no token labelled %q in %s; check the label or initialise the token", cfg.TokenLabel, cfg.Module)
+		case 1:
+			slot = found[0]
+		default:
+			return 0, "", fmt.Errorf("pkcs11: %d tokens are labelled %q; give --pkcs11-slot", len(found), cfg.TokenLabel)
+		}
 	}
-	slots, err := c.GetSlotList(true)
+	ti, err := c.GetTokenInfo(slot)
 	if err != nil {
-		return 0, fmt.Errorf("pkcs11: listing slots: %w", err)
+		return 0, "", fmt.Errorf("pkcs11: slot %d: %w", slot, err)
 	}
-	var found []uint
-	for _, s := range slots {
-		ti, err := c.GetTokenInfo(s)
-		if err == nil && ti.Label == p.cfg.TokenLabel {
-			found = append(found, s)
+	if cfg.Slot != nil && cfg.TokenLabel != "" && ti.Label != cfg.TokenLabel {
+		return 0, "", fmt.Errorf("pkcs11: slot %d holds token %q, not %q", slot, ti.Label, cfg.TokenLabel)
+	}
+	serial := strings.TrimSpace(ti.SerialNumber)
+	if cfg.Serial != "" && serial != cfg.Serial {
+		return 0, "", fmt.Errorf("pkcs11: token %q has serial number %s, not %s: it is not the token the PIN belongs to; nothing was sent to it", ti.Label, serial, cfg.Serial)
+	}
+	return slot, serial, nil
+}
+
+// Serial is the serial number of the pool's token.
+func (p *Pool) Serial() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.serial
+}
+
+// ChangePIN sets the token's user PIN to pin (C_SetPIN, from the PIN the pool
+// logged in with). From then on the pool logs in again with the new one.
+func (p *Pool) ChangePIN(ctx context.Context, pin string) error {
+	if pin == "" {
+		return errors.New("pkcs11: no new PIN")
+	}
+	err := p.with(ctx, func(s *session) error {
+		p.mu.Lock()
+		slot, old := p.slot, p.cfg.PIN
+		p.mu.Unlock()
+		// C_SetPIN needs a read-write session; the pool's are read-only.
+		rw, err := p.mod.ctx.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
+		if err != nil {
+			return err
 		}
+		defer p.mod.ctx.CloseSession(rw)
+		if err := p.mod.ctx.SetPIN(rw, old, pin); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.cfg.PIN = pin
+		p.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pkcs11: changing the PIN of token %q: %w", p.cfg.TokenLabel, err)
 	}
-	switch len(found) {
-	case 0:
-		return 0, fmt.Errorf("pkcs11: no token labelled %q in %s; check the label or initialise the token", p.cfg.TokenLabel, p.cfg.Module)
-	case 1:
-		return found[0], nil
+	return nil
+}
+
+// TokenState is what a token tells without a login.
+type TokenState struct {
+	Label, Serial string
+	// The token's count of wrong PINs: some were given since the last good login
+	// (CKF_USER_PIN_COUNT_LOW), the next wrong one locks it, or it is locked.
+	PINCountLow, PINFinalTry, PINLocked bool
+}
+
+// Inspect finds the token cfg names and reads its state without logging in; the
+// PIN is not used.
+func Inspect(cfg Config) (TokenState, error) {
+	if cfg.Module == "" || (cfg.TokenLabel == "" && cfg.Slot == nil) {
+		return TokenState{}, errors.New("pkcs11: give the module and the token's label or slot")
 	}
-	return 0, fmt.Errorf("pkcs11: %d tokens are labelled %q; give --pkcs11-slot", len(found), p.cfg.TokenLabel)
+	mod, err := loadModule(cfg.Module)
+	if err != nil {
+		return TokenState{}, err
+	}
+	defer mod.release()
+	slot, serial, err := findSlot(mod.ctx, cfg)
+	if err != nil {
+		return TokenState{}, err
+	}
+	ti, err := mod.ctx.GetTokenInfo(slot)
+	if err != nil {
+		return TokenState{}, fmt.Errorf("pkcs11: slot %d: %w", slot, err)
+	}
+	return TokenState{Label: ti.Label, Serial: serial, PINCountLow: ti.Flags&p11.CKF_USER_PIN_COUNT_LOW != 0,
+		PINFinalTry: ti.Flags&p11.CKF_USER_PIN_FINAL_TRY != 0, PINLocked: ti.Flags&p11.CKF_USER_PIN_LOCKED != 0}, nil
 }
 
 func isCode(err error, code uint) bool {

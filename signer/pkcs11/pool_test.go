@@ -34,6 +34,7 @@ func TestOpenRefusals(t *testing.T) {
 		{"unknown token", func(c *Config) { c.TokenLabel = "no-such-token" }, `no token labelled "no-such-token"`},
 		{"no PIN", func(c *Config) { c.PIN = "" }, "no PIN"},
 		{"wrong PIN", func(c *Config) { c.PIN = "wrong-" + c.PIN }, "refused the PIN"},
+		{"a token with another serial number", func(c *Config) { c.Serial = "0123456789abcdef" }, "not the token the PIN belongs to"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

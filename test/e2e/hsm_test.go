@@ -26,8 +26,9 @@ import (
 // hsm is a SoftHSM2 token for one test, and the flags that point varmenne at it.
 type hsm struct {
 	token    *softhsmtest.Token
-	args     []string // --pkcs11-module, --pkcs11-token, --pkcs11-pin-file
-	register string   // a THL register export listing the organisations of the HSM tests
+	args     []string  // --pkcs11-module, --pkcs11-token, --pkcs11-pin-file (the ceremony's)
+	shares   [2]string // the activation shares the ceremony writes: Aino's, Eero's
+	register string    // a THL register export listing the organisations of the HSM tests
 }
 
 // The organisations the HSM tests order for: with HSM keys the server runs in
@@ -35,9 +36,20 @@ type hsm struct {
 var hsmOrgs = []harness.RegisterOrg{{OID: "1.2.246.10.44444444.10.0", Name: "HSM-apteekki"}, {OID: "1.2.246.10.44444445.10.0", Name: "Kaksi Oy"},
 	{OID: "1.2.246.10.44444446.10.0", Name: "Ympäristö Oy"}}
 
-// serve is the serve flags of the token and the register, then extra.
+// serve is the serve flags of the token, activated by both holders' shares, and
+// the register, then extra.
 func (h *hsm) serve(extra ...string) []string {
-	return append(append(slices.Clone(h.args), "--register-source", h.register), extra...)
+	return append(append(h.withShares(h.shares[:]...), "--register-source", h.register), extra...)
+}
+
+// withShares is the token's flags without the ceremony's PIN file, with these
+// activation shares.
+func (h *hsm) withShares(shares ...string) []string {
+	args := slices.Clone(h.args[:len(h.args)-2])
+	for _, s := range shares {
+		args = append(args, "--pkcs11-pin-share", s)
+	}
+	return args
 }
 
 // newHSM makes a private SoftHSM2 token and points SOFTHSM2_CONF (inherited by the
@@ -61,7 +73,9 @@ func newHSM(t *testing.T) *hsm {
 	if err := os.WriteFile(pinFile, []byte(tok.PIN+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	holders := t.TempDir() // each holder's medium would be their own
 	return &hsm{token: tok, args: []string{"--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label, "--pkcs11-pin-file", pinFile},
+		shares:   [2]string{filepath.Join(holders, "aino.share"), filepath.Join(holders, "eero.share")},
 		register: harness.WriteRegister(t, hsmOrgs...)}
 }
 
@@ -74,7 +88,8 @@ func varmenne(args ...string) (string, error) {
 // ceremony runs varmenne init on data with two operators.
 func (h *hsm) ceremony(t *testing.T, data, keyType string) string {
 	t.Helper()
-	args := append([]string{"init", "--data", data, "--operator", "Aino Virtanen", "--operator", "Eero Korhonen", "--key-type", keyType}, h.args...)
+	args := append([]string{"init", "--data", data, "--operator", "Aino Virtanen", "--operator", "Eero Korhonen", "--key-type", keyType,
+		"--share-out", h.shares[0], "--share-out", h.shares[1]}, h.args...)
 	out, err := varmenne(args...)
 	if err != nil {
 		t.Fatalf("varmenne init: %v\n%s", err, out)
@@ -296,47 +311,34 @@ func TestHSMCertbot(t *testing.T) {
 	})
 }
 
-// TestHSMPINFromEnvironment is the review's finding: serve given the PIN in
-// VARMENNE_PKCS11_PIN unset it after reading, but /proc/PID/environ shows the
-// environment a process started with for its whole life, so the PIN stayed
-// readable there (to its user and root). serve now runs itself again without it.
+// TestHSMPINFromEnvironment: the key ceremony may take the token's PIN from
+// VARMENNE_PKCS11_PIN (varmenne runs itself again without it, pin_linux.go), but
+// serve never takes a PIN whole: one person holding it would activate the issuer
+// keys alone. Serve given the PIN there is refused before it logs in.
 func TestHSMPINFromEnvironment(t *testing.T) {
 	h := newHSM(t)
 	data := t.TempDir()
-	h.ceremony(t, data, "ecdsa-p256")
 	withoutPINFile := slices.Clone(h.args[:len(h.args)-2])
 	if h.args[len(h.args)-2] != "--pkcs11-pin-file" {
 		t.Fatalf("newHSM's flags end %q, want --pkcs11-pin-file FILE", h.args[len(h.args)-2:])
 	}
 	t.Setenv("VARMENNE_PKCS11_PIN", h.token.PIN)
-	in := startWith(t, data, append(withoutPINFile, "--register-source", h.register)...)
-	if logs := in.Logs.String(); !strings.Contains(logs, "passed its self-test") {
-		t.Fatalf("serve did not log in to the HSM with the PIN from its environment:\n%s", logs)
+	out, err := varmenne(append([]string{"init", "--data", data, "--operator", "Aino Virtanen", "--operator", "Eero Korhonen", "--key-type", "ecdsa-p256",
+		"--share-out", h.shares[0], "--share-out", h.shares[1]}, withoutPINFile...)...)
+	if err != nil {
+		t.Fatalf("init with the PIN in the environment: %v\n%s", err, out)
 	}
-	pid := in.Cmd.Process.Pid
-	for _, f := range []string{"environ", "cmdline"} {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(b, []byte(h.token.PIN)) {
-			t.Errorf("/proc/%d/%s of the running server holds the PIN", pid, f)
-		}
-		if f == "environ" && bytes.Contains(b, []byte("VARMENNE_PKCS11_PIN=")) {
-			t.Errorf("/proc/%d/environ still names VARMENNE_PKCS11_PIN", pid)
-		}
+	out, err = varmenne(append([]string{"serve", "--data", data, "--register-source", h.register}, withoutPINFile...)...)
+	if err == nil || !strings.Contains(out, "a PIN given whole ($VARMENNE_PKCS11_PIN) would let one person activate them: give --pkcs11-pin-share FILE twice") {
+		t.Fatalf("serve with the PIN in its environment: %v: %s; want a refusal", err, out)
 	}
-	// The PIN in the environment did not stop the server doing its work.
-	if _, mac := in.org("1.2.246.10.44444446.10.0", "Ympäristö Oy", "env.example"); mac == "" {
-		t.Fatal("no EAB key")
-	}
-	if strings.Contains(in.Logs.String(), h.token.PIN) {
-		t.Error("the PIN appears in serve's log")
+	if strings.Contains(out, h.token.PIN) {
+		t.Error("the PIN appears in serve's output")
 	}
 }
 
 // TestHSMRefusesToStart: serve stops before listening when the HSM does not hold
-// the keys the certificates name, or the PIN is wrong.
+// the keys the certificates name, or the token is not the one the shares are for.
 func TestHSMRefusesToStart(t *testing.T) {
 	h := newHSM(t)
 	base := t.TempDir()
@@ -356,13 +358,14 @@ func TestHSMRefusesToStart(t *testing.T) {
 		{"key label not in the token", func(*testing.T, string) []string {
 			return []string{"--pkcs11-production-key", "no-such-key"}
 		}, `no private key labelled "no-such-key"`},
-		{"wrong PIN", func(t *testing.T, data string) []string {
-			bad := filepath.Join(data, "bad-pin")
-			if err := os.WriteFile(bad, []byte("000000\n"), 0o600); err != nil {
+		{"the shares of another token of the same label", func(t *testing.T, data string) []string {
+			// A token put in the place of the ceremony's: its record says nothing of it.
+			if err := os.Remove(filepath.Join(data, "pki", "activation")); err != nil {
 				t.Fatal(err)
 			}
-			return []string{"--pkcs11-pin-file", bad}
-		}, "refused the PIN"},
+			newHSM(t) // a new token of the same label; its token directory is now SOFTHSM2_CONF's
+			return nil
+		}, "not the token the PIN belongs to"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
