@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
@@ -70,10 +71,10 @@ func (w *Watcher) AuditEvent(e store.AuditEvent) {
 	}
 }
 
-// ACMEProblem counts one problem document the ACME front end sent, by its type's
-// last part (acme.ErrorKind): unauthorized ones make a burst.
-func (w *Watcher) ACMEProblem(kind string) {
-	if w == nil || kind != "unauthorized" {
+// ACMEProblem counts one problem document the ACME front end sent (its
+// server.Config.OnProblem): unauthorized ones make a burst.
+func (w *Watcher) ACMEProblem(kind acme.ErrorKind) {
+	if w == nil || kind != acme.Unauthorized {
 		return
 	}
 	w.acme.Add(nil)

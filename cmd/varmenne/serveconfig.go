@@ -54,6 +54,7 @@ type serveConfig struct {
 	register   *registerConfig       // --register-* (orgregister.go)
 	rateLimits *authority.RateLimits // --limit-* (ratelimits.go)
 	admin      *adminConfig          // --admin-listen, --eab-*-lifetime, --dual-control, --console-session-* (operators.go)
+	alerts     *alertFlags           // --alert-*, --audit-anchor* (alerts.go)
 
 	// Set by Validate.
 	keys       ceremony.HSM
@@ -108,6 +109,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	c.register = addRegisterFlags(fs)
 	c.rateLimits = addRateLimitFlags(fs)
 	c.admin = addAdminFlags(fs)
+	c.alerts = addAlertFlags(fs)
 }
 
 // Validate checks every setting before anything is made and says which flag is
@@ -115,6 +117,9 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 // a missing or bad file stops the start too, and keeps what it read.
 func (c *serveConfig) Validate() error {
 	if err := c.admin.validate(); err != nil {
+		return err
+	}
+	if err := c.alerts.validate(); err != nil {
 		return err
 	}
 	if c.logFormat != "" && c.logFormat != "json" && c.logFormat != "text" {
