@@ -209,4 +209,3 @@ func readAuditLog(t *testing.T, db *sql.DB) []store.AuditEvent {
 	}
 	return out
 }
-
