@@ -1,6 +1,9 @@
 // Package audit keeps the append-only, hash-chained audit log: every event's hash
 // covers its fields and the hash of the event before it, so Verify finds an event
-// that was changed, removed, inserted or reordered after it was written.
+// that was changed, removed, inserted or reordered after it was written. With the
+// audit key (Key), kept outside the database, every event also carries a MAC,
+// which someone who can only write the database cannot recompute; anchors (the
+// chain's head written outside the database at intervals) find a log cut short.
 //
 // It decides what an event's hash is; the store keeps the events and appends each
 // one in a single transaction. It must never update or delete an event.
@@ -34,8 +37,21 @@ const (
 
 // Log appends to and verifies the audit log.
 type Log struct {
-	st  Store
-	now func() time.Time
+	st    Store
+	now   func() time.Time
+	watch func(store.AuditEvent)
+}
+
+// Watch makes the log hand every event it appended, once committed, to f (the
+// alert hook). f must not block. Call it before the log is used.
+func (l *Log) Watch(f func(store.AuditEvent)) { l.watch = f }
+
+func (l *Log) watched(events ...store.AuditEvent) {
+	if l.watch != nil {
+		for _, e := range events {
+			l.watch(e)
+		}
+	}
 }
 
 // New returns a log on st; now nil means time.Now.
@@ -82,6 +98,7 @@ func (l *Log) Append(ctx context.Context, r Record) (store.AuditEvent, error) {
 	if err != nil {
 		return store.AuditEvent{}, fmt.Errorf("audit: %w", err)
 	}
+	l.watched(out)
 	return out, nil
 }
 
@@ -102,7 +119,7 @@ type auditedFunc func(ctx context.Context, seal store.Seal, change func(tx *stor
 
 func (l *Log) do(ctx context.Context, audited auditedFunc, change func(tx *store.Tx) ([]Record, error)) error {
 	at := l.now()
-	_, err := audited(ctx, seal, func(tx *store.Tx) ([]store.AuditEvent, error) {
+	stored, err := audited(ctx, seal, func(tx *store.Tx) ([]store.AuditEvent, error) {
 		records, err := change(tx)
 		if err != nil {
 			return nil, err
@@ -115,6 +132,9 @@ func (l *Log) do(ctx context.Context, audited auditedFunc, change func(tx *store
 		}
 		return events, nil
 	})
+	if err == nil {
+		l.watched(stored...)
+	}
 	return err
 }
 
@@ -150,33 +170,93 @@ func (e *ChainError) Error() string {
 // verifyPage is how many events Verify reads at a time.
 const verifyPage = 1000
 
-// Verify walks the whole log and checks that sequence numbers run 1, 2, 3… without
-// gaps, that each event's PrevHash is the hash of the event before it, and that each
-// event's hash is what Hash computes. It returns the number of events checked; a
-// broken chain is a *ChainError.
+// Verify walks the whole log and checks the chain: sequence numbers run 1, 2, 3…
+// without gaps, each event's PrevHash is the hash of the event before it, each
+// event's hash is what Hash computes, and no event after one with a MAC lacks one.
+// It checks no MAC (see Check). It returns the number of events checked; a broken
+// chain is a *ChainError.
 func (l *Log) Verify(ctx context.Context) (int64, error) {
-	var n int64
+	p, err := l.Check(ctx, nil, nil)
+	return p.Events, err
+}
+
+// Proof is what Check found intact.
+type Proof struct {
+	Events    int64
+	KeyedFrom int64 // the first event that carries a MAC; 0: none does
+	MACs      bool  // every MAC from KeyedFrom on was checked with the key
+	Anchors   int   // anchors the log matched
+}
+
+// ErrNeverKeyed is Check's answer, given the key, for a log of which no event
+// carries a MAC: written without the key, or its MACs removed in the database.
+// Every start of serve with the key writes a keyed event, so a log that a keyed
+// server ever wrote to cannot legitimately be in this state.
+var ErrNeverKeyed = errors.New("no event of the audit log carries a MAC: it was written without the audit key, or the MACs were removed in the database (every start of serve with the key writes a keyed event)")
+
+// Check walks the whole log as Verify does and, with key, checks every event's
+// MAC from the first keyed event on; each anchor must name an event of the log
+// with the anchor's hash and MAC. The first event that fails is a *ChainError
+// naming it; a log cut short before an anchor fails at the anchored event.
+func (l *Log) Check(ctx context.Context, key *Key, anchors []Anchor) (Proof, error) {
+	p := Proof{MACs: key != nil}
+	at := map[int64][]Anchor{}
+	for _, a := range anchors {
+		at[a.Seq] = append(at[a.Seq], a)
+	}
 	prev := ""
 	for {
-		page, err := l.st.AuditEvents(ctx, n, verifyPage)
+		page, err := l.st.AuditEvents(ctx, p.Events, verifyPage)
 		if err != nil {
-			return n, fmt.Errorf("audit: %w", err)
+			return p, fmt.Errorf("audit: %w", err)
 		}
 		for _, e := range page {
-			switch {
-			case e.Seq != n+1:
-				return n, &ChainError{Seq: n + 1, Reason: fmt.Sprintf("missing; the next event is %d", e.Seq)}
-			case e.PrevHash != prev:
-				return n, &ChainError{Seq: e.Seq, Reason: "its previous-hash is not the hash of the event before it"}
-			case Hash(e) != e.Hash:
-				return n, &ChainError{Seq: e.Seq, Reason: "its contents do not match its hash"}
+			if err := p.check(e, prev, key, at[e.Seq]); err != nil {
+				return p, err
 			}
-			n, prev = e.Seq, e.Hash
+			p.Anchors += len(at[e.Seq])
+			p.Events, prev = e.Seq, e.Hash
 		}
 		if len(page) < verifyPage {
-			return n, nil
+			break
 		}
 	}
+	for _, a := range anchors {
+		if a.Seq > p.Events {
+			return p, &ChainError{Seq: p.Events + 1, Reason: fmt.Sprintf("missing: the log ends at event %d, but the anchor written at %s names event %d: the log was cut short",
+				p.Events, a.At.UTC().Format(time.RFC3339), a.Seq)}
+		}
+	}
+	if key != nil && p.Events > 0 && p.KeyedFrom == 0 {
+		return p, ErrNeverKeyed
+	}
+	return p, nil
+}
+
+// check checks one event e after the event whose hash is prev.
+func (p *Proof) check(e store.AuditEvent, prev string, key *Key, anchors []Anchor) error {
+	switch {
+	case e.Seq != p.Events+1:
+		return &ChainError{Seq: p.Events + 1, Reason: fmt.Sprintf("missing; the next event is %d", e.Seq)}
+	case e.PrevHash != prev:
+		return &ChainError{Seq: e.Seq, Reason: "its previous-hash is not the hash of the event before it"}
+	case Hash(e) != e.Hash:
+		return &ChainError{Seq: e.Seq, Reason: "its contents do not match its hash"}
+	case e.MAC == "" && p.KeyedFrom != 0:
+		return &ChainError{Seq: e.Seq, Reason: fmt.Sprintf("it carries no MAC, though the log is keyed from event %d on: rewritten in the database", p.KeyedFrom)}
+	case e.MAC != "" && key != nil && !key.Check(e):
+		return &ChainError{Seq: e.Seq, Reason: "its MAC does not match under the audit key: rewritten in the database with its hashes recomputed (or written under another key)"}
+	}
+	if e.MAC != "" && p.KeyedFrom == 0 {
+		p.KeyedFrom = e.Seq
+	}
+	for _, a := range anchors {
+		if a.Hash != e.Hash || (a.MAC != "" && a.MAC != e.MAC) {
+			return &ChainError{Seq: e.Seq, Reason: fmt.Sprintf("it differs from the anchor written at %s: the log was rewritten at or before this event",
+				a.At.UTC().Format(time.RFC3339))}
+		}
+	}
+	return nil
 }
 
 // Recorder appends events of one actor to a log; it is a signer.Auditor and an

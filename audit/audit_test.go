@@ -12,8 +12,12 @@ import (
 	"github.com/varmenne/varmenne/store"
 )
 
-// memStore is an in-memory store whose events a test can tamper with.
-type memStore struct{ events []store.AuditEvent }
+// memStore is an in-memory store whose events a test can tamper with; with mac
+// set it keys each event as the store's KeyAudit does.
+type memStore struct {
+	events []store.AuditEvent
+	mac    func(store.AuditEvent) string
+}
 
 func (m *memStore) AppendAudit(_ context.Context, e store.AuditEvent, seal func(store.AuditEvent) (string, error)) (store.AuditEvent, error) {
 	e.Seq = int64(len(m.events)) + 1
@@ -26,6 +30,9 @@ func (m *memStore) AppendAudit(_ context.Context, e store.AuditEvent, seal func(
 		return store.AuditEvent{}, err
 	}
 	e.Hash = h
+	if m.mac != nil {
+		e.MAC = m.mac(e)
+	}
 	m.events = append(m.events, e)
 	return e, nil
 }

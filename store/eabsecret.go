@@ -13,8 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/varmenne/varmenne/internal/keyfile"
 )
 
 // EABSecret seals the EAB HMAC keys the store keeps: eab_keys.hmac_key holds
@@ -112,36 +113,8 @@ func ReadEABSecretFile(path string) (*EABSecret, error) {
 // either nothing or the whole secret.
 func CreateEABSecretFile(path string) (*EABSecret, error) {
 	s, text := GenerateEABSecret()
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := keyfile.Create(path, text); err != nil {
 		return nil, err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	// CreateTemp makes it 0600; Chmod states it whatever the umask did.
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := f.Write(text); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	// A link, unlike a rename, never replaces an existing file.
-	if err := os.Link(tmp, path); err != nil {
-		return nil, err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return s, nil
 }

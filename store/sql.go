@@ -45,6 +45,9 @@ type SQL struct {
 	path string
 	// live is the state of the locks that die with their holder (liveness.go).
 	live *liveness
+	// auditMAC seals each appended audit event under the audit key (KeyAudit);
+	// nil: events are appended without a MAC.
+	auditMAC func(AuditEvent) string
 }
 
 // q is where a read runs: the bound transaction (see cur), else the database.

@@ -75,6 +75,9 @@ type Config struct {
 	// a client that retries once is as reproducible as one of a client that never
 	// retries.
 	ChaosRejectNonces float64
+	// OnProblem, if set, is told the kind of every problem document sent (the
+	// alert hook counts the unauthorized ones); it must not block.
+	OnProblem func(kind acme.ErrorKind)
 }
 
 // Server serves the ACME API.
@@ -169,6 +172,9 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.problem = string(ae.Kind)
+	}
+	if s.cfg.OnProblem != nil {
+		s.cfg.OnProblem(ae.Kind)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(ae.HTTPStatus())

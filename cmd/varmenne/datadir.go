@@ -38,8 +38,9 @@ func makeDataDir(dir string) error {
 
 // secretFiles are the data directory's files that hold secrets (besides pki's
 // keys, *.key): the SQLite database with its journal files, the first
-// administrator's token and the EAB secret.
-var secretFiles = []string{"varmenne.db", "varmenne.db-wal", "varmenne.db-shm", "varmenne.db-journal", operatorTokenFile, eabSecretFile}
+// administrator's token, the EAB secret, the audit key and the audit anchors.
+var secretFiles = []string{"varmenne.db", "varmenne.db-wal", "varmenne.db-shm", "varmenne.db-journal", operatorTokenFile, eabSecretFile,
+	auditKeyFile, auditAnchorsFile}
 
 // checkDataDir refuses a data directory, or a secret in it or at extra (a key file
 // given by flag), that group or others may use, with the chmod that fixes it. A

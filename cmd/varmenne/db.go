@@ -17,21 +17,31 @@ import (
 
 	"github.com/varmenne/varmenne/acme/nonce"
 	"github.com/varmenne/varmenne/acme/server"
+	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/store"
 )
 
 // dbFlags are the flags of every command that opens the records: where they are
-// (--db) and the secret that seals their EAB HMAC keys (--eab-secret-file).
+// (--db), the secret that seals their EAB HMAC keys (--eab-secret-file) and the
+// key of the audit log's MACs (--audit-key-file).
 type dbFlags struct {
-	url        string
-	secretFile string
+	url          string
+	secretFile   string
+	auditKeyFile string
+
+	// unkeyed opens the records without the audit key ("audit verify
+	// --chain-only"): nothing may then be appended to a keyed log.
+	unkeyed bool
+	// auditKey is the audit key open read, or nil.
+	auditKey *audit.Key
 }
 
-// dbFlag adds --db and --eab-secret-file.
+// dbFlag adds --db, --eab-secret-file and --audit-key-file.
 func dbFlag(fs *flag.FlagSet) *dbFlags {
 	var f dbFlags
 	fs.StringVar(&f.url, "db", "", "database: empty for SQLite in the data directory; a postgres://USER@HOST:PORT/DB URL for PostgreSQL, which any number of serve replicas may share")
 	fs.StringVar(&f.secretFile, "eab-secret-file", "", "file of the secret that seals the EAB HMAC keys in the database (default: DATA/"+eabSecretFile+", made on first start, 0600); PostgreSQL replicas and the operator commands must all be given the same one")
+	fs.StringVar(&f.auditKeyFile, "audit-key-file", "", "file of the key of the audit log's MACs (default: DATA/"+auditKeyFile+", made on first start, 0600); PostgreSQL replicas and the operator commands must all be given the same one; keep a copy off the database host's backups")
 	return &f
 }
 
@@ -74,7 +84,7 @@ func (f *dbFlags) open(ctx context.Context, dataDir string, mode openFor) (*stor
 		}
 	}
 	secretPath := f.secretPath(dataDir)
-	if err := checkDataDir(dataDir, secretPath); err != nil {
+	if err := checkDataDir(dataDir, secretPath, f.auditKeyPath(dataDir)); err != nil {
 		return nil, err
 	}
 	secret, made, err := f.secret(secretPath, mode)
@@ -99,7 +109,84 @@ func (f *dbFlags) open(ctx context.Context, dataDir string, mode openFor) (*stor
 	if err != nil {
 		return nil, fmt.Errorf("opening the database %s: %w", describeDB(f.url, dataDir), err)
 	}
+	if f.unkeyed {
+		return st, nil
+	}
+	if err := f.keyAudit(ctx, st, dataDir, mode); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return st, nil
+}
+
+// openForVerify opens the records for "audit verify": as an operator command
+// does, except that a key which does not check the log is the verification's to
+// report, not a refusal to open.
+func (f *dbFlags) openForVerify(ctx context.Context, dataDir string) (*store.SQL, error) {
+	unkeyed := f.unkeyed
+	f.unkeyed = true
+	st, err := f.open(ctx, dataDir, existing)
+	f.unkeyed = unkeyed
+	if err != nil || unkeyed {
+		return st, err
+	}
+	key, err := audit.ReadKeyFile(f.auditKeyPath(dataDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("no audit key: %s is missing; give --audit-key-file, the key file serve uses (or --chain-only to check the hash chain alone)", f.auditKeyPath(dataDir))
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	f.auditKey = key
+	return st, nil
+}
+
+// auditKeyFile is the default key file of the audit key, in the data directory.
+const auditKeyFile = "audit-key"
+
+func (f *dbFlags) auditKeyPath(dataDir string) string {
+	if f.auditKeyFile != "" {
+		return f.auditKeyFile
+	}
+	return filepath.Join(dataDir, auditKeyFile)
+}
+
+// keyAudit reads the audit key (a creating command makes it when it is missing)
+// and makes st seal every audit event with it. A key that does not check the
+// log's last keyed event is refused: events written under it could not be
+// verified with the key the log was keyed with.
+func (f *dbFlags) keyAudit(ctx context.Context, st *store.SQL, dataDir string, mode openFor) error {
+	path := f.auditKeyPath(dataDir)
+	key, err := audit.ReadKeyFile(path)
+	made := false
+	if errors.Is(err, fs.ErrNotExist) {
+		if mode != creating {
+			return fmt.Errorf("no audit key: %s is missing; give --audit-key-file, the key file serve uses (it makes %s on its first start)", path, filepath.Join("DATA", auditKeyFile))
+		}
+		key, err = audit.CreateKeyFile(path)
+		made = err == nil
+		if errors.Is(err, fs.ErrExist) { // a replica starting at once made it first
+			key, err = audit.ReadKeyFile(path)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the audit key: %w", err)
+	}
+	last, err := st.LastAuditEvent(ctx, true)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("reading the audit log: %w", err)
+	}
+	if err == nil && !key.Check(last) {
+		if made {
+			os.Remove(path) // of no use to this database
+			return fmt.Errorf("%s was missing, and the audit log of the database is keyed with another audit key: restore that key file (PostgreSQL replicas: give each the same --audit-key-file)", path)
+		}
+		return fmt.Errorf("the audit key in %s (%s) does not check the audit log's last keyed event (%d): give the key file the log is keyed with (--audit-key-file), or run \"varmenne audit verify\" if the log was rewritten", path, key.ID(), last.Seq)
+	}
+	st.KeyAudit(key.MAC)
+	f.auditKey = key
+	return nil
 }
 
 // eabSecretFile is the default key file of the EAB secret, in the data directory.

@@ -62,7 +62,7 @@ var commands = []command{
 	{"operator changes", "[--status requested|applied|rejected]", "the changes to operators", false, operatorChanges},
 	{"operator rotate", "NAME [--token] [--out DIR]", "a new credential; the old one stops working", false, operatorRotate},
 	{"audit export", "[--since T] [--until T]", "the audit log as JSON lines", false, auditExport},
-	{"audit verify", "", "check the audit log's hash chain", true, auditVerify},
+	{"audit verify", "[--anchors FILE] [--chain-only]", "check the audit log: its hash chain, every MAC under the audit key, the anchors", true, auditVerify},
 	{"crl show", "[--issuer production|test] [--out FILE]", "the issuer's current CRL", true, crlShow},
 	{"intents list", "[--json]", "issuance intents without a certificate, and how far the issuer key got", true, intentsList},
 	{"init", "--pkcs11-module PATH --pkcs11-token LABEL [--pkcs11-pin-file F | --pkcs11-pin-share F ×2] --operator A --operator B --share-out FA --share-out FB [--key-type rsa-4096] [--tls-name NAME...] [--tls-only | --reshare]", "key ceremony: keys inside the HSM, the token's PIN split into two holders' activation shares", true, initCmd},

@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/alert"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/sote"
 	"github.com/varmenne/varmenne/policy/thl"
 	"github.com/varmenne/varmenne/profile"
+	"github.com/varmenne/varmenne/store"
 )
 
 // splitArgs separates the positional arguments from the flags of fs, so that
@@ -280,6 +282,8 @@ type registerConfig struct {
 	refresh   time.Duration
 	maxStale  time.Duration
 	allowHTTP bool
+
+	alert *alert.Watcher // told of failed loads and a stale copy (alerts.go); nil: none
 }
 
 // addRegisterFlags adds --register-source, --register-format, --register-refresh
@@ -317,6 +321,7 @@ func withRegisterPlugins(set *profile.Set) {
 type registerStore struct {
 	st   thl.RecordReader
 	sync func(ctx context.Context, source string, entries []thl.Entry) (*admin.ImportReport, error) // admin.Service.SyncRegister
+	last func(ctx context.Context) (store.RegisterLoad, error)                                      // store.SQL.LastRegisterLoad, for alerts
 }
 
 // startRegister, when --register-source is given, loads the register into the
@@ -357,7 +362,12 @@ func startRegister(ctx context.Context, c *registerConfig, rs registerStore, log
 		}
 		return nil
 	}
-	reg, err := thl.NewRegister(thl.Config{Source: src, Store: write, Refresh: c.refresh, MaxStale: c.maxStale, Log: rlog})
+	stored := thl.NewStored(rs.st, c.maxStale, nil)
+	var onFailure func(error)
+	if c.alert != nil && rs.last != nil {
+		onFailure = registerAlert(ctx, rs.last, stored.Stale, c.alert) // alerts.go
+	}
+	reg, err := thl.NewRegister(thl.Config{Source: src, Store: write, Refresh: c.refresh, MaxStale: c.maxStale, Log: rlog, OnFailure: onFailure})
 	if err != nil {
 		return nil, fmt.Errorf("--register-refresh / --register-max-stale: %s", strings.TrimPrefix(err.Error(), "thl: "))
 	}
@@ -366,7 +376,6 @@ func startRegister(ctx context.Context, c *registerConfig, rs registerStore, log
 			"source", src.String(), "err", err)
 	}
 	go reg.Run(ctx)
-	stored := thl.NewStored(rs.st, c.maxStale, nil)
 	thl.UseRegister(stored)
 	st := reg.State()
 	log.Info("THL register", "source", src.String(), "organisations", st.Organisations, "refresh", c.refresh.String(), "max_stale", c.maxStale.String())

@@ -16,6 +16,7 @@ import (
 	"github.com/varmenne/varmenne/acme/authority"
 	"github.com/varmenne/varmenne/acme/server"
 	"github.com/varmenne/varmenne/acme/validate"
+	"github.com/varmenne/varmenne/alert"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/signer/filekey"
@@ -64,6 +65,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Every signature and revocation, every key event, and this start and stop go
 	// to the audit log.
 	aud := audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
+	// The alert hook watches the audit log; the anchors write its head outside the
+	// database (alerts.go). Both stop after the stop's audit event, in this order.
+	alerts, watcher, err := cfg.alerts.start(log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertsClose)
+		defer cancel()
+		alerts.Close(ctx)
+	}()
+	if watcher != nil {
+		aud.Log.Watch(watcher.AuditEvent)
+		cfg.register.alert = watcher
+	}
+	defer anchoring(ctx, st, cfg.alerts.anchorsPath(cfg.data), cfg.alerts.anchorEvery, alerts, log)()
 	// The HSM login, naming the two holders whose shares activated it, each issuer
 	// key's self-test and every re-login, as they happen and whatever their outcome.
 	cfg.keys.OnEvent = func(e audit.Event, err error) error {
@@ -93,7 +110,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	adminSvc := newAdminService(cfg.admin, cfg.profiles, development, st, aud.Log, log)
 	// THL's register, in the store, for the standing check and the sote plugin
 	// (orgregister.go).
-	register, err := startRegister(ctx, cfg.register, registerStore{st: st, sync: adminSvc.SyncRegister}, log)
+	register, err := startRegister(ctx, cfg.register, registerStore{st: st, sync: adminSvc.SyncRegister, last: st.LastRegisterLoad}, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -115,7 +132,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer stopAuthority()
-	acmeSrv := newACMEServer(ctx, cfg, st, auth, log)
+	acmeSrv := newACMEServer(ctx, cfg, st, auth, log, watcher)
 
 	// The software version and the configuration are recorded with every start
 	// (the operator side's in operators.go).
@@ -287,12 +304,12 @@ func keepInstance(ctx context.Context, inst *store.Instance, log *slog.Logger) {
 
 // newACMEServer is the ACME front end of auth, with the nonces of one process or of
 // the replicas sharing PostgreSQL (db.go).
-func newACMEServer(ctx context.Context, cfg *serveConfig, st *store.SQL, auth *authority.Authority, log *slog.Logger) *server.Server {
+func newACMEServer(ctx context.Context, cfg *serveConfig, st *store.SQL, auth *authority.Authority, log *slog.Logger, w *alert.Watcher) *server.Server {
 	if cfg.chaosNonces > 0 {
 		log.Warn("test-only chaos: refusing a share of valid nonces with badNonce; never use this in production", "chaos_reject_nonces", cfg.chaosNonces)
 	}
 	return server.New(server.Config{BaseURL: cfg.baseURL, TermsOfService: cfg.tos, Website: cfg.website,
-		CAAIdentities: cfg.validation.CAAIdentities, ChaosRejectNonces: cfg.chaosNonces},
+		CAAIdentities: cfg.validation.CAAIdentities, ChaosRejectNonces: cfg.chaosNonces, OnProblem: w.ACMEProblem},
 		auth, newNonces(ctx, st, cfg.db.url, log), log)
 }
 

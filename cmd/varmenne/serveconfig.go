@@ -55,6 +55,7 @@ type serveConfig struct {
 	rateLimits *authority.RateLimits // --limit-* (ratelimits.go)
 	admin      *adminConfig          // --admin-listen, --eab-*-lifetime, --dual-control, --console-session-* (operators.go)
 	notice     *noticeFlags          // --smtp-* (notice.go)
+	alerts     *alertFlags           // --alert-*, --audit-anchor* (alerts.go)
 
 	// Set by Validate.
 	keys       ceremony.HSM
@@ -110,6 +111,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	c.rateLimits = addRateLimitFlags(fs)
 	c.admin = addAdminFlags(fs)
 	c.notice = addNoticeFlags(fs)
+	c.alerts = addAlertFlags(fs)
 }
 
 // Validate checks every setting before anything is made and says which flag is
@@ -120,6 +122,9 @@ func (c *serveConfig) Validate() error {
 		return err
 	}
 	if err := c.notice.validate(); err != nil {
+		return err
+	}
+	if err := c.alerts.validate(); err != nil {
 		return err
 	}
 	if c.logFormat != "" && c.logFormat != "json" && c.logFormat != "text" {

@@ -58,6 +58,9 @@ type Config struct {
 	Retry    time.Duration    // 0: DefaultRetry
 	Now      func() time.Time // nil: time.Now
 	Log      *slog.Logger     // nil: discard
+	// OnFailure, if set, is told of every failed load, after it was logged (the
+	// alert hook); it must not block.
+	OnFailure func(err error)
 }
 
 // Register keeps the store's copy of THL's register fresh: it loads the register
@@ -72,6 +75,7 @@ type Register struct {
 	retry    time.Duration
 	now      func() time.Time
 	log      *slog.Logger
+	failed   func(error)
 
 	mu       sync.RWMutex
 	count    int       // organisations in the last good load
@@ -82,7 +86,8 @@ type Register struct {
 
 // NewRegister makes a register that has not been loaded yet: call Refresh (and Run).
 func NewRegister(cfg Config) (*Register, error) {
-	r := &Register{src: cfg.Source, store: cfg.Store, refresh: cfg.Refresh, maxStale: cfg.MaxStale, retry: cfg.Retry, now: cfg.Now, log: cfg.Log}
+	r := &Register{src: cfg.Source, store: cfg.Store, refresh: cfg.Refresh, maxStale: cfg.MaxStale, retry: cfg.Retry, now: cfg.Now, log: cfg.Log,
+		failed: cfg.OnFailure}
 	if r.src == nil || r.store == nil {
 		return nil, errors.New("thl: the register needs a source and a store")
 	}
@@ -114,7 +119,12 @@ func NewRegister(cfg Config) (*Register, error) {
 // Refresh loads the register from its source and writes it into the store. On
 // success the store's copy is replaced; on failure the last good copy stays in use
 // (until it is older than the maximum staleness) and the error is returned.
-func (r *Register) Refresh(ctx context.Context) error {
+func (r *Register) Refresh(ctx context.Context) (err error) {
+	defer func() { // after the lock below is released
+		if err != nil && r.failed != nil {
+			r.failed(err)
+		}
+	}()
 	entries, err := r.src.Load(ctx)
 	if err == nil {
 		if err = r.store(ctx, entries); err != nil {

@@ -370,3 +370,33 @@ func TestALoadTheStoreCannotTakeFails(t *testing.T) {
 		t.Errorf("a 73 h old copy answered: %v, want a StaleError", err)
 	}
 }
+
+// TestOnFailure: the alert hook hears of each failed load, after the register's
+// lock is released (it may read State), and of no good one; Stale says when the
+// stored copy is too old to answer.
+func TestOnFailure(t *testing.T) {
+	c := &clock{t: now0}
+	src := &fakeSource{entries: sample}
+	mem := &memStore{now: c.Now}
+	var failures []error
+	var r *Register
+	r, err := NewRegister(Config{Source: src, Store: mem.write, Refresh: 24 * time.Hour, MaxStale: 72 * time.Hour, Now: c.Now,
+		OnFailure: func(err error) {
+			_ = r.State() // would deadlock under the lock
+			failures = append(failures, err)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Refresh(context.Background()); err != nil || len(failures) != 0 {
+		t.Fatalf("a good load: %v, %d failures reported", err, len(failures))
+	}
+	src.set(nil, errors.New("503 Service Unavailable"))
+	if err := r.Refresh(context.Background()); err == nil || len(failures) != 1 || failures[0] != err {
+		t.Fatalf("a failed load: %v; reported %v", err, failures)
+	}
+	stored := NewStored(mem, 72*time.Hour, c.Now)
+	if stored.Stale(c.Now()) || !stored.Stale(time.Time{}) || !stored.Stale(c.Now().Add(-73*time.Hour)) {
+		t.Fatal("Stale: want a fresh copy fresh, and a copy never loaded or 73 h old stale")
+	}
+}

@@ -39,6 +39,12 @@ func NewStored(st RecordReader, maxStale time.Duration, now func() time.Time) *S
 	return &Stored{st: st, maxStale: maxStale, now: now}
 }
 
+// Stale reports whether a copy loaded at loadedAt (zero: never) is too old to
+// answer from now.
+func (s *Stored) Stale(loadedAt time.Time) bool {
+	return loadedAt.IsZero() || s.now().Sub(loadedAt) > s.maxStale
+}
+
 // Lookup returns the stored register's record of the organisation, in one read:
 // ErrNotListed (wrapped) when no load listed it or a later one no longer did, a
 // *StaleError when the copy was never loaded or is too old.
@@ -47,7 +53,7 @@ func (s *Stored) Lookup(ctx context.Context, oid string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if rec.Load.LoadedAt.IsZero() || s.now().Sub(rec.Load.LoadedAt) > s.maxStale {
+	if s.Stale(rec.Load.LoadedAt) {
 		return Entry{}, &StaleError{LoadedAt: rec.Load.LoadedAt, MaxStale: s.maxStale}
 	}
 	if !rec.Known || rec.Register.SyncedAt.IsZero() || !rec.Register.LeftAt.IsZero() {

@@ -12,10 +12,7 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,14 +21,12 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 
 	"github.com/varmenne/varmenne/acme"
-	"github.com/varmenne/varmenne/acme/validate"
+	"github.com/varmenne/varmenne/internal/signedpost"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/strictjson"
 )
@@ -40,15 +35,14 @@ import (
 const PluginName = "webhook"
 
 // SignatureHeader carries "sha256=" and the lower-case hex HMAC-SHA256 of the body
-// under the shared secret.
-const SignatureHeader = "X-Varmenne-Signature"
+// under the shared secret (internal/signedpost).
+const SignatureHeader = signedpost.SignatureHeader
 
 // Limits.
 const (
 	DefaultTimeout = 5 * time.Second
 	maxAnswer      = 64 << 10 // bytes of an answer read
 	maxDetail      = 200      // characters of the service's detail shown to clients
-	minSecret      = 16       // bytes
 )
 
 func init() { policy.Register(PluginName, NewPlugin) }
@@ -92,25 +86,14 @@ func (c Config) Validate() ([]netip.Prefix, *url.URL, error) {
 	return nets, u, nil
 }
 
-// reachable reports whether the plugin may connect to ip for scheme: https to public
-// or allow-listed addresses, http to allow-listed ones only (an answer over plain
-// http from the internet could be forged on the way).
+// allowList names the setting that allow-lists networks, for refusals.
+const allowList = "allow_networks"
+
 func reachable(ip netip.Addr, scheme string, nets []netip.Prefix) bool {
-	ip = ip.Unmap().WithZone("")
-	for _, p := range nets {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return scheme == "https" && validate.IsPublic(ip)
+	return signedpost.Reachable(ip, scheme, nets)
 }
 
-func refusedWhy(scheme string) string {
-	if scheme == "http" {
-		return "not in allow_networks (plain http only reaches allow-listed networks; use https)"
-	}
-	return "not a public address"
-}
+func refusedWhy(scheme string) string { return signedpost.RefusedWhy(scheme, allowList) }
 
 // Plugin asks the policy service.
 type Plugin struct {
@@ -132,48 +115,16 @@ func NewPlugin(config json.RawMessage, env policy.Env) (policy.Plugin, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret, err := os.ReadFile(c.SecretFile)
+	secret, err := signedpost.ReadSecret(c.SecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("secret_file: %w", err)
-	}
-	secret = bytes.TrimRight(secret, "\r\n")
-	if len(secret) < minSecret {
-		return nil, fmt.Errorf("secret_file %s holds %d bytes; use at least %d random bytes", c.SecretFile, len(secret), minSecret)
 	}
 	timeout := time.Duration(c.Timeout)
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	scheme := u.Scheme
-	dialer := &net.Dialer{
-		Timeout: timeout,
-		// Control sees the address actually dialled, after name resolution: a name
-		// that resolves (or rebinds) to an internal address is refused here.
-		Control: func(network, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("webhook: unexpected dial address %q", address)
-			}
-			if !reachable(ap.Addr(), scheme, nets) {
-				return fmt.Errorf("webhook: %s is %s", ap.Addr(), refusedWhy(scheme))
-			}
-			return nil
-		},
-	}
-	client := &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			Proxy:                 nil, // never through an environment proxy
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   timeout,
-			ResponseHeaderTimeout: timeout,
-			MaxIdleConns:          4,
-			IdleConnTimeout:       time.Minute,
-			ForceAttemptHTTP2:     true,
-		},
-		// A redirect is an answer other than 2xx, and so a refusal.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	// A redirect is an answer other than 2xx, and so a refusal.
+	client := signedpost.Client(u.Scheme, nets, allowList, timeout)
 	return &Plugin{url: c.URL, secret: secret, timeout: timeout, profile: env.Profile.Name, client: client, now: env.Now}, nil
 }
 
@@ -233,8 +184,6 @@ func (p *Plugin) ask(ctx context.Context, r *policy.Request, phase string) error
 	if err != nil {
 		return fmt.Errorf("webhook: encoding the request: %w", err)
 	}
-	mac := hmac.New(sha256.New, p.secret)
-	mac.Write(body)
 
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -244,7 +193,7 @@ func (p *Plugin) ask(ctx context.Context, r *policy.Request, phase string) error
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "varmenne-policy-webhook")
-	req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set(SignatureHeader, signedpost.Sign(p.secret, body))
 	resp, err := p.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil || isTimeout(err) {

@@ -37,19 +37,21 @@ var rules = []rule{
 		name: "only the allow-listed packages import net/http",
 		from: everything,
 		except: []matcher{
-			testOrTooling,          // tests, the harness, the browser driver and the load generator speak HTTP
-			pkgs("acme"),           // the HTTP status of each error kind (constants only; no HTTP types)
-			pkgs("acme/server"),    // the ACME front end
-			pkgs("acme/validate"),  // http-01 validation: an outbound client with its own dialer
-			pkgs("crl"),            // serves CRLs, OCSP and issuer certificates on the public listener
-			pkgs("policy"),         // the type of the outbound client plugins are given (Env.HTTPClient)
-			pkgs("policy/thl"),     // fetches the THL register from the code service
-			pkgs("policy/webhook"), // asks the external policy service
-			pkgs("admin/api"),      // the operators' JSON API (a front end of admin)
-			pkgs("admin/console"),  // the operators' web console (a front end of admin)
-			pkgs("admin/web"),      // puts both front ends on the admin listener
-			pkgs("admin"),          // judged by its own row below: admin does not import net/http
-			pkgs("cmd/..."),        // the commands wire the listeners
+			testOrTooling,               // tests, the harness, the browser driver and the load generator speak HTTP
+			pkgs("acme"),                // the HTTP status of each error kind (constants only; no HTTP types)
+			pkgs("acme/server"),         // the ACME front end
+			pkgs("acme/validate"),       // http-01 validation: an outbound client with its own dialer
+			pkgs("crl"),                 // serves CRLs, OCSP and issuer certificates on the public listener
+			pkgs("policy"),              // the type of the outbound client plugins are given (Env.HTTPClient)
+			pkgs("policy/thl"),          // fetches the THL register from the code service
+			pkgs("policy/webhook"),      // asks the external policy service
+			pkgs("internal/signedpost"), // the signed, address-checked outbound client of both webhooks
+			pkgs("alert"),               // POSTs alerts to the operator's webhook
+			pkgs("admin/api"),           // the operators' JSON API (a front end of admin)
+			pkgs("admin/console"),       // the operators' web console (a front end of admin)
+			pkgs("admin/web"),           // puts both front ends on the admin listener
+			pkgs("admin"),               // judged by its own row below: admin does not import net/http
+			pkgs("cmd/..."),             // the commands wire the listeners
 		},
 		forbid: []matcher{std("net/http/...")},
 		// Direct imports: the rule is about who uses HTTP. Linking it is unavoidable,
