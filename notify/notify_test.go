@@ -22,19 +22,6 @@ import (
 	"github.com/varmenne/varmenne/test/smtpserver"
 )
 
-func startSMTP(t *testing.T, edit func(s *smtpserver.Server)) *smtpserver.Server {
-	t.Helper()
-	s, err := smtpserver.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		edit(s)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 var notice = Notice{Serial: "0a1b2c", Names: []string{"www.apteekki.example", "api.apteekki.example"}, Organisation: "1.2.246.10.1",
 	Reason: "keyCompromise", RevokedAt: time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC), RequestedAt: time.Date(2026, 1, 31, 11, 58, 0, 0, time.UTC),
 	InvalidityDate: time.Date(2026, 1, 30, 8, 0, 0, 0, time.UTC), RequestedBy: "Maija Meikäläinen, Apteekki Oy"}
@@ -58,7 +45,7 @@ func read(t *testing.T, data []byte) (*mail.Message, string, string) {
 }
 
 func TestSendAndCompose(t *testing.T) {
-	srv := startSMTP(t, nil)
+	srv := smtpserver.StartT(t, nil)
 	c := Config{Server: srv.Addr(), From: "Varmenne <varmenne@ca.example>"}
 	to := []string{"admin@apteekki.example", "it@vendor.example"}
 	msg, err := Compose(notice, c.From, to, time.Date(2026, 1, 31, 12, 0, 5, 0, time.UTC))
@@ -126,7 +113,7 @@ func TestSubjectEncodingAndManyNames(t *testing.T) {
 
 func TestStartTLSAndAuth(t *testing.T) {
 	cert, pool := selfSigned(t)
-	srv := startSMTP(t, func(s *smtpserver.Server) {
+	srv := smtpserver.StartT(t, func(s *smtpserver.Server) {
 		s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 		s.Password = "s3cret"
 	})
@@ -145,7 +132,7 @@ func TestStartTLSAndAuth(t *testing.T) {
 	if _, err := c.Send(context.Background(), []string{"x@y.example"}, []byte("x")); err == nil {
 		t.Error("a server certificate nobody trusts was accepted")
 	}
-	plain := startSMTP(t, nil)
+	plain := smtpserver.StartT(t, nil)
 	c = Config{Server: plain.Addr(), From: "varmenne@ca.example", StartTLS: true}
 	if _, err := c.Send(context.Background(), []string{"x@y.example"}, []byte("x")); err == nil || !strings.Contains(err.Error(), "does not offer STARTTLS") {
 		t.Errorf("server without STARTTLS: %v", err)
@@ -156,9 +143,9 @@ func TestStartTLSAndAuth(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	rcpt := startSMTP(t, func(s *smtpserver.Server) { s.RefuseRcpt = "550 5.1.1 no such user" })
-	data := startSMTP(t, func(s *smtpserver.Server) { s.RefuseData = "554 5.7.1 rejected as spam" })
-	busy := startSMTP(t, func(s *smtpserver.Server) { s.RefuseRcpt = "451 4.3.0 try again later" })
+	rcpt := smtpserver.StartT(t, func(s *smtpserver.Server) { s.RefuseRcpt = "550 5.1.1 no such user" })
+	data := smtpserver.StartT(t, func(s *smtpserver.Server) { s.RefuseData = "554 5.7.1 rejected as spam" })
+	busy := smtpserver.StartT(t, func(s *smtpserver.Server) { s.RefuseRcpt = "451 4.3.0 try again later" })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

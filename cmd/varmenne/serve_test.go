@@ -68,26 +68,31 @@ func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{"--config with an unknown key", []string{"--config", writeTemp(t, `{"profiles": {}, "default": "x"}`)}, []string{"unknown key", `"default"`}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			data := filepath.Join(t.TempDir(), "data")
-			args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"}, tt.flags...)
-			var stdout, stderr syncBuffer
-			done := make(chan error, 1)
-			go func() { done <- run(context.Background(), args, &stdout, &stderr) }()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("serve started instead of refusing the flag")
-			}
-			wantOneLineError(t, err, tt.wants...)
-			if _, serr := os.Stat(data); !os.IsNotExist(serr) {
-				t.Errorf("the data directory was made before the refusal (stat: %v)", serr)
-			}
-			if stdout.String() != "" {
-				t.Errorf("stdout %q before the refusal", stdout.String())
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { serveRefuses(t, tt.flags, tt.wants...) })
+	}
+}
+
+// serveRefuses runs serve with flags and fails unless it stops before making
+// anything, with one line that says each of wants, and prints nothing on stdout.
+func serveRefuses(t *testing.T, flags []string, wants ...string) {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "data")
+	args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"}, flags...)
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(context.Background(), args, &stdout, &stderr) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve started instead of refusing")
+	}
+	wantOneLineError(t, err, wants...)
+	if _, serr := os.Stat(data); !os.IsNotExist(serr) {
+		t.Errorf("the data directory was made before the refusal (stat: %v)", serr)
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout %q before the refusal", stdout.String())
 	}
 }
 

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/varmenne/varmenne/policy/keys"
 )
@@ -35,21 +32,7 @@ func TestServeRefusesBadWeakKeyFiles(t *testing.T) {
 			if tt.env != "" {
 				t.Setenv("VARMENNE_WEAK_KEYS", tt.env)
 			}
-			data := filepath.Join(t.TempDir(), "data")
-			args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"}, tt.flags...)
-			var stdout, stderr syncBuffer
-			done := make(chan error, 1)
-			go func() { done <- run(context.Background(), args, &stdout, &stderr) }()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("serve started instead of refusing the file")
-			}
-			wantOneLineError(t, err, tt.wants...)
-			if _, serr := os.Stat(data); !os.IsNotExist(serr) {
-				t.Errorf("the data directory was made before the refusal (stat: %v)", serr)
-			}
+			serveRefuses(t, tt.flags, tt.wants...)
 		})
 	}
 }

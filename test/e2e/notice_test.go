@@ -32,19 +32,6 @@ import (
 
 const noticeFrom = "Varmenne <varmenne@ca.example>"
 
-func startSMTP(t *testing.T, edit func(*smtpserver.Server)) *smtpserver.Server {
-	t.Helper()
-	s, err := smtpserver.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		edit(s)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // holder is an organisation whose EAB request names a technical contact, and an
 // account of it with mailto: contacts (one the technical contact again, with
 // the domain in other case).
@@ -151,7 +138,7 @@ func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialN
 // the serial, the names and the reason; each record has its request time and
 // the door that received it; each notice is an audit event.
 func TestRevocationNoticeByEveryDoor(t *testing.T) {
-	smtp := startSMTP(t, nil)
+	smtp := smtpserver.StartT(t, nil)
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	in := startWith(t, "", "--smtp-server", smtp.Addr(), "--smtp-from", noticeFrom, "--admin-listen", adminAddr)
 	if !in.LogHas("revocation notices go by e-mail") {
@@ -270,7 +257,7 @@ func TestRevocationNoticeFailureLeavesTheRevocation(t *testing.T) {
 	}
 	down := ln.Addr().String()
 	ln.Close()
-	refusing := startSMTP(t, func(s *smtpserver.Server) { s.RefuseRcpt = "550 5.1.1 mailbox unavailable" })
+	refusing := smtpserver.StartT(t, func(s *smtpserver.Server) { s.RefuseRcpt = "550 5.1.1 mailbox unavailable" })
 	for _, tc := range []struct {
 		name, server, outcome string
 		retry                 bool

@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -52,6 +53,21 @@ func Start() (*Server, error) {
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
+}
+
+// StartT is Start for a test: edit, when not nil, configures the server before its
+// first client, and the server stops when the test ends.
+func StartT(t testing.TB, edit func(*Server)) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(s)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // Addr is the server's HOST:PORT.
