@@ -185,5 +185,5 @@ func (r *Register) State() State {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return State{LoadedAt: r.loadedAt, Organisations: r.count, LastAttempt: r.tried, LastErr: r.lastErr,
-		Stale: r.loadedAt.IsZero() || now.Sub(r.loadedAt) > r.maxStale}
+		Stale: stale(r.loadedAt, now, r.maxStale)}
 }

@@ -41,8 +41,12 @@ func NewStored(st RecordReader, maxStale time.Duration, now func() time.Time) *S
 
 // Stale reports whether a copy loaded at loadedAt (zero: never) is too old to
 // answer from now.
-func (s *Stored) Stale(loadedAt time.Time) bool {
-	return loadedAt.IsZero() || s.now().Sub(loadedAt) > s.maxStale
+func (s *Stored) Stale(loadedAt time.Time) bool { return stale(loadedAt, s.now(), s.maxStale) }
+
+// stale is the one rule of a register copy's age: never loaded, or loaded longer
+// than maxStale before now.
+func stale(loadedAt, now time.Time, maxStale time.Duration) bool {
+	return loadedAt.IsZero() || now.Sub(loadedAt) > maxStale
 }
 
 // Lookup returns the stored register's record of the organisation, in one read:
