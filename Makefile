@@ -18,8 +18,9 @@ run: build
 	./$(BIN) serve --data $(DATA)
 
 ## test: every test, with the race detector, after installing what the tests need
+## (the end-to-end packages first: they are the longest, so they start while the rest run beside them)
 test: test-deps vet fmt-check
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./test/e2e/ ./test/clients/ ./...
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz-brief
 
 ## fuzz: every fuzz target for FUZZTIME each (default 3s; make fuzz FUZZTIME=5m for a longer hunt)
