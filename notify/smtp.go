@@ -20,6 +20,8 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"strings"
+
+	"github.com/varmenne/varmenne/internal/mailaddr"
 	"time"
 )
 
@@ -172,18 +174,12 @@ func Recipients(contacts []string, technical string) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(a string) {
-		p, err := mail.ParseAddress(a)
-		if err != nil {
+		if mailaddr.Plain(a) != nil {
 			return
 		}
-		local, domain, ok := strings.Cut(p.Address, "@")
-		if !ok || local == "" || !strings.Contains(domain, ".") {
-			return
-		}
-		key := local + "@" + strings.ToLower(domain)
-		if !seen[key] {
+		if key := mailaddr.Key(a); !seen[key] {
 			seen[key] = true
-			out = append(out, p.Address)
+			out = append(out, a)
 		}
 	}
 	for _, c := range contacts {

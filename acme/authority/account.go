@@ -3,7 +3,6 @@ package authority
 import (
 	"context"
 	"errors"
-	"net/mail"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -11,6 +10,7 @@ import (
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/jws"
 	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/internal/mailaddr"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/store"
@@ -267,13 +267,11 @@ func checkContacts(contacts []string) ([]string, error) {
 		if strings.ContainsAny(addr, "?,;% \t") {
 			return nil, acme.Errorf(acme.InvalidContact, "contact %q must be one plain e-mail address, without hfields or lists", c)
 		}
-		parsed, err := mail.ParseAddress(addr)
-		if err != nil || parsed.Address != addr || parsed.Name != "" {
-			return nil, acme.Errorf(acme.InvalidContact, "contact %q is not a valid e-mail address", c)
-		}
-		_, domain, _ := strings.Cut(addr, "@")
-		if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+		switch err := mailaddr.Plain(addr); {
+		case errors.Is(err, mailaddr.ErrNoDomain):
 			return nil, acme.Errorf(acme.InvalidContact, "contact %q has no valid domain", c)
+		case err != nil:
+			return nil, acme.Errorf(acme.InvalidContact, "contact %q is not a valid e-mail address", c)
 		}
 		out = append(out, "mailto:"+addr)
 	}
