@@ -64,8 +64,9 @@ func (c *serveConfig) checkProduction() error {
 }
 
 // enterMode reads whether the database has served in production and, if so, holds
-// this configuration to production's rules too; a production server marks the
-// database, so no door of it offers the development shortcuts from then on.
+// this configuration to production's rules too, and sets the authority's mode; a
+// production server marks the database, so no door of it offers the development
+// shortcuts from then on.
 func (c *serveConfig) enterMode(ctx context.Context, st *store.SQL) error {
 	was, err := st.Production(ctx)
 	if err != nil {
@@ -77,7 +78,8 @@ func (c *serveConfig) enterMode(ctx context.Context, st *store.SQL) error {
 			return err
 		}
 	}
-	if c.productionReason() == "" {
+	c.authority.Production = c.productionReason() != ""
+	if !c.authority.Production {
 		return nil
 	}
 	return st.MarkProduction(ctx, time.Now())

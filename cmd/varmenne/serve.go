@@ -47,7 +47,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cfg.enterMode(ctx, st); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	cfg.authority.Production = cfg.productionReason() != ""
 	opsAddr, stopOps, err := startOps(cfg.opsListen, st, log) // db.go
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -106,7 +105,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	public := strings.TrimSuffix(cfg.publicURL, "/")
 	// The operator service (operate.go); the register refresh writes through it.
-	development := cfg.productionReason() == ""
+	development := !cfg.authority.Production
 	adminSvc := newAdminService(cfg.admin, cfg.profiles, development, st, aud.Log, log)
 	// THL's register, in the store, for the standing check and the sote plugin
 	// (orgregister.go).

@@ -233,8 +233,7 @@ func (c *serveConfig) validateAuthority() error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("--authz-reuse / --caa-recheck-after / --limit-*: %w", err)
 	}
-	a.Production = c.productionReason() != ""
-	c.authority = a
+	c.authority = a // Production is set once the database has said its mode (enterMode)
 	return nil
 }
 
