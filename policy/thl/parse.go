@@ -351,7 +351,7 @@ type xmlAttribute struct {
 func parseXML(r io.Reader) ([]Entry, error) {
 	dec := xml.NewDecoder(r)
 	m := merger{where: map[string]string{}}
-	n, elements := 0, 0
+	n, elements, depth := 0, 0, 0
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
@@ -360,11 +360,25 @@ func parseXML(r io.Reader) ([]Entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("thl: XML export: %w", err)
 		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			depth--
+			continue
+		case xml.CharData:
+			// Text outside the root element is not XML, whatever Go's lenient
+			// decoder makes of it; telling the format by its first character
+			// (FormatAuto) refuses it too, so both read one export alike.
+			if depth == 0 && len(bytes.Trim(t, " \t\r\n\uFEFF")) > 0 {
+				return nil, errors.New("thl: the register export has text outside its XML root element; is it XML?")
+			}
+			continue
+		}
 		se, ok := tok.(xml.StartElement)
 		if !ok {
 			continue
 		}
 		elements++
+		depth++
 		switch se.Name.Local {
 		case "termsystem":
 			for _, a := range se.Attr {
@@ -378,6 +392,7 @@ func parseXML(r io.Reader) ([]Entry, error) {
 			if err := dec.DecodeElement(&x, &se); err != nil {
 				return nil, fmt.Errorf("thl: XML export, termitementry %d: %w", n, err)
 			}
+			depth-- // DecodeElement read its end element
 			where := fmt.Sprintf("XML termitementry %d", n)
 			begin, err := parseDate(x.BeginDate, false)
 			if err != nil {

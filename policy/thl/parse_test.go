@@ -134,6 +134,8 @@ func TestParseRefuses(t *testing.T) {
 		{"an empty file", "", FormatAuto, []string{"export is empty"}},
 		{"white space only", " \n\t", FormatAuto, []string{"export is empty"}},
 		{"plain text", "Service Unavailable", FormatAuto, []string{"neither JSON nor XML"}},
+		{"text before the XML root", "0" + xmlEntry(""), FormatXML, []string{"text outside its XML root"}},
+		{"text after the XML root", xmlEntry("") + "junk", FormatXML, []string{"text outside its XML root"}},
 		{"an empty JSON file", "", FormatJSON, []string{"holds no JSON page"}},
 		{"a JSON object that is not a conceptcodes answer", `{"error":"not found"}`, FormatJSON, []string{"no conceptCodes list", "conceptcodes answer"}},
 		{"a JSON number", `5`, FormatJSON, []string{"not a page object"}},
