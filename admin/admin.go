@@ -54,6 +54,10 @@ type Store interface {
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
 	Production(ctx context.Context) (bool, error)
 
+	IssuerGenerations(ctx context.Context) ([]store.IssuerGeneration, error)
+	GetIssuerGeneration(ctx context.Context, name string) (*store.IssuerGeneration, error)
+	GetCRLState(ctx context.Context, issuer string) (*store.CRLState, error)
+
 	// Console sessions: a request keeps its session alive, and a sweep deletes
 	// the ended ones. Neither is an operator's act, so neither is audited.
 	TouchConsoleSession(ctx context.Context, idHash string, now time.Time) (*store.ConsoleSession, error)
