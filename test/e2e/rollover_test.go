@@ -3,6 +3,8 @@ package e2e
 import (
 	"crypto/x509"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -84,10 +86,15 @@ func TestIssuerRolloverAndRetirement(t *testing.T) {
 		if got := leafB.CRLDistributionPoints; len(got) != 1 || got[0] != public+"/crl/production-2.crl" {
 			t.Errorf("second certificate names CRL %v", got)
 		}
-		rl, _, _ := fetchCRL(t, public+"/crl/production-2.crl")
+		rl, der, _ := fetchCRL(t, public+"/crl/production-2.crl")
 		if err := rl.CheckSignatureFrom(issuerB); err != nil {
 			t.Errorf("production-2.crl is not signed by the second generation: %v", err)
 		}
+		text, err := openssl(t, "crl", "-inform", "DER", "-in", mustWrite(t, dir, "g2.der", der), "-noout", "-text")
+		if err != nil {
+			t.Fatalf("openssl crl: %v\n%s", err, text)
+		}
+		t.Logf("the second generation's CRL as openssl reads it:\n%s", text)
 	})
 	issuerA, err := x509.ParseCertificate(chainA[1])
 	if err != nil {
@@ -166,6 +173,7 @@ func TestIssuerRolloverAndRetirement(t *testing.T) {
 		if err != nil || !regexpHas(out, `production +production gen 1  retired`) || !strings.Contains(out, "(final)") {
 			t.Errorf("issuer list: %v\n%s", err, out)
 		}
+		t.Logf("varmenne issuer list after the retirement:\n%s", out)
 		in.restart()
 		again, _, _ := fetchCRL(t, public+"/crl/production.crl")
 		if again.Number.Cmp(final.Number) != 0 {
@@ -187,5 +195,68 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		if time.Now().After(end) {
 			t.Fatalf("waited %s for %s", limit, what)
 		}
+	}
+}
+
+// TestHSMIssuerRollover: with issuer keys in SoftHSM2, "issuer new" is a key
+// ceremony of its own — both holders' shares activate the token, one alone does
+// not, and a database whose keys are in an HSM makes no file-key generation — the
+// server started afterwards pairs the new generation with its key in the token,
+// and after "issuer activate" it signs with it.
+func TestHSMIssuerRollover(t *testing.T) {
+	h := newHSM(t)
+	data := t.TempDir()
+	h.ceremony(t, data, "ecdsa-p256")
+	base := []string{"issuer", "new", "--data", data, "--hierarchy", "production", "--operator", "Aino Virtanen", "--operator", "Eero Korhonen"}
+
+	if out, err := varmenne(base[:6]...); err == nil || !strings.Contains(out, "issuer keys are in an HSM") {
+		t.Fatalf("issuer new without the HSM on an HSM database: %v\n%s", err, out)
+	}
+	if out, err := varmenne(append(base, h.withShares(h.shares[0])...)...); err == nil || !strings.Contains(out, "--pkcs11-pin-share") {
+		t.Fatalf("issuer new with one holder's share: %v\n%s", err, out)
+	}
+	out, err := varmenne(append(base, h.withShares(h.shares[:]...)...)...)
+	if err != nil || !strings.Contains(out, `key "varmenne-production-2"`) || !strings.Contains(out, "issuer production-2 made (standby") {
+		t.Fatalf("issuer new in the HSM: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(data, "pki", "production-2.key")); err == nil {
+		t.Error("issuer new wrote a key file: the key must stay in the HSM")
+	}
+	events, err := varmenne("audit", "export", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"actor":"Aino Virtanen+Eero Korhonen","action":"hsm.login"`, `"action":"key.generate","object":"label=varmenne-production-2`,
+		`"action":"certificate.create","object":"role=production-2`, `"action":"issuer.register","object":"issuer=production-2 hierarchy=production generation=2`} {
+		if !strings.Contains(events, want) {
+			t.Errorf("the audit log lacks %s", want)
+		}
+	}
+
+	in := startWith(t, data, h.serve()...)
+	if !in.LogHas(`"label":"varmenne-production-2"`) {
+		t.Fatalf("serve did not self-test the second generation's HSM key:\n%s", in.Logs.String())
+	}
+	if out, err := in.cli("issuer", "activate", "production-2"); err != nil {
+		t.Fatalf("issuer activate: %v\n%s", err, out)
+	}
+	waitFor(t, 30*time.Second, "the server to switch to production-2", func() bool {
+		return in.LogHas(`"msg":"issuer generation took over","profile":"sote-server","issuer":"production-2"`)
+	})
+	kid, mac := in.org("1.2.246.10.44444444.10.0", "HSM-apteekki", "rollover.example")
+	chain, _ := in.obtain(in.client(kid, mac), in.responder(), newKey(t), "www.rollover.example")
+	leaf, err := x509.ParseCertificate(chain[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(chain[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(issuer.Subject.CommonName, " G2") {
+		t.Errorf("the certificate's issuer is %q, want the second generation", issuer.Subject)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: in.rootPool(), Intermediates: pool(issuer)}); err != nil {
+		t.Errorf("the certificate does not verify through roots.pem: %v", err)
 	}
 }
