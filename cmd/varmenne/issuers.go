@@ -169,8 +169,7 @@ func issuerNew(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	_, n, _ := filekey.ParseGenerationName(name)
 	svc := admin.New(admin.Config{}, st, log, nil)
-	rec := store.IssuerGeneration{Name: name, Hierarchy: *hierarchy, Generation: n, Subject: cert.Subject.String(),
-		CertSHA256: filekey.Fingerprint(cert), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}
+	rec := generationRecord(filekey.Generation{Hierarchy: *hierarchy, Number: n, Issuer: &signer.Issuer{Name: name, Cert: cert}})
 	if _, err := svc.RegisterIssuer(ctx, rec, actor); err != nil {
 		return fmt.Errorf("issuer new: %s", refusalText(err))
 	}
