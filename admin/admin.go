@@ -77,6 +77,7 @@ type Store interface {
 // nothing.
 type AuditLog interface {
 	Do(ctx context.Context, change func(tx *store.Tx) ([]audit.Record, error)) error
+	DoRows(ctx context.Context, change func(tx *store.Tx) ([]audit.Record, error)) error
 	Append(ctx context.Context, r audit.Record) (store.AuditEvent, error)
 }
 

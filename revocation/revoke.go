@@ -23,9 +23,11 @@ type Store interface {
 	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
 }
 
-// Log runs a change and its audit records in one transaction (audit.Log).
+// Log runs a change and its audit records in one transaction (audit.Log); DoRows
+// at the locking isolation, for a change correct without serializable isolation.
 type Log interface {
 	Do(ctx context.Context, change func(tx *store.Tx) ([]audit.Record, error)) error
+	DoRows(ctx context.Context, change func(tx *store.Tx) ([]audit.Record, error)) error
 }
 
 // Kind says why a revocation was refused.
@@ -203,7 +205,12 @@ func (v *Revoker) RetireIssuer(ctx context.Context, issuer string, req Request, 
 		return nil, err
 	}
 	var done *store.Retirement
-	err = v.log.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+	// At the locking isolation, after the audit lock every statement sees what
+	// committed before it, so an intent whose signing began (BeginSigning, under
+	// the same lock) before the retirement is among the targets, and one after it
+	// finds the generation retired; a serializable snapshot taken while waiting
+	// for the lock could miss the first.
+	err = v.log.DoRows(ctx, func(tx *store.Tx) ([]audit.Record, error) {
 		var err error
 		if done, err = tx.RetireGeneration(issuer, req.Caller.Operator, r, r.RevokedAt); err != nil {
 			return nil, err

@@ -209,7 +209,8 @@ type Retirement struct {
 const FinalCRLMargin = 7 * 24 * time.Hour
 
 // RetireGeneration carries out the retirement of name that another operator asked
-// for, in the caller's transaction (an audited Tx): every unexpired certificate
+// for, in the caller's transaction (an audited Tx at the locking isolation, so
+// that it sees every intent whose signing began before it): every unexpired certificate
 // of the generation and every issuance of it still pending is revoked with r
 // (its revocation records and holder notices written), the generation becomes
 // retired by by, and its CRL state's final_until is set to FinalCRLMargin after
