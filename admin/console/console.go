@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,10 +105,14 @@ var pages = func() map[string]*template.Template {
 		// until says how far t is from at: "in 7h59m" or "2h0m ago".
 		"until": func(at, t time.Time) string {
 			d := t.Sub(at).Truncate(time.Minute)
-			if d < 0 {
-				return (-d).String() + " ago"
+			s := (d.Abs()).String()
+			if d.Abs() >= 48*time.Hour {
+				s = strconv.Itoa(int(d.Abs()/(24*time.Hour))) + " days"
 			}
-			return "in " + d.String()
+			if d < 0 {
+				return s + " ago"
+			}
+			return "in " + s
 		},
 		"minus": func(a, b int) int { return a - b },
 	}
