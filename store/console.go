@@ -16,8 +16,10 @@ const MaxAuditFind = 1000
 type AuditFilter struct {
 	Actor  string // exact
 	Action string // exact, e.g. certificate.revoke
-	// Org selects the events that name the organisation: those whose object
-	// carries the field org=Org (audit.Object writes an OID unquoted).
+	// Org selects the events that name the organisation, those whose object
+	// carries the field org=Org (audit.Object writes an OID unquoted), and the
+	// events of its certificates, whose object starts with serial=SERIAL (the
+	// first field of every certificate event of the catalogue).
 	Org   string
 	Since time.Time // at or after
 	Until time.Time // before
@@ -47,7 +49,8 @@ func (s *SQL) FindAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 		add(`action = ?`, f.Action)
 	}
 	if f.Org != "" {
-		add(`(' ' || object || ' ') LIKE ? ESCAPE '\'`, "% org="+likeEscape(f.Org)+" %")
+		add(`((' ' || object || ' ') LIKE ? ESCAPE '\' OR (object LIKE 'serial=%' AND EXISTS (SELECT 1 FROM certificates c
+			WHERE c.serial = substr(object, 8, `+s.d.strpos+`(object || ' ', ' ') - 8) AND c.org_oid = ?)))`, "% org="+likeEscape(f.Org)+" %", f.Org)
 	}
 	if !f.Since.IsZero() {
 		add(`at >= ?`, micros(f.Since))

@@ -12,6 +12,7 @@ import (
 func testConsoleReads(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("audit filters and keyset paging", func(t *testing.T) {
 		w := newWorld(t, open)
+		w.issue("01", "ee01") // a certificate of org1
 		day := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 		seal := func(e AuditEvent) (string, error) { return fmt.Sprintf("h%d", e.Seq), nil }
 		for i, e := range []AuditEvent{
@@ -23,6 +24,8 @@ func testConsoleReads(t *testing.T, open func(t *testing.T) *SQL) {
 			// An OID that only starts like org1, and a LIKE wildcard in a value.
 			{Actor: "rita", Action: "eab.request", Object: "request=r2 org=" + org1 + "9"},
 			{Actor: "rita", Action: "eab.request", Object: "request=r3 org=1.2.246.10.1234567_10.0"},
+			// A serial that only starts like the certificate's.
+			{Actor: "varmenne serve", Action: "certificate.sign.end", Object: "serial=011 sha256=ab"},
 		} {
 			e.Time = day.Add(time.Duration(i) * time.Hour)
 			if _, err := w.s.AppendAudit(w.ctx, e, seal); err != nil {
@@ -46,16 +49,16 @@ func testConsoleReads(t *testing.T, open func(t *testing.T) *SQL) {
 			f    AuditFilter
 			want []int64
 		}{
-			{"no filter", AuditFilter{}, []int64{1, 2, 3, 4, 5, 6, 7}},
+			{"no filter", AuditFilter{}, []int64{1, 2, 3, 4, 5, 6, 7, 8}},
 			{"actor", AuditFilter{Actor: "anna"}, []int64{1, 3, 5}},
 			{"action", AuditFilter{Action: "eab.request"}, []int64{2, 6, 7}},
-			{"organisation: the field, whole, not a prefix or a wildcard", AuditFilter{Org: org1}, []int64{1, 4}},
-			{"an organisation whose OID holds no LIKE wildcard", AuditFilter{Org: "1.2.246.10.1234567.10.0"}, []int64{1, 4}},
+			{"organisation: the field, whole, not a prefix or a wildcard, and its certificates' events", AuditFilter{Org: org1}, []int64{1, 4, 5}},
+			{"organisation without certificates", AuditFilter{Org: org2}, []int64{2, 3}},
 			{"time range, until exclusive", AuditFilter{Since: day.Add(time.Hour), Until: day.Add(3 * time.Hour)}, []int64{2, 3}},
 			{"filters together", AuditFilter{Actor: "anna", Org: org2}, []int64{3}},
 			{"keyset: after", AuditFilter{Actor: "anna", After: 1, Limit: 1}, []int64{3}},
 			{"keyset: next page", AuditFilter{Actor: "anna", After: 3, Limit: 1}, []int64{5}},
-			{"newest first", AuditFilter{Newest: true, Limit: 2}, []int64{7, 6}},
+			{"newest first", AuditFilter{Newest: true, Limit: 2}, []int64{8, 7}},
 			{"newest before", AuditFilter{Actor: "anna", Newest: true, Before: 5, Limit: 5}, []int64{3, 1}},
 			{"nothing matches", AuditFilter{Actor: "nobody"}, []int64{}},
 		} {
