@@ -582,3 +582,45 @@ func microsRFC3339(t *testing.T, micros string) string {
 	}
 	return time.UnixMicro(v).UTC().Format(time.RFC3339)
 }
+
+// TestConsoleHealthWithHSM: with the issuer keys in SoftHSM2, the health page
+// names the token and its sessions, each issuer key's label in it, and the HSM
+// login and self-tests of this start as the audit log has them.
+func TestConsoleHealthWithHSM(t *testing.T) {
+	h := newHSM(t)
+	data := t.TempDir()
+	h.ceremony(t, data, "ecdsa-p384")
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	in := startWith(t, data, h.serve("--admin-listen", adminAddr)...)
+	token := strings.TrimSpace(string(mustRead(t, in.SecondAdmin())))
+
+	ctx := ctxT(t)
+	b, err := webdriver.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	c := &consoleTest{t: t, ctx: ctx, b: b, base: "https://" + adminAddr, shots: screenshotDir(t), tokens: map[string]string{"second-admin": token}}
+	c.login("second-admin")
+	if got, want := c.text("#hsm"), "in the HSM token "+h.token.Label+" ("; !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "4 sessions kept open") {
+		c.fail("keys: %q, want %q… with 4 sessions", got, want)
+	}
+	for _, iss := range []string{"production", "test"} {
+		if got := c.text("#issuer-" + iss + " td.key"); !strings.HasPrefix(got, "HSM token "+h.token.Label+", key label ") {
+			c.fail("issuer %s's key: %q", iss, got)
+		}
+	}
+	events, _ := b.FindAll(ctx, "dd.hsm-event")
+	var said []string
+	for _, e := range events {
+		s, _ := e.Text(ctx)
+		said = append(said, s)
+	}
+	if len(said) != 2 || !strings.Contains(said[0], "by varmenne serve: ok (token="+h.token.Label) || !strings.Contains(said[1], "by varmenne serve: ok (token="+h.token.Label) {
+		c.fail("the last HSM login and self-test: %q", said)
+	}
+	if got := c.text("#register"); !strings.Contains(got, "records, from ") || c.count("#register.flag") != 0 {
+		c.fail("the register of a production server: %q", got)
+	}
+	c.keep("05-health-hsm.png")
+}
