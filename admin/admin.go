@@ -54,10 +54,13 @@ type Store interface {
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
 	Production(ctx context.Context) (bool, error)
 
+	IssuerGenerations(ctx context.Context) ([]store.IssuerGeneration, error)
+	GetIssuerGeneration(ctx context.Context, name string) (*store.IssuerGeneration, error)
+	GetCRLState(ctx context.Context, issuer string) (*store.CRLState, error)
+
 	// The console's reads: the audit log filtered in the query, and the CA's
 	// health (health.go).
 	FindAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
-	GetCRLState(ctx context.Context, issuer string) (*store.CRLState, error)
 	IssuedPerDay(ctx context.Context, from, to time.Time) ([]store.DayCount, error)
 	ExpiringPerDay(ctx context.Context, from, to time.Time) ([]store.DayCount, error)
 	Kind() string

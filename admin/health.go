@@ -25,9 +25,9 @@ type CA struct {
 	RegisterMaxStale time.Duration
 }
 
-// IssuerFacts is one issuer as the server loaded it.
+// IssuerFacts is one issuer generation as the server loaded it.
 type IssuerFacts struct {
-	Name string // production, test
+	Name string // production, test, production-2, …
 	Key  string // where its key is, e.g. "HSM token varmenne, label issuer-production"
 	// The validity of its delegated OCSP responder's certificate; zero: none.
 	OCSPNotBefore, OCSPNotAfter time.Time
@@ -75,10 +75,14 @@ type DayView struct {
 	Count int
 }
 
-// IssuerHealth is an issuer's last published CRL and its OCSP responder.
+// IssuerHealth is an issuer generation's state, its last published CRL and its
+// OCSP responder.
 type IssuerHealth struct {
 	IssuerFacts
-	Published   bool // a CRL was ever published
+	State       string // store.GenerationActive, …; "" when the database does not know it
+	Loaded      bool   // this server loaded its key
+	FinalCRL    bool   // retired, and its final CRL is published: nothing more is due
+	Published   bool   // a CRL was ever published
 	CRLNumber   int64
 	ThisUpdate  time.Time
 	NextUpdate  time.Time
@@ -136,8 +140,8 @@ func (s *Service) Health(ctx context.Context, who *store.Operator, ca CA) (*Heal
 		problem("The %s database does not answer.", v.Database.Kind)
 	}
 
-	for _, f := range ca.Issuers {
-		h := IssuerHealth{IssuerFacts: f}
+	for _, h := range s.issuerList(ctx, ca, unread) {
+		f := h.IssuerFacts
 		st, err := s.st.GetCRLState(ctx, f.Name)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -147,7 +151,9 @@ func (s *Service) Health(ctx context.Context, who *store.Operator, ca CA) (*Heal
 		default:
 			h.Published, h.CRLNumber, h.ThisUpdate, h.NextUpdate = true, st.Number, st.ThisUpdate, st.NextUpdate
 			h.Entries, h.PublishedBy = st.Entries, st.PublishedBy
+			h.FinalCRL = !st.FinalUntil.IsZero() && !st.NextUpdate.Before(st.FinalUntil)
 			switch {
+			case h.FinalCRL: // retired: its last CRL lasts until its certificates ended
 			case !now.Before(st.NextUpdate):
 				h.CRLOverdue = true
 				problem("The CRL of issuer %s is past its next update (%s): relying parties may refuse its certificates; is a CRL publisher running?",
@@ -158,7 +164,7 @@ func (s *Service) Health(ctx context.Context, who *store.Operator, ca CA) (*Heal
 			}
 		}
 		switch {
-		case f.OCSPNotAfter.IsZero():
+		case f.OCSPNotAfter.IsZero() || h.State == store.GenerationRetired:
 		case !now.Before(f.OCSPNotAfter):
 			h.OCSPExpired = true
 			problem("The OCSP responder certificate of issuer %s ended %s: its OCSP answers are refused.", f.Name, stamp(f.OCSPNotAfter))
@@ -221,6 +227,36 @@ func (s *Service) Health(ctx context.Context, who *store.Operator, ca CA) (*Heal
 		v.Pending = requestViews(reqs)
 	}
 	return v, nil
+}
+
+// issuerList is every issuer generation the database knows, in its order, with
+// what this server loaded of it, then any the server loaded that the database
+// does not know (yet).
+func (s *Service) issuerList(ctx context.Context, ca CA, unread func(string, error)) []IssuerHealth {
+	facts := map[string]IssuerFacts{}
+	for _, f := range ca.Issuers {
+		facts[f.Name] = f
+	}
+	gens, err := s.st.IssuerGenerations(ctx)
+	if err != nil {
+		unread("the issuer generations", err)
+	}
+	var out []IssuerHealth
+	seen := map[string]bool{}
+	for _, g := range gens {
+		f, loaded := facts[g.Name]
+		if !loaded {
+			f = IssuerFacts{Name: g.Name, Key: "not loaded by this server"}
+		}
+		out = append(out, IssuerHealth{IssuerFacts: f, State: g.State, Loaded: loaded})
+		seen[g.Name] = true
+	}
+	for _, f := range ca.Issuers {
+		if !seen[f.Name] {
+			out = append(out, IssuerHealth{IssuerFacts: f, Loaded: true})
+		}
+	}
+	return out
 }
 
 // days is HealthDays days from first, each with its count (0 where counts has

@@ -173,7 +173,8 @@ func TestCatalogueSerialises(t *testing.T) {
 		OperatorChangeRequested{}, OperatorChangeApproved{}, OperatorChangeRejected{},
 		Login{}, LoginsThrottled{}, Logout{}, AccessDenied{}, OperatorCACreated{}, Revoked{}, RenewedEarly{}, AuditExported{}, AccountCreated{},
 		AccountDeactivated{}, AccountKeyChanged{}, OrderCreated{}, SignBegin{}, SignEnd{}, OCSPResponderIssued{}, KeyGenerated{},
-		KeySelfTest{}, CertificateMade{}, CeremonyDone{}, HSMLogin{}, HSMRelogin{}, HSMSelfTest{}, ServeStarted{}, ServeStopped{}} {
+		KeySelfTest{}, CertificateMade{}, CeremonyDone{}, HSMLogin{}, HSMRelogin{}, HSMSelfTest{}, ServeStarted{}, ServeStopped{},
+		IssuerRegistered{}, IssuerActivated{}, IssuerRetireRequested{}, IssuerRetireWithdrawn{}, IssuerRetired{}} {
 		if Object(e) == "" && reflect.TypeOf(e).NumField() > 0 && !allOmitEmpty(e) {
 			t.Errorf("%T serialises to nothing", e)
 		}

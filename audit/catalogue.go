@@ -69,7 +69,44 @@ const (
 	ActActivationSplit Action = "hsm.activation.split"
 	ActServeStart      Action = "serve.start"
 	ActServeStop       Action = "serve.stop"
+
+	ActIssuerRegister       Action = "issuer.register"
+	ActIssuerActivate       Action = "issuer.activate"
+	ActIssuerRetireRequest  Action = "issuer.retire.request"
+	ActIssuerRetireWithdraw Action = "issuer.retire.withdraw"
+	ActIssuerRetire         Action = "issuer.retire"
 )
+
+// Issuer generations (practice statement 6.6, 6.8.1).
+
+// IssuerRegistered: a generation of a hierarchy's issuer became known to the
+// database (a server loaded it, or its key ceremony made it), in State.
+type IssuerRegistered struct {
+	Issuer, Hierarchy string
+	Generation        int
+	SHA256, State     string
+}
+
+// IssuerActivated: an operator made Issuer the generation that signs its
+// hierarchy's new certificates; Previous keeps signing its CRLs and OCSP answers.
+type IssuerActivated struct{ Issuer, Hierarchy, Previous string }
+
+// IssuerRetireRequested: an administrator asked for Issuer's retirement, which
+// another administrator carries out.
+type IssuerRetireRequested struct{ Issuer, Reason string }
+
+// IssuerRetireWithdrawn: a retirement asked for was dropped before it was carried out.
+type IssuerRetireWithdrawn struct{ Issuer, Reason string }
+
+// IssuerRetired: a second administrator carried out Issuer's retirement: Revoked
+// certificates revoked now (each has its own certificate.revoke event), the last
+// certificate's expiry, and FinalUntil, the nextUpdate of its final CRL.
+type IssuerRetired struct {
+	Issuer, RequestedBy, Reason string
+	Revoked                     int
+	LastExpiry                  time.Time `audit:",omitempty"`
+	FinalUntil                  time.Time
+}
 
 // Organisations.
 
@@ -456,6 +493,11 @@ func (HSMSelfTest) Action() Action              { return ActHSMSelfTest }
 func (ActivationSplit) Action() Action          { return ActActivationSplit }
 func (ServeStarted) Action() Action             { return ActServeStart }
 func (ServeStopped) Action() Action             { return ActServeStop }
+func (IssuerRegistered) Action() Action         { return ActIssuerRegister }
+func (IssuerActivated) Action() Action          { return ActIssuerActivate }
+func (IssuerRetireRequested) Action() Action    { return ActIssuerRetireRequest }
+func (IssuerRetireWithdrawn) Action() Action    { return ActIssuerRetireWithdraw }
+func (IssuerRetired) Action() Action            { return ActIssuerRetire }
 
 // Object is an event's fields as the log keeps them: "name=value" pairs in the
 // order the type declares them, separated by spaces. A field's name is its tag's

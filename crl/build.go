@@ -38,6 +38,9 @@ type Template struct {
 	// DistributionPoint is the URL in the issuing distribution point extension:
 	// the CRL distribution point the issuer's certificates name. "": none.
 	DistributionPoint string
+	// Final marks the last CRL of a retired issuer, valid until after its last
+	// certificate expired: the one CRL allowed a validity beyond MaxValidity.
+	Final bool
 }
 
 // maxNumber is 2^159: RFC 5280 5.2.3 limits CRLNumber to 20 octets.

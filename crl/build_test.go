@@ -328,6 +328,21 @@ func TestCheckRefusesWhatWasNotMeant(t *testing.T) {
 		{name: "no invalidity date wanted", entries: edit(func(e []Entry) []Entry { e[0].InvalidityDate = time.Time{}; return e }), want: "invalidity"},
 		{name: "another serial", entries: edit(func(e []Entry) []Entry { e[1].Serial = []byte{0x0b, 0xf4, 0xea, 0xb1}; return e }), want: "serial"},
 	}
+	t.Run("a retired issuer's final CRL may be valid for longer", func(t *testing.T) {
+		final := tmpl
+		final.NextUpdate, final.Final = final.ThisUpdate.AddDate(2, 0, 0), true
+		finalDER, err := Build(is.Cert, is.Key, final, entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Check(finalDER, is.Cert, final, entries, t0); err != nil {
+			t.Errorf("the final CRL: %v", err)
+		}
+		final.Final = false
+		if err := Check(finalDER, is.Cert, final, entries, t0); err == nil || !strings.Contains(err.Error(), "validity") {
+			t.Errorf("the same CRL not marked final: %v, want a validity refusal", err)
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d, iss, tm, es, now := der, is, tmpl, entries, t0

@@ -20,7 +20,7 @@ const MaxValidity = 8 * time.Hour
 // it is the CRL that was meant: signed by the issuer (signature verified), issuer
 // name and authority key identifier of the issuer, number t.Number below 2^159,
 // thisUpdate t.ThisUpdate and not after now, nextUpdate t.NextUpdate at most
-// MaxValidity later, the distribution point t.DistributionPoint, and exactly the
+// MaxValidity later (a retired issuer's final CRL, t.Final, excepted), the distribution point t.DistributionPoint, and exactly the
 // entries given, in order: serial, time (not after thisUpdate), reason and
 // invalidity date each.
 //
@@ -88,7 +88,7 @@ func check(der []byte, issuer *x509.Certificate, t Template, entries []Entry, no
 		return fmt.Errorf("thisUpdate %s is in the future (now %s)", thisUpdate, now.UTC())
 	case !nextUpdate.Equal(t.NextUpdate.Truncate(time.Second)):
 		return fmt.Errorf("nextUpdate %s, want %s", nextUpdate, t.NextUpdate)
-	case !nextUpdate.After(thisUpdate) || nextUpdate.Sub(thisUpdate) > MaxValidity:
+	case !nextUpdate.After(thisUpdate) || (nextUpdate.Sub(thisUpdate) > MaxValidity && !t.Final):
 		return fmt.Errorf("validity %s is not in (0, %s]", nextUpdate.Sub(thisUpdate), MaxValidity)
 	}
 

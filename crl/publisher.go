@@ -249,7 +249,7 @@ func (p *Publisher) tick(ctx context.Context, is *issuerState) error {
 	if errors.Is(err, store.ErrNotFound) {
 		state = nil
 	}
-	if state != nil {
+	if state != nil && state.Number > 0 {
 		if err := p.load(ctx, is, state); err != nil {
 			log.Warn("cannot load the published CRL", "number", state.Number, "error", err)
 		}
@@ -258,7 +258,14 @@ func (p *Publisher) tick(ctx context.Context, is *issuerState) error {
 	now := p.cfg.Now()
 	var why string
 	switch {
-	case state == nil:
+	case state != nil && !state.FinalUntil.IsZero():
+		// A retired issuer: one CRL more, its final one, then nothing.
+		if state.Number > 0 && !state.NextUpdate.Before(state.FinalUntil) {
+			is.fresh = true
+			return nil
+		}
+		why = "retirement"
+	case state == nil || state.Number == 0:
 		why = "no CRL yet"
 	case !is.fresh:
 		why = "start"
@@ -366,7 +373,10 @@ func (p *Publisher) publish(ctx context.Context, is *issuerState, prev *store.CR
 	started := time.Now()
 	thisUpdate := now.UTC().Truncate(time.Second)
 	number := int64(1)
-	if prev != nil {
+	if prev != nil && prev.Number == 0 {
+		prev = &store.CRLState{FinalUntil: prev.FinalUntil} // retired before its first CRL
+	}
+	if prev != nil && prev.Number > 0 {
 		if thisUpdate.Before(prev.ThisUpdate) {
 			return fmt.Errorf("the clock went backwards: now %s is before thisUpdate %s of CRL %d; not publishing until the clock passes it",
 				thisUpdate.Format(time.RFC3339), prev.ThisUpdate.UTC().Format(time.RFC3339), prev.Number)
@@ -390,6 +400,12 @@ func (p *Publisher) publish(ctx context.Context, is *issuerState, prev *store.CR
 	}
 	t := Template{Number: big.NewInt(number), ThisUpdate: thisUpdate, NextUpdate: thisUpdate.Add(p.cfg.Validity),
 		DistributionPoint: is.CRLURL}
+	if prev != nil && !prev.FinalUntil.IsZero() {
+		// The retired issuer's final CRL: valid until after its last certificate
+		// expired (store.RetireGeneration chose when), the one exception to the
+		// 8-hour rule, which only a retirement by two administrators sets.
+		t.NextUpdate, t.Final = prev.FinalUntil, true
+	}
 	if err := is.list.Set(entries); err != nil {
 		return err
 	}
@@ -401,7 +417,7 @@ func (p *Publisher) publish(ctx context.Context, is *issuerState, prev *store.CR
 		return err
 	}
 	st := store.CRLState{Issuer: is.Name, Number: number, ThisUpdate: t.ThisUpdate, NextUpdate: t.NextUpdate, DER: der,
-		Entries: int64(len(entries)), Revocations: count, PublishedBy: p.cfg.Holder}
+		Entries: int64(len(entries)), Revocations: count, PublishedBy: p.cfg.Holder, Final: t.Final}
 	if err := p.st.PublishCRL(ctx, st); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("the database refused CRL %d: %w", number, err)
@@ -409,7 +425,7 @@ func (p *Publisher) publish(ctx context.Context, is *issuerState, prev *store.CR
 		return fmt.Errorf("recording CRL %d: %w", number, err)
 	}
 	p.serve(is, &st)
-	p.cfg.Log.Info("CRL published", "issuer", is.Name, "number", number, "entries", len(entries), "why", why,
+	p.cfg.Log.Info("CRL published", "issuer", is.Name, "number", number, "entries", len(entries), "why", why, "final", t.Final,
 		"this_update", t.ThisUpdate.Format(time.RFC3339), "next_update", t.NextUpdate.Format(time.RFC3339),
 		"bytes", len(der), "took", time.Since(started).Round(time.Millisecond).String())
 	return nil

@@ -188,6 +188,43 @@ func (v *Revoker) RevokeOrganisation(ctx context.Context, orgOID string, req Req
 	return serials, nil
 }
 
+// RetireIssuer carries out an issuer generation's retirement (practice statement
+// 6.8.1) for the operator in req, the second administrator: in one transaction
+// with the retirement record (store.RetireGeneration) and also's records — the
+// approval — every unexpired certificate and pending issuance of the generation
+// is revoked with req's reason, each with its audit event, and the generation's
+// final CRL is due. It returns what was done.
+func (v *Revoker) RetireIssuer(ctx context.Context, issuer string, req Request, also func(tx *store.Tx, done *store.Retirement) ([]audit.Record, error)) (*store.Retirement, error) {
+	if req.Caller.Operator == "" {
+		return nil, refuse(Unauthorized, "only an operator retires an issuer")
+	}
+	r, err := v.record(ctx, req, nil)
+	if err != nil {
+		return nil, err
+	}
+	var done *store.Retirement
+	err = v.log.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		var err error
+		if done, err = tx.RetireGeneration(issuer, req.Caller.Operator, r, r.RevokedAt); err != nil {
+			return nil, err
+		}
+		records, err := also(tx, done)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range done.Revoked {
+			one := r
+			one.Serial = s
+			records = append(records, audit.Done(r.PerformedBy, event(one)))
+		}
+		return records, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
 // record checks the caller's right (target nil: an organisation-wide revocation
 // by an operator) and makes the revocation record.
 func (v *Revoker) record(ctx context.Context, req Request, target *store.SerialStatus) (store.Revocation, error) {

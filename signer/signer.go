@@ -144,6 +144,7 @@ type Issued struct {
 	Cert    *x509.Certificate
 	Serial  string // lower-case hex
 	KeyHash string // lower-case hex SHA-256 of the SubjectPublicKeyInfo DER
+	Issuer  string // the name of the issuer (generation) that signed it
 }
 
 // CA issues certificates of one profile from one issuer. It is safe for concurrent
@@ -348,7 +349,7 @@ func (c *CA) sign(ctx context.Context, tmpl *x509.Certificate, pub crypto.Public
 	if err := cert.CheckSignatureFrom(c.issuer.Cert); err != nil {
 		return nil, fmt.Errorf("signer: serial %x: signature does not verify against issuer %q: %w", serial, c.issuer.Name, err)
 	}
-	return &Issued{DER: der, Cert: cert, Serial: hex.EncodeToString(serial), KeyHash: keyHash}, nil
+	return &Issued{DER: der, Cert: cert, Serial: hex.EncodeToString(serial), KeyHash: keyHash, Issuer: c.issuer.Name}, nil
 }
 
 // failIntent closes the intent of a certificate that was never signed. It is best

@@ -32,6 +32,12 @@ type CRLState struct {
 	Entries     int64
 	Revocations int64 // the issuer's revocation count this CRL covers
 	PublishedBy string
+	// FinalUntil is set when the issuer was retired (RetireGeneration): its next
+	// CRL is its final one, valid until then; zero otherwise.
+	FinalUntil time.Time
+	// Final marks, in PublishCRL, the retired issuer's final CRL: its NextUpdate
+	// must be FinalUntil, and after it nothing is published.
+	Final bool
 }
 
 // SerialStatus is what the store knows of a serial this CA signed or may have
@@ -310,18 +316,39 @@ func (s *SQL) PublishCRL(ctx context.Context, st CRLState) error {
 		if err := s.ensureCRLState(ctx, tx, st.Issuer); err != nil {
 			return err
 		}
+		// A retired issuer (final_until set) publishes one CRL more, its final one,
+		// valid until final_until; a CRL of any other kind is refused.
+		final := `final_until = 0`
+		if st.Final {
+			final = `final_until > 0 AND final_until = ? AND next_update < final_until`
+		}
+		args := []any{st.Number, micros(st.ThisUpdate), micros(st.NextUpdate), st.DER, st.Entries, st.Revocations,
+			st.PublishedBy, st.Issuer, st.Number, micros(st.ThisUpdate)}
+		if st.Final {
+			args = append(args, micros(st.NextUpdate))
+		}
 		n, err := s.exec(ctx, tx,
 			`UPDATE crl_state SET number = ?, this_update = ?, next_update = ?, der = ?, entries = ?, revocations = ?,
-			 published_by = ? WHERE issuer = ? AND number < ? AND this_update <= ?`,
-			st.Number, micros(st.ThisUpdate), micros(st.NextUpdate), st.DER, st.Entries, st.Revocations,
-			st.PublishedBy, st.Issuer, st.Number, micros(st.ThisUpdate))
+			 published_by = ? WHERE issuer = ? AND number < ? AND this_update <= ? AND `+final, args...)
 		if err != nil || n > 0 {
 			return err
 		}
-		var last, lastThis int64
-		if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT number, this_update FROM crl_state WHERE issuer = ?`), st.Issuer).
-			Scan(&last, &lastThis); err != nil {
+		var last, lastThis, finalUntil, lastNext int64
+		if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT number, this_update, final_until, next_update FROM crl_state WHERE issuer = ?`), st.Issuer).
+			Scan(&last, &lastThis, &finalUntil, &lastNext); err != nil {
 			return err
+		}
+		switch {
+		case finalUntil != 0 && lastNext >= finalUntil:
+			return fmt.Errorf("issuer %s is retired and its final CRL %d is published: %w", st.Issuer, last, ErrConflict)
+		case finalUntil != 0 && !st.Final:
+			return fmt.Errorf("issuer %s is retired: its next CRL is its final one, valid until %s: %w",
+				st.Issuer, fromMicros(finalUntil).Format(time.RFC3339), ErrConflict)
+		case finalUntil == 0 && st.Final:
+			return fmt.Errorf("issuer %s is not retired: a CRL valid until %s is not its to publish: %w",
+				st.Issuer, st.NextUpdate.UTC().Format(time.RFC3339), ErrConflict)
+		case st.Final && micros(st.NextUpdate) != finalUntil:
+			return fmt.Errorf("the final CRL of issuer %s must be valid until %s: %w", st.Issuer, fromMicros(finalUntil).Format(time.RFC3339), ErrConflict)
 		}
 		if st.Number <= last {
 			return fmt.Errorf("CRL number %d is not above the last published %d: %w", st.Number, last, ErrConflict)
@@ -335,27 +362,28 @@ func (s *SQL) PublishCRL(ctx context.Context, st CRLState) error {
 	return nil
 }
 
-const crlStateColumns = `issuer, number, this_update, next_update, entries, revocations, published_by`
+const crlStateColumns = `issuer, number, this_update, next_update, entries, revocations, published_by, final_until`
 
 func scanCRLState(row interface{ Scan(...any) error }, der *[]byte) (*CRLState, error) {
 	var st CRLState
-	var this, next int64
-	dest := []any{&st.Issuer, &st.Number, &this, &next, &st.Entries, &st.Revocations, &st.PublishedBy}
+	var this, next, final int64
+	dest := []any{&st.Issuer, &st.Number, &this, &next, &st.Entries, &st.Revocations, &st.PublishedBy, &final}
 	if der != nil {
 		dest = append(dest, der)
 	}
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
-	st.ThisUpdate, st.NextUpdate = fromMicros(this), fromMicros(next)
+	st.ThisUpdate, st.NextUpdate, st.FinalUntil = fromMicros(this), fromMicros(next), fromMicros(final)
 	return &st, nil
 }
 
 // GetCRLState returns the issuer's last published CRL without its DER (cheap
-// enough to poll), or ErrNotFound if none was published.
+// enough to poll), or ErrNotFound if none was published and the issuer is not
+// retired (a retired issuer that never published has Number 0 and FinalUntil).
 func (s *SQL) GetCRLState(ctx context.Context, issuer string) (*CRLState, error) {
 	st, err := scanCRLState(s.q().QueryRowContext(ctx, s.d.rebind(
-		`SELECT `+crlStateColumns+` FROM crl_state WHERE issuer = ? AND number > 0`), issuer), nil)
+		`SELECT `+crlStateColumns+` FROM crl_state WHERE issuer = ? AND (number > 0 OR final_until > 0)`), issuer), nil)
 	if err != nil {
 		return nil, s.fail("CRL state of issuer "+issuer, err)
 	}

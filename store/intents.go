@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"fmt"
 )
 
 // FailIntent moves a pending intent to failed and records why: the issuer never
@@ -30,9 +32,20 @@ func (s *SQL) FailIntent(ctx context.Context, serial, reason string) error {
 func (s *SQL) BeginSigning(ctx context.Context, serial string) error {
 	serial = normalHex(serial)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return s.transition(ctx, tx, "issuance_intents", "serial", serial,
-			`UPDATE issuance_intents SET key_use = 'asked' WHERE status = 'pending' AND key_use = 'none' AND serial = ?`,
+		// A retired issuer generation's key signs nothing again: its retirement
+		// and this step take the same audit lock, so one of them sees the other.
+		err := s.transition(ctx, tx, "issuance_intents", "serial", serial,
+			`UPDATE issuance_intents SET key_use = 'asked' WHERE status = 'pending' AND key_use = 'none' AND serial = ?
+			 AND NOT EXISTS (SELECT 1 FROM issuer_generations g WHERE g.name = issuance_intents.issuer AND g.state = 'retired')`,
 			serial)
+		if errors.Is(err, ErrConflict) {
+			var retired int
+			if tx.QueryRowContext(ctx, s.d.rebind(`SELECT COUNT(*) FROM issuance_intents i JOIN issuer_generations g
+				ON g.name = i.issuer WHERE i.serial = ? AND g.state = 'retired'`), serial).Scan(&retired) == nil && retired > 0 {
+				return fmt.Errorf("issuance_intents %s: %w", serial, ErrIssuerRetired)
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return s.fail("begin signing "+serial, err)

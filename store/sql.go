@@ -449,7 +449,7 @@ var constraintErrors = map[string]error{
 func (s *SQL) fail(op string, err error) error {
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate), errors.Is(err, ErrConflict), errors.Is(err, ErrKeyInUse),
-		errors.Is(err, ErrAlreadyReplaced):
+		errors.Is(err, ErrAlreadyReplaced), errors.Is(err, ErrIssuerRetired):
 		return fmt.Errorf("%s: %w", op, err)
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%s: %w", op, ErrNotFound)

@@ -252,3 +252,28 @@ func (t *Tx) IntentSigned(serial string, der []byte) error {
 
 // FailIntent: see SQL.FailIntent.
 func (t *Tx) FailIntent(serial, reason string) error { return t.s.FailIntent(t.ctx, serial, reason) }
+
+// The issuer generations' state changes (migration 0030).
+
+// ActivateGeneration: see SQL.ActivateGeneration.
+func (t *Tx) ActivateGeneration(name, by string, now time.Time) (string, error) {
+	return t.s.ActivateGeneration(t.ctx, name, by, now)
+}
+
+// RequestRetirement: see SQL.RequestRetirement.
+func (t *Tx) RequestRetirement(name, reason, by string, now time.Time) error {
+	return t.s.RequestRetirement(t.ctx, name, reason, by, now)
+}
+
+// WithdrawRetirement: see SQL.WithdrawRetirement.
+func (t *Tx) WithdrawRetirement(name string) error { return t.s.WithdrawRetirement(t.ctx, name) }
+
+// RetireGeneration: see SQL.RetireGeneration.
+func (t *Tx) RetireGeneration(name, by string, r Revocation, now time.Time) (*Retirement, error) {
+	return t.s.RetireGeneration(t.ctx, name, by, r, now)
+}
+
+// RegisterGeneration: see SQL.RegisterGeneration.
+func (t *Tx) RegisterGeneration(g IssuerGeneration, by string, now time.Time) (*IssuerGeneration, error) {
+	return t.s.RegisterGeneration(t.ctx, g, by, now)
+}

@@ -358,8 +358,15 @@ func (a *Authority) Issuer() *signer.Issuer { return a.profiles[a.cfg.DefaultPro
 // profile signs with that name.
 func (a *Authority) IssuerNamed(name string) *signer.Issuer {
 	for _, n := range a.profileNames() {
-		if ca := a.profiles[n].CA; ca != nil && ca.Issuer() != nil && ca.Issuer().Name == name {
+		ca := a.profiles[n].CA
+		if ca != nil && ca.Issuer() != nil && ca.Issuer().Name == name {
 			return ca.Issuer()
+		}
+		// A CA across issuer generations (signer.Rollover) knows the earlier ones.
+		if g, ok := ca.(interface{ Generation(string) *signer.Issuer }); ok {
+			if iss := g.Generation(name); iss != nil {
+				return iss
+			}
 		}
 	}
 	return a.Issuer()

@@ -114,7 +114,7 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	}
 	rec := store.Certificate{
 		Serial:    issued.Serial,
-		Issuer:    prof.CA.Issuer().Name,
+		Issuer:    issued.Issuer, // the generation that signed it, even if another became active meanwhile
 		DER:       issued.DER,
 		Names:     o.Names,
 		KeyHash:   issued.KeyHash,

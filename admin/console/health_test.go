@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -60,6 +61,15 @@ func TestHealthPage(t *testing.T) {
 	must(f.St.PublishCRL(f.Ctx, store.CRLState{Issuer: "production", Number: 7, ThisUpdate: now.Add(-10 * time.Minute), NextUpdate: now.Add(8 * time.Hour),
 		DER: []byte("crl"), Entries: 3, PublishedBy: "replica-1"}))
 	must(f.St.PublishCRL(f.Ctx, store.CRLState{Issuer: "test", Number: 12, ThisUpdate: now.Add(-7 * time.Hour), NextUpdate: now.Add(time.Hour), DER: []byte("crl")}))
+	// The database knows both first generations (active) and a second production
+	// generation this server did not load.
+	for i, g := range []store.IssuerGeneration{{Name: "production", Hierarchy: "production", Generation: 1}, {Name: "test", Hierarchy: "test", Generation: 1},
+		{Name: "production-2", Hierarchy: "production", Generation: 2}} {
+		g.Subject, g.CertSHA256, g.NotBefore, g.NotAfter = "CN="+g.Name, fmt.Sprintf("%064x", i+1), now.AddDate(-1, 0, 0), now.AddDate(5, 0, 0)
+		if _, err := f.Svc.RegisterIssuer(f.Ctx, g, admin.SystemActor); err != nil {
+			t.Fatal(err)
+		}
+	}
 	f.Certificate("01aa", "www.apteekki.example")
 	f.Certificate("01bb", "api.apteekki.example")
 	id := f.Request("rita")
@@ -78,8 +88,10 @@ func TestHealthPage(t *testing.T) {
 	}
 	words := text(page)
 	for _, want := range []string{
-		"production file key 7 2026-03-01T08:50:00Z by replica-1 2026-03-01T17:00:00Z (in 8h0m0s) 3",
-		"test file key 12 2026-03-01T02:00:00Z 2026-03-01T10:00:00Z (in 1h0m0s) DUE 0",
+		"production active file key 7 2026-03-01T08:50:00Z by replica-1 2026-03-01T17:00:00Z (in 8h0m0s) 3",
+		"test active file key 12 2026-03-01T02:00:00Z 2026-03-01T10:00:00Z (in 1h0m0s) DUE 0",
+		"production-2 standby not loaded by this server never published none",
+		"Issuer production-2 has never published a CRL.",
 		"The CRL of issuer test reaches its next update within 2h0m0s",
 		"The OCSP responder certificate of issuer test ended 2026-03-01T08:00:00Z",
 		"THL's register never loaded; refused when older than 72h0m0s",

@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/varmenne/varmenne/admin"
-	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/signer/pkcs11"
 )
@@ -20,16 +19,13 @@ func consoleCA(cfg *serveConfig, pki *filekey.DevPKI) admin.CA {
 			ca.HSM.Sessions = pkcs11.DefaultSessions
 		}
 	}
-	for _, iss := range []struct {
-		issuer *signer.Issuer
-		ocsp   *filekey.Responder
-	}{{pki.Production, pki.ProductionOCSP}, {pki.Test, pki.TestOCSP}} {
-		f := admin.IssuerFacts{Name: iss.issuer.Name, Key: "file key in the data directory (development)"}
-		if k, ok := iss.issuer.Key.(*pkcs11.Key); ok {
+	for _, g := range pki.Generations {
+		f := admin.IssuerFacts{Name: g.Issuer.Name, Key: "file key in the data directory (development)"}
+		if k, ok := g.Issuer.Key.(*pkcs11.Key); ok {
 			f.Key = "HSM token " + cfg.keys.Token + ", key label " + k.Info().Label
 		}
-		if iss.ocsp != nil && iss.ocsp.Cert != nil {
-			f.OCSPNotBefore, f.OCSPNotAfter = iss.ocsp.Cert.NotBefore, iss.ocsp.Cert.NotAfter
+		if g.OCSP != nil && g.OCSP.Cert != nil {
+			f.OCSPNotBefore, f.OCSPNotAfter = g.OCSP.Cert.NotBefore, g.OCSP.Cert.NotAfter
 		}
 		ca.Issuers = append(ca.Issuers, f)
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/crl"
-	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
 )
@@ -56,14 +55,15 @@ func (v *crlValidity) Set(s string) error {
 // revocationIssuers are the issuers whose status is published, with the URLs their
 // certificates name.
 func revocationIssuers(pki *filekey.DevPKI, publicURL string) []crl.Issuer {
-	one := func(is *signer.Issuer, r *filekey.Responder) crl.Issuer {
-		out := crl.Issuer{Name: is.Name, Cert: is.Cert, Key: is.Key, CRLURL: crlURL(publicURL, is.Name)}
-		if r != nil {
-			out.OCSP = &crl.Responder{Cert: r.Cert, Key: r.Key}
+	var out []crl.Issuer
+	for _, g := range pki.Generations { // every generation: an earlier one answers for its certificates
+		is := crl.Issuer{Name: g.Issuer.Name, Cert: g.Issuer.Cert, Key: g.Issuer.Key, CRLURL: crlURL(publicURL, g.Issuer.Name)}
+		if r := g.OCSP; r != nil {
+			is.OCSP = &crl.Responder{Cert: r.Cert, Key: r.Key}
 		}
-		return out
+		out = append(out, is)
 	}
-	return []crl.Issuer{one(pki.Production, pki.ProductionOCSP), one(pki.Test, pki.TestOCSP)}
+	return out
 }
 
 // The plain-HTTP URLs certificates carry (CRL DP, AIA OCSP); crl.Handler serves them.
@@ -135,16 +135,12 @@ func crlShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("crl show", stderr)
 	data := dataFlag(fs)
 	db := dbFlag(fs)
-	issuer := fs.String("issuer", "", "issuer name: production or test (default: both)")
+	issuer := fs.String("issuer", "", "issuer name: production, test, or a later generation such as production-2 (default: every generation)")
 	out := fs.String("out", "", "also write the issuer's current CRL (DER) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	names := []string{"production", "test"}
-	if *issuer != "" {
-		names = []string{*issuer}
-	}
-	if *out != "" && len(names) != 1 {
+	if *out != "" && *issuer == "" {
 		return errors.New("crl show: --out needs --issuer, to say whose CRL to write")
 	}
 	st, err := db.open(ctx, *data, existing)
@@ -152,11 +148,25 @@ func crlShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("crl show: %w", err)
 	}
 	defer st.Close()
+	names := []string{*issuer}
+	if *issuer == "" {
+		gens, err := st.IssuerGenerations(ctx)
+		if err != nil {
+			return fmt.Errorf("crl show: %w", err)
+		}
+		names = nil
+		for _, g := range gens {
+			names = append(names, g.Name)
+		}
+		if len(names) == 0 {
+			names = filekey.Hierarchies // a database from before the generations
+		}
+	}
 	now := time.Now()
 	for i, name := range names {
 		s, err := st.GetPublishedCRL(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("crl show: no CRL of issuer %q was published; start \"varmenne serve\" (issuers: production, test)", name)
+			return fmt.Errorf("crl show: no CRL of issuer %q was published; start \"varmenne serve\" (varmenne issuer list names the issuers)", name)
 		}
 		if err != nil {
 			return fmt.Errorf("crl show: %w", err)
@@ -169,6 +179,9 @@ func crlShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintln(stdout)
 		}
 		state := "valid"
+		if !s.FinalUntil.IsZero() && !s.NextUpdate.Before(s.FinalUntil) {
+			state = "valid; FINAL: the issuer is retired and publishes no other CRL"
+		}
 		if !now.Before(s.NextUpdate) {
 			state = "EXPIRED: relying parties reject certificates now; is varmenne serve running?"
 		}

@@ -43,46 +43,54 @@ func loadProfiles(configFile string, allowWildcards bool) (*profile.Set, error) 
 	return set, set.Validate()
 }
 
-// buildProfiles wires each profile to a signer.CA on its issuer (test profiles on the
-// test issuer, the others on the production issuer) and to its plugin chain. An
-// unknown plugin or a configuration a plugin refuses stops the start.
-func buildProfiles(set *profile.Set, pki *filekey.DevPKI, public string, st *store.SQL, aud signer.Auditor, log *slog.Logger) ([]authority.Profile, error) {
-	issuers := map[string]*signer.Issuer{}
-	for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
-		if iss != nil {
-			issuers[iss.Name] = iss
-		}
-	}
+// buildProfiles wires each profile to its hierarchy's issuer generations (test
+// profiles to the test hierarchy, the others to production), issuing with the
+// generation active names (signer.Rollover), and to its plugin chain. An unknown
+// plugin, a configuration a plugin refuses, or a profile whose longest
+// certificate would outlast the active generation stops the start. The
+// rollovers are returned too, so that a generation made active later takes over
+// (watchIssuers).
+func buildProfiles(set *profile.Set, pki *filekey.DevPKI, active map[string]string, public string, st *store.SQL, aud signer.Auditor, log *slog.Logger) ([]authority.Profile, []*rollover, error) {
 	outbound := &http.Client{Timeout: policy.DefaultTimeout}
 	var out []authority.Profile
+	var rollovers []*rollover
+	now := time.Now()
 	for _, name := range set.Names() {
 		p := set.Profiles[name]
-		iss := issuers[p.Issuer]
-		if iss == nil {
-			return nil, fmt.Errorf("profile %q: no %q issuer is set up", name, p.Issuer)
-		}
 		sp, err := p.Signer(name)
 		if err != nil {
-			return nil, fmt.Errorf("profile %q: %w", name, err)
+			return nil, nil, fmt.Errorf("profile %q: %w", name, err)
 		}
-		sp.CRLURL = crlURL(public, iss.Name)
-		sp.IssuerURL = public + "/issuer/" + iss.Name + ".cer"
-		sp.OCSPURL = ocspURL(public, iss.Name)
+		var cas []*signer.CA
+		for _, g := range pki.Generations {
+			if g.Hierarchy != p.Issuer {
+				continue
+			}
+			gsp := sp
+			gsp.CRLURL = crlURL(public, g.Issuer.Name)
+			gsp.IssuerURL = public + "/issuer/" + g.Issuer.Name + ".cer"
+			gsp.OCSPURL = ocspURL(public, g.Issuer.Name)
+			cas = append(cas, signer.New(g.Issuer, gsp, st, time.Now, rand.Reader).WithAuditor(aud)) // every signature audit-logged
+		}
+		if len(cas) == 0 {
+			return nil, nil, fmt.Errorf("profile %q: no %q issuer is set up", name, p.Issuer)
+		}
 		chain, err := policy.NewChain(p.Plugins, policy.Env{
 			Profile: p.Info(name), Now: time.Now, Log: log,
 			HTTPClient: outbound, Keys: st, Orgs: st,
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		ca := signer.New(iss, sp, st, time.Now, rand.Reader).WithAuditor(aud) // every signature audit-logged
-		// A profile whose longest certificate would outlast its issuer stops the
-		// start: its orders would be refused later.
-		if err := ca.CheckIssuerLife(time.Now()); err != nil {
-			return nil, err
+		// A profile whose longest certificate would outlast its active issuer
+		// stops the start: its orders would be refused later.
+		ro, err := signer.NewRollover(p.Issuer, cas, active[p.Issuer], now)
+		if err != nil {
+			return nil, nil, err
 		}
-		out = append(out, authority.Profile{Name: name, Description: p.Description, Test: p.Test, CA: ca, Policy: chain})
-		log.Info("profile offered", "profile", name, "issuer", iss.Name, "max_validity_days", p.MaxValidityDays, "policy_oids", p.PolicyOIDs, "plugins", chain.Plugins())
+		rollovers = append(rollovers, &rollover{profile: name, hierarchy: p.Issuer, Rollover: ro})
+		out = append(out, authority.Profile{Name: name, Description: p.Description, Test: p.Test, CA: ro, Policy: chain})
+		log.Info("profile offered", "profile", name, "issuer", ro.Issuer().Name, "max_validity_days", p.MaxValidityDays, "policy_oids", p.PolicyOIDs, "plugins", chain.Plugins())
 	}
-	return out, nil
+	return out, rollovers, nil
 }

@@ -116,11 +116,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if register != nil {
 		cfg.authority.Register = register
 	}
-	// One signer.CA per profile, on its issuer, and its policy chain (profiles.go).
-	profiles, err := buildProfiles(cfg.profiles, pki, public, st, aud, log)
+	// Every issuer generation loaded is registered; the database says which one of
+	// each hierarchy issues (issuers.go).
+	active, err := registerGenerations(ctx, adminSvc, st, pki)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	// One signer.CA per profile and generation, issuing with the active one, and
+	// the profile's policy chain (profiles.go).
+	profiles, rollovers, err := buildProfiles(cfg.profiles, pki, active, public, st, aud, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go watchIssuers(watchCtx, st, rollovers, log)
 	publicAddr, stopRevocation, err := startRevocationStatus(ctx, cfg.revocation, st, pki, public, log) // CRLs, OCSP (crl.go)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -224,12 +234,9 @@ type rootFiles struct{ production, test string }
 // cfg.keys.OnEvent).
 func recordKeys(ctx context.Context, aud audit.Recorder, cfg *serveConfig, pki *filekey.DevPKI) error {
 	var events []audit.Event
-	for _, r := range []struct {
-		issuer string
-		resp   *filekey.Responder
-	}{{pki.Production.Name, pki.ProductionOCSP}, {pki.Test.Name, pki.TestOCSP}} {
-		if r.resp != nil && r.resp.Issued {
-			events = append(events, audit.OCSPResponderIssued{Issuer: r.issuer, Serial: r.resp.Cert.SerialNumber.Text(16), NotAfter: r.resp.Cert.NotAfter})
+	for _, g := range pki.Generations {
+		if r := g.OCSP; r != nil && r.Issued {
+			events = append(events, audit.OCSPResponderIssued{Issuer: g.Issuer.Name, Serial: r.Cert.SerialNumber.Text(16), NotAfter: r.Cert.NotAfter})
 		}
 	}
 	for _, e := range events {

@@ -340,3 +340,89 @@ func writeCertPEM(path string, c *x509.Certificate) error {
 	}
 	return nil
 }
+
+// GenerationLabel is the HSM key label of generation n of a hierarchy whose first
+// issuer key is labelled first: first itself, then first-2, first-3, …
+func GenerationLabel(first string, n int) string {
+	if n <= 1 {
+		return first
+	}
+	return fmt.Sprintf("%s-%d", first, n)
+}
+
+// rootRoleOf is the role of the root that signs a hierarchy's issuers: the test
+// root, or the production root for the test hierarchy of a PKI made before the
+// test root.
+func (c *Ceremony) rootRoleOf(hierarchy string) string {
+	if hierarchy == RoleTest {
+		if _, err := os.Stat(filepath.Join(c.Dir, RoleTestRoot+".pem")); err == nil {
+			return RoleTestRoot
+		}
+	}
+	return RoleRoot
+}
+
+// NewGeneration is the key ceremony of a hierarchy's next issuer generation
+// (practice statement 6.6): a key of the first generation's type generated in the
+// HSM (label GenerationLabel of the first issuer's), its certificate signed by the
+// hierarchy's root key in the HSM (filekey.NextGenerationTemplate), its
+// self-test, each step recorded. It writes NAME.pem beside the others and
+// returns NAME ("production-2", …). Servers load it at their next start; an
+// operator then makes it the active one.
+func (c *Ceremony) NewGeneration(ctx context.Context, h HSM, hierarchy string) (string, error) {
+	if hierarchy != RoleProduction && hierarchy != RoleTest {
+		return "", fmt.Errorf("issuer new: no hierarchy %q: give production or test", hierarchy)
+	}
+	rootRole := c.rootRoleOf(hierarchy)
+	root, err := readCert(filepath.Join(c.Dir, rootRole+".pem"))
+	if err != nil {
+		return "", err
+	}
+	first, err := readCert(filepath.Join(c.Dir, hierarchy+".pem"))
+	if err != nil {
+		return "", err
+	}
+	later, err := filekey.LaterGenerations(c.Dir, hierarchy)
+	if err != nil {
+		return "", err
+	}
+	n := 2
+	if len(later) > 0 {
+		n = later[len(later)-1] + 1
+	}
+	name := filekey.GenerationName(hierarchy, n)
+	rootKey, err := c.Pool.Key(ctx, h.Labels[rootRole])
+	if err != nil {
+		return "", fmt.Errorf("issuer new: %w", err)
+	}
+	if !rootKey.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(root.PublicKey) {
+		return "", fmt.Errorf("issuer new: HSM key %q is not the key of %s; give the right --pkcs11-%s-key", h.Labels[rootRole], filepath.Join(c.Dir, rootRole+".pem"), rootRole)
+	}
+	keyType, err := filekey.KeyTypeOf(first.PublicKey)
+	if err != nil {
+		return "", fmt.Errorf("issuer new: %w", err)
+	}
+	label := GenerationLabel(h.Labels[hierarchy], n)
+	key, err := c.generate(ctx, label, keyType)
+	if err != nil {
+		return "", fmt.Errorf("issuer new: %w", err)
+	}
+	cert, err := c.sign(filekey.NextGenerationTemplate(first, n, root, c.Now), root, key, rootKey)
+	if err != nil {
+		return "", err
+	}
+	iss := &signer.Issuer{Name: name, Cert: cert, Key: key}
+	if err := c.record(ctx, audit.KeySelfTest{Label: label}, iss.Check()); err != nil {
+		return "", fmt.Errorf("issuer new: %w", err)
+	}
+	path := filepath.Join(c.Dir, name+".pem")
+	if err := writeCertPEM(path, cert); err != nil {
+		return "", err
+	}
+	fp := filekey.Fingerprint(cert)
+	if err := c.record(ctx, audit.CertificateMade{Role: name, Key: label, SHA256: fp, Subject: cert.Subject.String()}, nil); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(c.Out, "%-10s %s  SHA-256 %s  key %q\n", name, path, fp, label)
+	return name, nil
+}

@@ -476,3 +476,69 @@ func TestCeremonyStopsWithoutARecord(t *testing.T) {
 		t.Error("root.pem was written")
 	}
 }
+
+// TestNewGenerationInTheHSM: after a ceremony, NewGeneration makes the production
+// hierarchy's second issuer generation inside the token — a key that cannot
+// leave it, labelled varmenne-production-2, certified by the production root key
+// in the token, self-tested, each step recorded — and LoadPKI pairs it at the
+// next start beside the first, both verifying to the production root only.
+func TestNewGenerationInTheHSM(t *testing.T) {
+	h := newToken(t)
+	pool, err := h.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "pki")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mem := &memoryLog{}
+	var out bytes.Buffer
+	c := &Ceremony{Log: audit.New(mem, nil), Actor: "Aino+Eero", Pool: pool, Dir: dir, Now: time.Now(), Out: &out}
+	if err := c.Run(ctx, h, "ecdsa-p256", "Testi", nil); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	before := len(mem.actions())
+	name, err := c.NewGeneration(ctx, h, RoleProduction)
+	if err != nil || name != "production-2" {
+		t.Fatalf("NewGeneration: %q, %v", name, err)
+	}
+	if got, want := mem.actions()[before:], []string{"key.generate", "key.selftest", "certificate.create"}; !slices.Equal(got, want) {
+		t.Errorf("recorded %q, want %q", got, want)
+	}
+	if _, err := c.NewGeneration(ctx, h, "staging"); err == nil || !strings.Contains(err.Error(), "give production or test") {
+		t.Errorf("a hierarchy that does not exist: %v", err)
+	}
+
+	pki, err := LoadPKI(ctx, pool, h.Labels, dir, []string{"localhost"}, time.Now())
+	if err != nil {
+		t.Fatalf("LoadPKI with a second generation: %v", err)
+	}
+	g := pki.Generation("production-2")
+	if g == nil || g.Hierarchy != RoleProduction || g.Number != 2 || g.OCSP == nil {
+		t.Fatalf("LoadPKI did not load production-2 with its responder: %+v", pki.Generations)
+	}
+	info := g.Issuer.Key.(*pkcs11.Key).Info()
+	if info.Label != "varmenne-production-2" || info.Extractable || !info.Sensitive {
+		t.Errorf("the new key is %+v: want label varmenne-production-2, sensitive, not extractable", info)
+	}
+	if !strings.HasSuffix(g.Issuer.Cert.Subject.CommonName, " G2") || g.Issuer.Cert.Subject.CommonName == pki.Production.Cert.Subject.CommonName {
+		t.Errorf("second generation named %q beside %q", g.Issuer.Cert.Subject.CommonName, pki.Production.Cert.Subject.CommonName)
+	}
+	own, other := x509.NewCertPool(), x509.NewCertPool()
+	own.AddCert(pki.Root)
+	other.AddCert(pki.TestRoot)
+	opts := x509.VerifyOptions{KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}, Roots: own}
+	if _, err := g.Issuer.Cert.Verify(opts); err != nil {
+		t.Errorf("production-2 does not verify to the production root: %v", err)
+	}
+	opts.Roots = other
+	if _, err := g.Issuer.Cert.Verify(opts); err == nil {
+		t.Error("production-2 verifies to the test root")
+	}
+	if end := g.Issuer.Cert.NotAfter; end.Before(time.Now().AddDate(5, 0, -1)) || end.After(pki.Root.NotAfter) {
+		t.Errorf("production-2 ends %s: want five years from now, within its root's life (%s)", end, pki.Root.NotAfter)
+	}
+}

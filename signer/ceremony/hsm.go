@@ -192,7 +192,8 @@ func OpenPKI(ctx context.Context, h HSM, dir string, names []string, now time.Ti
 		pool.Close()
 		return nil, nil, err
 	}
-	for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
+	for _, g := range pki.Generations {
+		iss := g.Issuer
 		info := iss.Key.(*pkcs11.Key).Info()
 		if err := event(audit.HSMSelfTest{Token: h.Token, Key: info.Label}, nil); err != nil {
 			pool.Close()
@@ -238,27 +239,7 @@ func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, d
 		return nil, err
 	}
 	issuer := func(role string, root *x509.Certificate, rootPath string) (*signer.Issuer, error) {
-		path := filepath.Join(dir, role+".pem")
-		cert, err := readCert(path)
-		if err != nil {
-			return nil, err
-		}
-		label := labels[role]
-		key, err := pool.Key(ctx, label)
-		if err != nil {
-			return nil, fmt.Errorf("HSM: %w", err)
-		}
-		if !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey) {
-			return nil, fmt.Errorf("the %s issuer certificate %s is not for HSM key %q: the public keys differ; give the right --pkcs11-%s-key or restore the certificate", role, path, label, role)
-		}
-		if err := cert.CheckSignatureFrom(root); err != nil {
-			return nil, fmt.Errorf("%s is not signed by the root in %s: %v", path, rootPath, err)
-		}
-		iss := &signer.Issuer{Name: role, Cert: cert, Key: key}
-		if err := iss.Check(); err != nil {
-			return nil, &SelfTestError{Label: label, Err: err}
-		}
-		return iss, nil
+		return loadIssuer(ctx, pool, dir, role, labels[role], role, root, rootPath)
 	}
 	prod, err := issuer(RoleProduction, root, rootPath)
 	if err != nil {
@@ -286,12 +267,61 @@ func LoadPKI(ctx context.Context, pool *pkcs11.Pool, labels map[string]string, d
 	if err != nil {
 		return nil, fmt.Errorf("OCSP responder of the test issuer: %w", err)
 	}
-	return &filekey.DevPKI{
+	// The later issuer generations (NewGeneration), each under its hierarchy's root.
+	var later []filekey.Generation
+	for _, h := range []struct {
+		role, rootPath string
+		root           *x509.Certificate
+	}{{RoleProduction, rootPath, root}, {RoleTest, testRootPath, testRoot}} {
+		ns, err := filekey.LaterGenerations(dir, h.role)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range ns {
+			name := filekey.GenerationName(h.role, n)
+			iss, err := loadIssuer(ctx, pool, dir, name, GenerationLabel(labels[h.role], n), h.role, h.root, h.rootPath)
+			if err != nil {
+				return nil, err
+			}
+			r, err := filekey.EnsureResponder(dir, iss, now)
+			if err != nil {
+				return nil, fmt.Errorf("OCSP responder of issuer %s: %w", name, err)
+			}
+			later = append(later, filekey.Generation{Hierarchy: h.role, Number: n, Issuer: iss, OCSP: r})
+		}
+	}
+	return (&filekey.DevPKI{
 		Root: root, TestRoot: testRoot, SharedTestRoot: shared,
 		Production: prod, Test: test, TLS: tlsCert,
 		RootsPEM: filekey.CertPEM(root), TestRootsPEM: filekey.CertPEM(testRoot),
 		ProductionOCSP: prodOCSP, TestOCSP: testOCSP,
-	}, nil
+	}).WithGenerations(later), nil
+}
+
+// loadIssuer pairs the issuer certificate NAME.pem in dir with the HSM key
+// labelled label, and checks it against its root and by a self-test. role names
+// the --pkcs11-ROLE-key flag an operator would correct.
+func loadIssuer(ctx context.Context, pool *pkcs11.Pool, dir, name, label, role string, root *x509.Certificate, rootPath string) (*signer.Issuer, error) {
+	path := filepath.Join(dir, name+".pem")
+	cert, err := readCert(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pool.Key(ctx, label)
+	if err != nil {
+		return nil, fmt.Errorf("HSM: %w", err)
+	}
+	if !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("the %s issuer certificate %s is not for HSM key %q: the public keys differ; give the right --pkcs11-%s-key or restore the certificate", role, path, label, role)
+	}
+	if err := cert.CheckSignatureFrom(root); err != nil {
+		return nil, fmt.Errorf("%s is not signed by the root in %s: %v", path, rootPath, err)
+	}
+	iss := &signer.Issuer{Name: name, Cert: cert, Key: key}
+	if err := iss.Check(); err != nil {
+		return nil, &SelfTestError{Label: label, Err: err}
+	}
+	return iss, nil
 }
 
 // SelfTestError is an HSM key that failed its sign-and-verify self-test.

@@ -43,6 +43,39 @@ type DevPKI struct {
 	// The issuers' delegated OCSP responders (id-kp-OCSPSigning, id-pkix-ocsp-nocheck).
 	ProductionOCSP *Responder
 	TestOCSP       *Responder
+	// Generations are every issuer generation loaded, by hierarchy and number:
+	// Production and Test (with their responders) are the first of each.
+	Generations []Generation
+}
+
+// Generation is the loaded generation named so, or nil.
+func (p *DevPKI) Generation(name string) *Generation {
+	for i := range p.Generations {
+		if p.Generations[i].Issuer.Name == name {
+			return &p.Generations[i]
+		}
+	}
+	return nil
+}
+
+// WithGenerations sets Generations: the first generation of each hierarchy
+// (Production, Test) and then later, in hierarchy order.
+func (p *DevPKI) WithGenerations(later []Generation) *DevPKI {
+	p.Generations = []Generation{{Hierarchy: "production", Number: 1, Issuer: p.Production, OCSP: p.ProductionOCSP}}
+	p.Generations = append(p.Generations, filterGenerations(later, "production")...)
+	p.Generations = append(p.Generations, Generation{Hierarchy: "test", Number: 1, Issuer: p.Test, OCSP: p.TestOCSP})
+	p.Generations = append(p.Generations, filterGenerations(later, "test")...)
+	return p
+}
+
+func filterGenerations(gs []Generation, hierarchy string) []Generation {
+	var out []Generation
+	for _, g := range gs {
+		if g.Hierarchy == hierarchy {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 const (
@@ -163,7 +196,11 @@ func EnsureDevPKI(dir, keyType string, tlsNames []string) (pki *DevPKI, created 
 	if err != nil {
 		return nil, false, err
 	}
-	return &DevPKI{
+	later, err := loadLaterGenerations(dir, map[string]*x509.Certificate{"production": root, "test": testRoot}, now)
+	if err != nil {
+		return nil, false, err
+	}
+	return (&DevPKI{
 		Root:           root,
 		TestRoot:       testRoot,
 		SharedTestRoot: shared,
@@ -174,7 +211,7 @@ func EnsureDevPKI(dir, keyType string, tlsNames []string) (pki *DevPKI, created 
 		TestRootsPEM:   CertPEM(testRoot),
 		ProductionOCSP: prodOCSP,
 		TestOCSP:       testOCSP,
-	}, created, nil
+	}).WithGenerations(later), created, nil
 }
 
 // sharesProductionRoot reports whether dir holds a PKI from before the test root:
