@@ -58,6 +58,14 @@ type Store interface {
 	GetIssuerGeneration(ctx context.Context, name string) (*store.IssuerGeneration, error)
 	GetCRLState(ctx context.Context, issuer string) (*store.CRLState, error)
 
+	// The console's reads: the audit log filtered in the query, and the CA's
+	// health (health.go).
+	FindAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+	IssuedPerDay(ctx context.Context, from, to time.Time) ([]store.DayCount, error)
+	ExpiringPerDay(ctx context.Context, from, to time.Time) ([]store.DayCount, error)
+	Kind() string
+	Ping(ctx context.Context) error
+
 	// Console sessions: a request keeps its session alive, and a sweep deletes
 	// the ended ones. Neither is an operator's act, so neither is audited.
 	TouchConsoleSession(ctx context.Context, idHash string, now time.Time) (*store.ConsoleSession, error)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/varmenne/varmenne/audit"
@@ -78,4 +79,58 @@ func (s *Service) ExportAudit(ctx context.Context, who *store.Operator, since, u
 		return n, s.internal(ctx, "record the export in the audit log", err)
 	}
 	return n, nil
+}
+
+// AuditQuery selects audit events for an operator: every field narrows, zero
+// fields select everything. Pages follow the sequence number (keyset): After is
+// the last event of the previous page.
+type AuditQuery struct {
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Org    string    `json:"organisation"` // events naming the organisation (org=OID)
+	Since  time.Time `json:"since"`        // at or after
+	Until  time.Time `json:"until"`        // before
+	After  int64     `json:"after"`
+	Limit  int       `json:"limit"` // 1 to MaxAuditPage; 0: MaxAuditPage
+}
+
+// SearchAudit reads one page of the events q selects, in sequence order; the
+// store applies every filter in its query. Auditors only, as Audit.
+func (s *Service) SearchAudit(ctx context.Context, who *store.Operator, q AuditQuery) ([]EventView, error) {
+	if err := s.allow(ctx, who, "read the audit log", store.RoleAuditor); err != nil {
+		return nil, err
+	}
+	f := store.AuditFilter{Since: q.Since, Until: q.Until, After: q.After, Limit: q.Limit}
+	var err error
+	if f.Actor, err = text("actor", q.Actor, false); err != nil {
+		return nil, err
+	}
+	if f.Action, err = text("action", q.Action, false); err != nil {
+		return nil, err
+	}
+	if f.Org = strings.TrimSpace(q.Org); f.Org != "" {
+		if err := checkOID(f.Org); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case q.After < 0:
+		return nil, errorf(Malformed, "after %d: give the sequence number of the last event read, e.g. 0", q.After)
+	case q.Limit < 0 || q.Limit > MaxAuditPage:
+		return nil, errorf(Malformed, "limit %d: give 1 to %d", q.Limit, MaxAuditPage)
+	case !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until):
+		return nil, errorf(Malformed, "the time range from %s to %s is empty: the start must be before the end", stamp(q.Since), stamp(q.Until))
+	}
+	if f.Limit == 0 {
+		f.Limit = MaxAuditPage
+	}
+	events, err := s.st.FindAuditEvents(ctx, f)
+	if err != nil {
+		return nil, s.internal(ctx, "search the audit log", err)
+	}
+	out := []EventView{}
+	for _, e := range events {
+		out = append(out, EventViewOf(e))
+	}
+	return out, nil
 }

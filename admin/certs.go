@@ -35,6 +35,9 @@ type CertView struct {
 	RevokeRequestedAt string `json:"revoke_requested_at,omitempty"`
 	InvalidityDate    string `json:"invalidity_date,omitempty"`
 	RevokeReceivedBy  string `json:"revoke_received_by,omitempty"`
+	// Who asked for the revocation and how they were identified.
+	RevokeRequestedBy  string `json:"revoke_requested_by,omitempty"`
+	RevokeIdentifiedBy string `json:"revoke_identified_by,omitempty"`
 }
 
 // Certificates finds certificates by serial (hex or decimal; digits only are read
@@ -79,6 +82,7 @@ func (s *Service) certViews(ctx context.Context, f store.CertificateFilter) ([]C
 		case err == nil:
 			v.Revoked, v.RevokeReason = stamp(rev.RevokedAt), revocation.Name(rev.Reason)
 			v.RevokeRequestedAt, v.RevokeReceivedBy = stamp(rev.RequestedAt), rev.ReceivedBy
+			v.RevokeRequestedBy, v.RevokeIdentifiedBy = rev.RequestedBy, rev.IdentifiedBy
 			if !rev.InvalidityDate.IsZero() {
 				v.InvalidityDate = stamp(rev.InvalidityDate)
 			}

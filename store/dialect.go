@@ -47,6 +47,9 @@ type dialect struct {
 	// audit log wait for each other; "" where a writing transaction holds the whole
 	// database (SQLite).
 	auditLock string
+	// strpos is the function giving the position of a string in another
+	// (haystack, needle), 1-based, 0 when absent.
+	strpos string
 }
 
 // sqliteDialect needs no retries: transactions begin IMMEDIATE, so writers queue on
@@ -67,6 +70,7 @@ var sqliteDialect = dialect{
 	},
 	isolation: sql.LevelDefault,
 	retryable: func(error) bool { return false },
+	strpos:    "instr",
 }
 
 // sqliteBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).

@@ -60,6 +60,10 @@ var lookups = []struct{ name, query string }{
 	{"conformity certificates of an organisation", `SELECT system FROM conformity_certificates WHERE org_oid = 'o' ORDER BY expires DESC, system`},
 	{"CRL state of an issuer", `SELECT number FROM crl_state WHERE issuer = 'production'`},
 	{"audit log after a sequence number", `SELECT hash FROM audit_log WHERE seq > 0 ORDER BY seq LIMIT 10`},
+	{"audit log of an actor", `SELECT hash FROM audit_log WHERE actor = 'anna' AND seq > 0 ORDER BY seq LIMIT 10`},
+	{"certificates issued per day", `SELECT created_at / 86400000000, COUNT(*) FROM certificates WHERE created_at >= 0 AND created_at < 1 GROUP BY 1 ORDER BY 1`},
+	{"unrevoked certificates expiring per day", `SELECT c.not_after / 86400000000, COUNT(*) FROM certificates c WHERE c.not_after >= 0 AND c.not_after < 1
+		AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial) GROUP BY 1 ORDER BY 1`},
 }
 
 // testLookupIndexes asks each dialect's planner how it would run every lookup and

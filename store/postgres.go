@@ -51,6 +51,7 @@ var postgresDialect = dialect{
 	// concurrent validations abort again and again.
 	lockingIsolation: sql.LevelReadCommitted,
 	forUpdate:        " FOR UPDATE",
+	strpos:           "strpos",
 	retryable: func(err error) bool {
 		var e *pq.Error
 		return errors.As(err, &e) && (e.Code == "40001" || e.Code == "40P01")

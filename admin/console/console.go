@@ -51,13 +51,19 @@ type Service interface {
 	Resume(ctx context.Context, who *store.Operator, oid string) error
 	Certificates(ctx context.Context, who *store.Operator, serial, name string) ([]admin.CertView, error)
 	RevokeCertificate(ctx context.Context, who *store.Operator, serial string, in admin.RevokeInput) (*store.Revocation, error)
-	Audit(ctx context.Context, who *store.Operator, after int64, limit int) ([]admin.EventView, error)
+	RevokeOrganisation(ctx context.Context, who *store.Operator, oid string, in admin.RevokeInput) ([]string, error)
+	SearchAudit(ctx context.Context, who *store.Operator, q admin.AuditQuery) ([]admin.EventView, error)
+	Health(ctx context.Context, who *store.Operator, ca admin.CA) (*admin.HealthView, error)
 }
 
 // Server is the web console over a service.
 type Server struct {
 	svc Service
 	log *slog.Logger
+	// CA is what the server knows of its issuers, OCSP responders, HSM and
+	// register that the store does not hold; the health page shows it. Set it
+	// before Handler.
+	CA admin.CA
 }
 
 // New returns the console over svc; log nil discards.
@@ -80,7 +86,10 @@ func (s *Server) Handler() http.Handler {
 //go:embed templates/*.html static/style.css
 var consoleFiles embed.FS
 
-var pageNames = []string{"login", "requests", "request", "key", "organisations", "organisation", "certificates", "audit", "error"}
+var pageNames = []string{"login", "health", "requests", "request", "key", "organisations", "organisation", "certificates", "audit", "error"}
+
+// sharedTemplates are the parts several pages use.
+var sharedTemplates = []string{"templates/layout.html", "templates/chart.html", "templates/revoke.html"}
 
 var pages = func() map[string]*template.Template {
 	funcs := template.FuncMap{
@@ -93,10 +102,23 @@ var pages = func() map[string]*template.Template {
 		"day":  stamp,
 		"is":   func(who *store.Operator, role string) bool { return who != nil && who.Role == role },
 		"path": url.PathEscape,
+		// until says how far t is from at: "in 7h59m" or "2h0m ago".
+		"until": func(at, t time.Time) string {
+			d := t.Sub(at).Truncate(time.Minute)
+			s := (d.Abs()).String()
+			if d.Abs() >= 48*time.Hour {
+				s = strconv.Itoa(int(d.Abs()/(24*time.Hour))) + " days"
+			}
+			if d < 0 {
+				return s + " ago"
+			}
+			return "in " + s
+		},
+		"minus": func(a, b int) int { return a - b },
 	}
 	m := map[string]*template.Template{}
 	for _, n := range pageNames {
-		m[n] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, "templates/layout.html", "templates/"+n+".html"))
+		m[n] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, append(sharedTemplates, "templates/"+n+".html")...))
 	}
 	return m
 }()
@@ -264,7 +286,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 		http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 		return nil
 	}))
-	mux.HandleFunc("GET /console/{$}", s.view(s.requestsPage))
+	mux.HandleFunc("GET /console/{$}", s.view(s.healthPage))
+	mux.HandleFunc("GET /console/requests", s.view(s.requestsPage))
 	mux.HandleFunc("POST /console/requests", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
 		in := admin.EABRequestInput{Organisation: r.PostFormValue("organisation"), Person: r.PostFormValue("person"),
 			IdentifiedBy: r.PostFormValue("identified_by"), TechnicalContact: r.PostFormValue("technical_contact"),
@@ -370,21 +393,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 		return s.render(w, http.StatusOK, "certificates", page{Who: c.who, CSRF: c.csrf, Title: "Certificates", Data: data})
 	}))
 	mux.HandleFunc("POST /console/certificates/{serial}/revoke", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
-		in := admin.RevokeInput{Reason: r.PostFormValue("reason"), RequestedBy: r.PostFormValue("requested_by"),
-			IdentifiedBy: r.PostFormValue("identified_by"), Note: r.PostFormValue("note"), Door: admin.DoorConsole}
-		for _, f := range []struct {
-			field, label string
-			into         *time.Time
-		}{{"requested_at", "requested at", &in.RequestedAt}, {"invalidity_date", "invalidity date", &in.InvalidityDate}} {
-			v := strings.TrimSpace(r.PostFormValue(f.field))
-			if v == "" {
-				continue
-			}
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return refuse(admin.Malformed, "%s %q is not an RFC 3339 time such as 2026-01-31T14:05:00+02:00", f.label, v)
-			}
-			*f.into = t
+		in, err := revokeInput(r)
+		if err != nil {
+			return err
 		}
 		if _, err := s.svc.RevokeCertificate(r.Context(), c.who, r.PathValue("serial"), in); err != nil {
 			return err
@@ -392,25 +403,30 @@ func (s *Server) routes(mux *http.ServeMux) {
 		http.Redirect(w, r, "/console/certificates?serial=0x"+url.QueryEscape(r.PathValue("serial")), http.StatusSeeOther)
 		return nil
 	}))
-	mux.HandleFunc("GET /console/audit", s.view(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
-		after, _, err := web.AuditPage(r.URL.Query())
+	// The organisation page's revocations: the same operation, back to the page.
+	mux.HandleFunc("POST /console/organisations/{oid}/certificates/{serial}/revoke", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		in, err := revokeInput(r)
 		if err != nil {
 			return err
 		}
-		const perPage = 200
-		events, err := s.svc.Audit(r.Context(), c.who, after, perPage)
-		if err != nil {
+		if _, err := s.svc.RevokeCertificate(r.Context(), c.who, r.PathValue("serial"), in); err != nil {
 			return err
 		}
-		data := struct {
-			Events []admin.EventView
-			Next   string
-		}{Events: events}
-		if len(events) == perPage {
-			data.Next = strconv.FormatInt(events[len(events)-1].Seq, 10)
-		}
-		return s.render(w, http.StatusOK, "audit", page{Who: c.who, CSRF: c.csrf, Title: "Audit log", Data: data})
+		http.Redirect(w, r, "/console/organisations/"+url.PathEscape(r.PathValue("oid"))+"#cert-"+url.PathEscape(r.PathValue("serial")), http.StatusSeeOther)
+		return nil
 	}))
+	mux.HandleFunc("POST /console/organisations/{oid}/revoke", s.form(func(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {
+		in, err := revokeInput(r)
+		if err != nil {
+			return err
+		}
+		if _, err := s.svc.RevokeOrganisation(r.Context(), c.who, r.PathValue("oid"), in); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/console/organisations/"+url.PathEscape(r.PathValue("oid")), http.StatusSeeOther)
+		return nil
+	}))
+	mux.HandleFunc("GET /console/audit", s.view(s.auditPage))
 }
 
 func (s *Server) requestsPage(w http.ResponseWriter, r *http.Request, c *consoleRequest) error {

@@ -23,6 +23,7 @@ type consoleForm struct {
 
 func consoleForms() []consoleForm {
 	serial := 0x0200
+	made := map[*admintest.Fixture]bool{} // the organisation's one certificate
 	return []consoleForm{
 		{"request an EAB key", "rita", "aino", func(*admintest.Fixture) (string, url.Values) {
 			return "/console/requests", url.Values{"organisation": {admintest.OrgOID}, "person": {"Maija"}, "identified_by": {"suomi.fi"}, "technical_contact": {"it@vendor.example"}}
@@ -53,6 +54,21 @@ func consoleForms() []consoleForm {
 			s := fmt.Sprintf("%04x", serial)
 			f.Certificate(s, "www.apteekki.example")
 			return "/console/certificates/" + s + "/revoke", url.Values{"reason": {"superseded"}, "requested_by": {"Maija"}, "identified_by": {"phone"}}
+		}, []audit.Action{audit.ActRevoke}},
+		{"revoke a certificate on its organisation's page", "alice", "rita", func(f *admintest.Fixture) (string, url.Values) {
+			serial++
+			s := fmt.Sprintf("%04x", serial)
+			f.Certificate(s, "www.apteekki.example")
+			return "/console/organisations/" + admintest.OrgOID + "/certificates/" + s + "/revoke",
+				url.Values{"reason": {"keyCompromise"}, "requested_by": {"Maija"}, "identified_by": {"suomi.fi"}}
+		}, []audit.Action{audit.ActRevoke}}, // the key is blocked in the same transaction, recorded in the revocation
+		{"revoke every certificate of an organisation", "alice", "rita", func(f *admintest.Fixture) (string, url.Values) {
+			if !made[f] {
+				made[f] = true
+				serial++
+				f.Certificate(fmt.Sprintf("%04x", serial), "www.apteekki.example")
+			}
+			return "/console/organisations/" + admintest.OrgOID + "/revoke", url.Values{"reason": {"cessationOfOperation"}, "requested_by": {"Maija"}, "identified_by": {"contract"}}
 		}, []audit.Action{audit.ActRevoke}},
 	}
 }

@@ -42,6 +42,7 @@ type adminConfig struct {
 	sessionIdle     time.Duration
 	sessionLifetime time.Duration
 	logins          admin.LoginLimits
+	ca              admin.CA // what the console's health page shows of the keys (consoleca.go)
 }
 
 // addAdminFlags adds --admin-listen, --eab-key-lifetime, --eab-request-lifetime
@@ -139,7 +140,9 @@ func startAdmin(ctx context.Context, c *adminConfig, data string, svc *admin.Ser
 		stopExpiry()
 		return "", nil, fmt.Errorf("cannot listen on --admin-listen %s: %w", c.listen, err)
 	}
-	srv := httpsServer(web.Handler(api.New(svc, log).Handler(), console.New(svc, log).Handler(), log), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+	con := console.New(svc, log)
+	con.CA = c.ca
+	srv := httpsServer(web.Handler(api.New(svc, log).Handler(), con.Handler(), log), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}, log) // serve.go
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -169,6 +169,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("development mode (file keys): \"varmenne eab create\" requests, approves and hands over a key by one operator (single control, recorded as such); with HSM keys a second administrator approves")
 	}
 	// The operators' API and console (operators.go).
+	cfg.admin.ca = consoleCA(cfg, pki)
 	adminAddr, stopAdmin, err := startAdmin(ctx, cfg.admin, cfg.data, adminSvc, aud.Log, pki.TLS, log)
 	if err != nil {
 		stopOutcome = audit.Failed + ": the admin listener did not start"
