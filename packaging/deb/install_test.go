@@ -76,8 +76,10 @@ func TestInstallAndRun(t *testing.T) {
 		}
 	})
 
-	v1, p1 := buildDeb(t, "0.0.1~test1")
-	v2, p2 := buildDeb(t, "0.0.1~test2")
+	// The package of this commit, and a later version of the same to upgrade to
+	// (a longer Debian version with the same start sorts after it).
+	v1, p1 := buildDeb(t, "")
+	v2, p2 := buildDeb(t, p1.Version+"+1")
 
 	// A fresh install: the user, the files as listed, and nothing started.
 	out := dpkg(t, "-i", v1)
