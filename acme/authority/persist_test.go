@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"crypto/x509"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,5 +141,23 @@ func TestPersistentAuthorizationNotReusedPastPersistUntil(t *testing.T) {
 	clock = clock.Add(time.Hour)
 	if second := f.order(acct, "www.example.fi"); second.AuthzIDs[0] == first.AuthzIDs[0] {
 		t.Error("an authorization ending with persistUntil inside the order's life was reused")
+	}
+}
+
+func TestPersistentAuthorizationDoesNotOutliveTheRecordAtFinalize(t *testing.T) {
+	// The order is ready while the record holds; once persistUntil has passed, the
+	// authorisation resting on it has expired and finalize refuses.
+	f, v := newScriptedFixture(t, Config{})
+	clock := time.Now().UTC()
+	f.a.now = func() time.Time { return clock }
+	acct := f.account()
+	v.persist["www.example.fi"] = validate.PersistRecord{Owner: "_validation-persist.www.example.fi", Value: "x", PersistUntil: clock.Add(time.Hour)}
+	o := f.order(acct, "www.example.fi")
+	f.respond(acct, o.AuthzIDs[0], acme.ChallengeDNSPersist01)
+	clock = clock.Add(2 * time.Hour)
+	key := newKey(t)
+	_, err := f.finalize(acct, o.ID, makeCSR(t, key, &x509.CertificateRequest{DNSNames: []string{"www.example.fi"}}))
+	if ae := wantKind(t, err, acme.OrderNotReady); !strings.Contains(ae.Detail, "no longer valid") {
+		t.Errorf("detail %q", ae.Detail)
 	}
 }
