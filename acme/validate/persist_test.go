@@ -215,3 +215,58 @@ func TestDNSAccount01(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPersistRecord: any TXT value is either refused with a reason or accepted only
+// when it names this CA and exactly this account, is unexpired, and allows a
+// wildcard when one is asked; parsing never panics.
+func FuzzPersistRecord(f *testing.F) {
+	for _, seed := range []string{
+		ourCA + "; accounturi=" + ourAcct,
+		ourCA + "; accounturi=" + ourAcct + "; persistUntil=4102444800; policy=wildcard",
+		ourCA + "; accounturi=" + ourAcct + "; persistUntil=1",
+		"otherca.example; accounturi=" + ourAcct,
+		ourCA + ";;; accounturi=" + ourAcct + "; x=y",
+		ourCA + "; accounturi",
+		"",
+		";",
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	v, err := New(Config{CAAIdentities: []string{ourCA}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, value string, wildcard bool) {
+		rec, reason, _ := v.persistRefusal(value, wildcard, ourAcct, now)
+		if reason != "" {
+			if rec != nil {
+				t.Fatalf("refused %q (%s) but returned a record", value, reason)
+			}
+			return
+		}
+		issuer, params, ok := parseIssueValue(value)
+		if !ok || !strings.EqualFold(issuer, ourCA) || len(value) > MaxPersistRecordLen {
+			t.Fatalf("accepted %q: issuer %q, parsed %v", value, issuer, ok)
+		}
+		accounts := 0
+		for _, p := range params {
+			if strings.EqualFold(p.key, "accounturi") {
+				accounts++
+				if p.value != ourAcct {
+					t.Fatalf("accepted %q naming account %q", value, p.value)
+				}
+			}
+		}
+		if accounts != 1 {
+			t.Fatalf("accepted %q with %d accounturi parameters", value, accounts)
+		}
+		if !rec.PersistUntil.IsZero() && !now.Before(rec.PersistUntil) {
+			t.Fatalf("accepted %q past its persistUntil", value)
+		}
+		if wildcard && !rec.Wildcard {
+			t.Fatalf("accepted %q for a wildcard without policy=wildcard", value)
+		}
+	})
+}
