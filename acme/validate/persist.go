@@ -91,7 +91,8 @@ func (v *Validator) DNSPersist01(ctx context.Context, name string, wildcard bool
 			label, set.via(), len(set.records), MaxPersistRecords)
 	}
 	var why []string
-	ours := false // some record names this CA: then records of other CAs are noise
+	ours := false     // some record names this CA: then records of other CAs are noise
+	malformed := true // every refusal shown is of a record that does not parse
 	for _, rr := range set.records {
 		value := strings.Join(rr.(*dnsmessage.TXTResource).TXT, "")
 		rec, reason, forUs := v.persistRefusal(value, wildcard, accountURI, now)
@@ -100,14 +101,15 @@ func (v *Validator) DNSPersist01(ctx context.Context, name string, wildcard bool
 			return rec, nil
 		}
 		if forUs && !ours {
-			ours, why = true, nil
+			ours, why, malformed = true, nil, true
 		}
 		if forUs || !ours {
 			why = append(why, echo(value)+" "+reason)
+			malformed = malformed && strings.HasPrefix(reason, refusedMalformed)
 		}
 	}
 	kind := acme.Unauthorized
-	if allMalformed(why) {
+	if malformed {
 		kind = acme.IncorrectResponse
 	}
 	shown := why
@@ -119,15 +121,6 @@ func (v *Validator) DNSPersist01(ctx context.Context, name string, wildcard bool
 
 // refusedMalformed starts the reason of a record that cannot be parsed.
 const refusedMalformed = "is malformed"
-
-func allMalformed(why []string) bool {
-	for _, w := range why {
-		if !strings.Contains(w, " "+refusedMalformed) {
-			return false
-		}
-	}
-	return true
-}
 
 // persistRefusal checks one record value. It returns the record and "" when the value
 // authorizes the account, otherwise why not, and whether the value names this CA (a

@@ -113,6 +113,19 @@ func TestDNSPersist01(t *testing.T) {
 		}
 	})
 
+	t.Run("removing the record stops issuance at the next order", func(t *testing.T) {
+		name := "poistettu.yhdeksas.example"
+		in.DNS.SetTXT("_validation-persist."+name, persistRecord(persistCAA, account))
+		if _, err := in.order(c, "dns-persist-01", noDNSChange, newKey(t), name); err != nil {
+			t.Fatalf("order while the record is published: %v", err)
+		}
+		in.DNS.Clear("_validation-persist." + name)
+		_, err := in.order(c, "dns-persist-01", noDNSChange, newKey(t), name)
+		if ae := problemOf(err, "dns"); ae == nil || !strings.Contains(ae.Detail, "_validation-persist."+name) {
+			t.Fatalf("order after the record was removed: want a dns problem naming the label, got %v", err)
+		}
+	})
+
 	t.Run("a record behind a CNAME in the vendor's zone is followed", func(t *testing.T) {
 		name := "kassa.yhdeksas.example"
 		in.DNS.SetCNAME("_validation-persist."+name, "yhdeksas.persist.vendor.example")
