@@ -32,6 +32,12 @@ const (
 	ChallengeHTTP01    = "http-01"
 	ChallengeDNS01     = "dns-01"
 	ChallengeTLSALPN01 = "tls-alpn-01"
+	// ChallengeDNSPersist01 proves control with a persistent TXT record naming the CA
+	// and the account (draft-ietf-acme-dns-persist).
+	ChallengeDNSPersist01 = "dns-persist-01"
+	// ChallengeDNSAccount01 is dns-01 at a label of the account's own
+	// (draft-ietf-acme-dns-account-label).
+	ChallengeDNSAccount01 = "dns-account-01"
 )
 
 // Identifier is what a certificate is asked for (RFC 8555 section 9.7.7).
@@ -119,6 +125,9 @@ type Challenge struct {
 	Token     string     `json:"token"`
 	Validated *time.Time `json:"validated,omitempty"`
 	Error     *Problem   `json:"error,omitempty"`
+	// IssuerDomainNames are the CA's CAA identities a dns-persist-01 record may name
+	// (draft-ietf-acme-dns-persist); only in that challenge.
+	IssuerDomainNames []string `json:"issuer-domain-names,omitempty"`
 }
 
 // Requests the client sends.

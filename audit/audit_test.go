@@ -172,7 +172,7 @@ func TestCatalogueSerialises(t *testing.T) {
 		EABHandedOver{}, EABExpired{}, EABRevoked{}, KeyBlocked{}, OperatorAdded{}, OperatorDisabled{}, OperatorRemoved{}, OperatorRotated{},
 		OperatorChangeRequested{}, OperatorChangeApproved{}, OperatorChangeRejected{},
 		Login{}, LoginsThrottled{}, Logout{}, AccessDenied{}, OperatorCACreated{}, Revoked{}, RenewedEarly{}, AuditExported{}, AccountCreated{},
-		AccountDeactivated{}, AccountKeyChanged{}, OrderCreated{}, SignBegin{}, SignEnd{}, OCSPResponderIssued{}, KeyGenerated{},
+		AccountDeactivated{}, AccountKeyChanged{}, OrderCreated{}, PersistentRecordValidated{}, SignBegin{}, SignEnd{}, OCSPResponderIssued{}, KeyGenerated{},
 		KeySelfTest{}, CertificateMade{}, CeremonyDone{}, HSMLogin{}, HSMRelogin{}, HSMSelfTest{}, ServeStarted{}, ServeStopped{},
 		IssuerRegistered{}, IssuerActivated{}, IssuerRetireRequested{}, IssuerRetireWithdrawn{}, IssuerRetired{}} {
 		if Object(e) == "" && reflect.TypeOf(e).NumField() > 0 && !allOmitEmpty(e) {

@@ -55,6 +55,7 @@ const (
 	ActAccountDeactivate Action = "account.deactivate"
 	ActAccountKeyChange  Action = "account.key-change"
 	ActOrderCreate       Action = "order.create"
+	ActPersistValidate   Action = "authz.validate.persistent-record"
 
 	ActSignBegin       Action = "certificate.sign.begin"
 	ActSignEnd         Action = "certificate.sign.end"
@@ -357,6 +358,21 @@ type OrderCreated struct {
 	Names   []string
 }
 
+// PersistentRecordValidated: a name was proven with dns-persist-01 by a record the
+// organisation published once, which later orders of the account may rest on.
+type PersistentRecordValidated struct {
+	Authz        string
+	Challenge    string
+	Account      string
+	Org          string
+	Name         string
+	Wildcard     bool
+	Owner        string // where the record was found, after CNAMEs
+	Record       string
+	PersistUntil time.Time `audit:",omitempty"`
+	Validated    time.Time
+}
+
 // Keys and the server.
 
 // SignBegin: the issuer key is about to sign (outcome pending).
@@ -446,58 +462,59 @@ type ServeStarted struct {
 // ServeStopped: the server stopped.
 type ServeStopped struct{ Version string }
 
-func (OrganisationAdded) Action() Action        { return ActOrganisationAdd }
-func (RegisterImported) Action() Action         { return ActRegisterImport }
-func (OrganisationNamesAdded) Action() Action   { return ActOrganisationNames }
-func (OrganisationNamesRemoved) Action() Action { return ActOrganisationUnnames }
-func (ConformityAdded) Action() Action          { return ActConformityAdd }
-func (OrganisationSuspended) Action() Action    { return ActOrganisationSuspend }
-func (OrganisationResumed) Action() Action      { return ActOrganisationResume }
-func (EABRequested) Action() Action             { return ActEABRequest }
-func (EABApproved) Action() Action              { return ActEABApprove }
-func (EABRejected) Action() Action              { return ActEABReject }
-func (EABHandedOver) Action() Action            { return ActEABHandover }
-func (EABExpired) Action() Action               { return ActEABExpire }
-func (EABRevoked) Action() Action               { return ActEABRevoke }
-func (OperatorAdded) Action() Action            { return ActOperatorAdd }
-func (OperatorDisabled) Action() Action         { return ActOperatorDisable }
-func (OperatorRemoved) Action() Action          { return ActOperatorRemove }
-func (OperatorRotated) Action() Action          { return ActOperatorRotate }
-func (OperatorChangeRequested) Action() Action  { return ActOperatorChange }
-func (OperatorChangeApproved) Action() Action   { return ActOperatorApprove }
-func (OperatorChangeRejected) Action() Action   { return ActOperatorReject }
-func (Login) Action() Action                    { return ActOperatorLogin }
-func (LoginsThrottled) Action() Action          { return ActLoginsThrottled }
-func (Logout) Action() Action                   { return ActOperatorLogout }
-func (AccessDenied) Action() Action             { return ActAccessDenied }
-func (OperatorCACreated) Action() Action        { return ActOperatorCACreate }
-func (Revoked) Action() Action                  { return ActRevoke }
-func (RevocationNoticed) Action() Action        { return ActRevocationNotice }
-func (KeyBlocked) Action() Action               { return ActKeyBlock }
-func (RenewedEarly) Action() Action             { return ActRenewEarly }
-func (AuditExported) Action() Action            { return ActAuditExport }
-func (AccountCreated) Action() Action           { return ActAccountCreate }
-func (AccountDeactivated) Action() Action       { return ActAccountDeactivate }
-func (AccountKeyChanged) Action() Action        { return ActAccountKeyChange }
-func (OrderCreated) Action() Action             { return ActOrderCreate }
-func (SignBegin) Action() Action                { return ActSignBegin }
-func (SignEnd) Action() Action                  { return ActSignEnd }
-func (OCSPResponderIssued) Action() Action      { return ActOCSPResponder }
-func (KeyGenerated) Action() Action             { return ActKeyGenerate }
-func (KeySelfTest) Action() Action              { return ActKeySelfTest }
-func (CertificateMade) Action() Action          { return ActCertificateMake }
-func (CeremonyDone) Action() Action             { return ActCeremony }
-func (HSMLogin) Action() Action                 { return ActHSMLogin }
-func (HSMRelogin) Action() Action               { return ActHSMRelogin }
-func (HSMSelfTest) Action() Action              { return ActHSMSelfTest }
-func (ActivationSplit) Action() Action          { return ActActivationSplit }
-func (ServeStarted) Action() Action             { return ActServeStart }
-func (ServeStopped) Action() Action             { return ActServeStop }
-func (IssuerRegistered) Action() Action         { return ActIssuerRegister }
-func (IssuerActivated) Action() Action          { return ActIssuerActivate }
-func (IssuerRetireRequested) Action() Action    { return ActIssuerRetireRequest }
-func (IssuerRetireWithdrawn) Action() Action    { return ActIssuerRetireWithdraw }
-func (IssuerRetired) Action() Action            { return ActIssuerRetire }
+func (OrganisationAdded) Action() Action         { return ActOrganisationAdd }
+func (RegisterImported) Action() Action          { return ActRegisterImport }
+func (OrganisationNamesAdded) Action() Action    { return ActOrganisationNames }
+func (OrganisationNamesRemoved) Action() Action  { return ActOrganisationUnnames }
+func (ConformityAdded) Action() Action           { return ActConformityAdd }
+func (OrganisationSuspended) Action() Action     { return ActOrganisationSuspend }
+func (OrganisationResumed) Action() Action       { return ActOrganisationResume }
+func (EABRequested) Action() Action              { return ActEABRequest }
+func (EABApproved) Action() Action               { return ActEABApprove }
+func (EABRejected) Action() Action               { return ActEABReject }
+func (EABHandedOver) Action() Action             { return ActEABHandover }
+func (EABExpired) Action() Action                { return ActEABExpire }
+func (EABRevoked) Action() Action                { return ActEABRevoke }
+func (OperatorAdded) Action() Action             { return ActOperatorAdd }
+func (OperatorDisabled) Action() Action          { return ActOperatorDisable }
+func (OperatorRemoved) Action() Action           { return ActOperatorRemove }
+func (OperatorRotated) Action() Action           { return ActOperatorRotate }
+func (OperatorChangeRequested) Action() Action   { return ActOperatorChange }
+func (OperatorChangeApproved) Action() Action    { return ActOperatorApprove }
+func (OperatorChangeRejected) Action() Action    { return ActOperatorReject }
+func (Login) Action() Action                     { return ActOperatorLogin }
+func (LoginsThrottled) Action() Action           { return ActLoginsThrottled }
+func (Logout) Action() Action                    { return ActOperatorLogout }
+func (AccessDenied) Action() Action              { return ActAccessDenied }
+func (OperatorCACreated) Action() Action         { return ActOperatorCACreate }
+func (Revoked) Action() Action                   { return ActRevoke }
+func (RevocationNoticed) Action() Action         { return ActRevocationNotice }
+func (KeyBlocked) Action() Action                { return ActKeyBlock }
+func (RenewedEarly) Action() Action              { return ActRenewEarly }
+func (AuditExported) Action() Action             { return ActAuditExport }
+func (AccountCreated) Action() Action            { return ActAccountCreate }
+func (AccountDeactivated) Action() Action        { return ActAccountDeactivate }
+func (AccountKeyChanged) Action() Action         { return ActAccountKeyChange }
+func (OrderCreated) Action() Action              { return ActOrderCreate }
+func (PersistentRecordValidated) Action() Action { return ActPersistValidate }
+func (SignBegin) Action() Action                 { return ActSignBegin }
+func (SignEnd) Action() Action                   { return ActSignEnd }
+func (OCSPResponderIssued) Action() Action       { return ActOCSPResponder }
+func (KeyGenerated) Action() Action              { return ActKeyGenerate }
+func (KeySelfTest) Action() Action               { return ActKeySelfTest }
+func (CertificateMade) Action() Action           { return ActCertificateMake }
+func (CeremonyDone) Action() Action              { return ActCeremony }
+func (HSMLogin) Action() Action                  { return ActHSMLogin }
+func (HSMRelogin) Action() Action                { return ActHSMRelogin }
+func (HSMSelfTest) Action() Action               { return ActHSMSelfTest }
+func (ActivationSplit) Action() Action           { return ActActivationSplit }
+func (ServeStarted) Action() Action              { return ActServeStart }
+func (ServeStopped) Action() Action              { return ActServeStop }
+func (IssuerRegistered) Action() Action          { return ActIssuerRegister }
+func (IssuerActivated) Action() Action           { return ActIssuerActivate }
+func (IssuerRetireRequested) Action() Action     { return ActIssuerRetireRequest }
+func (IssuerRetireWithdrawn) Action() Action     { return ActIssuerRetireWithdraw }
+func (IssuerRetired) Action() Action             { return ActIssuerRetire }
 
 // Object is an event's fields as the log keeps them: "name=value" pairs in the
 // order the type declares them, separated by spaces. A field's name is its tag's

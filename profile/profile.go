@@ -40,6 +40,11 @@ const (
 	issuerTest           = "test"
 	day                  = 24 * time.Hour
 	defaultMaxStartDelay = 30 * day
+	// DefaultPersistReuse and MaxPersistReuse bound persist_reuse: the Baseline
+	// Requirements' 10 days for reusing domain validation data is the ceiling
+	// (docs/validation.md, "dns-persist-01").
+	DefaultPersistReuse = 7 * day
+	MaxPersistReuse     = 10 * day
 )
 
 // Backdate is how far before its issuance a certificate starts when the order names
@@ -98,6 +103,10 @@ type Profile struct {
 	KeyTypes       []string         `json:"key_types"` // rsa-2048 … ecdsa-p384
 	AllowWildcards bool             `json:"allow_wildcards"`
 	Plugins        []policy.Spec    `json:"plugins"`
+	// PersistReuse is how long an authorisation proven by a dns-persist-01 record
+	// serves the profile's later orders before the record is read again ("0s":
+	// every order reads it); default 168h, at most 240h.
+	PersistReuse *policy.Duration `json:"persist_reuse"`
 }
 
 // DefaultKeyTypes are the subscriber key types a profile of kind certifies when its
@@ -153,6 +162,10 @@ func (p Profile) Normalize() Profile {
 		d := policy.Duration(defaultMaxStartDelay)
 		p.MaxStartDelay = &d
 	}
+	if p.PersistReuse == nil {
+		d := policy.Duration(DefaultPersistReuse)
+		p.PersistReuse = &d
+	}
 	if p.ExtKeyUsage == nil && p.Kind == policy.KindServer {
 		p.ExtKeyUsage = []string{"serverAuth", "clientAuth"}
 	}
@@ -202,6 +215,8 @@ func (p Profile) Validate(name string) error {
 		return fail("max_validity_days %d exceeds the SOTE maximum of %d days for %s certificates", p.MaxValidityDays, int(max/day), p.Kind)
 	case p.MaxStartDelay != nil && (*p.MaxStartDelay < 0 || time.Duration(*p.MaxStartDelay) > validity.MaxStartDelayLimit):
 		return fail("max_start_delay %s is outside 0s to %s", time.Duration(*p.MaxStartDelay), validity.MaxStartDelayLimit)
+	case p.PersistReuse != nil && (*p.PersistReuse < 0 || time.Duration(*p.PersistReuse) > MaxPersistReuse):
+		return fail("persist_reuse %s is outside 0s to %s (the Baseline Requirements' 10 days)", time.Duration(*p.PersistReuse), MaxPersistReuse)
 	}
 	for _, e := range p.ExtKeyUsage {
 		if _, ok := extKeyUsages[e]; !ok {
@@ -432,4 +447,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// PersistReuseFor is persist_reuse as the authority takes it (authority.Profile):
+// negative for "0s", never reused.
+func (p Profile) PersistReuseFor() time.Duration {
+	switch {
+	case p.PersistReuse == nil:
+		return DefaultPersistReuse
+	case *p.PersistReuse == 0:
+		return -1
+	}
+	return time.Duration(*p.PersistReuse)
 }

@@ -100,6 +100,10 @@ func TestParse(t *testing.T) {
 		{"a chain without the names plugin", `{"profiles": {"x": {"description": "x", "kind": "server", "plugins": [{"name": "keys"}, {"name": "validity"}]}}}`, `must include "names"`},
 		{"a start delay over 90 days", `{"profiles": {"x": {"description": "x", "kind": "server", "max_start_delay": "2400h"}}}`, "max_start_delay"},
 		{"a start delay as a number", `{"profiles": {"x": {"description": "x", "kind": "server", "max_start_delay": 30}}}`, "duration"},
+		{"persist_reuse within 10 days", `{"profiles": {"x": {"description": "x", "kind": "server", "persist_reuse": "240h"}}}`, ""},
+		{"persist_reuse of 0s", `{"profiles": {"x": {"description": "x", "kind": "server", "persist_reuse": "0s"}}}`, ""},
+		{"persist_reuse over the 10 days", `{"profiles": {"x": {"description": "x", "kind": "server", "persist_reuse": "241h"}}}`, "persist_reuse 241h0m0s is outside 0s to 240h0m0s"},
+		{"a negative persist_reuse", `{"profiles": {"x": {"description": "x", "kind": "server", "persist_reuse": "-1h"}}}`, "persist_reuse"},
 		{"an explicit chain is accepted", `{"profiles": {"x": {"description": "x", "kind": "server", "plugins": ` + plugins + `}}}`, ""},
 	}
 	for _, tt := range tests {
@@ -171,3 +175,21 @@ type noKeys struct{}
 
 func (noKeys) KeyCertified(context.Context, string) (bool, error) { return false, nil }
 func (noKeys) KeyBlocked(context.Context, string) (bool, error)   { return false, nil }
+
+func TestPersistReuseFor(t *testing.T) {
+	d := func(v time.Duration) *policy.Duration { p := policy.Duration(v); return &p }
+	for _, tt := range []struct {
+		name string
+		p    Profile
+		want time.Duration
+	}{
+		{"omitted: the default of 7 days", Profile{}, 7 * 24 * time.Hour},
+		{"the default after Normalize", Profile{Kind: policy.KindServer}.Normalize(), 7 * 24 * time.Hour},
+		{"0s: never reused", Profile{PersistReuse: d(0)}, -1},
+		{"a day", Profile{PersistReuse: d(24 * time.Hour)}, 24 * time.Hour},
+	} {
+		if got := tt.p.PersistReuseFor(); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}

@@ -736,6 +736,41 @@ func testSentinels(t *testing.T, open func(t *testing.T) *SQL) {
 			do:    func(w *world) error { return w.s.FinishChallenge(w.ctx, "az1-c0", true, t0, nil) },
 			want:  ErrConflict,
 			after: func(w *world) { mustEqual(w.t, "challenge", w.challengeStatus("az1-c0"), "invalid") }},
+		{name: "FinishChallengeWithEvidence makes the challenge valid with its evidence, with its audit event",
+			setup: func(w *world) { w.pendingOrder("o1", "az1"); w.must(w.s.StartChallenge(w.ctx, "az1-c0")) },
+			do: func(w *world) error {
+				_, err := w.s.AuditedRows(w.ctx, testSeal, func(tx *Tx) ([]AuditEvent, error) {
+					return []AuditEvent{event("authz.validate.persistent-record", "authz=az1")},
+						tx.FinishChallengeWithEvidence("az1-c0", t0, `_validation-persist.a.example TXT "ca.example; accounturi=x"`)
+				})
+				return err
+			},
+			after: func(w *world) {
+				c, err := w.s.GetChallenge(w.ctx, "az1-c0")
+				w.must(err)
+				mustEqual(w.t, "challenge", c.Status, "valid")
+				mustEqual(w.t, "evidence", c.Evidence, `_validation-persist.a.example TXT "ca.example; accounturi=x"`)
+				mustEqual(w.t, "authz", w.authzStatus("az1"), "valid")
+				other, err := w.s.GetChallenge(w.ctx, "az1-c1")
+				w.must(err)
+				mustEqual(w.t, "other challenge's evidence", other.Evidence, "")
+			}},
+		{name: "FinishChallengeWithEvidence of a pending challenge is ErrConflict and keeps nothing",
+			setup: func(w *world) { w.pendingOrder("o1", "az1") },
+			do: func(w *world) error {
+				_, err := w.s.AuditedRows(w.ctx, testSeal, func(tx *Tx) ([]AuditEvent, error) {
+					return []AuditEvent{event("authz.validate.persistent-record", "authz=az1")},
+						tx.FinishChallengeWithEvidence("az1-c0", t0, "x")
+				})
+				return err
+			},
+			want: ErrConflict,
+			after: func(w *world) {
+				c, err := w.s.GetChallenge(w.ctx, "az1-c0")
+				w.must(err)
+				mustEqual(w.t, "evidence", c.Evidence, "")
+				mustEqual(w.t, "authz", w.authzStatus("az1"), "pending")
+			}},
 		{name: "BeginFinalize of a pending order is ErrConflict",
 			setup: func(w *world) { w.pendingOrder("o1", "az1") },
 			do:    func(w *world) error { return w.s.BeginFinalize(w.ctx, "o1") },

@@ -147,12 +147,12 @@ func (s *SQL) GetAuthorization(ctx context.Context, id string) (*Authorization, 
 	return &a, nil
 }
 
-const challengeColumns = `id, authz_id, type, token, status, validated, error`
+const challengeColumns = `id, authz_id, type, token, status, validated, error, evidence`
 
 func scanChallenge(row scanner) (*Challenge, error) {
 	var c Challenge
 	var validated int64
-	if err := row.Scan(&c.ID, &c.AuthzID, &c.Type, &c.Token, &c.Status, &validated, &c.Error); err != nil {
+	if err := row.Scan(&c.ID, &c.AuthzID, &c.Type, &c.Token, &c.Status, &validated, &c.Error, &c.Evidence); err != nil {
 		return nil, err
 	}
 	c.Validated = fromMicros(validated)

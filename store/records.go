@@ -128,6 +128,9 @@ type Challenge struct {
 	Status    string // pending, processing, valid, invalid
 	Validated time.Time
 	Error     []byte // problem document JSON when invalid
+	// Evidence is what proved control when it is more than the token: for
+	// dns-persist-01 the record found (FinishChallengeWithEvidence); else "".
+	Evidence string
 }
 
 // IssuanceIntent is written before the issuer key is asked to sign anything, so a

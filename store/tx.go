@@ -277,3 +277,14 @@ func (t *Tx) RetireGeneration(name, by string, r Revocation, now time.Time) (*Re
 func (t *Tx) RegisterGeneration(g IssuerGeneration, by string, now time.Time) (*IssuerGeneration, error) {
 	return t.s.RegisterGeneration(t.ctx, g, by, now)
 }
+
+// FinishChallengeWithEvidence records a processing challenge as valid, as
+// FinishChallenge does, together with what proved control (a dns-persist-01
+// record), in the transaction that records its audit event.
+func (t *Tx) FinishChallengeWithEvidence(challengeID string, validated time.Time, evidence string) error {
+	if err := t.s.finishChallenge(t.ctx, t.s.cur, challengeID, true, validated, nil, time.Time{}); err != nil {
+		return err
+	}
+	_, err := t.s.exec(t.ctx, t.s.cur, `UPDATE challenges SET evidence = ? WHERE id = ?`, evidence, challengeID)
+	return err
+}

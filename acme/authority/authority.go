@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/keys"
@@ -85,6 +86,12 @@ type Validator interface {
 	// that is its base name.
 	DNS01(ctx context.Context, name, keyAuth string) error
 	TLSALPN01(ctx context.Context, name, keyAuth string) error
+	// DNSAccount01 is dns-01 at the account's own label; accountURI is the
+	// account's URL the label derives from.
+	DNSAccount01(ctx context.Context, name, accountURI, keyAuth string) error
+	// DNSPersist01 reads the persistent record of name (a wildcard's base name,
+	// wildcard set) and returns the record that authorises accountURI at now.
+	DNSPersist01(ctx context.Context, name string, wildcard bool, accountURI string, now time.Time) (*validate.PersistRecord, error)
 	// CAA takes the name as the certificate will hold it ("*.x" for a wildcard), the
 	// account's URL (RFC 8657 accounturi) and the challenge type that proved control.
 	CAA(ctx context.Context, name, accountURI, method string) error
@@ -115,6 +122,22 @@ type Profile struct {
 	Test        bool   // a test profile; test-only organisations get only these
 	CA          CA
 	Policy      Policy
+	// PersistReuse is how long after its validation an authorisation that rests on
+	// a dns-persist-01 record is reused for the profile's orders (within
+	// Config.AuthzReuse, and never past the record's persistUntil); 0 means
+	// DefaultPersistReuse, negative never (each order reads the record again).
+	PersistReuse time.Duration
+}
+
+// DefaultPersistReuse is Profile.PersistReuse's default (profile.DefaultPersistReuse
+// for configured profiles; docs/validation.md, "dns-persist-01").
+const DefaultPersistReuse = 7 * 24 * time.Hour
+
+func (p *Profile) persistReuse() time.Duration {
+	if p == nil || p.PersistReuse == 0 {
+		return DefaultPersistReuse
+	}
+	return p.PersistReuse
 }
 
 // Auditor makes a change of the ACME side together with its audit event, in one

@@ -20,6 +20,7 @@ import (
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/acmetest"
 	"github.com/varmenne/varmenne/acme/jws/jwstest"
+	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/signer"
@@ -233,6 +234,17 @@ func (v *fakeValidator) DNS01(ctx context.Context, name, keyAuth string) error {
 
 func (v *fakeValidator) TLSALPN01(ctx context.Context, name, keyAuth string) error {
 	return v.HTTP01(ctx, name, "", keyAuth)
+}
+
+func (v *fakeValidator) DNSAccount01(ctx context.Context, name, _, keyAuth string) error {
+	return v.HTTP01(ctx, name, "", keyAuth)
+}
+
+func (v *fakeValidator) DNSPersist01(ctx context.Context, name string, _ bool, _ string, _ time.Time) (*validate.PersistRecord, error) {
+	if err := v.HTTP01(ctx, name, "", ""); err != nil {
+		return nil, err
+	}
+	return &validate.PersistRecord{Owner: "_validation-persist." + name, Value: "fake"}, nil
 }
 
 // CAA always allows issuance; the tests here are about the authority's own rules.

@@ -94,7 +94,7 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	for _, name := range list {
 		// An authorisation names the base of a wildcard and says it is one (RFC 8555 7.1.4).
 		base, wildcard := strings.CutPrefix(name, "*.")
-		prior, err := a.reusableAuthz(ctx, acct, base, wildcard, now)
+		prior, err := a.reusableAuthz(ctx, acct, prof, base, wildcard, now)
 		if err != nil {
 			return nil, err
 		}
@@ -145,25 +145,29 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 	return &o, nil
 }
 
-// challengeTypes are the challenges offered for a name, http-01 first. A wildcard
-// can only be proven in DNS: control of one host says nothing of its siblings. An IP
-// address has no DNS zone to put a TXT record in, so it gets http-01 and tls-alpn-01
-// only (RFC 8738 section 7).
+// challengeTypes are the challenges offered for a name, http-01 first and the
+// drafts' dns-account-01 and dns-persist-01 last, so a client that picks the first
+// type it knows picks as before. A wildcard can only be proven in DNS: control of
+// one host says nothing of its siblings. An IP address has no DNS zone to put a TXT
+// record in, so it gets http-01 and tls-alpn-01 only (RFC 8738 section 7).
 func challengeTypes(name string, wildcard bool) []string {
 	switch {
 	case wildcard:
-		return []string{acme.ChallengeDNS01}
+		return []string{acme.ChallengeDNS01, acme.ChallengeDNSAccount01, acme.ChallengeDNSPersist01}
 	case acme.IdentifierOf(name).Type == acme.IdentifierIP:
 		return []string{acme.ChallengeHTTP01, acme.ChallengeTLSALPN01}
 	}
-	return []string{acme.ChallengeHTTP01, acme.ChallengeDNS01, acme.ChallengeTLSALPN01}
+	return []string{acme.ChallengeHTTP01, acme.ChallengeDNS01, acme.ChallengeTLSALPN01,
+		acme.ChallengeDNSAccount01, acme.ChallengeDNSPersist01}
 }
 
 // reusableAuthz finds the account's valid authorisation for the name validated
 // within the reuse window, or nil. Only the same account's: never another account's,
 // and so never another organisation's. It must outlive the new order, so that an
-// order never holds an expired authorisation.
-func (a *Authority) reusableAuthz(ctx context.Context, acct *store.Account, name string, wildcard bool, now time.Time) (*store.Authorization, error) {
+// order never holds an expired authorisation. One that rests on a dns-persist-01
+// record is reused only within the order's profile's PersistReuse too (and never
+// past the record's persistUntil, which capped its expiry at validation).
+func (a *Authority) reusableAuthz(ctx context.Context, acct *store.Account, prof *Profile, name string, wildcard bool, now time.Time) (*store.Authorization, error) {
 	if a.cfg.AuthzReuse < 0 {
 		return nil, nil
 	}
@@ -175,6 +179,14 @@ func (a *Authority) reusableAuthz(ctx context.Context, acct *store.Account, name
 		return nil, a.internal(ctx, "look up earlier authorizations", err)
 	case az.AccountID != acct.ID:
 		return nil, a.internal(ctx, "look up earlier authorizations", errors.New("the store returned another account's authorization"))
+	}
+	for _, ch := range az.Challenges {
+		if ch.Type == acme.ChallengeDNSPersist01 && ch.Status == string(acme.StatusValid) {
+			limit := prof.persistReuse()
+			if limit < 0 || ch.Validated.Before(now.Add(-limit)) {
+				return nil, nil // the record is read again by a new authorisation
+			}
+		}
 	}
 	return az, nil
 }
@@ -368,12 +380,17 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 		go func() { caa <- a.val.CAA(vctx, caaName, a.accountURI(acct.ID), ch.Type) }()
 	}
 	var verr error
+	var persisted *validate.PersistRecord // what proved control, for dns-persist-01
 	switch {
 	case ch.Type == acme.ChallengeDNS01:
 		verr = a.val.DNS01(vctx, name, keyAuth)
+	case ch.Type == acme.ChallengeDNSAccount01:
+		verr = a.val.DNSAccount01(vctx, name, a.accountURI(acct.ID), keyAuth)
+	case ch.Type == acme.ChallengeDNSPersist01:
+		persisted, verr = a.val.DNSPersist01(vctx, name, az.Wildcard, a.accountURI(acct.ID), a.now())
 	case az.Wildcard:
 		// Never offered; refused should a stored challenge say otherwise.
-		verr = acme.Errorf(acme.Unauthorized, "a wildcard name can only be proven with dns-01")
+		verr = acme.Errorf(acme.Unauthorized, "a wildcard name can only be proven in DNS (dns-01, dns-account-01, dns-persist-01)")
 	case ch.Type == acme.ChallengeHTTP01:
 		verr = a.val.HTTP01(vctx, name, ch.Token, keyAuth)
 	case ch.Type == acme.ChallengeTLSALPN01:
@@ -395,7 +412,15 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
 	validated := a.now()
-	if err := a.store.FinishChallenge(rctx, ch.ID, verr == nil, validated, problem); err != nil {
+	finish := func() error { return a.store.FinishChallenge(rctx, ch.ID, verr == nil, validated, problem) }
+	expires := validated.Add(a.cfg.ValidAuthzLifetime)
+	if verr == nil && persisted != nil {
+		finish = func() error { return a.finishPersistent(rctx, acct, ch, az, persisted, validated) }
+		if !persisted.PersistUntil.IsZero() && persisted.PersistUntil.Before(expires) {
+			expires = persisted.PersistUntil // the record authorises nothing after it
+		}
+	}
+	if err := finish(); err != nil {
 		a.log.ErrorContext(ctx, "recording a validation result failed", "challenge", ch.ID, "err", err)
 		return
 	}
@@ -405,11 +430,22 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 	if verr == nil {
 		// A valid authorisation lives longer than a pending one. Should this fail, it
 		// keeps the shorter pending lifetime: safe, only less convenient.
-		if err := a.store.SetValidAuthorizationExpiry(rctx, az.ID, validated.Add(a.cfg.ValidAuthzLifetime)); err != nil && !errors.Is(err, store.ErrConflict) {
+		if err := a.store.SetValidAuthorizationExpiry(rctx, az.ID, expires); err != nil && !errors.Is(err, store.ErrConflict) {
 			a.log.ErrorContext(ctx, "extending a valid authorization failed", "authz", az.ID, "err", err)
 		}
 	}
 	a.log.InfoContext(ctx, "validation finished", "challenge", ch.ID, "name", name, "valid", verr == nil, "problem", string(problem))
+}
+
+// finishPersistent records a dns-persist-01 validation: the challenge valid with the
+// record that proved it, and the audit event naming the record, in one transaction.
+func (a *Authority) finishPersistent(ctx context.Context, acct *store.Account, ch *store.Challenge, az *store.Authorization, rec *validate.PersistRecord, validated time.Time) error {
+	e := audit.PersistentRecordValidated{
+		Authz: az.ID, Challenge: ch.ID, Account: acct.ID, Org: acct.OrgOID, Name: az.Name, Wildcard: az.Wildcard,
+		Owner: rec.Owner, Record: rec.Value, PersistUntil: rec.PersistUntil, Validated: validated,
+	}
+	evidence := rec.Owner + " TXT " + strconv.Quote(rec.Value)
+	return a.record(ctx, e, func(tx *store.Tx) error { return tx.FinishChallengeWithEvidence(ch.ID, validated, evidence) })
 }
 
 // KeyAuthorization of a challenge token for the account (exposed for tests and tools).

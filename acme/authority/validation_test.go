@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -25,6 +26,9 @@ type scriptedValidator struct {
 	mu    sync.Mutex
 	fail  map[string]error // "<method> <name>" or "caa <name>" → the answer; missing: nil
 	calls []string         // "<method> <name>", "caa <name> <method> <accountURI>"
+	// persist is the dns-persist-01 record found per name; missing: a record
+	// without persistUntil.
+	persist map[string]validate.PersistRecord
 }
 
 func (v *scriptedValidator) answer(call, key string) error {
@@ -44,6 +48,24 @@ func (v *scriptedValidator) DNS01(_ context.Context, name, _ string) error {
 
 func (v *scriptedValidator) TLSALPN01(_ context.Context, name, _ string) error {
 	return v.answer("tls-alpn-01 "+name, "tls-alpn-01 "+name)
+}
+
+func (v *scriptedValidator) DNSAccount01(_ context.Context, name, accountURI, _ string) error {
+	return v.answer("dns-account-01 "+name+" "+accountURI, "dns-account-01 "+name)
+}
+
+// DNSPersist01 answers with the record v.persist holds for the name (a found
+// record), or with the scripted error.
+func (v *scriptedValidator) DNSPersist01(_ context.Context, name string, wildcard bool, accountURI string, _ time.Time) (*validate.PersistRecord, error) {
+	if err := v.answer(fmt.Sprintf("dns-persist-01 %s %v %s", name, wildcard, accountURI), "dns-persist-01 "+name); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if rec, ok := v.persist[name]; ok {
+		return &rec, nil
+	}
+	return &validate.PersistRecord{Owner: "_validation-persist." + name, Value: "ca.test; accounturi=" + accountURI}, nil
 }
 
 func (v *scriptedValidator) CAA(_ context.Context, name, accountURI, method string) error {
@@ -77,7 +99,7 @@ func newScriptedFixture(t *testing.T, cfg Config) (*fixture, *scriptedValidator)
 	t.Helper()
 	cfg.AccountURIPrefix = testAccountURIPrefix
 	f := newFixture(t, cfg)
-	v := &scriptedValidator{fail: map[string]error{}}
+	v := &scriptedValidator{fail: map[string]error{}, persist: map[string]validate.PersistRecord{}}
 	cfg.Revoker, cfg.Audit = testRevoker(f.st), testAuditor(f.st)
 	f.a = New(cfg, f.st, v, f.ca, nil)
 	t.Cleanup(f.a.Close)
@@ -126,14 +148,14 @@ func TestOfferedChallenges(t *testing.T) {
 		detail    string
 		authzs    []string // "<name> <wildcard> <types>" per authorization
 	}{
-		{name: "a host name is offered http-01, dns-01 and tls-alpn-01", ids: []string{"www.example.fi"},
-			authzs: []string{"www.example.fi false [http-01 dns-01 tls-alpn-01]"}},
+		{name: "a host name is offered http-01, dns-01, tls-alpn-01, then dns-account-01 and dns-persist-01", ids: []string{"www.example.fi"},
+			authzs: []string{"www.example.fi false [http-01 dns-01 tls-alpn-01 dns-account-01 dns-persist-01]"}},
 		{name: "a wildcard is refused by default", ids: []string{"*.example.fi"},
 			want: acme.RejectedIdentifier, detail: "does not issue wildcard certificates"},
-		{name: "an allowed wildcard is offered only dns-01, at its base name", allowWild: true, ids: []string{"*.example.fi"},
-			authzs: []string{"example.fi true [dns-01]"}},
+		{name: "an allowed wildcard is offered only the DNS challenges, at its base name", allowWild: true, ids: []string{"*.example.fi"},
+			authzs: []string{"example.fi true [dns-01 dns-account-01 dns-persist-01]"}},
 		{name: "a wildcard and its base name get separate authorizations", allowWild: true, ids: []string{"example.fi", "*.example.fi"},
-			authzs: []string{"example.fi false [http-01 dns-01 tls-alpn-01]", "example.fi true [dns-01]"}},
+			authzs: []string{"example.fi false [http-01 dns-01 tls-alpn-01 dns-account-01 dns-persist-01]", "example.fi true [dns-01 dns-account-01 dns-persist-01]"}},
 		{name: "a wildcard over a public suffix stays refused", allowWild: true, ids: []string{"*.fi"},
 			want: acme.RejectedIdentifier, detail: "public suffix"},
 		{name: "a wildcard outside the organisation's domains stays refused", allowWild: true, ids: []string{"*.muu.fi"},
@@ -187,6 +209,12 @@ func TestValidationDispatch(t *testing.T) {
 			[]string{"caa www.example.fi tls-alpn-01 %s", "tls-alpn-01 www.example.fi"}},
 		{"a wildcard is proven at its base and CAA is checked for the wildcard", "*.example.fi", acme.ChallengeDNS01,
 			[]string{"caa *.example.fi dns-01 %s", "dns-01 example.fi"}},
+		{"dns-account-01 validates with the account's URL and checks CAA for dns-account-01", "www.example.fi", acme.ChallengeDNSAccount01,
+			[]string{"caa www.example.fi dns-account-01 %[1]s", "dns-account-01 www.example.fi %[1]s"}},
+		{"dns-persist-01 reads the record for the account and checks CAA for dns-persist-01", "www.example.fi", acme.ChallengeDNSPersist01,
+			[]string{"caa www.example.fi dns-persist-01 %[1]s", "dns-persist-01 www.example.fi false %[1]s"}},
+		{"dns-persist-01 for a wildcard asks for a wildcard record at the base", "*.example.fi", acme.ChallengeDNSPersist01,
+			[]string{"caa *.example.fi dns-persist-01 %[1]s", "dns-persist-01 example.fi true %[1]s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,7 +226,11 @@ func TestValidationDispatch(t *testing.T) {
 				t.Fatalf("authorization %s, want valid", az.Status)
 			}
 			want := slices.Clone(tt.wantCall)
-			want[0] = fmt.Sprintf(want[0], testAccountURIPrefix+acct.ID)
+			for i := range want {
+				if strings.Contains(want[i], "%") {
+					want[i] = fmt.Sprintf(want[i], testAccountURIPrefix+acct.ID)
+				}
+			}
 			if got := v.take(); !slices.Equal(got, want) {
 				t.Errorf("validator calls %q, want %q", got, want)
 			}

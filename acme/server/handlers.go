@@ -196,6 +196,9 @@ func (s *Server) challengeJSON(ch *store.Challenge) acme.Challenge {
 		v := ch.Validated.UTC()
 		out.Validated = &v
 	}
+	if ch.Type == acme.ChallengeDNSPersist01 {
+		out.IssuerDomainNames = s.cfg.CAAIdentities
+	}
 	return out
 }
 

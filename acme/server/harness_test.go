@@ -35,6 +35,7 @@ import (
 	"github.com/varmenne/varmenne/acme/jws/jwstest"
 	"github.com/varmenne/varmenne/acme/nonce"
 	"github.com/varmenne/varmenne/acme/server"
+	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/audit"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/keys"
@@ -78,6 +79,14 @@ func (v *fakeValidator) DNS01(_ context.Context, name, _ string) error {
 
 func (v *fakeValidator) TLSALPN01(_ context.Context, name, _ string) error {
 	return acme.Errorf(acme.TLS, "fake validator: no tls-alpn-01 for %s", name)
+}
+
+func (v *fakeValidator) DNSAccount01(_ context.Context, name, _, _ string) error {
+	return acme.Errorf(acme.DNS, "fake validator: no dns-account-01 for %s", name)
+}
+
+func (v *fakeValidator) DNSPersist01(_ context.Context, name string, _ bool, _ string, _ time.Time) (*validate.PersistRecord, error) {
+	return nil, acme.Errorf(acme.DNS, "fake validator: no dns-persist-01 for %s", name)
 }
 
 func (v *fakeValidator) CAA(context.Context, string, string, string) error { return nil }

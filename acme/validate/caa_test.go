@@ -176,6 +176,15 @@ func TestCAA(t *testing.T) {
 		{"validationmethods tls-alpn-01 allows tls-alpn-01", func(d *dnsserver.Server) {
 			d.SetCAA("www.example.fi", 0, "issue", ourCA+"; validationmethods=tls-alpn-01")
 		}, call{"www.example.fi", ourAcct, "tls-alpn-01"}, "", nil},
+		{"validationmethods can name dns-persist-01", func(d *dnsserver.Server) {
+			d.SetCAA("www.example.fi", 0, "issue", ourCA+"; validationmethods=dns-persist-01")
+		}, call{"www.example.fi", ourAcct, "dns-persist-01"}, "", nil},
+		{"validationmethods dns-persist-01 refuses dns-01", func(d *dnsserver.Server) {
+			d.SetCAA("www.example.fi", 0, "issue", ourCA+"; validationmethods=dns-persist-01")
+		}, call{"www.example.fi", ourAcct, "dns-01"}, acme.CAA, []string{"does not allow the validation method dns-01"}},
+		{"validationmethods can name dns-account-01", func(d *dnsserver.Server) {
+			d.SetCAA("www.example.fi", 0, "issue", ourCA+"; validationmethods=dns-account-01")
+		}, call{"www.example.fi", ourAcct, "dns-account-01"}, "", nil},
 		{"a malformed validationmethods list refuses", func(d *dnsserver.Server) {
 			d.SetCAA("www.example.fi", 0, "issue", ourCA+"; validationmethods=http-01,,dns-01")
 		}, def, acme.CAA, []string{"malformed validationmethods"}},

@@ -35,11 +35,15 @@ func (v *Validator) DNS01(ctx context.Context, name, keyAuth string) error {
 	}
 	defer release()
 
-	label := "_acme-challenge." + host
-	want := DNS01Value(keyAuth)
+	return v.txtProof(ctx, "dns-01", "_acme-challenge."+host, DNS01Value(keyAuth))
+}
+
+// txtProof requires one of the TXT records at label, CNAMEs followed, to be want;
+// dns-01 and dns-account-01 differ only in the label.
+func (v *Validator) txtProof(ctx context.Context, method, label, want string) error {
 	set, err := v.lookup(ctx, label, dnsmessage.TypeTXT)
 	if err != nil {
-		return acme.Errorf(acme.DNS, "%s; dns-01 needs an answer for the TXT record at %s", err, label)
+		return acme.Errorf(acme.DNS, "%s; %s needs an answer for the TXT record at %s", err, method, label)
 	}
 	if len(set.records) == 0 {
 		what := "no TXT record"

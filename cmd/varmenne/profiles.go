@@ -89,7 +89,7 @@ func buildProfiles(set *profile.Set, pki *filekey.DevPKI, active map[string]stri
 			return nil, nil, err
 		}
 		rollovers = append(rollovers, &rollover{profile: name, hierarchy: p.Issuer, Rollover: ro})
-		out = append(out, authority.Profile{Name: name, Description: p.Description, Test: p.Test, CA: ro, Policy: chain})
+		out = append(out, authority.Profile{Name: name, Description: p.Description, Test: p.Test, CA: ro, Policy: chain, PersistReuse: p.PersistReuseFor()})
 		log.Info("profile offered", "profile", name, "issuer", ro.Issuer().Name, "max_validity_days", p.MaxValidityDays, "policy_oids", p.PolicyOIDs, "plugins", chain.Plugins())
 	}
 	return out, rollovers, nil
