@@ -134,7 +134,7 @@ func TestDescribeDB(t *testing.T) {
 func TestOpsListenerClosesIdleConnections(t *testing.T) {
 	defer func(d time.Duration) { opsIdleTimeout = d }(opsIdleTimeout)
 	opsIdleTimeout = 200 * time.Millisecond
-	addr, stop, err := startOps("127.0.0.1:0", pinger{}, slog.New(slog.DiscardHandler))
+	addr, stop, err := startOps("127.0.0.1:0", pinger{}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/varmenne/varmenne/internal/metrics"
+	"github.com/varmenne/varmenne/revocation"
+	"github.com/varmenne/varmenne/signer"
+	"github.com/varmenne/varmenne/signer/filekey"
+	"github.com/varmenne/varmenne/signer/pkcs11"
+	"github.com/varmenne/varmenne/store"
+)
+
+// newMetrics makes the server's metrics (internal/metrics), served on the ops
+// listener's /metrics, and hooks the store's transaction retries into them.
+func newMetrics(st *store.SQL) *metrics.Metrics {
+	m := metrics.New(version())
+	st.OnTxRetry(m.TxRetried)
+	return m
+}
+
+// watchKeys times every signature of the issuer keys and, with HSM keys,
+// publishes the session pool; then, once the issuers are known, what the store
+// holds of them (CRLs, revocations) and of the register and the organisations.
+// Call it before the keys are handed to the profiles and the CRL publisher.
+func watchKeys(m *metrics.Metrics, st *store.SQL, pki *filekey.DevPKI) {
+	watched := false
+	for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
+		backend := "file"
+		if k, ok := iss.Key.(*pkcs11.Key); ok {
+			backend = "pkcs11"
+			if !watched { // the issuers' keys share the token's one pool
+				m.WatchHSMSessions(k.Sessions)
+				watched = true
+			}
+		}
+		iss.Key = m.TimedKey(iss.Key, iss.Name, backend)
+	}
+	m.WatchStore(st, []string{pki.Production.Name, pki.Test.Name}, func(code int) string {
+		r, _ := revocation.ByCode(code)
+		return r.Name
+	})
+}
+
+// metricsErrorLog logs what the metrics handler could not serve.
+type metricsErrorLog struct{ log *slog.Logger }
+
+func (l metricsErrorLog) Println(v ...any) { l.log.Warn("metrics", "err", slog.AnyValue(v)) }
