@@ -411,6 +411,7 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 		}
 	}
 	a.log.InfoContext(ctx, "validation finished", "challenge", ch.ID, "name", name, "valid", verr == nil, "problem", string(problem))
+	a.cfg.Metrics.Validated(ch.Type, verr)
 }
 
 // KeyAuthorization of a challenge token for the account (exposed for tests and tools).

@@ -76,6 +76,9 @@ func exercised(t *testing.T, st Store) (*Metrics, crypto.Signer) {
 	m.WatchStore(st, []string{"production", "unpublished"}, func(code int) string {
 		return map[int]string{1: "keyCompromise"}[code]
 	})
+	m.Validated("http-01", nil)
+	m.Validated("dns-01", acme.Errorf(acme.DNS, "SERVFAIL"))
+	m.Validated("tls-alpn-01", errors.New("boom"))
 	ctx := context.Background()
 	v := m.Validations(fakeValidator{})
 	_ = v.HTTP01(ctx, "a.example", "t", "k")
@@ -321,6 +324,7 @@ func TestNilMetricsCountNothing(t *testing.T) {
 	m.RegisterMaxStale(time.Hour)
 	m.WatchHSMSessions(nil)
 	m.WatchStore(nil, nil, nil)
+	m.Validated("http-01", nil)
 	v := fakeValidator{}
 	if m.Validations(v) != Validator(v) {
 		t.Error("a nil Metrics wrapped the validator")

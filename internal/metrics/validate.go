@@ -16,9 +16,8 @@ type Validator interface {
 	CAA(ctx context.Context, name, accountURI, method string) error
 }
 
-// Validations returns v counting, as it answers, every validation by challenge
-// type and outcome, every CAA check that does not allow issuance, and every DNS
-// lookup that failed. The answers are v's, unchanged.
+// Validations returns v counting, as it answers, every CAA check that does not
+// allow issuance and every DNS lookup that failed. The answers are v's, unchanged.
 func (m *Metrics) Validations(v Validator) Validator {
 	if m == nil {
 		return v
@@ -56,15 +55,23 @@ func (c countingValidator) CAA(ctx context.Context, name, accountURI, method str
 }
 
 func (c countingValidator) validated(challenge string, err error) error {
+	if err != nil && problemOf(err) == string(acme.DNS) {
+		c.m.dnsFailures.WithLabelValues(challenge).Inc()
+	}
+	return err
+}
+
+// Validated counts the result of a challenge's validation, CAA included: err nil
+// is valid, else its problem type is the outcome.
+func (m *Metrics) Validated(challenge string, err error) {
+	if m == nil {
+		return
+	}
 	outcome := "valid"
 	if err != nil {
 		outcome = problemOf(err)
-		if outcome == string(acme.DNS) {
-			c.m.dnsFailures.WithLabelValues(challenge).Inc()
-		}
 	}
-	c.m.validations.WithLabelValues(challenge, outcome).Inc()
-	return err
+	m.validations.WithLabelValues(challenge, outcome).Inc()
 }
 
 // problemOf is the problem type of a validator's error: its ACME kind, or
