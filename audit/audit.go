@@ -147,13 +147,13 @@ func (l *Log) do(ctx context.Context, audited auditedFunc, change func(tx *store
 		if err != nil {
 			return nil, err
 		}
+		pending = len(records)
 		events := make([]store.AuditEvent, len(records))
 		for i, r := range records {
 			if events[i], err = entry(r, at); err != nil {
 				return nil, err
 			}
 		}
-		pending = len(events)
 		return events, nil
 	})
 	if err == nil {
