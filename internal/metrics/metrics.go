@@ -83,7 +83,7 @@ func New(version string) *Metrics {
 		"DNS lookups of validation that failed (problem type dns), by check (http-01, dns-01, tls-alpn-01, caa).", "check")
 	m.rateLimited = counter("rate_limit_refusals_total", "Requests refused by a rate limit, by limit.", "limit")
 	m.signDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "signature_duration_seconds",
-		Help:    "Time an issuer key takes to sign (certificates, CRLs, OCSP responder certificates), by issuer and key backend (file, pkcs11).",
+		Help:    "Time an issuer key takes to sign (certificates, CRLs), by issuer and key backend (file, pkcs11).",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"issuer", "backend"})
 	m.reg.MustRegister(m.signDuration)
 	m.signErrors = counter("signature_errors_total", "Signatures an issuer key failed to make, by issuer and key backend.", "issuer", "backend")

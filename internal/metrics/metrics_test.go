@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -328,5 +329,33 @@ func TestNilMetricsCountNothing(t *testing.T) {
 	v := fakeValidator{}
 	if m.Validations(v) != Validator(v) {
 		t.Error("a nil Metrics wrapped the validator")
+	}
+}
+
+// TestPromtoolFindsNoLintProblems: promtool check metrics, Prometheus' own lint of
+// names, units and help texts, accepts every family of a full scrape.
+func TestPromtoolFindsNoLintProblems(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool is not installed: run ./scripts/install-test-deps (Debian package prometheus; make test does)")
+	}
+	m, key := exercised(t, fakeStore{})
+	sum := sha256.Sum256([]byte("x"))
+	if _, err := key.Sign(rand.Reader, sum[:], crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	m.Handler(nil).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = w.Body
+	out, err := cmd.CombinedOutput()
+	var problems []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(line, "varmenne_") {
+			problems = append(problems, line)
+		}
+	}
+	if len(problems) > 0 || (err != nil && len(out) == 0) {
+		t.Errorf("promtool check metrics: %v\n%s", err, strings.Join(problems, "\n"))
 	}
 }
