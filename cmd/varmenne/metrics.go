@@ -5,7 +5,6 @@ import (
 
 	"github.com/varmenne/varmenne/internal/metrics"
 	"github.com/varmenne/varmenne/revocation"
-	"github.com/varmenne/varmenne/signer"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/signer/pkcs11"
 	"github.com/varmenne/varmenne/store"
@@ -19,13 +18,17 @@ func newMetrics(st *store.SQL) *metrics.Metrics {
 	return m
 }
 
-// watchKeys times every signature of the issuer keys and, with HSM keys,
-// publishes the session pool; then, once the issuers are known, what the store
-// holds of them (CRLs, revocations) and of the register and the organisations.
+// watchKeys times every signature of the issuer keys of every generation and,
+// with HSM keys, publishes the session pool; then, once the issuers are known,
+// what the store holds of them (CRLs, revocations) and of the register and the
+// organisations.
 // Call it before the keys are handed to the profiles and the CRL publisher.
 func watchKeys(m *metrics.Metrics, st *store.SQL, pki *filekey.DevPKI) {
 	watched := false
-	for _, iss := range []*signer.Issuer{pki.Production, pki.Test} {
+	var names []string
+	for _, g := range pki.Generations { // Production and Test are the first of theirs
+		iss := g.Issuer
+		names = append(names, iss.Name)
 		backend := "file"
 		if k, ok := iss.Key.(*pkcs11.Key); ok {
 			backend = "pkcs11"
@@ -36,7 +39,7 @@ func watchKeys(m *metrics.Metrics, st *store.SQL, pki *filekey.DevPKI) {
 		}
 		iss.Key = m.TimedKey(iss.Key, iss.Name, backend)
 	}
-	m.WatchStore(st, []string{pki.Production.Name, pki.Test.Name}, func(code int) string {
+	m.WatchStore(st, names, func(code int) string {
 		r, _ := revocation.ByCode(code)
 		return r.Name
 	})
