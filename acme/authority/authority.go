@@ -170,7 +170,8 @@ type Config struct {
 	// Production: only THL's register makes an organisation eligible; one no
 	// register import listed (added by hand) is refused at every step (standing.go).
 	Production bool
-	// Metrics counts orders, finalizations and rate-limit refusals; nil: none.
+	// Metrics counts orders, validations, finalizations and rate-limit refusals;
+	// nil: none.
 	Metrics *metrics.Metrics
 }
 

@@ -29,7 +29,11 @@ const namespace = "varmenne"
 const (
 	// Issued: the certificate was signed and stored.
 	Issued = "issued"
-	// Failed: the order was processing and ended invalid (signing or storing failed).
+	// Refused: the order was processing and the signer refused it as asked (its
+	// key certified meanwhile, its dates): the client's doing.
+	Refused = "refused"
+	// Failed: the order was processing and ended invalid because signing or
+	// storing failed: the CA's doing.
 	Failed = "failed"
 )
 
@@ -73,7 +77,7 @@ func New(version string) *Metrics {
 	m.reg.MustRegister(m.acmeDuration)
 	m.orders = counter("orders_total", "Orders created, by profile and issuer.", "profile", "issuer")
 	m.finalizations = counter("finalizations_total",
-		"Finalizations that reached the signer, by profile, issuer and outcome (issued, failed).", "profile", "issuer", "outcome")
+		"Finalizations that reached the signer, by profile, issuer and outcome (issued, refused, failed).", "profile", "issuer", "outcome")
 	m.certificates = counter("certificates_issued_total", "Certificates signed and stored, by profile and issuer.", "profile", "issuer")
 	m.validations = counter("validations_total",
 		"Challenge validations, by challenge type and outcome (valid, or the problem type of the failure).", "challenge", "outcome")
@@ -138,7 +142,7 @@ func (m *Metrics) OrderCreated(profile, issuer string) {
 }
 
 // Finalized counts a finalization that reached the signer, with its outcome
-// (Issued or Failed); an issued one is also a certificate.
+// (Issued, Refused or Failed); an issued one is also a certificate.
 func (m *Metrics) Finalized(profile, issuer, outcome string) {
 	if m == nil {
 		return
