@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 
+	"github.com/varmenne/varmenne/acme/authority"
 	"github.com/varmenne/varmenne/internal/metrics"
 	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/signer/filekey"
@@ -43,6 +44,13 @@ func watchKeys(m *metrics.Metrics, st *store.SQL, pki *filekey.DevPKI) {
 		r, _ := revocation.ByCode(code)
 		return r.Name
 	})
+}
+
+// watchProfiles makes each profile's series exist from the start (Metrics.Profile).
+func watchProfiles(m *metrics.Metrics, profiles []authority.Profile) {
+	for _, p := range profiles {
+		m.Profile(p.Name, p.CA.Issuer().Name)
+	}
 }
 
 // metricsErrorLog logs what the metrics handler could not serve.

@@ -133,6 +133,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	watchProfiles(m, profiles) // metrics.go
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go watchIssuers(watchCtx, st, rollovers, log)

@@ -153,6 +153,21 @@ func (m *Metrics) Finalized(profile, issuer, outcome string) {
 	}
 }
 
+// Profile makes the series of a profile signed by issuer exist at zero (orders,
+// every finalization outcome, certificates), so that the first event after a
+// start is an increase the rules see: increase() misses a series that appears
+// with its first count.
+func (m *Metrics) Profile(profile, issuer string) {
+	if m == nil {
+		return
+	}
+	m.orders.WithLabelValues(profile, issuer)
+	m.certificates.WithLabelValues(profile, issuer)
+	for _, o := range []string{Issued, Refused, Failed} {
+		m.finalizations.WithLabelValues(profile, issuer, o)
+	}
+}
+
 // RateLimited counts a refusal by the rate limit named limit.
 func (m *Metrics) RateLimited(limit string) {
 	if m == nil {

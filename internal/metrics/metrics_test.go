@@ -359,3 +359,21 @@ func TestPromtoolFindsNoLintProblems(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, strings.Join(problems, "\n"))
 	}
 }
+
+// TestProfileSeriesStartAtZero: a profile's series exist before its first event,
+// so the rules' increase() sees the first failure after a start.
+func TestProfileSeriesStartAtZero(t *testing.T) {
+	m := New("test")
+	m.Profile("sote-server-test", "test")
+	f := families(t, m)
+	for _, o := range []string{Issued, Refused, Failed} {
+		if got := value(t, f, "varmenne_finalizations_total", map[string]string{"profile": "sote-server-test", "issuer": "test", "outcome": o}); got != 0 {
+			t.Errorf("finalizations %s = %v before any", o, got)
+		}
+	}
+	for _, name := range []string{"varmenne_orders_total", "varmenne_certificates_issued_total"} {
+		if got := value(t, f, name, map[string]string{"profile": "sote-server-test", "issuer": "test"}); got != 0 {
+			t.Errorf("%s = %v before any", name, got)
+		}
+	}
+}
