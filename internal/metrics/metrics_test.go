@@ -309,6 +309,12 @@ func TestTimedKeyKeepsTheContext(t *testing.T) {
 	if k.Public() == nil {
 		t.Error("the timed key has no public key")
 	}
+	if _, ok := UnwrapKey(k).(ctxKey); !ok {
+		t.Errorf("UnwrapKey gave %T, not the key timed", UnwrapKey(k))
+	}
+	if UnwrapKey(inner) != crypto.Signer(inner) {
+		t.Error("UnwrapKey changed a key that was not timed")
+	}
 }
 
 // TestNilMetricsCountNothing: a server or test without metrics calls the same
