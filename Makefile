@@ -4,7 +4,7 @@ DATA     ?= varmenne-data
 BIN      := bin/varmenne
 BENCHBIN := bin/varmenne-bench
 
-.PHONY: all build run test test-deps vet fmt-check bench bench-quick bench-go clean
+.PHONY: all build run test test-deps vet fmt-check bench bench-quick bench-go clean deb
 
 all: build
 
@@ -12,6 +12,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/varmenne
 	$(GO) build -o $(BENCHBIN) ./cmd/varmenne-bench
+
+## deb: the Debian package bin/varmenne_VERSION_ARCH.deb (binary, systemd unit, /etc/varmenne;
+## docs/install.md), built through nfpm's Go API (packaging/deb)
+deb:
+	$(GO) build -o $(BIN) ./cmd/varmenne
+	$(GO) run ./packaging/cmd/varmenne-deb -binary $(BIN) -out bin
 
 ## run: start the server on the embedded default (SQLite, development PKI) in ./$(DATA)
 run: build

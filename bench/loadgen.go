@@ -33,6 +33,7 @@ import (
 
 	"golang.org/x/crypto/acme"
 
+	"github.com/varmenne/varmenne/internal/progress"
 	"github.com/varmenne/varmenne/test/dnsserver"
 )
 
@@ -58,7 +59,7 @@ type Config struct {
 	HTTP01      string         // listen address of the http-01 responder, e.g. 127.0.0.1:5002
 	DNS         string         // listen address of the DNS server (UDP and TCP); "": none
 	ServerPIDs  []int          // processes whose CPU time is counted (with their children)
-	Progress    io.Writer      // a progress line every second; nil: none
+	Progress    io.Writer      // a progress line on a terminal, else a summary line at the end; nil: none
 	Timeout     time.Duration  // per order (default 2 min)
 }
 
@@ -132,7 +133,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rec := newRecorder(cfg.Orders)
 	cpuBefore := cpuTime(cfg.ServerPIDs)
 	began := time.Now()
-	stopProgress := progress(cfg.Progress, rec, cfg.Orders, began)
+	// A progress line on a terminal, else one summary line (internal/progress).
+	var meter *progress.Meter
+	if cfg.Progress != nil {
+		meter = progress.New(cfg.Progress, "issuing certificates")
+	}
+	meter.Begin(cfg.Orders)
 	runCtx, stall := context.WithCancelCause(ctx)
 	defer stall(nil)
 	stopWatch := watchdog(rec, cfg.Timeout, stall)
@@ -149,6 +155,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				if runCtx.Err() != nil {
 					rec.add(nil, context.Cause(runCtx))
+					meter.Fail(1)
 					continue
 				}
 				o := &orderRun{cfg: &cfg, c: clients[i%len(clients)], resp: resp, key: keys[i],
@@ -160,13 +167,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					err = fmt.Errorf("%w (%v)", context.Cause(runCtx), err)
 				}
 				rec.add(o.times, err)
+				if err != nil {
+					meter.Fail(1)
+				} else {
+					meter.Add(1)
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(began)
 	stopWatch()
-	stopProgress()
+	if ctx.Err() != nil {
+		meter.Abandon()
+	} else {
+		meter.Finish()
+	}
 	cpuAfter := cpuTime(cfg.ServerPIDs)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bench: stopped: %w", err)

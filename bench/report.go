@@ -209,46 +209,6 @@ func problemOrStatus(e *acme.Error) string {
 	return "HTTP " + strconv.Itoa(e.StatusCode)
 }
 
-// progress prints a line every second until the returned function is called.
-func progress(w io.Writer, r *recorder, total int, began time.Time) func() {
-	if w == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	terminal := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			terminal = true
-		}
-	}
-	line := func(end string) {
-		issued, failed := r.counts()
-		s := time.Since(began).Seconds()
-		fmt.Fprintf(w, "\r%6d/%d issued, %d failed, %.1f s, %.1f certificates/s%s", issued, total, failed, s, float64(issued)/s, end)
-	}
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for n := 1; ; n++ {
-			select {
-			case <-done:
-				line("\n")
-				return
-			case <-t.C:
-				if terminal {
-					line("")
-				} else if n%5 == 0 {
-					line("\n")
-				}
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
-
 // newOrderWithProfile sends newOrder with a profile, signed with the client's
 // account key and kid, and returns the order's URL.
 func newOrderWithProfile(ctx context.Context, c *acme.Client, name, profile string) (string, error) {

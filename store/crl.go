@@ -170,6 +170,8 @@ func (s *SQL) RevokeOrganisation(ctx context.Context, orgOID string, now time.Ti
 		if err != nil {
 			return err
 		}
+		progress := progressOf(ctx)
+		progress.Begin(len(targets))
 		for _, t := range targets {
 			if err := s.revoke(ctx, tx, t.serial, r); err != nil {
 				return err
@@ -181,6 +183,7 @@ func (s *SQL) RevokeOrganisation(ctx context.Context, orgOID string, now time.Ti
 				}
 			}
 			revoked = append(revoked, t.serial)
+			progress.Add(1)
 		}
 		return nil
 	})

@@ -169,6 +169,8 @@ func (s *SQL) ImportRegister(ctx context.Context, orgs []RegisterImport, at time
 		}
 		rows.Close()
 
+		progress := progressOf(ctx)
+		progress.Begin(len(orgs))
 		for _, o := range orgs {
 			after := o.Register
 			after.OrgOID, after.SyncedAt, after.LeftAt = o.OID, at, time.Time{}
@@ -180,6 +182,7 @@ func (s *SQL) ImportRegister(ctx context.Context, orgs []RegisterImport, at time
 					return err
 				}
 				changes = append(changes, RegisterChange{OID: o.OID, Added: true, After: after})
+				progress.Add(1)
 				continue
 			}
 			args := append([]any{o.LongName}, registerArgs(after)...)
@@ -190,6 +193,7 @@ func (s *SQL) ImportRegister(ctx context.Context, orgs []RegisterImport, at time
 			}
 			changes = append(changes, RegisterChange{OID: o.OID, Before: cur.reg, BeforeLongName: cur.longName, After: after,
 				Updated: cur.longName != o.LongName || cur.reg.SyncedAt.IsZero() || !cur.reg.LeftAt.IsZero() || !sameRegister(cur.reg, after)})
+			progress.Add(1)
 		}
 		for oid, cur := range existing {
 			if listed[oid] || cur.reg.SyncedAt.IsZero() || !cur.reg.LeftAt.IsZero() {

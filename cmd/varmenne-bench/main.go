@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dnsListen := fs.String("dns-listen", "127.0.0.1:5053", "listen address of the DNS server answering every order name with 127.0.0.1 (the server's --dns-resolver); empty: none")
 	fs.Var(&pids, "server-pid", "PID of a server process whose CPU time (with its children's) is reported per certificate (repeatable)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
-	quiet := fs.Bool("quiet", false, "no progress line")
+	quiet := fs.Bool("quiet", false, "no progress line (on a terminal) or summary line (otherwise) on stderr")
 	timeout := fs.Duration("order-timeout", 2*time.Minute, "deadline of one order")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,6 +94,12 @@ func startBenchServer(t *testing.T) *benchServer {
 	return s
 }
 
+// loud is args without --quiet: the progress (here, not a terminal: the summary
+// line) goes to stderr.
+func (s *benchServer) loud(extra ...string) []string {
+	return slices.DeleteFunc(s.args(extra...), func(a string) bool { return a == "--quiet" })
+}
+
 func (s *benchServer) args(extra ...string) []string {
 	return append([]string{"--directory", s.Directory, "--data", s.Data, "--local-org", testOID, "--domain", "bench.example",
 		"--http01-listen", s.http01, "--dns-listen", s.dnsAdr, "--quiet"}, extra...)
@@ -131,7 +139,7 @@ func TestBenchIssuesAgainstALocalServer(t *testing.T) {
 		})
 	}
 	t.Run("text report with server CPU", func(t *testing.T) {
-		err, stdout, stderr := runCmd(t, s.args("--orders", "2", "--concurrency", "1", "--server-pid", fmt.Sprint(s.Cmd.Process.Pid))...)
+		err, stdout, stderr := runCmd(t, s.loud("--orders", "2", "--concurrency", "1", "--server-pid", fmt.Sprint(s.Cmd.Process.Pid))...)
 		if err != nil {
 			t.Fatalf("varmenne-bench: %v; stderr: %s", err, stderr)
 		}
@@ -139,6 +147,18 @@ func TestBenchIssuesAgainstALocalServer(t *testing.T) {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("report lacks %q:\n%s", want, stdout)
 			}
+		} // Not on a terminal: no progress line, one summary line on stderr.
+		if !regexp.MustCompile(`^issuing certificates: 2 of 2 in [0-9.]+m?s \([0-9.]+/s\)\n$`).MatchString(stderr) {
+			t.Errorf("stderr %q; want one summary line of the 2 orders", stderr)
+		}
+	})
+	t.Run("the summary line counts the failed orders", func(t *testing.T) {
+		err, _, stderr := runCmd(t, s.loud("--orders", "1", "--concurrency", "1", "--profile", "no-such-profile")...)
+		if err != nil {
+			t.Fatalf("varmenne-bench: %v; stderr: %s", err, stderr)
+		}
+		if !regexp.MustCompile(`^issuing certificates: 1 of 1 in [0-9.]+m?s \([0-9.]+/s\), 1 failed\n$`).MatchString(stderr) {
+			t.Errorf("stderr %q; want one summary line with the failed order", stderr)
 		}
 	})
 	t.Run("an order the server refuses is counted by its problem type", func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/varmenne/varmenne/admin"
 	"github.com/varmenne/varmenne/alert"
+	"github.com/varmenne/varmenne/internal/progress"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/sote"
 	"github.com/varmenne/varmenne/policy/thl"
@@ -99,10 +100,14 @@ func orgImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("org import: %s; nothing was imported", strings.TrimPrefix(err.Error(), "thl: "))
 	}
-	rep, err := s.svc.ImportRegister(ctx, s.who, src.String(), entries)
+	// A progress line on a terminal, else one summary line, on stderr.
+	meter := progress.New(stderr, "importing organisations")
+	rep, err := s.svc.ImportRegister(store.WithProgress(ctx, meter), s.who, src.String(), entries)
 	if err != nil {
+		meter.Abandon()
 		return s.fail(err)
 	}
+	meter.Finish()
 	fmt.Fprintf(stdout, "THL register from %s: %d records\n", src, rep.Records)
 	fmt.Fprintf(stdout, "organisations: %d added, %d updated, %d unchanged, %d left the register or are no longer active; %d inactive records of unknown organisations skipped\n",
 		rep.Added, rep.Updated, rep.Unchanged, len(rep.Gone), rep.Skipped)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -112,7 +113,14 @@ func TestOrgImport(t *testing.T) {
 	mustRun(t, "org", "add", "--data", data, "--oid", handOID, "--name", "Käsin Oy", "--domain", "kasin.example")
 
 	t.Run("the first import adds the active organisations and updates the known one", func(t *testing.T) {
-		out := mustRun(t, "org", "import", registerJSON, "--data", data)
+		err, out, stderr := runCmd(t, "org", "import", registerJSON, "--data", data)
+		if err != nil {
+			t.Fatalf("org import: %v (stderr %q)", err, stderr)
+		}
+		// Not on a terminal: no progress line, one summary line of the rows written.
+		if !regexp.MustCompile(`^importing organisations: 4 of 4 in [0-9.]+m?s \([0-9.]+/s\)\n$`).MatchString(stderr) {
+			t.Errorf("stderr %q; want one summary line of the 4 organisations written", stderr)
+		}
 		wantLines(t, out, "7 records",
 			"3 added, 1 updated, 0 unchanged, 0 left the register or are no longer active; 3 inactive records of unknown organisations skipped",
 			"organisation "+handOID+" (Käsin Oy) was added by hand and is not in the register")

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/internal/progress"
 	"github.com/varmenne/varmenne/revocation"
+	"github.com/varmenne/varmenne/store"
 )
 
 // revoke carries out a revocation an operator was asked for (in the e-service, by
@@ -46,10 +48,14 @@ func revoke(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer s.Close()
 	name := revocation.Name(in.reasonCode)
 	if *org != "" {
-		serials, err := s.svc.RevokeOrganisation(ctx, s.who, *org, in.RevokeInput)
+		// A progress line on a terminal, else one summary line, on stderr.
+		meter := progress.New(stderr, "revoking certificates")
+		serials, err := s.svc.RevokeOrganisation(store.WithProgress(ctx, meter), s.who, *org, in.RevokeInput)
 		if err != nil {
+			meter.Abandon()
 			return s.fail(err)
 		}
+		meter.Finish()
 		fmt.Fprintf(stdout, "revoked %d certificates of organisation %s (reason %s)\n", len(serials), *org, name)
 		for _, serial := range serials {
 			fmt.Fprintln(stdout, serial)

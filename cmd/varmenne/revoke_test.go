@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/varmenne/varmenne/internal/ptytest"
 )
 
 func TestRevokeInput(t *testing.T) {
@@ -100,5 +106,72 @@ func TestServeRefusesALongCRLValidity(t *testing.T) {
 				t.Errorf("the data directory was made before the refusal (%v)", serr)
 			}
 		})
+	}
+}
+
+// TestRevokeOrgSummary: revoke --org says on stderr, in one line when not on a
+// terminal, how many certificates it revoked and how fast; a refusal writes none.
+func TestRevokeOrgSummary(t *testing.T) {
+	isolate(t)
+	data := newData(t)
+	mustRun(t, "org", "add", "--data", data, "--oid", pharmacyOID, "--name", "Apteekki Oy", "--domain", "apteekki.example")
+	st := openData(t, data)
+	for _, serial := range []string{"0200aa", "0200bb", "0200cc"} {
+		issueFor(t, st, pharmacyOID, serial, time.Now().Add(time.Hour))
+	}
+	who := []string{"--reason", "cessationOfOperation", "--requested-by", "THL", "--identified-by", "register", "--data", data}
+	err, stdout, stderr := runCmd(t, append([]string{"revoke", "--org", pharmacyOID}, who...)...)
+	if err != nil {
+		t.Fatalf("revoke --org: %v (stderr %q)", err, stderr)
+	}
+	if !strings.HasPrefix(stdout, "revoked 3 certificates of organisation "+pharmacyOID) {
+		t.Errorf("stdout %q", stdout)
+	}
+	if !regexp.MustCompile(`^revoking certificates: 3 of 3 in [0-9.]+m?s \([0-9.]+/s\)\n$`).MatchString(stderr) {
+		t.Errorf("stderr %q; want one summary line of the 3 certificates", stderr)
+	}
+	err, _, stderr = runCmd(t, append([]string{"revoke", "--org", "1.2.246.10.9.10.0"}, who...)...)
+	if err == nil || stderr != "" {
+		t.Errorf("revoke --org of an unknown organisation: %v, stderr %q; want an error and no summary", err, stderr)
+	}
+}
+
+// TestRevokeOrgOnATerminal: with stderr a terminal (a pseudo-terminal here),
+// revoke --org draws its progress line in place, carriage return after carriage
+// return, and ends it with the summary and a newline.
+func TestRevokeOrgOnATerminal(t *testing.T) {
+	isolate(t)
+	data := newData(t)
+	mustRun(t, "org", "add", "--data", data, "--oid", pharmacyOID, "--name", "Apteekki Oy", "--domain", "apteekki.example")
+	st := openData(t, data)
+	for _, serial := range []string{"0300aa", "0300bb"} {
+		issueFor(t, st, pharmacyOID, serial, time.Now().Add(time.Hour))
+	}
+	tty, ptmx := ptytest.Open(t)
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(ptmx).ReadString('\n')
+		got <- line
+	}()
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"revoke", "--org", pharmacyOID, "--reason", "cessationOfOperation", "--requested-by", "THL",
+		"--identified-by", "register", "--data", data}, &stdout, tty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var screen string
+	select {
+	case screen = <-got:
+	case <-time.After(time.Minute):
+		t.Fatal("nothing ended the line on the terminal")
+	}
+	draws := strings.Split(strings.TrimPrefix(screen, "\r"), "\r")
+	if len(draws) < 3 || !strings.HasPrefix(draws[0], "revoking certificates: 0 of 2 (0%)") ||
+		!strings.HasPrefix(draws[len(draws)-2], "revoking certificates: 2 of 2 (100%), ") ||
+		!regexp.MustCompile(`^revoking certificates: 2 of 2 in [0-9.]+m?s \([0-9.]+/s\) *\n$`).MatchString(draws[len(draws)-1]) {
+		t.Errorf("the terminal showed %q; want the line drawn from 0 of 2 to 2 of 2, then the summary in its place", screen)
+	}
+	if !strings.HasPrefix(stdout.String(), "revoked 2 certificates") {
+		t.Errorf("stdout %q", stdout.String())
 	}
 }

@@ -225,13 +225,14 @@ func std(pattern string) matcher {
 
 // testOrTooling matches the module's test and tooling packages: everything under
 // test/, every package whose name ends in "test" (jwstest, acmetest, signertest,
-// softhsmtest, pgtest), and the load generator bench with what is under it.
+// softhsmtest, pgtest), the load generator bench with what is under it, and the
+// Debian packaging (packaging/..., which links nfpm and go-git).
 func testOrTooling(p *pkg) bool {
 	if !inModule(p.ImportPath) {
 		return false
 	}
 	s := short(p.ImportPath)
-	return matchPattern("test/...", s) || matchPattern("bench/...", s) || strings.HasSuffix(p.Name, "test")
+	return matchPattern("test/...", s) || matchPattern("bench/...", s) || matchPattern("packaging/...", s) || strings.HasSuffix(p.Name, "test")
 }
 
 func matchPattern(pattern, path string) bool {
