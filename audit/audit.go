@@ -40,6 +40,23 @@ type Log struct {
 	st    Store
 	now   func() time.Time
 	watch func(store.AuditEvent)
+	// appended and failed count the events committed and those that could not be
+	// (Count); nil: not counted.
+	appended, failed func(n int)
+}
+
+// Count makes the log tell appended how many events each append committed, and
+// failed how many it could not write (their change did not happen either). Both
+// must not block. Call it before the log is used.
+func (l *Log) Count(appended, failed func(n int)) { l.appended, l.failed = appended, failed }
+
+func (l *Log) counted(n int, err error) {
+	switch {
+	case err == nil && l.appended != nil:
+		l.appended(n)
+	case err != nil && l.failed != nil:
+		l.failed(n)
+	}
 }
 
 // Watch makes the log hand every event it appended, once committed, to f (the
@@ -95,6 +112,7 @@ func (l *Log) Append(ctx context.Context, r Record) (store.AuditEvent, error) {
 		return store.AuditEvent{}, err
 	}
 	out, err := l.st.AppendAudit(ctx, e, seal)
+	l.counted(1, err)
 	if err != nil {
 		return store.AuditEvent{}, fmt.Errorf("audit: %w", err)
 	}
@@ -119,11 +137,17 @@ type auditedFunc func(ctx context.Context, seal store.Seal, change func(tx *stor
 
 func (l *Log) do(ctx context.Context, audited auditedFunc, change func(tx *store.Tx) ([]Record, error)) error {
 	at := l.now()
+	// pending is the number of events the last run of change handed over: when
+	// the transaction then fails, they were not written (a change that refuses
+	// writes none, and is no audit failure).
+	pending := 0
 	stored, err := audited(ctx, seal, func(tx *store.Tx) ([]store.AuditEvent, error) {
+		pending = 0
 		records, err := change(tx)
 		if err != nil {
 			return nil, err
 		}
+		pending = len(records)
 		events := make([]store.AuditEvent, len(records))
 		for i, r := range records {
 			if events[i], err = entry(r, at); err != nil {
@@ -134,6 +158,9 @@ func (l *Log) do(ctx context.Context, audited auditedFunc, change func(tx *store
 	})
 	if err == nil {
 		l.watched(stored...)
+		l.counted(len(stored), nil)
+	} else if pending > 0 {
+		l.counted(pending, err)
 	}
 	return err
 }

@@ -226,3 +226,47 @@ func TestDoOnSQLite(t *testing.T) {
 
 // eabSecret seals the EAB keys of the stores the tests open.
 var eabSecret, _ = store.GenerateEABSecret()
+
+// TestCountedAppends: the log tells its counters the events it committed and
+// those it was handed but could not write; a change that refuses hands over none.
+func TestCountedAppends(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "varmenne.db"), eabSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(st, nil)
+	var appended, failed int
+	l.Count(func(n int) { appended += n }, func(n int) { failed += n })
+	const oid = "1.2.246.10.1"
+	add := func(tx *store.Tx) ([]Record, error) {
+		return []Record{Done("anna", OrganisationAdded{Org: oid, Name: "X"}), Done("anna", OrganisationAdded{Org: oid, Name: "X"})},
+			tx.AddOrganisation(store.Organisation{OID: oid, Name: "X"})
+	}
+	steps := []struct {
+		name             string
+		do               func() error
+		appended, failed int
+	}{
+		{"a change and its two events", func() error { return l.Do(ctx, add) }, 2, 0},
+		{"a change that refuses hands over no event", func() error { return l.Do(ctx, add) }, 2, 0},
+		{"an event on its own", func() error { _, err := l.Append(ctx, Done("anna", KeyGenerated{Label: "k"})); return err }, 3, 0},
+		{"an incomplete event is not written", func() error {
+			return l.Do(ctx, func(*store.Tx) ([]Record, error) { return []Record{{Actor: "anna"}}, nil })
+		}, 3, 1},
+		{"an event the closed database cannot take", func() error {
+			st.Close()
+			_, err := l.Append(ctx, Done("anna", KeyGenerated{Label: "k2"}))
+			return err
+		}, 3, 2},
+	}
+	for _, s := range steps {
+		err := s.do()
+		if wantErr := s.name != "a change and its two events" && s.name != "an event on its own"; (err != nil) != wantErr {
+			t.Errorf("%s: err %v", s.name, err)
+		}
+		if appended != s.appended || failed != s.failed {
+			t.Errorf("%s: appended %d, failed %d; want %d, %d (err %v)", s.name, appended, failed, s.appended, s.failed, err)
+		}
+	}
+}

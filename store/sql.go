@@ -48,6 +48,8 @@ type SQL struct {
 	// auditMAC seals each appended audit event under the audit key (KeyAudit);
 	// nil: events are appended without a MAC.
 	auditMAC func(AuditEvent) string
+	// txRetried is told of every transaction run again (OnTxRetry); nil: none.
+	txRetried func()
 }
 
 // q is where a read runs: the bound transaction (see cur), else the database.
@@ -340,6 +342,9 @@ func (s *SQL) retryTxOn(ctx context.Context, level sql.IsolationLevel, relaxed b
 		err := s.runTxOn(ctx, &sql.TxOptions{Isolation: level}, relaxed, fn)
 		if err == nil || attempt == maxTxAttempts || !s.d.retryable(err) || ctx.Err() != nil {
 			return err
+		}
+		if s.txRetried != nil {
+			s.txRetried()
 		}
 		select {
 		case <-time.After(rand.N(backoff)):

@@ -21,6 +21,7 @@ import (
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/internal/metrics"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/policy/names"
@@ -192,6 +193,9 @@ type Config struct {
 	// Production: only THL's register makes an organisation eligible; one no
 	// register import listed (added by hand) is refused at every step (standing.go).
 	Production bool
+	// Metrics counts orders, validations, finalizations and rate-limit refusals;
+	// nil: none.
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) setDefaults() {

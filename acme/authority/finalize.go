@@ -13,6 +13,7 @@ import (
 
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/jws"
+	"github.com/varmenne/varmenne/internal/metrics"
 	"github.com/varmenne/varmenne/policy"
 	"github.com/varmenne/varmenne/policy/keys"
 	"github.com/varmenne/varmenne/policy/names"
@@ -110,6 +111,7 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 		NotAfter:  o.NotAfter,
 	})
 	if err != nil {
+		a.cfg.Metrics.Finalized(prof.Name, prof.CA.Issuer().Name, finalizeOutcome(err))
 		return nil, a.failOrder(ctx, o.ID, "issue the certificate", err)
 	}
 	rec := store.Certificate{
@@ -129,8 +131,10 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	if err := a.store.FinishIssuance(ctx, rec); err != nil {
 		// Signed but not stored: the intent with this serial stays for the reconciler.
 		a.log.ErrorContext(ctx, "certificate signed but not stored", "serial", issued.Serial, "order", o.ID, "err", err)
+		a.cfg.Metrics.Finalized(prof.Name, prof.CA.Issuer().Name, finalizeOutcome(err))
 		return nil, a.failOrder(ctx, o.ID, "store the certificate", err)
 	}
+	a.cfg.Metrics.Finalized(prof.Name, prof.CA.Issuer().Name, metrics.Issued)
 	a.log.InfoContext(ctx, "certificate issued", "serial", issued.Serial, "order", o.ID, "account", acct.ID, "org", o.OrgOID, "names", o.Names)
 	return a.Order(ctx, acct, o.ID)
 }
@@ -149,6 +153,16 @@ func (a *Authority) failOrder(ctx context.Context, orderID, what string, cause e
 		a.log.ErrorContext(ctx, "marking the order invalid failed", "order", orderID, "err", err)
 	}
 	return refusal
+}
+
+// finalizeOutcome is how the metrics count a processing order that ended invalid:
+// refused as asked (failOrder's client refusals: the key certified meanwhile, the
+// dates), or failed.
+func finalizeOutcome(err error) string {
+	if errors.Is(err, store.ErrKeyInUse) || errors.Is(err, signer.ErrInvalidRequest) {
+		return metrics.Refused
+	}
+	return metrics.Failed
 }
 
 // signerRefusal is the client's answer to a request the signer refuses as asked

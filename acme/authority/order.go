@@ -142,6 +142,7 @@ func (a *Authority) NewOrder(ctx context.Context, acct *store.Account, req acme.
 		return nil, a.internal(ctx, "record the order", err)
 	}
 	a.log.InfoContext(ctx, "order created", "order", o.ID, "account", acct.ID, "names", list, "reused_authzs", reused)
+	a.cfg.Metrics.OrderCreated(prof.Name, prof.CA.Issuer().Name)
 	return &o, nil
 }
 
@@ -435,6 +436,7 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 		}
 	}
 	a.log.InfoContext(ctx, "validation finished", "challenge", ch.ID, "name", name, "valid", verr == nil, "problem", string(problem))
+	a.cfg.Metrics.Validated(ch.Type, verr)
 }
 
 // finishPersistent records a dns-persist-01 validation: the challenge valid with the

@@ -91,6 +91,7 @@ func (a *Authority) take(ctx context.Context, limit string, max int, subject, wh
 func (a *Authority) rateLimited(ctx context.Context, limit, counted string, reset, now time.Time) error {
 	wait := max(reset.Sub(now), time.Second)
 	a.log.InfoContext(ctx, "rate limited", "limit", limit, "counted", counted, "reset", reset)
+	a.cfg.Metrics.RateLimited(limit)
 	e := acme.Errorf(acme.RateLimited, "rate limit %s reached: %s; it resets at %s (retry after %s)",
 		limit, counted, reset.UTC().Format(time.RFC3339), wait.Round(time.Second))
 	e.RetryAfter = wait

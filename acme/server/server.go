@@ -24,6 +24,7 @@ import (
 	"github.com/varmenne/varmenne/acme"
 	"github.com/varmenne/varmenne/acme/authority"
 	"github.com/varmenne/varmenne/acme/jws"
+	"github.com/varmenne/varmenne/internal/metrics"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -78,6 +79,8 @@ type Config struct {
 	// OnProblem, if set, is told the kind of every problem document sent (the
 	// alert hook counts the unauthorized ones); it must not block.
 	OnProblem func(kind acme.ErrorKind)
+	// Metrics counts every request by endpoint, status and problem type; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Server serves the ACME API.
@@ -391,5 +394,34 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			attrs = append(attrs, "problem", rec.problem)
 		}
 		s.log.InfoContext(r.Context(), "request", attrs...)
+		s.cfg.Metrics.ACMERequest(endpointOf(r.URL.Path), rec.status, rec.problem, time.Since(start))
 	})
+}
+
+// endpointOf names the resource a path is, for the metrics: one of a fixed set,
+// never an id or a serial.
+func endpointOf(path string) string {
+	for _, e := range []struct{ prefix, name string }{
+		{DirectoryPath, "directory"}, {newNoncePath, "new-nonce"}, {newAccountPath, "new-account"},
+		{newOrderPath, "new-order"}, {revokeCertPath, "revoke-cert"}, {keyChangePath, "key-change"},
+		{accountPath, "account"}, {orderPath, "order"}, {authzPath, "authz"}, {challengePath, "challenge"},
+		{certPath, "certificate"}, {RenewalInfoPath, "renewal-info"},
+	} {
+		rest, ok := strings.CutPrefix(path, e.prefix)
+		switch {
+		case !ok:
+			continue
+		case e.prefix[len(e.prefix)-1] != '/': // a fixed resource: the whole path
+			if rest == "" {
+				return e.name
+			}
+		case e.name == "account" && strings.HasSuffix(rest, "/orders"):
+			return "orders"
+		case e.name == "order" && strings.HasSuffix(rest, "/finalize"):
+			return "finalize"
+		default:
+			return e.name
+		}
+	}
+	return "other"
 }

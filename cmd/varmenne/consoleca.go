@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/varmenne/varmenne/admin"
+	"github.com/varmenne/varmenne/internal/metrics"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/signer/pkcs11"
 )
@@ -21,7 +22,7 @@ func consoleCA(cfg *serveConfig, pki *filekey.DevPKI) admin.CA {
 	}
 	for _, g := range pki.Generations {
 		f := admin.IssuerFacts{Name: g.Issuer.Name, Key: "file key in the data directory (development)"}
-		if k, ok := g.Issuer.Key.(*pkcs11.Key); ok {
+		if k, ok := metrics.UnwrapKey(g.Issuer.Key).(*pkcs11.Key); ok { // timed by the metrics (metrics.go)
 			f.Key = "HSM token " + cfg.keys.Token + ", key label " + k.Info().Label
 		}
 		if g.OCSP != nil && g.OCSP.Cert != nil {

@@ -304,12 +304,24 @@ func opsHandler(db opsStore, log *slog.Logger) http.Handler {
 	return mux
 }
 
+// withMetrics serves metrics on GET /metrics beside ops.
+func withMetrics(ops, metrics http.Handler) http.Handler {
+	if metrics == nil {
+		return ops
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.Handle("/", ops)
+	return mux
+}
+
 // opsIdleTimeout closes an idle keep-alive connection of the operator listener.
 var opsIdleTimeout = 30 * time.Second
 
-// startOps serves opsHandler on addr, plain HTTP; addr "" serves nothing. It
-// returns the address listened on and a function that stops the listener.
-func startOps(addr string, db opsStore, log *slog.Logger) (string, func(), error) {
+// startOps serves opsHandler on addr, plain HTTP, with metrics (Prometheus) on
+// /metrics when it is not nil; addr "" serves nothing. It returns the address
+// listened on and a function that stops the listener.
+func startOps(addr string, db opsStore, metrics http.Handler, log *slog.Logger) (string, func(), error) {
 	if addr == "" {
 		return "", func() {}, nil
 	}
@@ -318,7 +330,7 @@ func startOps(addr string, db opsStore, log *slog.Logger) (string, func(), error
 		return "", nil, fmt.Errorf("cannot listen on --ops-listen %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           opsHandler(db, log),
+		Handler:           withMetrics(opsHandler(db, log), metrics),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

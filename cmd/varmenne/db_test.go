@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/varmenne/varmenne/internal/metrics"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -134,7 +135,7 @@ func TestDescribeDB(t *testing.T) {
 func TestOpsListenerClosesIdleConnections(t *testing.T) {
 	defer func(d time.Duration) { opsIdleTimeout = d }(opsIdleTimeout)
 	opsIdleTimeout = 200 * time.Millisecond
-	addr, stop, err := startOps("127.0.0.1:0", pinger{}, slog.New(slog.DiscardHandler))
+	addr, stop, err := startOps("127.0.0.1:0", pinger{}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,5 +158,40 @@ func TestOpsListenerClosesIdleConnections(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := r.ReadByte(); err != io.EOF {
 		t.Fatalf("the idle kept-alive connection was not closed: %v", err)
+	}
+}
+
+// TestOpsListenerServesMetrics: /metrics on the ops listener answers in the
+// Prometheus text format, beside /healthz; without metrics there is no /metrics.
+func TestOpsListenerServesMetrics(t *testing.T) {
+	m := metrics.New("test")
+	m.OrderCreated("sote-server", "production")
+	for _, tt := range []struct {
+		name    string
+		handler http.Handler
+		path    string
+		status  int
+		want    string
+	}{
+		{"metrics are served", m.Handler(nil), "/metrics", http.StatusOK, `varmenne_orders_total{issuer="production",profile="sote-server"} 1`},
+		{"healthz beside them", m.Handler(nil), "/healthz", http.StatusOK, "ok"},
+		{"no metrics, no /metrics", nil, "/metrics", http.StatusNotFound, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, stop, err := startOps("127.0.0.1:0", pinger{}, tt.handler, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			resp, err := http.Get("http://" + addr + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.want) {
+				t.Errorf("GET %s: %d %q; want %d with %q", tt.path, resp.StatusCode, body, tt.status, tt.want)
+			}
+		})
 	}
 }

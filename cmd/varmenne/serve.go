@@ -18,6 +18,7 @@ import (
 	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/alert"
 	"github.com/varmenne/varmenne/audit"
+	"github.com/varmenne/varmenne/internal/metrics"
 	"github.com/varmenne/varmenne/revocation"
 	"github.com/varmenne/varmenne/signer/filekey"
 	"github.com/varmenne/varmenne/store"
@@ -47,7 +48,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cfg.enterMode(ctx, st); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	opsAddr, stopOps, err := startOps(cfg.opsListen, st, log) // db.go
+	m := newMetrics(st)                                                                        // metrics.go
+	opsAddr, stopOps, err := startOps(cfg.opsListen, st, m.Handler(metricsErrorLog{log}), log) // db.go
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -64,6 +66,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Every signature and revocation, every key event, and this start and stop go
 	// to the audit log.
 	aud := audit.Recorder{Log: audit.New(st, nil), Actor: "varmenne serve"}
+	aud.Log.Count(m.AuditAppended, m.AuditFailed)
 	// The alert hook watches the audit log; the anchors write its head outside the
 	// database (alerts.go). Both stop after the stop's audit event, in this order.
 	alerts, watcher, err := cfg.alerts.start(log)
@@ -99,6 +102,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closeKeys()
+	watchKeys(m, st, pki) // metrics.go
 	if err := recordKeys(ctx, aud, cfg, pki); err != nil {
 		return fmt.Errorf("serve: cannot write the audit log: %w", err)
 	}
@@ -115,6 +119,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if register != nil {
 		cfg.authority.Register = register
+		m.RegisterMaxStale(cfg.register.maxStale)
 	}
 	// Every issuer generation loaded is registered; the database says which one of
 	// each hierarchy issues (issuers.go).
@@ -128,6 +133,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	watchProfiles(m, profiles) // metrics.go
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go watchIssuers(watchCtx, st, rollovers, log)
@@ -136,12 +142,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer stopRevocation()
-	auth, stopAuthority, err := startAuthority(ctx, cfg, st, profiles, aud, log)
+	auth, stopAuthority, err := startAuthority(ctx, cfg, st, profiles, aud, m, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer stopAuthority()
-	acmeSrv := newACMEServer(ctx, cfg, st, auth, log, watcher)
+	acmeSrv := newACMEServer(ctx, cfg, st, auth, m, log, watcher)
 
 	// The software version and the configuration are recorded with every start
 	// (the operator side's in operators.go).
@@ -254,18 +260,19 @@ func recordKeys(ctx context.Context, aud audit.Recorder, cfg *serveConfig, pki *
 // fail that work as soon as the process is gone. The sweeper runs at start and
 // every sweepEvery. stop ends the sweeper, waits for background validations and
 // gives the instance up; call it before the store closes.
-func startAuthority(ctx context.Context, cfg *serveConfig, st *store.SQL, profiles []authority.Profile, aud audit.Recorder, log *slog.Logger) (*authority.Authority, func(), error) {
+func startAuthority(ctx context.Context, cfg *serveConfig, st *store.SQL, profiles []authority.Profile, aud audit.Recorder, m *metrics.Metrics, log *slog.Logger) (*authority.Authority, func(), error) {
 	val, err := validate.New(cfg.validation) // checked by Validate
 	if err != nil {
 		return nil, nil, fmt.Errorf("validator: %w", err)
 	}
 	ac := cfg.authority
 	ac.Audit = aud
+	ac.Metrics = m
 	// revokeCert goes to the one revocation component, as every door's revocation.
 	ac.Revoker = revocation.New(st, aud.Log, nil)
 	// acme/server serves accounts at <base>/acme/account/<id>; CAA accounturi names them.
 	ac.AccountURIPrefix = strings.TrimSuffix(cfg.baseURL, "/") + "/acme/account/"
-	auth, err := authority.NewWithProfiles(ac, st, val, profiles, log)
+	auth, err := authority.NewWithProfiles(ac, st, m.Validations(val), profiles, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -311,12 +318,12 @@ func keepInstance(ctx context.Context, inst *store.Instance, log *slog.Logger) {
 
 // newACMEServer is the ACME front end of auth, with the nonces of one process or of
 // the replicas sharing PostgreSQL (db.go).
-func newACMEServer(ctx context.Context, cfg *serveConfig, st *store.SQL, auth *authority.Authority, log *slog.Logger, w *alert.Watcher) *server.Server {
+func newACMEServer(ctx context.Context, cfg *serveConfig, st *store.SQL, auth *authority.Authority, m *metrics.Metrics, log *slog.Logger, w *alert.Watcher) *server.Server {
 	if cfg.chaosNonces > 0 {
 		log.Warn("test-only chaos: refusing a share of valid nonces with badNonce; never use this in production", "chaos_reject_nonces", cfg.chaosNonces)
 	}
 	return server.New(server.Config{BaseURL: cfg.baseURL, TermsOfService: cfg.tos, Website: cfg.website,
-		CAAIdentities: cfg.validation.CAAIdentities, ChaosRejectNonces: cfg.chaosNonces, OnProblem: w.ACMEProblem},
+		CAAIdentities: cfg.validation.CAAIdentities, ChaosRejectNonces: cfg.chaosNonces, OnProblem: w.ACMEProblem, Metrics: m},
 		auth, newNonces(ctx, st, cfg.db.url, log), log)
 }
 
@@ -360,6 +367,7 @@ func printStarted(w io.Writer, cfg *serveConfig, s startedAt) {
 	}
 	if s.ops != "" {
 		fmt.Fprintf(w, "  Health:         http://%s/healthz, http://%[1]s/readyz\n", s.ops)
+		fmt.Fprintf(w, "  Metrics:        http://%s/metrics (Prometheus)\n", s.ops)
 	}
 	fmt.Fprintf(w, "  CRLs and OCSP:  %s (listening on %s)\n", s.crl, s.public)
 	if cfg.admin.busy != "" {

@@ -320,3 +320,6 @@ func ulongAttr(a *p11.Attribute) uint {
 	}
 	return ^uint(0)
 }
+
+// Sessions is Pool.Sessions of the pool the key signs through.
+func (k *Key) Sessions() (inUse, size int) { return k.pool.Sessions() }

@@ -494,3 +494,7 @@ func pinRefused(err error) bool {
 	}
 	return false
 }
+
+// Sessions says how many of the pool's sessions run an operation now, and how
+// many the pool has (the metrics read it).
+func (p *Pool) Sessions() (inUse, size int) { return cap(p.idle) - len(p.idle), cap(p.idle) }

@@ -47,6 +47,7 @@ var rules = []rule{
 			pkgs("policy/webhook"),      // asks the external policy service
 			pkgs("internal/signedpost"), // the signed, address-checked outbound client of both webhooks
 			pkgs("alert"),               // POSTs alerts to the operator's webhook
+			pkgs("internal/metrics"),    // the Prometheus handler the ops listener serves on /metrics
 			pkgs("admin/api"),           // the operators' JSON API (a front end of admin)
 			pkgs("admin/console"),       // the operators' web console (a front end of admin)
 			pkgs("admin/web"),           // puts both front ends on the admin listener
