@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/validate"
 	"github.com/varmenne/varmenne/store"
 )
 
@@ -58,6 +59,12 @@ func (v fakeValidator) HTTP01(context.Context, string, string, string) error { r
 func (v fakeValidator) DNS01(context.Context, string, string) error          { return v.err }
 func (v fakeValidator) TLSALPN01(context.Context, string, string) error      { return v.err }
 func (v fakeValidator) CAA(context.Context, string, string, string) error    { return v.err }
+func (v fakeValidator) DNSAccount01(context.Context, string, string, string) error {
+	return v.err
+}
+func (v fakeValidator) DNSPersist01(context.Context, string, bool, string, time.Time) (*validate.PersistRecord, error) {
+	return nil, v.err
+}
 
 // exercised is a Metrics on which every event happened once.
 func exercised(t *testing.T, st Store) (*Metrics, crypto.Signer) {

@@ -2,8 +2,10 @@ package metrics
 
 import (
 	"context"
+	"time"
 
 	"github.com/varmenne/varmenne/acme"
+	"github.com/varmenne/varmenne/acme/validate"
 )
 
 // Validator is what proves control of names and checks CAA (acme/validate's
@@ -13,6 +15,8 @@ type Validator interface {
 	HTTP01(ctx context.Context, name, token, keyAuth string) error
 	DNS01(ctx context.Context, name, keyAuth string) error
 	TLSALPN01(ctx context.Context, name, keyAuth string) error
+	DNSAccount01(ctx context.Context, name, accountURI, keyAuth string) error
+	DNSPersist01(ctx context.Context, name string, wildcard bool, accountURI string, now time.Time) (*validate.PersistRecord, error)
 	CAA(ctx context.Context, name, accountURI, method string) error
 }
 
@@ -40,6 +44,15 @@ func (c countingValidator) DNS01(ctx context.Context, name, keyAuth string) erro
 
 func (c countingValidator) TLSALPN01(ctx context.Context, name, keyAuth string) error {
 	return c.validated(acme.ChallengeTLSALPN01, c.v.TLSALPN01(ctx, name, keyAuth))
+}
+
+func (c countingValidator) DNSAccount01(ctx context.Context, name, accountURI, keyAuth string) error {
+	return c.validated(acme.ChallengeDNSAccount01, c.v.DNSAccount01(ctx, name, accountURI, keyAuth))
+}
+
+func (c countingValidator) DNSPersist01(ctx context.Context, name string, wildcard bool, accountURI string, now time.Time) (*validate.PersistRecord, error) {
+	rec, err := c.v.DNSPersist01(ctx, name, wildcard, accountURI, now)
+	return rec, c.validated(acme.ChallengeDNSPersist01, err)
 }
 
 func (c countingValidator) CAA(ctx context.Context, name, accountURI, method string) error {
