@@ -57,37 +57,31 @@ func (s *Service) Issuers(ctx context.Context, who *store.Operator) ([]IssuerVie
 }
 
 // RegisterIssuer records a generation a server loaded or a ceremony made, with its
-// audit event, unless the database knows it; by is who registers it (SystemActor,
-// or the ceremony's operators). A hierarchy's first generation becomes its active
-// one. The database knowing the name with another certificate is a Conflict: the
-// PKI directory and the database are not of one CA.
+// audit event, unless the database knows it with this certificate; by is who
+// registers it (SystemActor, or the ceremony's operators). A hierarchy's first
+// generation becomes its active one. A known generation with another certificate
+// (its key certified anew, or a development PKI made again) takes the new one,
+// keeping its state; the event names the certificate it replaces.
 func (s *Service) RegisterIssuer(ctx context.Context, g store.IssuerGeneration, by string) (*store.IssuerGeneration, error) {
 	known, err := s.st.GetIssuerGeneration(ctx, g.Name)
 	switch {
 	case err == nil && known.CertSHA256 == g.CertSHA256:
 		return known, nil
-	case err == nil:
-		return nil, errorf(Conflict, "the database knows issuer %s with certificate SHA-256 %s, but this one is %s: the PKI directory is not this database's; give the right --data or --db",
-			g.Name, known.CertSHA256, g.CertSHA256)
-	case !errors.Is(err, store.ErrNotFound):
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return nil, s.internal(ctx, "read issuer "+g.Name, err)
 	}
 	var stored *store.IssuerGeneration
 	err = s.aud.Do(ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		var replaced string
 		var err error
-		if stored, err = tx.RegisterGeneration(g, by, s.now()); err != nil {
+		if stored, replaced, err = tx.RegisterGeneration(g, by, s.now()); err != nil {
 			return nil, err
 		}
 		return []audit.Record{audit.Done(by, audit.IssuerRegistered{Issuer: stored.Name, Hierarchy: stored.Hierarchy,
-			Generation: stored.Generation, SHA256: stored.CertSHA256, State: stored.State})}, nil
+			Generation: stored.Generation, SHA256: stored.CertSHA256, State: stored.State, Replaces: replaced})}, nil
 	})
-	if errors.Is(err, store.ErrDuplicate) || errors.Is(err, store.ErrConflict) {
-		// Another replica registered it meanwhile, or the certificate is known
-		// under another name.
-		if known, kerr := s.st.GetIssuerGeneration(ctx, g.Name); kerr == nil && known.CertSHA256 == g.CertSHA256 {
-			return known, nil
-		}
-		return nil, errorf(Conflict, "issuer %s (certificate SHA-256 %s) cannot be registered: the database knows the name or the certificate otherwise (varmenne issuer list)",
+	if errors.Is(err, store.ErrDuplicate) {
+		return nil, errorf(Conflict, "issuer %s's certificate (SHA-256 %s) is registered under another name (varmenne issuer list): the PKI directory does not match this database",
 			g.Name, g.CertSHA256)
 	}
 	if err != nil {

@@ -81,11 +81,15 @@ const (
 // Issuer generations (practice statement 6.6, 6.8.1).
 
 // IssuerRegistered: a generation of a hierarchy's issuer became known to the
-// database (a server loaded it, or its key ceremony made it), in State.
+// database (a server loaded it, or its key ceremony made it), in State, or a
+// known one has a new certificate.
 type IssuerRegistered struct {
 	Issuer, Hierarchy string
 	Generation        int
 	SHA256, State     string
+	// Replaces is the SHA-256 of the certificate the generation had, when its
+	// key was certified anew (or a development PKI made again).
+	Replaces string `audit:",omitempty"`
 }
 
 // IssuerActivated: an operator made Issuer the generation that signs its

@@ -59,18 +59,27 @@ func scanGeneration(row scanner) (*IssuerGeneration, error) {
 
 // RegisterGeneration records an issuer generation a server loaded or a ceremony
 // made, unless it is known. A hierarchy's first registered generation becomes its
-// active one (by), any later one waits as standby for an operator's word. The same
-// name with another certificate is ErrConflict: the database and the PKI
-// directory disagree about which issuer that is. It returns the generation as
-// stored.
-func (s *SQL) RegisterGeneration(ctx context.Context, g IssuerGeneration, by string, now time.Time) (*IssuerGeneration, error) {
-	var out *IssuerGeneration
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+// active one (by), any later one waits as standby for an operator's word. A
+// known name with another certificate — its key certified anew, or a development
+// PKI made again as serve's warning advises — takes the new certificate and keeps
+// its state; replaced is then the previous certificate's SHA-256 (otherwise "").
+// It returns the generation as stored; registered reports whether anything was
+// written.
+func (s *SQL) RegisterGeneration(ctx context.Context, g IssuerGeneration, by string, now time.Time) (out *IssuerGeneration, replaced string, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		out, replaced = nil, ""
 		known, err := scanGeneration(tx.QueryRowContext(ctx, s.d.rebind(`SELECT `+generationColumns+` FROM issuer_generations WHERE name = ?`), g.Name))
 		switch {
-		case err == nil && known.CertSHA256 != g.CertSHA256:
-			return fmt.Errorf("issuer %s is registered with certificate sha256 %s, not %s: %w", g.Name, known.CertSHA256, g.CertSHA256, ErrConflict)
+		case err == nil && known.CertSHA256 == g.CertSHA256:
+			out = known
+			return nil
 		case err == nil:
+			if _, err := s.exec(ctx, tx, `UPDATE issuer_generations SET subject = ?, cert_sha256 = ?, not_before = ?, not_after = ?
+				WHERE name = ?`, g.Subject, g.CertSHA256, micros(g.NotBefore), micros(g.NotAfter), g.Name); err != nil {
+				return err
+			}
+			replaced = known.CertSHA256
+			known.Subject, known.CertSHA256, known.NotBefore, known.NotAfter = g.Subject, g.CertSHA256, g.NotBefore, g.NotAfter
 			out = known
 			return nil
 		case !errors.Is(err, sql.ErrNoRows):
@@ -95,9 +104,9 @@ func (s *SQL) RegisterGeneration(ctx context.Context, g IssuerGeneration, by str
 		return nil
 	})
 	if err != nil {
-		return nil, s.fail("register issuer "+g.Name, err)
+		return nil, "", s.fail("register issuer "+g.Name, err)
 	}
-	return out, nil
+	return out, replaced, nil
 }
 
 // IssuerGenerations lists the registered generations by hierarchy and number.

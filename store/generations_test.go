@@ -16,21 +16,28 @@ func testGenerations(t *testing.T, open func(t *testing.T) *SQL) {
 		return IssuerGeneration{Name: name, Hierarchy: hierarchy, Generation: n, Subject: "CN=" + name, CertSHA256: "sha-" + name,
 			NotBefore: t0, NotAfter: t0.AddDate(5, 0, 0)}
 	}
-	first, err := w.s.RegisterGeneration(w.ctx, gen("production", "production", 1), "serve", t0)
+	first, _, err := w.s.RegisterGeneration(w.ctx, gen("production", "production", 1), "serve", t0)
 	if err != nil || first.State != GenerationActive {
 		t.Fatalf("first generation: %+v, %v; want active", first, err)
 	}
-	second, err := w.s.RegisterGeneration(w.ctx, gen("production-2", "production", 2), "ceremony", t0)
+	second, _, err := w.s.RegisterGeneration(w.ctx, gen("production-2", "production", 2), "ceremony", t0)
 	if err != nil || second.State != GenerationStandby {
 		t.Fatalf("second generation: %+v, %v; want standby", second, err)
 	}
-	if again, err := w.s.RegisterGeneration(w.ctx, gen("production-2", "production", 2), "serve", t0.Add(time.Hour)); err != nil || !again.Registered.Equal(second.Registered) || again.StateBy != "ceremony" {
-		t.Errorf("registering a known generation again: %+v, %v; want it unchanged", again, err)
+	if again, replaced, err := w.s.RegisterGeneration(w.ctx, gen("production-2", "production", 2), "serve", t0.Add(time.Hour)); err != nil ||
+		!again.Registered.Equal(second.Registered) || again.StateBy != "ceremony" || replaced != "" {
+		t.Errorf("registering a known generation again: %+v, %q, %v; want it unchanged", again, replaced, err)
 	}
-	other := gen("production-2", "production", 2)
-	other.CertSHA256 = "sha-another"
-	if _, err := w.s.RegisterGeneration(w.ctx, other, "serve", t0); !errors.Is(err, ErrConflict) {
-		t.Errorf("the same name with another certificate: %v, want ErrConflict", err)
+	recertified := gen("production-2", "production", 2)
+	recertified.CertSHA256, recertified.NotAfter = "sha-recertified", t0.AddDate(6, 0, 0)
+	if got, replaced, err := w.s.RegisterGeneration(w.ctx, recertified, "serve", t0); err != nil || replaced != "sha-production-2" ||
+		got.CertSHA256 != "sha-recertified" || got.State != GenerationStandby || !got.NotAfter.Equal(recertified.NotAfter) {
+		t.Errorf("the key certified anew: %+v, replaced %q, %v; want the new certificate, the state kept", got, replaced, err)
+	}
+	stolen := gen("production-3", "production", 3)
+	stolen.CertSHA256 = "sha-recertified"
+	if _, _, err := w.s.RegisterGeneration(w.ctx, stolen, "serve", t0); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("a certificate registered under a second name: %v, want ErrDuplicate", err)
 	}
 	if _, err := w.s.db.ExecContext(w.ctx, `UPDATE issuer_generations SET state = 'active' WHERE name = 'production-2'`); err == nil {
 		t.Error("the database let two generations of one hierarchy be active")

@@ -274,7 +274,7 @@ func (t *Tx) RetireGeneration(name, by string, r Revocation, now time.Time) (*Re
 }
 
 // RegisterGeneration: see SQL.RegisterGeneration.
-func (t *Tx) RegisterGeneration(g IssuerGeneration, by string, now time.Time) (*IssuerGeneration, error) {
+func (t *Tx) RegisterGeneration(g IssuerGeneration, by string, now time.Time) (*IssuerGeneration, string, error) {
 	return t.s.RegisterGeneration(t.ctx, g, by, now)
 }
 
