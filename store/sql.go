@@ -109,11 +109,11 @@ func OpenSQLite(ctx context.Context, path string, secret *EABSecret) (*SQL, erro
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db, err := sql.Open(sqliteDialect.driver, path+"?"+sqlitePragmas)
+	db, err := openCached(sqliteDialect.driver, path+"?"+sqlitePragmas, true)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	relaxed, err := sql.Open(sqliteDialect.driver, path+"?"+sqliteRelaxedPragmas)
+	relaxed, err := openCached(sqliteDialect.driver, path+"?"+sqliteRelaxedPragmas, true)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
