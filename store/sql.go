@@ -118,6 +118,11 @@ func OpenSQLite(ctx context.Context, path string, secret *EABSecret) (*SQL, erro
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// Keep the connections of concurrent requests open between them: a new one
+	// reads the schema again and has none of the statements its predecessor
+	// prepared (stmtcache.go). database/sql keeps 2 by default.
+	db.SetMaxIdleConns(sqliteIdleConns)
+	relaxed.SetMaxIdleConns(sqliteIdleConns)
 	s := &SQL{db: db, relaxed: relaxed, writer: make(chan struct{}, 1), d: &sqliteDialect, secret: secret,
 		path: abs, live: newLiveness(0)}
 	// Two processes opening a new file at once (the server and the CLI) race to
@@ -135,6 +140,9 @@ func OpenSQLite(ctx context.Context, path string, secret *EABSecret) (*SQL, erro
 		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
 	}
 }
+
+// sqliteIdleConns is how many idle connections each SQLite pool keeps.
+const sqliteIdleConns = 16
 
 // sqliteOpenAttempts bounds the tries of openSQLite (about 5 s in all).
 const sqliteOpenAttempts = 30
