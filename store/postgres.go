@@ -102,7 +102,7 @@ func OpenPostgres(ctx context.Context, dsn string, secret *EABSecret) (*SQL, err
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open(postgresDialect.driver, dsn)
+	db, err := openCached(postgresDialect.driver, dsn, false)
 	if err != nil {
 		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)
 	}

@@ -11,22 +11,44 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/varmenne/varmenne/bench"
 	"github.com/varmenne/varmenne/store"
+	"github.com/varmenne/varmenne/store/pgtest"
 )
 
 // BenchmarkIssuance issues b.N certificates with 8 orders in flight from the load
 // generator (package bench, the library behind varmenne-bench) against "varmenne
-// serve" run in this process (SQLite, file P-256 issuer), so that go test
-// -cpuprofile shows the server's issuance path:
+// serve" run in this process (file P-256 issuer), on the embedded default (sqlite)
+// and on a private PostgreSQL cluster with its durable defaults (postgres), so that
+// go test -cpuprofile shows the server's issuance path:
 //
 //	go test -run '^$' -bench Issuance -benchtime 300x -cpuprofile cpu.out ./cmd/varmenne/
+//	go tool pprof -tagfocus side=server -top cpu.out   # the server's share only
+//
+// cpu-ms/cert is the CPU time of this process (server and load generator) and of
+// PostgreSQL per certificate; stmts/cert and commits/cert count the server's SQL
+// statements committed read-write transactions, read-only
+// transactions and connections opened (store.Counts).
 func BenchmarkIssuance(b *testing.B) {
-	s := startBenchServer(b)
+	b.Run("sqlite", func(b *testing.B) { benchIssuance(b, "", nil) })
+	b.Run("postgres", func(b *testing.B) {
+		c, err := pgtest.Start()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(c.Stop)
+		b.ResetTimer()
+		benchIssuance(b, c.NewDatabase(b), []int{c.Pid()})
+	})
+}
+
+func benchIssuance(b *testing.B, db string, pids []int) {
+	s := startBenchServer(b, db)
 	cfg := func(n int) bench.Config {
 		return bench.Config{Directory: s.dir, Roots: s.roots(b), EAB: s.eabKeys(b, 1), Orders: n, Concurrency: 8,
 			Domain: "bench.example", HTTP01: s.http01, DNS: s.dnsAdr}
@@ -35,6 +57,9 @@ func BenchmarkIssuance(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := cfg(b.N)
+	c.ServerPIDs = append([]int{os.Getpid()}, pids...)
+	before := store.Counts()
+
 	b.ResetTimer()
 	rep, err := bench.Run(context.Background(), c)
 	if err != nil {
@@ -43,7 +68,13 @@ func BenchmarkIssuance(b *testing.B) {
 	if rep.Failed > 0 {
 		b.Fatalf("%d orders failed: %v", rep.Failed, rep.FirstErrors)
 	}
+	after := store.Counts()
 	b.ReportMetric(rep.CertsPerSec, "certs/s")
+	b.ReportMetric(rep.ServerCPUPerCert*1000, "cpu-ms/cert")
+	b.ReportMetric(float64(after.Statements-before.Statements)/float64(rep.Issued), "stmts/cert")
+	b.ReportMetric(float64(after.Commits-before.Commits)/float64(rep.Issued), "commits/cert")
+	b.ReportMetric(float64(after.ReadTxs-before.ReadTxs)/float64(rep.Issued), "readtx/cert")
+	b.ReportMetric(float64(after.Connects-before.Connects)/float64(rep.Issued), "connects/cert")
 	b.ReportMetric(rep.Step(bench.StepOrder).P50, "p50-ms")
 	b.ReportMetric(rep.Step(bench.StepOrder).P99, "p99-ms")
 }
@@ -51,7 +82,7 @@ func BenchmarkIssuance(b *testing.B) {
 // benchServer is "varmenne serve" run in this process on the embedded default,
 // pointed at a load generator's responder ports.
 type benchServer struct {
-	data, dir      string
+	data, dir, db  string
 	http01, dnsAdr string
 }
 
@@ -65,21 +96,23 @@ func freeAddr(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-func startBenchServer(tb testing.TB) *benchServer {
+// db is serve's --db: "" for SQLite.
+func startBenchServer(tb testing.TB, db string) *benchServer {
 	tb.Helper()
-	s := &benchServer{data: filepath.Join(tb.TempDir(), "data"), http01: freeAddr(tb), dnsAdr: freeAddr(tb)}
+	s := &benchServer{data: filepath.Join(tb.TempDir(), "data"), db: db, http01: freeAddr(tb), dnsAdr: freeAddr(tb)}
 	_, httpPort, _ := net.SplitHostPort(s.http01)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var stderr syncBuffer
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--data", s.data, "--listen", "127.0.0.1:0", "--ops-listen", "", "--public-listen", "127.0.0.1:0",
+	// The server's goroutines carry the label side=server into CPU profiles.
+	go pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) {
+		done <- run(ctx, []string{"serve", "--data", s.data, "--db", s.db, "--listen", "127.0.0.1:0", "--ops-listen", "", "--public-listen", "127.0.0.1:0",
 			"--admin-listen", "", "--dev-key-type", "ecdsa-p256", "--log-format", "json", "--http01-port", httpPort, "--dns-resolver", s.dnsAdr,
 			"--validation-allow", "127.0.0.0/8", "--limit-new-orders-per-account", "0", "--limit-certificates-per-organisation", "0",
 			"--limit-pending-authorizations", "0"}, pw, &stderr)
 		pw.Close()
-	}()
+	})
 	tb.Cleanup(func() {
 		cancel()
 		select {
@@ -126,7 +159,7 @@ func (s *benchServer) roots(tb testing.TB) *x509.CertPool {
 func (s *benchServer) eabKeys(tb testing.TB, n int) []bench.EAB {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := new(dbFlags).open(ctx, s.data, existing)
+	st, err := (&dbFlags{url: s.db}).open(ctx, s.data, existing)
 	if err != nil {
 		tb.Fatal(err)
 	}
