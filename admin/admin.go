@@ -40,6 +40,7 @@ type Store interface {
 	ListAccounts(ctx context.Context, orgOID string) ([]store.Account, error)
 	ListConformityCertificates(ctx context.Context, orgOID string) ([]store.ConformityCertificate, error)
 	ValidCertificates(ctx context.Context, orgOID string, now time.Time) ([]store.Certificate, error)
+	PersistentAuthorizations(ctx context.Context, orgOID string, now time.Time) ([]store.PersistentAuthorization, error)
 
 	GetEABRequest(ctx context.Context, id string) (*store.EABRequest, error)
 	ListEABRequests(ctx context.Context, status, orgOID string) ([]store.EABRequest, error)

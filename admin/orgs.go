@@ -37,6 +37,18 @@ type OrgView struct {
 	EABKeys       []KeyView     `json:"eab_keys"`
 	EABRequests   []RequestView `json:"eab_requests"`
 	Certificates  []CertView    `json:"certificates"`
+	// Persistent are the names a persistent DNS record (dns-persist-01) authorises
+	// one of its accounts for, and until when, without another validation.
+	Persistent []PersistentView `json:"persistent_authorizations"`
+}
+
+// PersistentView is a valid authorization proven by a persistent DNS record.
+type PersistentView struct {
+	Name      string `json:"name"` // "*.name" for a wildcard
+	Account   string `json:"account"`
+	Record    string `json:"record"`
+	Validated string `json:"validated"`
+	Until     string `json:"until"`
 }
 
 // RegisterView is what the last register import said.
@@ -141,7 +153,7 @@ func (s *Service) Organisation(ctx context.Context, who *store.Operator, oid str
 		SuspendedAt: stamp(o.SuspendedAt), SuspendedBy: o.SuspendedBy, SuspendReason: o.SuspendReason,
 		Register: RegisterView{Status: registerStatus(*reg), Sector: reg.Sector, BusinessID: reg.BusinessID,
 			Intermediary: reg.Intermediary, Synced: stamp(reg.SyncedAt), Left: stamp(reg.LeftAt)},
-		Accounts: []AccountView{}, EABKeys: []KeyView{}, Certificates: []CertView{}}
+		Accounts: []AccountView{}, EABKeys: []KeyView{}, Certificates: []CertView{}, Persistent: []PersistentView{}}
 	accts, err := s.st.ListAccounts(ctx, oid)
 	if err != nil {
 		return nil, s.internal(ctx, "list accounts", err)
@@ -163,6 +175,19 @@ func (s *Service) Organisation(ctx context.Context, who *store.Operator, oid str
 	v.EABRequests = requestViews(reqs)
 	if v.Certificates, err = s.certViews(ctx, store.CertificateFilter{OrgOID: oid}); err != nil {
 		return nil, err
+	}
+	persistent, err := s.st.PersistentAuthorizations(ctx, oid, s.now())
+	if err != nil {
+		return nil, s.internal(ctx, "list the persistent authorizations", err)
+	}
+	v.Persistent = []PersistentView{}
+	for _, p := range persistent {
+		name := p.Name
+		if p.Wildcard {
+			name = "*." + name
+		}
+		v.Persistent = append(v.Persistent, PersistentView{Name: name, Account: p.AccountID, Record: p.Evidence,
+			Validated: stamp(p.Validated), Until: stamp(p.Expires)})
 	}
 	return v, nil
 }

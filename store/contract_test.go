@@ -38,6 +38,7 @@ func testContract(t *testing.T, open func(t *testing.T) *SQL) {
 	t.Run("EAB keys sealed at rest", func(t *testing.T) { testEABSealed(t, open) })
 	t.Run("locks that die with their holder", func(t *testing.T) { testLocks(t, open) })
 	t.Run("issuer generations", func(t *testing.T) { testGenerations(t, open) })
+	t.Run("persistent authorizations", func(t *testing.T) { testPersistentAuthorizations(t, open) })
 	t.Run("console reads", func(t *testing.T) { testConsoleReads(t, open) })
 }
 

@@ -353,3 +353,52 @@ func TestOrganisationPageRevokes(t *testing.T) {
 		t.Errorf("a revocation without its requester: %d %s, want 400", resp.StatusCode, text(body))
 	}
 }
+
+// TestOrganisationPageShowsPersistentRecords: the organisation page lists the names
+// a persistent DNS record (dns-persist-01) authorises one of its accounts for, with
+// the record and until when; a name proven by http-01 is not among them.
+func TestOrganisationPageShowsPersistentRecords(t *testing.T) {
+	f := newFixture(t, admin.Config{})
+	f.Certificate("0d0e0f", "www.apteekki.example") // an account, and an authorization proven by http-01
+	now := f.Clock.Now()
+	record := `_validation-persist.kassa.apteekki.example TXT "ca.example; accounturi=https://ca.example/acme/account/acct-0d0e0f"`
+	az := store.Authorization{ID: "az-persist", AccountID: "acct-0d0e0f", Name: "kassa.apteekki.example", Status: "pending",
+		Expires: now.Add(time.Hour), CreatedAt: now,
+		Challenges: []store.Challenge{{ID: "ch-persist", AuthzID: "az-persist", Type: "dns-persist-01", Token: "t-persist", Status: "pending"}}}
+	o := store.Order{ID: "o-persist", AccountID: "acct-0d0e0f", OrgOID: admintest.OrgOID, Status: "pending", Expires: now.Add(time.Hour),
+		Names: []string{az.Name}, Profile: "sote-server", AuthzIDs: []string{az.ID}, CreatedAt: now}
+	if err := f.St.CreateOrder(f.Ctx, o, []store.Authorization{az}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.St.StartChallenge(f.Ctx, "ch-persist"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Log.DoRows(f.Ctx, func(tx *store.Tx) ([]audit.Record, error) {
+		return []audit.Record{audit.Done("acme", audit.PersistentRecordValidated{Authz: "az-persist", Challenge: "ch-persist", Account: "acct-0d0e0f",
+			Org: admintest.OrgOID, Name: az.Name, Record: record, Validated: now})}, tx.FinishChallengeWithEvidence("ch-persist", now, record)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	until := now.Add(7 * 24 * time.Hour)
+	if err := f.St.SetValidAuthorizationExpiry(f.Ctx, "az-persist", until); err != nil {
+		t.Fatal(err)
+	}
+
+	rita := newBrowser(f, f.Srv.Client())
+	rita.login("rita")
+	_, page := rita.get("/console/organisations/" + admintest.OrgOID)
+	start := strings.Index(page, `id="persistent"`)
+	if start < 0 {
+		t.Fatalf("the organisation page has no table of names authorised by a persistent record:\n%s", page)
+	}
+	table, _, _ := strings.Cut(page[start:], "</table>")
+	for _, want := range []string{`<td class="name">kassa.apteekki.example</td>`, "acct-0d0e0f", html.EscapeString(record),
+		`<td class="until">` + until.UTC().Format(time.RFC3339) + `</td>`} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the persistent-record table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "www.apteekki.example") {
+		t.Errorf("a name proven by http-01 is listed as authorised by a persistent record:\n%s", table)
+	}
+}

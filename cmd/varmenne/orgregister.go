@@ -169,6 +169,10 @@ func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("org show: %w", err)
 	}
+	persistent, err := st.PersistentAuthorizations(ctx, oid, now)
+	if err != nil {
+		return fmt.Errorf("org show: %w", err)
+	}
 
 	w := func(label, format string, args ...any) {
 		fmt.Fprintf(stdout, "  %-20s %s\n", label+":", fmt.Sprintf(format, args...))
@@ -221,6 +225,18 @@ func orgShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			state = "expired"
 		}
 		w(label, "%s, until %s (%s)", c.System, c.Expires.UTC().Format(time.DateOnly), state)
+	}
+	// Names a persistent DNS record authorises an account for (dns-persist-01).
+	for i, p := range persistent {
+		label := ""
+		if i == 0 {
+			label = "persistent record"
+		}
+		name := p.Name
+		if p.Wildcard {
+			name = "*." + name
+		}
+		w(label, "%s for account %s until %s (%s)", name, p.AccountID, p.Expires.UTC().Format(time.RFC3339), p.Evidence)
 	}
 	return nil
 }

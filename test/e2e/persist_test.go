@@ -111,6 +111,14 @@ func TestDNSPersist01(t *testing.T) {
 		if !strings.Contains(out, "persist_until=") || !strings.Contains(out, "name="+name) {
 			t.Errorf("the audit events do not name the record's name and persistUntil:\n%s", tail([]byte(out), 2000))
 		}
+		// The operator sees which names a persistent record authorises, for which
+		// account and until when (the console's organisation page shows the same view).
+		out, err = in.cli("org", "show", oid)
+		accountID := account[strings.LastIndex(account, "/")+1:]
+		if err != nil || !strings.Contains(out, "persistent record:") || !strings.Contains(out, name+" for account "+accountID+" until ") ||
+			!strings.Contains(out, want) {
+			t.Errorf("org show does not list the name the record authorises: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("removing the record stops issuance at the next order", func(t *testing.T) {
