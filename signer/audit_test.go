@@ -244,3 +244,44 @@ func TestIssueAuditsSignature(t *testing.T) {
 		}
 	})
 }
+
+// TestRetiredGenerationSignsNothing: once the database says the CA's issuer
+// generation is retired (two administrators, store.RetireGeneration), an issuance
+// on a replica that still offers it stops before the key: the step that asks the
+// key (BeginSigning) refuses it, the key is never called, and the intent is failed
+// with a reason that names the retirement.
+func TestRetiredGenerationSignsNothing(t *testing.T) {
+	h := newStoreHarness(t)
+	ctx := context.Background()
+	gen := func(name string, n int) store.IssuerGeneration {
+		return store.IssuerGeneration{Name: name, Hierarchy: "production", Generation: n, Subject: "CN=" + name, CertSHA256: "sha-" + name,
+			NotBefore: testNow, NotAfter: testNow.AddDate(5, 0, 0)}
+	}
+	for i, name := range []string{"production", "production-2"} {
+		if _, _, err := h.st.RegisterGeneration(ctx, gen(name, i+1), "test", testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.st.ActivateGeneration(ctx, "production-2", "anna", testNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.st.RequestRetirement(ctx, "production", "rolled over", "anna", testNow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.RetireGeneration(ctx, "production", "bob", store.Revocation{RevokedAt: testNow, RequestedAt: testNow, Reason: 5,
+		RequestedBy: "anna", IdentifiedBy: "credentials", PerformedBy: "bob"}, testNow); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := h.ca.Issue(ctx, testRequest(t, "p256"))
+	if !errors.Is(err, store.ErrIssuerRetired) || !errors.Is(err, ErrUnsigned) {
+		t.Fatalf("Issue on a retired generation: %v, want ErrIssuerRetired and ErrUnsigned", err)
+	}
+	if n := h.key.ev.count("sign"); n != 0 {
+		t.Errorf("the retired generation's key was asked to sign %d times", n)
+	}
+	in := h.intent(t)
+	if in.Status != "failed" || !strings.Contains(in.Reason, "issuer production is retired") {
+		t.Errorf("the intent is %s (%q), want failed naming the retirement", in.Status, in.Reason)
+	}
+}

@@ -278,6 +278,12 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		begin := audit.SignBegin{Serial: serialHex, Order: req.OrderID, Profile: c.profile.Name,
 			Issuer: c.issuer.Name, Names: req.Names}
 		err := c.auditor.Change(ctx, begin, "pending", func(tx *store.Tx) error { return tx.BeginSigning(serialHex) })
+		if errors.Is(err, store.ErrIssuerRetired) {
+			// A replica that has not yet followed the database to the active
+			// generation: the retired key is never asked.
+			c.failIntent(ctx, serial, "issuer "+c.issuer.Name+" is retired: its key signs no certificate")
+			return nil, fmt.Errorf("signer: serial %x: %w: issuer %s is retired: %w", serial, ErrUnsigned, c.issuer.Name, err)
+		}
 		if err != nil {
 			c.failIntent(ctx, serial, "audit log not written before signing")
 			return nil, fmt.Errorf("signer: serial %x: %w: audit log: %w", serial, ErrUnsigned, err)
