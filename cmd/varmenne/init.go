@@ -75,16 +75,11 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	log := audit.New(st, nil)
 	h.ActivationRecord = filepath.Join(dir, ceremony.ActivationRecordFile)
-	pool, act, err := h.Activate()
-	login := audit.HSMLogin{Token: h.Token, Serial: act.Serial, Holders: act.Holders}
+	pool, err := ceremonyLogin(ctx, h, log, actor, "init")
 	if err != nil {
-		_, _ = log.Append(ctx, audit.Record{Actor: actor, Event: login, Outcome: audit.Failed + ": " + err.Error()})
-		return fmt.Errorf("init: HSM: %w", err)
+		return err
 	}
 	defer pool.Close()
-	if _, err := log.Append(ctx, audit.Done(actor, login)); err != nil {
-		return fmt.Errorf("init: writing the ceremony record: %w", err)
-	}
 
 	c := &ceremony.Ceremony{Log: log, Actor: actor, Pool: pool, Dir: dir, Now: time.Now(), Out: stdout,
 		// The operator CA of the admin listener's client certificates (operators.go).
@@ -152,4 +147,21 @@ func trimmed(names []string) []string {
 		out[i] = strings.TrimSpace(n)
 	}
 	return out
+}
+
+// ceremonyLogin activates the token for a key ceremony (cmd names it in errors)
+// and records the login — refused or done — by the operators present, before any
+// key is made.
+func ceremonyLogin(ctx context.Context, h ceremony.HSM, log *audit.Log, actor, cmd string) (*pkcs11.Pool, error) {
+	pool, act, err := h.Activate()
+	login := audit.HSMLogin{Token: h.Token, Serial: act.Serial, Holders: act.Holders}
+	if err != nil {
+		_, _ = log.Append(ctx, audit.Record{Actor: actor, Event: login, Outcome: audit.Failed + ": " + err.Error()})
+		return nil, fmt.Errorf("%s: HSM: %w", cmd, err)
+	}
+	if _, err := log.Append(ctx, audit.Done(actor, login)); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s: writing the ceremony record: %w", cmd, err)
+	}
+	return pool, nil
 }

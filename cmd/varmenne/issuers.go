@@ -134,16 +134,11 @@ func issuerNew(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("issuer new: %w", err)
 		}
 		h.ActivationRecord = filepath.Join(dir, ceremony.ActivationRecordFile)
-		pool, act, err := h.Activate()
-		login := audit.HSMLogin{Token: h.Token, Serial: act.Serial, Holders: act.Holders}
+		pool, err := ceremonyLogin(ctx, h, log, actor, "issuer new")
 		if err != nil {
-			_, _ = log.Append(ctx, audit.Record{Actor: actor, Event: login, Outcome: audit.Failed + ": " + err.Error()})
-			return fmt.Errorf("issuer new: HSM: %w", err)
+			return err
 		}
 		defer pool.Close()
-		if _, err := log.Append(ctx, audit.Done(actor, login)); err != nil {
-			return fmt.Errorf("issuer new: writing the ceremony record: %w", err)
-		}
 		c := &ceremony.Ceremony{Log: log, Actor: actor, Pool: pool, Dir: dir, Now: time.Now(), Out: stdout}
 		if name, err = c.NewGeneration(ctx, h, *hierarchy); err != nil {
 			return err

@@ -382,13 +382,9 @@ func (c *Ceremony) NewGeneration(ctx context.Context, h HSM, hierarchy string) (
 	if err != nil {
 		return "", err
 	}
-	later, err := filekey.LaterGenerations(c.Dir, hierarchy)
+	n, err := filekey.NextGeneration(c.Dir, hierarchy)
 	if err != nil {
 		return "", err
-	}
-	n := 2
-	if len(later) > 0 {
-		n = later[len(later)-1] + 1
 	}
 	name := filekey.GenerationName(hierarchy, n)
 	rootKey, err := c.Pool.Key(ctx, h.Labels[rootRole])

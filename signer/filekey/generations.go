@@ -82,6 +82,16 @@ func trimPEM(name string) string {
 	return name[:len(name)-len(".pem")]
 }
 
+// NextGeneration is the number of hierarchy's next generation in dir: one after the
+// last whose certificate is there, 2 when there is only the first.
+func NextGeneration(dir, hierarchy string) (int, error) {
+	ns, err := LaterGenerations(dir, hierarchy)
+	if err != nil || len(ns) == 0 {
+		return 2, err
+	}
+	return ns[len(ns)-1] + 1, nil
+}
+
 // loadLaterGenerations loads the file-key generations after the first of each
 // hierarchy, each checked against its root and given its OCSP responder.
 func loadLaterGenerations(dir string, roots map[string]*x509.Certificate, now time.Time) ([]Generation, error) {
@@ -177,13 +187,9 @@ func NewGeneration(dir, hierarchy string, now time.Time) (string, *x509.Certific
 	if err != nil {
 		return "", nil, err
 	}
-	ns, err := LaterGenerations(dir, hierarchy)
+	n, err := NextGeneration(dir, hierarchy)
 	if err != nil {
 		return "", nil, err
-	}
-	n := 2
-	if len(ns) > 0 {
-		n = ns[len(ns)-1] + 1
 	}
 	name := GenerationName(hierarchy, n)
 	f := files(dir, name)
