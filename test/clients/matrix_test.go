@@ -23,6 +23,7 @@ var matrix = []struct {
 	{"dehydrated", dehydrated, true}, // 0.7.0 (Debian 12) exits on the first badNonce
 	{"uacme", uacme, false},
 	{"node-acme-client", nodeACMEClient, false},
+	{"python3-acme", pyACME, false}, // 2.1.0 (Debian 12) retries a badNonce once, enough for the chaos knob's spacing
 	{"x-crypto-acme", xcryptoACME, false},
 	{"acmez", acmezFlow, false},
 	{"lego-lib", legoLib, false},
