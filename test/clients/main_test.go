@@ -3,9 +3,9 @@
 // certificate over http-01 (and dns-01 where it has a hook), renews it and revokes it,
 // against the built binary. The matrix runs twice: plainly, and with the server
 // refusing 10 % of valid nonces (--chaos-reject-nonces 0.1) to prove every client
-// retries badNonce. The CLI clients come from Debian packages and the Node.js client
-// from npm; ./scripts/install-test-deps (make test runs it) installs them, and a
-// missing one fails, it never skips.
+// retries badNonce. The CLI clients and python3-acme (driven by testdata/pyacme) come
+// from Debian packages and the Node.js client from npm; ./scripts/install-test-deps
+// (make test runs it) installs them, and a missing one fails, it never skips.
 package clients
 
 import (
@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,6 +52,9 @@ type env struct {
 	kid    string
 	mac    string
 	dir    string // the client's scratch directory
+	// tlsALPNPort is the port the server's tls-alpn-01 validation connects to
+	// (--tlsalpn01-port), the env's own as the http-01 port is.
+	tlsALPNPort int
 	// noRetry: the client is known not to retry badNonce (see the matrix); under
 	// chaos, run stops the flow at the client's first failure, which must be the
 	// refused nonce.
@@ -79,12 +83,15 @@ func newEnv(t *testing.T, client string, chaos bool, extra ...string) *env {
 	if chaos {
 		extra = append(extra, "--chaos-reject-nonces", "0.1")
 	}
+	tlsALPNPort := harness.FreePort(t)
+	extra = append([]string{"--tlsalpn01-port", strconv.Itoa(tlsALPNPort)}, extra...)
 	in := harness.StartWith(t, "", extra...)
 	n := orgSeq.Add(1)
 	e := &env{t: t, in: in, chaos: chaos,
-		oid:    fmt.Sprintf("1.2.246.10.%08d.10.0", 44000000+n),
-		domain: client + ".example",
-		dir:    t.TempDir(),
+		oid:         fmt.Sprintf("1.2.246.10.%08d.10.0", 44000000+n),
+		domain:      client + ".example",
+		dir:         t.TempDir(),
+		tlsALPNPort: tlsALPNPort,
 	}
 	e.kid, e.mac = in.Org(e.oid, "Asiakasohjelma "+client, e.domain)
 	return e

@@ -33,6 +33,7 @@ func pythonACME(t *testing.T) string {
 // script would use it, testdata/pyacme/client.py: EAB registration, http-01 answered
 // by the library's standalone server, renewal (a second order of the same account,
 // a new key) over http-01 from a webroot, dns-01 through the test's DNS hook,
+// tls-alpn-01 answered by the library's standalone TLS server (refused: see below),
 // revocation signed by the account and by the certificate's own key.
 func pyACME(e *env) {
 	py := pythonACME(e.t)
@@ -69,6 +70,23 @@ func pyACME(e *env) {
 		"--key-out", dnsKey, "--cert-out", dnsCert, dnsName))
 	dnsLeaf, dnsIssuer := e.cert(dnsCert, "", dnsName)
 	e.holdsKey(dnsKey, dnsLeaf)
+
+	// tls-alpn-01: the library's challenge certificate (TLSALPN01Response.gen_cert)
+	// carries the acmeIdentifier extension under the draft's OID 1.3.6.1.5.5.7.1.30.1,
+	// not RFC 8737's 1.3.6.1.5.5.7.1.31, so the server refuses it and says why. A
+	// version that answers tls-alpn-01 makes this fail: then assert the certificate and
+	// correct docs/clients.md.
+	tlsName := e.name("tls")
+	tlsCert := filepath.Join(e.dir, tlsName+".pem")
+	out, err := pa("issue", "--account", account, "--challenge", "tls-alpn-01", "--tls-alpn-port", strconv.Itoa(e.tlsALPNPort),
+		"--key-out", filepath.Join(e.dir, tlsName+".key"), "--cert-out", tlsCert, tlsName).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "urn:ietf:params:acme:error:unauthorized") || !strings.Contains(string(out), "1.3.6.1.5.5.7.1.30.1") {
+		e.t.Fatalf("python3-acme answering tls-alpn-01: %v, want the refusal of the draft acmeIdentifier OID 1.3.6.1.5.5.7.1.30.1:\n%s", err, out)
+	}
+	if _, err := os.Stat(tlsCert); err == nil {
+		e.t.Fatalf("the refused tls-alpn-01 order left a certificate in %s", tlsCert)
+	}
+	e.t.Logf("tls-alpn-01 refused as documented: %s", strings.TrimSpace(string(out)))
 
 	e.run(pa("revoke", "--account", account, "--cert", certFile, "--reason", "4"))
 	e.revoked(second, issuer)

@@ -4,13 +4,14 @@
 A small client written only against the API of certbot's `acme` library as Debian
 packages it (python3-acme 2.1.0, josepy 1.13): acme.client.ClientV2 and
 ClientNetwork, acme.messages.NewRegistration with ExternalAccountBinding,
-acme.challenges (http-01, dns-01), acme.standalone's http-01 server and
+acme.challenges (http-01, dns-01, tls-alpn-01), acme.standalone's http-01 and
+tls-alpn-01 servers and
 acme.crypto_util.make_csr. It is what an organisation's own tooling built on the
 library would look like.
 
     client.py register --directory URL --account DIR --eab-kid KID --eab-hmac KEY --email ADDR
-    client.py issue    --directory URL --account DIR --challenge http-01|dns-01
-                       [--http01-port N | --webroot DIR | --dns-hook URL]
+    client.py issue    --directory URL --account DIR --challenge http-01|dns-01|tls-alpn-01
+                       [--http01-port N | --webroot DIR | --dns-hook URL | --tls-alpn-port N]
                        --key-out FILE --cert-out FILE NAME...
     client.py revoke   --directory URL (--account DIR | --cert-key FILE) --cert FILE --reason N
 
@@ -28,6 +29,7 @@ import datetime
 import json
 import os
 import sys
+import threading
 import urllib.parse
 import urllib.request
 
@@ -36,7 +38,7 @@ import OpenSSL
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from acme import challenges, client, crypto_util, messages, standalone
+from acme import challenges, client, crypto_util, errors, messages, standalone
 
 USER_AGENT = "varmenne-matrix python3-acme"
 
@@ -130,6 +132,34 @@ class Http01Standalone:
             self.servers.shutdown_and_server_close()
 
 
+class TlsAlpn01Standalone:
+    """The library's own tls-alpn-01 server (acme.standalone): it presents, by SNI,
+    the self-signed certificate with the acmeIdentifier extension that
+    TLSALPN01.validation made."""
+
+    def __init__(self, port):
+        self.port = port
+        self.certs = {}
+        self.server = None
+        self.thread = None
+
+    def add(self, name, chall, response, validation):
+        cert, key = validation
+        self.certs[name.encode()] = (key, cert)
+
+    def start(self):
+        self.server = standalone.TLSALPN01Server(("127.0.0.1", self.port), certs=[],
+                                                 challenge_certs=self.certs)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join()
+
+
 class Dns01Hook:
     """Publishes TXT records through the test DNS server's HTTP endpoint, as a DNS
     provider's API would be called."""
@@ -173,7 +203,11 @@ def solver(args):
         if not args.dns_hook:
             raise RuntimeError("dns-01 needs --dns-hook")
         return challenges.DNS01, Dns01Hook(args.dns_hook)
-    raise RuntimeError(f"challenge {args.challenge!r}: want http-01 or dns-01")
+    if args.challenge == "tls-alpn-01":
+        if not args.tls_alpn_port:
+            raise RuntimeError("tls-alpn-01 needs --tls-alpn-port")
+        return challenges.TLSALPN01, TlsAlpn01Standalone(args.tls_alpn_port)
+    raise RuntimeError(f"challenge {args.challenge!r}: want http-01, dns-01 or tls-alpn-01")
 
 
 def issue(args):
@@ -193,7 +227,7 @@ def issue(args):
         if challb is None:
             offered = ", ".join(c.chall.typ for c in authzr.body.challenges)
             raise RuntimeError(f"{name}: the server offers no {args.challenge} (offers {offered})")
-        response, validation = challb.response_and_validation(key)
+        response, validation = challb.response_and_validation(key, domain=name)
         answer.add(name, challb.chall, response, validation)
         pending.append((challb, response))
     answer.start()
@@ -239,6 +273,7 @@ def parse(argv):
     iss.add_argument("--http01-port", type=int)
     iss.add_argument("--webroot")
     iss.add_argument("--dns-hook")
+    iss.add_argument("--tls-alpn-port", type=int)
     iss.add_argument("--key-out", required=True)
     iss.add_argument("--cert-out", required=True)
     iss.add_argument("names", nargs="+")
@@ -252,13 +287,27 @@ def parse(argv):
     return p.parse_args(argv)
 
 
+def describe(err):
+    """One line for the person (or test) running the script."""
+    if isinstance(err, errors.ValidationError):
+        # The library's message is empty; the problems are in the authorizations.
+        parts = []
+        for authzr in err.failed_authzrs:
+            for challb in authzr.body.challenges:
+                if challb.error is not None:
+                    parts.append(f"{authzr.body.identifier.value}: {challb.chall.typ}: {challb.error}")
+        detail = "; ".join(parts)
+    else:
+        detail = str(err)
+    return f"{type(err).__name__}: " + (" ".join(detail.split()) or repr(err))
+
+
 def main(argv):
     args = parse(argv)
     try:
         {"register": register, "issue": issue, "revoke": revoke}[args.command](args)
-    except Exception as err:  # one line for the person (or test) running it
-        detail = " ".join(str(err).split()) or repr(err)
-        print(f"pyacme {args.command}: {type(err).__name__}: {detail}", file=sys.stderr)
+    except Exception as err:  # pylint: disable=broad-except
+        print(f"pyacme {args.command}: {describe(err)}", file=sys.stderr)
         return 1
     return 0
 
