@@ -15,6 +15,9 @@ library would look like.
                        --key-out FILE --cert-out FILE NAME...
     client.py revoke   --directory URL (--account DIR | --cert-key FILE) --cert FILE --reason N
 
+tls-alpn-01 is there to show what the library does: its challenge certificate
+carries the draft OID 1.3.6.1.5.5.7.1.30.1, which an RFC 8737 server refuses.
+
 The CA bundle comes from REQUESTS_CA_BUNDLE, as for certbot. On failure the script
 prints one line to stderr and exits 1.
 
@@ -26,7 +29,6 @@ second retry loop here would hide whether the library retries at all.
 """
 import argparse
 import datetime
-import json
 import os
 import sys
 import threading
