@@ -15,6 +15,9 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 )
 
+// typeCAA is RR type 257 (RFC 8659); dnsmessage has no constant for it.
+const typeCAA = dnsmessage.Type(257)
+
 func start(t *testing.T) *Server {
 	t.Helper()
 	s, err := Start("127.0.0.1:0")
