@@ -6,8 +6,11 @@
 // turns a name into a zone of its own, optionally DNSSEC-signed with NSEC or NSEC3
 // denial and with faults a validator must refuse; then the server answers as a
 // recursive resolver answers a stub, following the delegations between its zones
-// itself (it never refers a client elsewhere). It is not meant for production: keys
-// are made per server and thrown away, signatures are made per answer.
+// itself (it never refers a client elsewhere). Only a query with the DO bit gets
+// RRSIG, NSEC and NSEC3 records. Every TTL is 0, so no cache outlives a change a test
+// makes, and a name such as "*.x" is a literal name: there is no wildcard synthesis.
+// It is not meant for production: keys are made per server and thrown away, and
+// signatures are made per answer.
 package dnsserver
 
 import (
