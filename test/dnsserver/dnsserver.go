@@ -1,7 +1,16 @@
-// Package dnsserver is a small authoritative DNS server for tests and the load
-// generator. It answers only from records set through its methods, on one loopback
-// port over both UDP and TCP, so a test that points its resolver here never needs the
-// system resolver. It is not meant for production: no zones, no DNSSEC, no recursion.
+// Package dnsserver is a small DNS server for tests and the load generator. It answers
+// only from records set through its methods, on one loopback port over both UDP and
+// TCP, so a test that points its resolver here never needs the system resolver.
+//
+// Names are flat by default: no SOA, no DNSSEC, NXDOMAIN for any name not set. AddZone
+// turns a name into a zone of its own, optionally DNSSEC-signed with NSEC or NSEC3
+// denial and with faults a validator must refuse; then the server answers as a
+// recursive resolver answers a stub, following the delegations between its zones
+// itself (it never refers a client elsewhere). Only a query with the DO bit gets
+// RRSIG, NSEC and NSEC3 records. Every TTL is 0, so no cache outlives a change a test
+// makes, and a name such as "*.x" is a literal name: there is no wildcard synthesis.
+// It is not meant for production: keys are made per server and thrown away, and
+// signatures are made per answer.
 package dnsserver
 
 import (
@@ -15,11 +24,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/net/dns/dnsmessage"
 )
-
-// typeCAA is RR type 257 (RFC 8659); dnsmessage has no constant for it.
-const typeCAA = dnsmessage.Type(257)
 
 // maxCNAMEHops bounds the chase through CNAMEs so a loop set by a test ends.
 const maxCNAMEHops = 8
@@ -32,22 +39,24 @@ type Server struct {
 
 	mu      sync.Mutex
 	names   map[string]*node
+	zones   map[string]*zone
 	conns   map[net.Conn]struct{}
 	closed  bool
 	queries int
 }
 
-// node holds the records of one name.
+// node holds the records of one name. Each record's owner is the name's canonical
+// form; answers copy it under the owner name the query asked for.
 type node struct {
-	rrs      map[dnsmessage.Type][]dnsmessage.ResourceBody
-	seqs     map[dnsmessage.Type]*sequence
+	rrs      map[uint16][]dns.RR
+	seqs     map[uint16]*sequence
 	cname    string
 	servfail bool
 }
 
 // sequence hands out successive answers; the last one repeats once they run out.
 type sequence struct {
-	answers [][]dnsmessage.ResourceBody
+	answers [][]dns.RR
 	next    int
 }
 
@@ -76,6 +85,7 @@ func Start(addr string) (*Server, error) {
 			udp:   uc,
 			tcp:   tl.(*net.TCPListener),
 			names: make(map[string]*node),
+			zones: make(map[string]*zone),
 			conns: make(map[net.Conn]struct{}),
 		}
 		s.wg.Add(2)
@@ -91,22 +101,23 @@ func (s *Server) Addr() string { return s.tcp.Addr().String() }
 
 // SetA replaces the A records of name.
 func (s *Server) SetA(name string, ips ...string) {
-	s.set(name, dnsmessage.TypeA, mustBodies(dnsmessage.TypeA, ips))
+	s.set(name, dns.TypeA, mustRecords(dns.TypeA, ips))
 }
 
 // SetAAAA replaces the AAAA records of name.
 func (s *Server) SetAAAA(name string, ips ...string) {
-	s.set(name, dnsmessage.TypeAAAA, mustBodies(dnsmessage.TypeAAAA, ips))
+	s.set(name, dns.TypeAAAA, mustRecords(dns.TypeAAAA, ips))
 }
 
 // SetTXT replaces the TXT records of name, one record per value.
 func (s *Server) SetTXT(name string, values ...string) {
-	s.set(name, dnsmessage.TypeTXT, mustBodies(dnsmessage.TypeTXT, values))
+	s.set(name, dns.TypeTXT, mustRecords(dns.TypeTXT, values))
 }
 
 // SetCNAME makes name an alias of target. Queries of any type for name are answered
 // with the CNAME followed by target's records, as a recursive resolver would answer,
-// because Go's stub resolver does not chase CNAMEs itself.
+// because Go's stub resolver does not chase CNAMEs itself. A CNAME at a zone's apex
+// is ignored.
 func (s *Server) SetCNAME(name, target string) {
 	mustName(target)
 	s.mu.Lock()
@@ -119,12 +130,11 @@ func (s *Server) SetCAA(name string, flag uint8, tag, value string) {
 	if len(tag) == 0 || len(tag) > 255 {
 		panic(fmt.Sprintf("dnsserver: CAA tag %q must be 1 to 255 bytes", tag))
 	}
-	data := append([]byte{flag, byte(len(tag))}, tag...)
-	data = append(data, value...)
+	rr := &dns.CAA{Hdr: header(dns.TypeCAA), Flag: flag, Tag: escape(tag), Value: escape(value)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.node(name)
-	n.rrs[typeCAA] = append(n.rrs[typeCAA], &dnsmessage.UnknownResource{Type: typeCAA, Data: data})
+	n.rrs[dns.TypeCAA] = append(n.rrs[dns.TypeCAA], rr)
 }
 
 // SetServfail makes every query for name answer SERVFAIL.
@@ -139,8 +149,8 @@ func (s *Server) SetServfail(name string) {
 // the last answer repeats. It overrides the records set for that type, which is what
 // a DNS-rebinding test needs.
 func (s *Server) SetSequence(name string, qtype string, answers ...[]string) {
-	typ, ok := map[string]dnsmessage.Type{
-		"A": dnsmessage.TypeA, "AAAA": dnsmessage.TypeAAAA, "TXT": dnsmessage.TypeTXT,
+	typ, ok := map[string]uint16{
+		"A": dns.TypeA, "AAAA": dns.TypeAAAA, "TXT": dns.TypeTXT,
 	}[strings.ToUpper(qtype)]
 	if !ok {
 		panic(fmt.Sprintf("dnsserver: SetSequence supports A, AAAA and TXT, not %q", qtype))
@@ -150,7 +160,7 @@ func (s *Server) SetSequence(name string, qtype string, answers ...[]string) {
 	}
 	seq := &sequence{}
 	for _, a := range answers {
-		seq.answers = append(seq.answers, mustBodies(typ, a))
+		seq.answers = append(seq.answers, mustRecords(typ, a))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -190,11 +200,11 @@ func (s *Server) Close() error {
 }
 
 // set replaces the records of one type; the caller already converted them.
-func (s *Server) set(name string, typ dnsmessage.Type, bodies []dnsmessage.ResourceBody) {
+func (s *Server) set(name string, typ uint16, rrs []dns.RR) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.node(name)
-	n.rrs[typ] = bodies
+	n.rrs[typ] = rrs
 	delete(n.seqs, typ)
 }
 
@@ -205,16 +215,16 @@ func (s *Server) node(name string) *node {
 	n, ok := s.names[key]
 	if !ok {
 		n = &node{
-			rrs:  make(map[dnsmessage.Type][]dnsmessage.ResourceBody),
-			seqs: make(map[dnsmessage.Type]*sequence),
+			rrs:  make(map[uint16][]dns.RR),
+			seqs: make(map[uint16]*sequence),
 		}
 		s.names[key] = n
 	}
 	return n
 }
 
-// records are the bodies for one query type at this moment; a sequence advances.
-func (n *node) records(typ dnsmessage.Type) []dnsmessage.ResourceBody {
+// records are the records of one type at this moment; a sequence advances.
+func (n *node) records(typ uint16) []dns.RR {
 	if seq, ok := n.seqs[typ]; ok {
 		i := min(seq.next, len(seq.answers)-1)
 		seq.next++
@@ -223,46 +233,69 @@ func (n *node) records(typ dnsmessage.Type) []dnsmessage.ResourceBody {
 	return n.rrs[typ]
 }
 
+// has tells whether the node holds records of typ, without advancing a sequence.
+func (n *node) has(typ uint16) bool {
+	if _, ok := n.seqs[typ]; ok {
+		return true
+	}
+	return len(n.rrs[typ]) > 0
+}
+
 // canonical is the map key of a name: lower case, without the trailing dot.
 func canonical(name string) string {
 	return strings.ToLower(strings.TrimSuffix(name, "."))
 }
 
-// mustName panics on a name DNS cannot carry: a test that sets one has a bug.
-func mustName(name string) dnsmessage.Name {
+// checkName says why DNS cannot carry name, or nil.
+func checkName(name string) error {
 	key := canonical(name)
-	n, err := dnsmessage.NewName(key + ".")
-	if err != nil || key == "" || len(key) > 253 {
-		panic(fmt.Sprintf("dnsserver: bad name %q", name))
+	if _, err := dnsmessage.NewName(key + "."); err != nil || key == "" || len(key) > 253 {
+		return fmt.Errorf("dnsserver: bad name %q", name)
 	}
 	for label := range strings.SplitSeq(key, ".") {
 		if len(label) == 0 || len(label) > 63 {
-			panic(fmt.Sprintf("dnsserver: bad name %q: labels must be 1 to 63 bytes", name))
+			return fmt.Errorf("dnsserver: bad name %q: labels must be 1 to 63 bytes", name)
 		}
 	}
-	return n
+	return nil
 }
 
-// mustBodies converts the textual values of a Set call into record bodies.
-func mustBodies(typ dnsmessage.Type, values []string) []dnsmessage.ResourceBody {
-	var out []dnsmessage.ResourceBody
+// mustName panics on a name DNS cannot carry: a test that sets one has a bug.
+func mustName(name string) {
+	if err := checkName(name); err != nil {
+		panic(err.Error())
+	}
+}
+
+// header is the header of a stored record; answers fill in owner and TTL.
+func header(typ uint16) dns.RR_Header {
+	return dns.RR_Header{Rrtype: typ, Class: dns.ClassINET}
+}
+
+// escape protects the backslashes of a raw string from miekg/dns, which reads
+// backslash escapes when it packs TXT and CAA strings.
+func escape(v string) string { return strings.ReplaceAll(v, `\`, `\\`) }
+
+// mustRecords converts the textual values of a Set call into records.
+func mustRecords(typ uint16, values []string) []dns.RR {
+	var out []dns.RR
 	for _, v := range values {
 		switch typ {
-		case dnsmessage.TypeA, dnsmessage.TypeAAAA:
+		case dns.TypeA, dns.TypeAAAA:
 			ip, err := netip.ParseAddr(v)
 			if err != nil || ip.Zone() != "" {
 				panic(fmt.Sprintf("dnsserver: bad IP address %q", v))
 			}
-			if typ == dnsmessage.TypeA {
+			if typ == dns.TypeA {
 				if !ip.Is4() {
 					panic(fmt.Sprintf("dnsserver: %q is not an IPv4 address", v))
 				}
-				out = append(out, &dnsmessage.AResource{A: ip.As4()})
+				out = append(out, &dns.A{Hdr: header(typ), A: ip.AsSlice()})
 			} else {
-				out = append(out, &dnsmessage.AAAAResource{AAAA: ip.As16()})
+				out = append(out, &dns.AAAA{Hdr: header(typ), AAAA: net.IP(ip.AsSlice())})
 			}
-		case dnsmessage.TypeTXT:
-			out = append(out, &dnsmessage.TXTResource{TXT: chunks(v)})
+		case dns.TypeTXT:
+			out = append(out, &dns.TXT{Hdr: header(typ), Txt: chunks(v)})
 		}
 	}
 	return out
@@ -275,36 +308,45 @@ func chunks(v string) []string {
 	}
 	var out []string
 	for len(v) > 255 {
-		out = append(out, v[:255])
+		out = append(out, escape(v[:255]))
 		v = v[255:]
 	}
-	return append(out, v)
+	return append(out, escape(v))
 }
 
 // answer builds the response to one query message, or nil when the message is too
-// broken to answer at all. maxSize is the largest response the transport carries.
+// broken to answer at all. maxSize is the largest response the transport carries;
+// -1 means UDP, where it is what the query offers.
 func (s *Server) answer(query []byte, maxSize int) []byte {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil || h.Response {
-		return nil
+	if len(query) < 12 || query[2]&0x80 != 0 {
+		return nil // not even a header, or a response
 	}
-	resp := dnsmessage.Message{Header: dnsmessage.Header{
-		ID: h.ID, Response: true, OpCode: h.OpCode, Authoritative: true,
-		RecursionDesired: h.RecursionDesired,
-	}}
-	q, err := p.Question()
-	switch {
-	case err != nil:
-		resp.RCode = dnsmessage.RCodeFormatError
-	case h.OpCode != 0:
-		resp.Questions = []dnsmessage.Question{q}
-		resp.RCode = dnsmessage.RCodeNotImplemented
+	var q dns.Msg
+	resp := &dns.Msg{Compress: true}
+	resp.Id = binary.BigEndian.Uint16(query)
+	resp.Response, resp.Authoritative = true, true
+	resp.Opcode = int(query[2]>>3) & 0xf
+	resp.RecursionDesired = query[2]&1 != 0
+	switch err := q.Unpack(query); {
+	case err != nil || len(q.Question) == 0:
+		resp.Rcode = dns.RcodeFormatError
+	case q.Opcode != dns.OpcodeQuery:
+		resp.Question = q.Question[:1]
+		resp.Rcode = dns.RcodeNotImplemented
 	default:
-		resp.Questions = []dnsmessage.Question{q}
-		resp.RCode, resp.Answers = s.lookup(q)
+		resp.Question = q.Question[:1]
+		opt := q.IsEdns0()
 		if maxSize < 0 {
-			maxSize = udpSize(&p)
+			maxSize = 512
+			if opt != nil {
+				maxSize = max(512, int(opt.UDPSize()))
+			}
+		}
+		do := opt != nil && opt.Do()
+		resp.Rcode, resp.Answer, resp.Ns = s.lookup(q.Question[0].Name, q.Question[0].Qtype, do)
+		if opt != nil {
+			// RFC 6891 7: an EDNS query gets an OPT back, with the DO bit copied (RFC 3225).
+			resp.SetEdns0(1232, do)
 		}
 	}
 	s.mu.Lock()
@@ -313,68 +355,13 @@ func (s *Server) answer(query []byte, maxSize int) []byte {
 	out, err := resp.Pack()
 	if err == nil && maxSize > 0 && len(out) > maxSize {
 		// Too big for UDP: say so, and the client retries over TCP.
-		resp.Answers, resp.Truncated = nil, true
+		resp.Answer, resp.Ns, resp.Truncated = nil, nil, true
 		out, err = resp.Pack()
 	}
 	if err != nil {
 		return nil
 	}
 	return out
-}
-
-// udpSize is the response size the client accepts over UDP: 512 bytes, or what its
-// EDNS(0) OPT record offers.
-func udpSize(p *dnsmessage.Parser) int {
-	if p.SkipAllQuestions() != nil || p.SkipAllAnswers() != nil || p.SkipAllAuthorities() != nil {
-		return 512
-	}
-	for {
-		h, err := p.AdditionalHeader()
-		if err != nil {
-			return 512
-		}
-		if h.Type == dnsmessage.TypeOPT {
-			return max(512, int(h.Class))
-		}
-		if p.SkipAdditional() != nil {
-			return 512
-		}
-	}
-}
-
-// lookup finds the answer to one question, chasing CNAMEs inside the server's names.
-func (s *Server) lookup(q dnsmessage.Question) (dnsmessage.RCode, []dnsmessage.Resource) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	owner, key := q.Name, canonical(q.Name.String())
-	var answers []dnsmessage.Resource
-	for hop := 0; hop <= maxCNAMEHops; hop++ {
-		n, ok := s.names[key]
-		if !ok {
-			if hop == 0 {
-				return dnsmessage.RCodeNameError, nil
-			}
-			return dnsmessage.RCodeSuccess, answers // a dangling alias
-		}
-		if n.servfail {
-			return dnsmessage.RCodeServerFailure, nil
-		}
-		hdr := dnsmessage.ResourceHeader{Name: owner, Class: dnsmessage.ClassINET}
-		if n.cname != "" {
-			target := mustName(n.cname)
-			answers = append(answers, dnsmessage.Resource{Header: hdr, Body: &dnsmessage.CNAMEResource{CNAME: target}})
-			if q.Type == dnsmessage.TypeCNAME {
-				return dnsmessage.RCodeSuccess, answers
-			}
-			owner, key = target, n.cname
-			continue
-		}
-		for _, b := range n.records(q.Type) {
-			answers = append(answers, dnsmessage.Resource{Header: hdr, Body: b})
-		}
-		return dnsmessage.RCodeSuccess, answers
-	}
-	return dnsmessage.RCodeServerFailure, nil // an alias loop
 }
 
 func (s *Server) serveUDP() {

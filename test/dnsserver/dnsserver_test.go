@@ -15,6 +15,9 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 )
 
+// typeCAA is RR type 257 (RFC 8659); dnsmessage has no constant for it.
+const typeCAA = dnsmessage.Type(257)
+
 func start(t *testing.T) *Server {
 	t.Helper()
 	s, err := Start("127.0.0.1:0")
@@ -117,6 +120,8 @@ func TestAnswers(t *testing.T) {
 		s.SetCAA("example.fi", 128, "tbs", "x")
 		s.SetServfail("broken.example.fi")
 		s.SetA("empty.example.fi")
+		s.SetTXT("raw.example.fi", `back\slash "quoted" \065 `+"\xff\x00")
+		s.SetCAA("raw.example.fi", 0, `is\sue`, `ca.example; a=\b`)
 	}
 	tests := []struct {
 		name      string
@@ -136,6 +141,10 @@ func TestAnswers(t *testing.T) {
 				fmt.Sprintf("_acme-challenge.example.fi. TXT [%q %q]", strings.Repeat("x", 255), strings.Repeat("x", 45))}},
 		{"CAA records are raw type 257 in the order set", "example.fi.", typeCAA, dnsmessage.RCodeSuccess,
 			[]string{`example.fi. TYPE257 flag=0 issue "ca.example"`, `example.fi. TYPE257 flag=128 tbs "x"`}},
+		{"TXT bytes are carried as set, backslashes and all", "raw.example.fi.", dnsmessage.TypeTXT, dnsmessage.RCodeSuccess,
+			[]string{`raw.example.fi. TXT ["back\\slash \"quoted\" \\065 \xff\x00"]`}},
+		{"CAA bytes are carried as set", "raw.example.fi.", typeCAA, dnsmessage.RCodeSuccess,
+			[]string{`raw.example.fi. TYPE257 flag=0 is\sue "ca.example; a=\\b"`}},
 		{"CNAME is followed to the target's records", "alias.example.fi.", dnsmessage.TypeA, dnsmessage.RCodeSuccess,
 			[]string{"alias.example.fi. CNAME www.example.fi.", "www.example.fi. A 192.0.2.1", "www.example.fi. A 192.0.2.2"}},
 		{"CNAME query gets only the CNAME", "alias.example.fi.", dnsmessage.TypeCNAME, dnsmessage.RCodeSuccess,
