@@ -60,6 +60,7 @@ func (a *Authority) recheckCAA(ctx context.Context, acct *store.Account, o *stor
 	wg.Wait()
 
 	var subs []acme.Subproblem
+	kind := acme.ErrorKind("") // the one kind of every refusal, or caa when they differ
 	for i, err := range results {
 		if err == nil {
 			continue
@@ -67,6 +68,13 @@ func (a *Authority) recheckCAA(ctx context.Context, acct *store.Account, o *stor
 		ae, ok := acme.AsError(err)
 		if !ok {
 			return a.internal(ctx, "check CAA records", err)
+		}
+		switch kind {
+		case "":
+			kind = ae.Kind
+		case ae.Kind:
+		default:
+			kind = acme.CAA
 		}
 		subs = append(subs, acme.Subproblem{Type: ae.Kind.URN(), Detail: ae.Detail,
 			Identifier: &acme.Identifier{Type: acme.IdentifierDNS, Value: checks[i].name}})
@@ -79,7 +87,9 @@ func (a *Authority) recheckCAA(ctx context.Context, acct *store.Account, o *stor
 	if len(subs) > 1 {
 		detail = "CAA records now forbid issuance for " + plural(len(subs), "name") + " of the order; see the subproblems"
 	}
-	return &acme.Error{Kind: acme.CAA, Detail: detail, Subproblems: subs}
+	// A CAA answer that failed DNSSEC validation is a dns problem (the zone must be
+	// repaired), not a CAA refusal.
+	return &acme.Error{Kind: kind, Detail: detail, Subproblems: subs}
 }
 
 // validChallenge is the challenge that made the authorisation valid.

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -40,6 +41,10 @@ func (v *Validator) CAA(ctx context.Context, name, accountURI, method string) er
 	defer release()
 
 	set, err := v.relevantCAA(ctx, base)
+	var le *lookupError
+	if errors.As(err, &le) && le.bogus {
+		return acme.Errorf(acme.DNS, "%s; CAA is checked only on answers that pass DNSSEC validation, so issuance for %s is refused until the zone's signatures are repaired", err, shown)
+	}
 	if err != nil {
 		return acme.Errorf(acme.CAA, "the CAA records of %s could not be checked: %s; issuance needs a definite answer, so it is refused until the lookup succeeds",
 			shown, err)

@@ -14,7 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/varmenne/varmenne/acme/validate/dnssec"
 )
 
 // dns-01 and CAA ask the resolver directly instead of through net.Resolver: CAA is a
@@ -42,9 +45,15 @@ const (
 type lookupError struct {
 	name   string
 	reason string
+	bogus  bool // the answer failed DNSSEC validation
 }
 
-func (e *lookupError) Error() string { return "DNS lookup of " + e.name + " failed: " + e.reason }
+func (e *lookupError) Error() string {
+	if e.bogus {
+		return e.reason // says the name itself
+	}
+	return "DNS lookup of " + e.name + " failed: " + e.reason
+}
 
 // rrset is the answer to one question after following CNAMEs.
 type rrset struct {
@@ -107,32 +116,71 @@ func (v *Validator) lookup(ctx context.Context, name string, typ dnsmessage.Type
 }
 
 // query asks the configured servers one question, retrying lost packets and other
-// servers, and returns the first NOERROR or NXDOMAIN answer.
+// servers, and returns the first NOERROR or NXDOMAIN answer, checked against DNSSEC
+// unless the validator was made without it.
 func (v *Validator) query(ctx context.Context, name string, typ dnsmessage.Type) (*dnsmessage.Message, error) {
+	m, raw, err := v.ask(ctx, name, typ)
+	if err != nil || v.dnssec == nil {
+		return m, err
+	}
+	var full dns.Msg
+	if err := full.Unpack(raw); err != nil {
+		return nil, &lookupError{name: name, reason: "the DNS server sent an answer this validator cannot read"}
+	}
+	if err := v.dnssec.Check(ctx, name, uint16(typ), &full); err != nil {
+		var b *dnssec.BogusError
+		if errors.As(err, &b) {
+			return nil, &lookupError{name: name, reason: b.Error(), bogus: true}
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// askDNSSEC is the DNSSEC checker's way to the resolver: one question, unchecked.
+func (v *Validator) askDNSSEC(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	_, raw, err := v.ask(ctx, strings.TrimSuffix(name, "."), dnsmessage.Type(qtype))
+	var le *lookupError
+	if errors.As(err, &le) && le.name == "" {
+		le.name = "the root zone"
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m dns.Msg
+	if err := m.Unpack(raw); err != nil {
+		return nil, &lookupError{name: name, reason: "the DNS server sent an answer this validator cannot read"}
+	}
+	return &m, nil
+}
+
+// ask sends one question to the configured servers, retrying lost packets and other
+// servers, and returns the first NOERROR or NXDOMAIN answer, parsed and as sent.
+func (v *Validator) ask(ctx context.Context, name string, typ dnsmessage.Type) (*dnsmessage.Message, []byte, error) {
 	q, err := dnsmessage.NewName(name + ".")
 	if err != nil {
-		return nil, &lookupError{name: name, reason: "the name cannot be asked in DNS"}
+		return nil, nil, &lookupError{name: name, reason: "the name cannot be asked in DNS"}
 	}
 	question := dnsmessage.Question{Name: q, Type: typ, Class: dnsmessage.ClassINET}
 	var last error
 	for range dnsRounds {
 		for _, server := range v.dnsServers {
 			if ctx.Err() != nil {
-				return nil, v.lookupFailure(ctx, name, last)
+				return nil, nil, v.lookupFailure(ctx, name, last)
 			}
-			m, err := exchange(ctx, server, question)
+			m, raw, err := exchange(ctx, server, question, v.dnssec != nil)
 			switch {
 			case err != nil:
 				last = err
 			case m.RCode == dnsmessage.RCodeSuccess || m.RCode == dnsmessage.RCodeNameError:
-				return m, nil
+				return m, raw, nil
 			default:
 				// SERVFAIL, REFUSED…: another server, or a second try, may know.
 				last = rcodeError(m.RCode)
 			}
 		}
 	}
-	return nil, v.lookupFailure(ctx, name, last)
+	return nil, nil, v.lookupFailure(ctx, name, last)
 }
 
 // rcodeError is an answer that says the server could not answer.
@@ -158,52 +206,54 @@ func (v *Validator) lookupFailure(ctx context.Context, name string, err error) *
 	var ne net.Error
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
-		return &lookupError{name, "the validation was cancelled"}
+		return &lookupError{name: name, reason: "the validation was cancelled"}
 	case errors.As(err, &rc):
-		return &lookupError{name, rc.Error()}
+		return &lookupError{name: name, reason: rc.Error()}
 	case ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout():
-		return &lookupError{name, fmt.Sprintf("no answer within the validation deadline of %s", v.cfg.Timeout)}
+		return &lookupError{name: name, reason: fmt.Sprintf("no answer within the validation deadline of %s", v.cfg.Timeout)}
 	default:
-		return &lookupError{name, "the DNS server could not be reached or sent an unusable answer"}
+		return &lookupError{name: name, reason: "the DNS server could not be reached or sent an unusable answer"}
 	}
 }
 
 // exchange sends one question to server over UDP, and over TCP when the answer was
 // truncated. Answers that do not match the question and its random ID are ignored,
 // so an off-path guess cannot answer for the server.
-func exchange(ctx context.Context, server string, q dnsmessage.Question) (*dnsmessage.Message, error) {
+// With dnssec, the question asks for signatures and proofs (EDNS DO) and for the data
+// unchecked (CD), which the caller checks itself.
+func exchange(ctx context.Context, server string, q dnsmessage.Question, dnssec bool) (*dnsmessage.Message, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, dnsTryTimeout)
 	defer cancel()
-	m, err := exchangeOver(ctx, "udp", server, q)
+	m, raw, err := exchangeOver(ctx, "udp", server, q, dnssec)
 	if err == nil && m.Truncated {
-		m, err = exchangeOver(ctx, "tcp", server, q)
+		m, raw, err = exchangeOver(ctx, "tcp", server, q, dnssec)
 	}
-	return m, err
+	return m, raw, err
 }
 
-func exchangeOver(ctx context.Context, network, server string, q dnsmessage.Question) (*dnsmessage.Message, error) {
+func exchangeOver(ctx context.Context, network, server string, q dnsmessage.Question, dnssec bool) (*dnsmessage.Message, []byte, error) {
 	var idb [2]byte
 	if _, err := rand.Read(idb[:]); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	id := binary.BigEndian.Uint16(idb[:])
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true})
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true, CheckingDisabled: dnssec})
 	b.EnableCompression()
 	var opt dnsmessage.ResourceHeader
 	err := errors.Join(b.StartQuestions(), b.Question(q), b.StartAdditionals(),
-		opt.SetEDNS0(ednsSize, dnsmessage.RCodeSuccess, false), b.OPTResource(opt, dnsmessage.OPTResource{}))
+		opt.SetEDNS0(ednsSize, dnsmessage.RCodeSuccess, dnssec), b.OPTResource(opt, dnsmessage.OPTResource{}))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	msg, err := b.Finish()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, server)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
@@ -214,34 +264,34 @@ func exchangeOver(ctx context.Context, network, server string, q dnsmessage.Ques
 
 	if network == "tcp" {
 		if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var size [2]byte
 		if _, err := io.ReadFull(c, size[:]); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		buf := make([]byte, binary.BigEndian.Uint16(size[:]))
 		if _, err := io.ReadFull(c, buf); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		m, ok := answerTo(buf, id, q)
 		if !ok {
-			return nil, errors.New("validate: the DNS server sent an answer to another question")
+			return nil, nil, errors.New("validate: the DNS server sent an answer to another question")
 		}
-		return m, nil
+		return m, buf, nil
 	}
 
 	if _, err := c.Write(msg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	buf := make([]byte, 4096)
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if m, ok := answerTo(buf[:n], id, q); ok {
-			return m, nil
+			return m, buf[:n], nil
 		}
 	}
 }

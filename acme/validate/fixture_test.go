@@ -138,6 +138,11 @@ func (d *dialLog) list() []string {
 func newValidator(t *testing.T, dns *dnsserver.Server, cfg Config) (*Validator, *dialLog) {
 	t.Helper()
 	cfg.Resolver = dns.Addr()
+	if cfg.TrustAnchors == "" && cfg.InsecureZones == nil {
+		// The test server's plain zones: these tests are about other things;
+		// dnssec_test.go serves signed zones.
+		cfg.InsecureZones = []string{"."}
+	}
 	v, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

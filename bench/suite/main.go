@@ -392,6 +392,10 @@ func (s *suite) varmenne(ctx context.Context, db string, k issuerKey) {
 		"--public-listen", fmt.Sprintf("127.0.0.1:%d", pt.public), "--public-url", fmt.Sprintf("http://127.0.0.1:%d", pt.public),
 		"--http01-port", fmt.Sprint(pt.http01), "--dns-resolver", fmt.Sprintf("127.0.0.1:%d", pt.dns),
 		"--validation-allow", "127.0.0.0/8", "--log-format", "json",
+		// The load generator's DNS server answers example. unsigned, as an
+		// internal zone (validate.Config.InsecureZones): Pebble and step-ca check no
+		// DNSSEC either.
+		"--dnssec-insecure", "example",
 		// The benchmark issues thousands of certificates to one organisation: limits
 		// high enough never to refuse, still counted on every order and finalize.
 		"--limit-new-orders-per-account", "1000000", "--limit-certificates-per-organisation", "1000000",

@@ -89,7 +89,7 @@ func startBenchServer(t *testing.T) *benchServer {
 	s := &benchServer{http01: freeAddr(t), dnsAdr: freeAddr(t)}
 	_, httpPort, _ := net.SplitHostPort(s.http01)
 	// Later flags win: these replace the harness's own DNS server and http-01 port.
-	s.Instance = harness.StartWith(t, "", "--http01-port", httpPort, "--dns-resolver", s.dnsAdr, "--dev-key-type", "ecdsa-p256",
+	s.Instance = harness.StartWith(t, "", "--http01-port", httpPort, "--dns-resolver", s.dnsAdr, "--dnssec-insecure", "example", "--dev-key-type", "ecdsa-p256",
 		"--limit-new-orders-per-account", "0", "--limit-certificates-per-organisation", "0", "--limit-pending-authorizations", "0")
 	return s
 }

@@ -108,7 +108,7 @@ func startBenchServer(tb testing.TB, db string) *benchServer {
 	// The server's goroutines carry the label side=server into CPU profiles.
 	go pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) {
 		done <- run(ctx, []string{"serve", "--data", s.data, "--db", s.db, "--listen", "127.0.0.1:0", "--ops-listen", "", "--public-listen", "127.0.0.1:0",
-			"--admin-listen", "", "--dev-key-type", "ecdsa-p256", "--log-format", "json", "--http01-port", httpPort, "--dns-resolver", s.dnsAdr,
+			"--admin-listen", "", "--dev-key-type", "ecdsa-p256", "--log-format", "json", "--http01-port", httpPort, "--dns-resolver", s.dnsAdr, "--dnssec-insecure", "example",
 			"--validation-allow", "127.0.0.0/8", "--limit-new-orders-per-account", "0", "--limit-certificates-per-organisation", "0",
 			"--limit-pending-authorizations", "0"}, pw, &stderr)
 		pw.Close()

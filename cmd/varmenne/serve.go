@@ -37,6 +37,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logWeakKeys(log, cfg.authority.WeakKeys) // weakkeys.go
+	anchors := "the root zone's (built in)"
+	if cfg.dnssecAnchors != "" {
+		anchors = cfg.dnssecAnchors
+	}
+	log.Info("DNSSEC: every validation and CAA answer is checked", "trust_anchors", anchors, "insecure_zones", []string(cfg.dnssecInsecure))
 	// The data directory (0700), the database and the EAB secret (db.go).
 	st, err := cfg.db.open(ctx, cfg.data, creating)
 	if err != nil {

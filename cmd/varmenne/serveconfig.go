@@ -1,17 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/varmenne/varmenne/acme/authority"
 	"github.com/varmenne/varmenne/acme/validate"
+	"github.com/varmenne/varmenne/acme/validate/dnssec"
 	"github.com/varmenne/varmenne/profile"
 	"github.com/varmenne/varmenne/signer/ceremony"
 	"github.com/varmenne/varmenne/signer/filekey"
@@ -48,6 +53,8 @@ type serveConfig struct {
 	productionDB   bool    // the database has served in production (enterMode)
 	altChains      stringList
 	weakKeys       stringList // --weak-keys (weakkeys.go)
+	dnssecAnchors  string     // --dnssec-anchors
+	dnssecInsecure stringList // --dnssec-insecure
 
 	hsm        func() ceremony.HSM   // --pkcs11-* (keys.go)
 	revocation *revocationFlags      // --public-listen, --crl-validity (crl.go)
@@ -102,6 +109,8 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.allowWildcards, "allow-wildcards", false, "allow wildcard names (*.example.fi) in every server profile, proven with dns-01 only")
 	fs.Float64Var(&c.chaosNonces, "chaos-reject-nonces", 0, "tests only: share 0..1 of valid nonces refused with badNonce, evenly spread (0.1: every tenth), to exercise clients' retries (never in production)")
 	fs.Var(&c.altChains, "alternate-chain", "ISSUER=FILE: PEM chain served as an alternate (Link rel=\"alternate\") after the leaf of ISSUER's (production, test) certificates, beginning with the issuer's subject and key, e.g. cross-signed (repeatable)")
+	fs.StringVar(&c.dnssecAnchors, "dnssec-anchors", "", "FILE of DNSSEC trust anchors (DS or DNSKEY records in zone-file syntax, like /usr/share/dns/root.ds) every validation and CAA answer is checked against (default: the root zone's KSK-2017 and KSK-2024)")
+	fs.Var(&c.dnssecInsecure, "dnssec-insecure", "ZONE whose answers are taken without DNSSEC signatures: an internal split-horizon zone that has none (repeatable)")
 	fs.Var(&c.weakKeys, "weak-keys", "FILE: Debian's weak RSA keys (CVE-2008-0166) in openssl-blacklist format, refused as account and certificate keys (repeatable: one file per key size)")
 	fs.BoolVar(&c.production, "production", false, "run in production mode with file keys too: THL's register required, the SOTE plugins required, dual control (issuer keys in an HSM always are)")
 	fs.StringVar(&c.configFile, "config", "", "JSON file of certificate profiles and their policy plugins (default: the four built-in SOTE profiles)")
@@ -198,7 +207,22 @@ func (c *serveConfig) validateValidation() error {
 		ids = stringList{defaultCAAIdentity}
 	}
 	c.validation = validate.Config{Resolver: c.dnsResolver, HTTPPort: c.http01Port, AllowedNets: nets, Timeout: c.validationTTL,
-		TLSALPNPort: c.tlsALPNPort, CAAIdentities: ids}
+		TLSALPNPort: c.tlsALPNPort, CAAIdentities: ids, InsecureZones: c.dnssecInsecure}
+	if c.dnssecAnchors != "" {
+		b, err := os.ReadFile(c.dnssecAnchors)
+		if err != nil {
+			return fmt.Errorf("--dnssec-anchors: %w", err)
+		}
+		if _, err := dnssec.ParseAnchors(bytes.NewReader(b), c.dnssecAnchors); err != nil {
+			return fmt.Errorf("--dnssec-anchors: %w", err)
+		}
+		c.validation.TrustAnchors = string(b)
+	}
+	for _, z := range c.dnssecInsecure {
+		if _, ok := dns.IsDomainName(z); !ok {
+			return fmt.Errorf("--dnssec-insecure %q is not a zone name such as sote.internal", z)
+		}
+	}
 	// The validator judges what is left: each CAA identity is a domain name, kept as
 	// it compares them (lower case, no final dot).
 	v, err := validate.New(c.validation)

@@ -36,6 +36,7 @@ import (
 	"github.com/varmenne/varmenne/store"
 	"github.com/varmenne/varmenne/store/pgtest"
 	"github.com/varmenne/varmenne/test/dnsserver"
+	"github.com/varmenne/varmenne/test/harness"
 )
 
 // The package's private PostgreSQL server: started by the first test that needs it,
@@ -83,6 +84,7 @@ type replicaSet struct {
 	lb       string // host:port in every URL the replicas give; nothing listens there
 	lbPublic string // the same for the CRL and OCSP URLs in certificates
 	dns      *dnsserver.Server
+	anchors  string // the --dnssec-anchors file of dns's signed zones
 	http01   *challengeServer
 	replicas []*replica
 	rr       *roundRobin
@@ -109,7 +111,7 @@ func startReplicasOn(tb testing.TB, bin string, n int, dsn, data string, extra .
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { dns.Close() })
-	rs.dns = dns
+	rs.dns, rs.anchors = dns, harness.SignDNS(tb, dns)
 	rs.http01 = startChallengeServer(tb)
 	// The first start makes the development PKI in the shared data directory.
 	for range n {
@@ -147,6 +149,7 @@ func (rs *replicaSet) launch() *replica {
 		"--ops-listen", r.ops,
 		"--http01-port", fmt.Sprint(rs.http01.port),
 		"--dns-resolver", rs.dns.Addr(),
+		"--dnssec-anchors", rs.anchors,
 		"--validation-allow", "127.0.0.0/8",
 		"--validation-timeout", "10s",
 		"--log-format", "json",
