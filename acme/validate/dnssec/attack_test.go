@@ -18,7 +18,7 @@ import (
 
 type tamper func(qname string, qtype uint16, m *dns.Msg)
 
-func signedServer(t *testing.T) (*dnsserver.Server, []dns.RR) {
+func signedServer(t testing.TB) (*dnsserver.Server, []dns.RR) {
 	t.Helper()
 	d, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
@@ -49,7 +49,7 @@ func signedServer(t *testing.T) (*dnsserver.Server, []dns.RR) {
 	return d, anchors
 }
 
-func checker(t *testing.T, d *dnsserver.Server, anchors []dns.RR, tm tamper) (*Checker, func(name string, qtype uint16) error) {
+func checker(t testing.TB, d *dnsserver.Server, anchors []dns.RR, tm tamper) (*Checker, func(name string, qtype uint16) error) {
 	t.Helper()
 	ask := func(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 		q := new(dns.Msg)
