@@ -60,7 +60,9 @@ func (z *wildZone) sign(t *testing.T, signedOwner, shown string, set ...dns.RR) 
 
 func TestWildcardAnswers(t *testing.T) {
 	z := newWildZone(t)
-	txt := func() dns.RR { return &dns.TXT{Hdr: dns.RR_Header{Rrtype: dns.TypeTXT}, Txt: []string{"from the wildcard"}} }
+	txt := func() dns.RR {
+		return &dns.TXT{Hdr: dns.RR_Header{Rrtype: dns.TypeTXT}, Txt: []string{"from the wildcard"}}
+	}
 	nsec := func(owner, next string) dns.RR {
 		return &dns.NSEC{Hdr: dns.RR_Header{Rrtype: dns.TypeNSEC}, NextDomain: next, TypeBitMap: []uint16{dns.TypeTXT, dns.TypeRRSIG, dns.TypeNSEC}}
 	}
