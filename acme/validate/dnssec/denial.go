@@ -70,6 +70,25 @@ func (c *Checker) denial(z *zone, name string, qtype uint16, m *dns.Msg, a *answ
 	return p, err
 }
 
+// noDataProof is the proof a matching NSEC or NSEC3 record (at the name or at the
+// wildcard that covers it) gives, if its type bitmap denies the question.
+func noDataProof(name string, qtype uint16, types []uint16) (proof, error) {
+	if err := typesDeny(name, qtype, types); err != nil {
+		return proof{}, err
+	}
+	return proof{kind: noData, types: types}, nil
+}
+
+// nsecAt is the NSEC record owned by name, or nil.
+func nsecAt(nsecs []*dns.NSEC, name string) *dns.NSEC {
+	for _, n := range nsecs {
+		if dns.CanonicalName(n.Hdr.Name) == name {
+			return n
+		}
+	}
+	return nil
+}
+
 // typesDeny checks a matching record's type bitmap against the question.
 func typesDeny(name string, qtype uint16, types []uint16) error {
 	has := func(t uint16) bool { return slices.Contains(types, t) }
@@ -86,13 +105,8 @@ func typesDeny(name string, qtype uint16, types []uint16) error {
 }
 
 func nsecDenial(z *zone, name string, qtype uint16, nsecs []*dns.NSEC) (proof, error) {
-	for _, n := range nsecs {
-		if dns.CanonicalName(n.Hdr.Name) == name {
-			if err := typesDeny(name, qtype, n.TypeBitMap); err != nil {
-				return proof{}, err
-			}
-			return proof{kind: noData, types: n.TypeBitMap}, nil
-		}
+	if n := nsecAt(nsecs, name); n != nil {
+		return noDataProof(name, qtype, n.TypeBitMap)
 	}
 	for _, n := range nsecs {
 		owner, next := dns.CanonicalName(n.Hdr.Name), dns.CanonicalName(n.NextDomain)
@@ -105,13 +119,8 @@ func nsecDenial(z *zone, name string, qtype uint16, nsecs []*dns.NSEC) (proof, e
 		}
 		ce := closestEncloser(name, owner, next)
 		wildcard := "*." + ce
-		for _, w := range nsecs {
-			if dns.CanonicalName(w.Hdr.Name) == wildcard {
-				if err := typesDeny(name, qtype, w.TypeBitMap); err != nil {
-					return proof{}, err
-				}
-				return proof{kind: noData, types: w.TypeBitMap}, nil
-			}
+		if w := nsecAt(nsecs, wildcard); w != nil {
+			return noDataProof(name, qtype, w.TypeBitMap)
 		}
 		for _, w := range nsecs {
 			wo, wn := dns.CanonicalName(w.Hdr.Name), dns.CanonicalName(w.NextDomain)
@@ -211,10 +220,7 @@ func nsec3Denial(z *zone, name string, qtype uint16, all []*dns.NSEC3) (proof, e
 		return nil
 	}
 	if r := match(name); r != nil {
-		if err := typesDeny(name, qtype, r.TypeBitMap); err != nil {
-			return proof{}, err
-		}
-		return proof{kind: noData, types: r.TypeBitMap}, nil
+		return noDataProof(name, qtype, r.TypeBitMap)
 	}
 	labels := dns.SplitDomainName(name)
 	for i := 1; i < len(labels) || i == len(labels) && z.apex == "."; i++ {
@@ -246,10 +252,7 @@ func nsec3Denial(z *zone, name string, qtype uint16, all []*dns.NSEC3) (proof, e
 			wildcard = "*."
 		}
 		if w := match(wildcard); w != nil {
-			if err := typesDeny(name, qtype, w.TypeBitMap); err != nil {
-				return proof{}, err
-			}
-			return proof{kind: noData, types: w.TypeBitMap}, nil
+			return noDataProof(name, qtype, w.TypeBitMap)
 		}
 		if cover(wildcard) != nil {
 			return proof{kind: nameError}, nil
