@@ -37,9 +37,15 @@ type Server struct {
 	tcp *net.TCPListener
 	wg  sync.WaitGroup
 
-	mu      sync.Mutex
-	names   map[string]*node
-	zones   map[string]*zone
+	mu    sync.Mutex
+	names map[string]*node
+	zones map[string]*zone
+	// What signed answers reuse while the names are the same (zone.go): gen counts
+	// the changes to the set of names and zones, views are built for one gen, hashes
+	// are NSEC3 hashes of names, sigs are signatures of RRsets.
+	gen     uint64
+	hashes  map[string]string
+	sigs    map[string]cachedSig
 	conns   map[net.Conn]struct{}
 	closed  bool
 	queries int
@@ -85,7 +91,7 @@ func Start(addr string) (*Server, error) {
 			udp:   uc,
 			tcp:   tl.(*net.TCPListener),
 			names: make(map[string]*node),
-			zones: make(map[string]*zone),
+			zones: make(map[string]*zone), hashes: make(map[string]string), sigs: make(map[string]cachedSig),
 			conns: make(map[net.Conn]struct{}),
 		}
 		s.wg.Add(2)
@@ -172,6 +178,7 @@ func (s *Server) Clear(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.names, canonical(name))
+	s.gen++
 }
 
 // Queries is the number of queries answered so far, over UDP and TCP.
@@ -219,6 +226,7 @@ func (s *Server) node(name string) *node {
 			seqs: make(map[uint16]*sequence),
 		}
 		s.names[key] = n
+		s.gen++
 	}
 	return n
 }

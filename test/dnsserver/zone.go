@@ -49,9 +49,10 @@ type ZoneOptions struct {
 	Fault  Fault
 }
 
-// ttl is the TTL of every record: 0, so a test that changes records or faults is
-// never answered from a validator's cache.
-const ttl = 0
+// ttl is the TTL of every record in a zone. A validator may keep the keys and
+// delegations it proved for that long, as it would with real zones (whose TTLs are
+// longer); faults still show at once, for every answer's own signatures are checked.
+const ttl = 60
 
 // zone is one zone added by AddZone; its names are those it encloses that no deeper
 // zone encloses.
@@ -62,6 +63,8 @@ type zone struct {
 	fault  Fault
 	key    *dns.DNSKEY // signed zones only: one combined signing key (flags 257)
 	signer crypto.Signer
+	view   *view  // the names for denial proofs, built at viewGen
+	viewAt uint64 // the server's gen view was built at
 }
 
 // AddZone makes apex a zone of its own: SOA and NS at the apex are synthesised, and a
@@ -97,6 +100,7 @@ func (s *Server) AddZone(apex string, opts ZoneOptions) error {
 		return fmt.Errorf("dnsserver: zone %s exists already", apex)
 	}
 	s.zones[z.apex] = z
+	s.gen++
 	return nil
 }
 
@@ -170,7 +174,7 @@ func (s *Server) parentOf(z *zone) *zone {
 func (s *Server) lookup(qname string, qtype uint16, do bool) (rcode int, answer, authority []dns.RR) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := answering{now: time.Now(), do: do}
+	a := answering{now: time.Now(), do: do, s: s}
 	owner, key := qname, canonical(qname)
 	for hop := 0; hop <= maxCNAMEHops; hop++ {
 		n := s.names[key]
@@ -342,6 +346,14 @@ type view struct {
 // view collects zone z's names: the apex, the names no deeper zone encloses and the
 // apexes of the zones it delegates. The caller holds s.mu.
 func (s *Server) view(z *zone) *view {
+	if z.view != nil && z.viewAt == s.gen {
+		return z.view
+	}
+	z.view, z.viewAt = s.buildView(z), s.gen
+	return z.view
+}
+
+func (s *Server) buildView(z *zone) *view {
 	v := &view{exists: map[string]bool{z.apex: true}}
 	add := func(name string) {
 		v.names = append(v.names, name)
@@ -366,7 +378,11 @@ func (s *Server) view(z *zone) *view {
 	if z.denial == NSEC3 {
 		v.hashed = make(map[string]string, len(v.exists))
 		for name := range v.exists {
-			h := dns.HashName(name+".", dns.SHA1, 0, "")
+			h, ok := s.hashes[name]
+			if !ok {
+				h = dns.HashName(name+".", dns.SHA1, 0, "")
+				s.hashes[name] = h
+			}
 			v.hashed[h] = name
 			v.hashes = append(v.hashes, h)
 		}
@@ -391,7 +407,17 @@ func compareNames(a, b string) int {
 type answering struct {
 	now time.Time
 	do  bool
+	s   *Server // its signature cache; the caller holds s.mu
 }
+
+// cachedSig is a signature made for one RRset of one zone's key and fault, reused
+// for sigReuse: signing every answer anew made a loaded test slow.
+type cachedSig struct {
+	sig  *dns.RRSIG
+	made time.Time
+}
+
+const sigReuse = 10 * time.Minute
 
 // dnssec tells whether the response carries zone z's DNSSEC records.
 func (a answering) dnssec(z *zone) bool {
@@ -403,6 +429,24 @@ func (a answering) rrset(z *zone, rrs []dns.RR) []dns.RR {
 	if !a.dnssec(z) {
 		return rrs
 	}
+	var key strings.Builder
+	fmt.Fprintf(&key, "%s %d %d", z.apex, z.fault, z.key.KeyTag())
+	for _, rr := range rrs {
+		key.WriteString("\n" + rr.String())
+	}
+	if c, ok := a.s.sigs[key.String()]; ok && a.now.Sub(c.made) < sigReuse {
+		return append(rrs, dns.Copy(c.sig))
+	}
+	sig := a.sign(z, rrs)
+	if len(a.s.sigs) > 100000 {
+		clear(a.s.sigs)
+	}
+	a.s.sigs[key.String()] = cachedSig{sig: sig, made: a.now}
+	return append(rrs, dns.Copy(sig))
+}
+
+// sign makes the RRSIG of one RRset of zone z, as its fault has it.
+func (a answering) sign(z *zone, rrs []dns.RR) *dns.RRSIG {
 	inception, expiration := a.now.Add(-time.Hour), a.now.Add(24*time.Hour)
 	if z.fault == Expired {
 		inception, expiration = a.now.Add(-25*time.Hour), a.now.Add(-time.Hour)
@@ -423,7 +467,7 @@ func (a answering) rrset(z *zone, rrs []dns.RR) []dns.RR {
 		raw[len(raw)/2] ^= 1
 		sig.Signature = base64.StdEncoding.EncodeToString(raw)
 	}
-	return append(rrs, sig)
+	return sig
 }
 
 // negative is the authority section saying that key, a name of zone z, does not

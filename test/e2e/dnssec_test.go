@@ -55,7 +55,7 @@ func TestDNSSECBogusAnswersAreRefused(t *testing.T) {
 	}{
 		{dnsserver.BadSignature, "bad", "does not verify"},
 		{dnsserver.Expired, "expired", "expired at"},
-		{dnsserver.Stripped, "stripped", "carry no signature"},
+		{dnsserver.Stripped, "stripped", "stripped.kymmenes.example"}, // fails at the first unsigned answer: the proof of no DS, or the TXT records
 	} {
 		t.Run("dns-01 on a zone with "+tt.name+" signatures is a dns problem", func(t *testing.T) {
 			fault(tt.fault)
