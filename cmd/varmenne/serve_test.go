@@ -64,6 +64,10 @@ func TestServeRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{"--production with a system signature chain without sote", []string{"--production", "--register-source", registerJSON, "--config",
 			writeTemp(t, `{"profiles": {"sote-system-signature": {"description": "no conformity check", "kind": "system-signature", "plugins": [{"name": "names"}, {"name": "keys"}, {"name": "validity"}, {"name": "thl"}]}}}`)},
 			[]string{"production (--production)", `profile "sote-system-signature"`, `{"name": "sote"}`}},
+		{"--dnssec-anchors of a missing file", []string{"--dnssec-anchors", "/nonexistent/root.ds"}, []string{"--dnssec-anchors", "/nonexistent/root.ds"}},
+		{"--dnssec-anchors with another record", []string{"--dnssec-anchors", writeTemp(t, "test. IN A 192.0.2.1\n")}, []string{"--dnssec-anchors", "A records are not trust anchors", "DS or DNSKEY"}},
+		{"--dnssec-anchors with a zone-signing key", []string{"--dnssec-anchors", writeTemp(t, "test. IN DNSKEY 256 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==\n")}, []string{"--dnssec-anchors", "flags 256", "257"}},
+		{"--dnssec-insecure that is no zone name", []string{"--dnssec-insecure", "a..b"}, []string{"--dnssec-insecure", `"a..b"`}},
 		{"--config of a missing file", []string{"--config", "/nonexistent/profiles.json"}, []string{"/nonexistent/profiles.json"}},
 		{"--config with an unknown key", []string{"--config", writeTemp(t, `{"profiles": {}, "default": "x"}`)}, []string{"unknown key", `"default"`}},
 	}

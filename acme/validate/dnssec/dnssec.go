@@ -136,7 +136,7 @@ func ParseAnchors(r io.Reader, source string) ([]dns.RR, error) {
 			}
 			out = append(out, a)
 		default:
-			return nil, fmt.Errorf("%s: a %s record is not a trust anchor; give DS or DNSKEY records", source, dns.TypeToString[rr.Header().Rrtype])
+			return nil, fmt.Errorf("%s: %s records are not trust anchors; give DS or DNSKEY records", source, dns.TypeToString[rr.Header().Rrtype])
 		}
 	}
 	if err := zp.Err(); err != nil {

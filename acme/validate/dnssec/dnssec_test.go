@@ -92,7 +92,7 @@ func TestParseAnchors(t *testing.T) {
 	for _, tt := range []struct{ name, in, want string }{
 		{"empty", "; nothing\n", "holds no DS or DNSKEY"},
 		{"a zone-signing key", "test. IN DNSKEY 256 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==\n", "flags 256"},
-		{"another record", "test. IN A 192.0.2.1\n", "a A record is not a trust anchor"},
+		{"another record", "test. IN A 192.0.2.1\n", "A records are not trust anchors"},
 		{"broken", "test. IN DS 12345 13\n", "bad"},
 	} {
 		_, err := ParseAnchors(strings.NewReader(tt.in), "anchors.txt")
