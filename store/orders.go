@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 )
 
@@ -56,32 +57,31 @@ func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) 
 }
 
 // GetOrder returns the order with that id, its AuthzIDs in position order, or
-// ErrNotFound.
+// ErrNotFound. One statement reads the order with its authorizations and the
+// certificate it replaces, so what it returns is one snapshot without a transaction
+// around several reads.
 func (s *SQL) GetOrder(ctx context.Context, id string) (*Order, error) {
 	var o Order
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var names string
-		var expires, notBefore, notAfter, created int64
-		err := tx.QueryRowContext(ctx, s.d.rebind(
-			`SELECT id, account_id, org_oid, status, expires, names, profile, not_before, not_after,
-			 error, cert_serial, created_at FROM orders WHERE id = ?`), id).
-			Scan(&o.ID, &o.AccountID, &o.OrgOID, &o.Status, &expires, &names, &o.Profile, &notBefore, &notAfter,
-				&o.Error, &o.CertSerial, &created)
-		if err != nil {
-			return err
-		}
-		if o.Names, err = fromList(names); err != nil {
-			return err
-		}
-		o.Expires, o.NotBefore, o.NotAfter, o.CreatedAt = fromMicros(expires), fromMicros(notBefore), fromMicros(notAfter), fromMicros(created)
-		o.AuthzIDs, err = s.column(ctx, tx, `SELECT authz_id FROM order_authzs WHERE order_id = ? ORDER BY pos`, id)
-		if err != nil {
-			return err
-		}
-		return s.readReplacement(ctx, tx, &o) // renewal.go
-	})
+	var names, authzs string
+	var expires, notBefore, notAfter, created int64
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
+		`SELECT o.id, o.account_id, o.org_oid, o.status, o.expires, o.names, o.profile, o.not_before, o.not_after,
+		 o.error, o.cert_serial, o.created_at,
+		 COALESCE((SELECT string_agg(l.authz_id, ' ' ORDER BY l.pos) FROM order_authzs l WHERE l.order_id = o.id), ''),
+		 COALESCE(r.cert_id, ''), COALESCE(r.serial, '')
+		 FROM orders o LEFT JOIN order_replaces r ON r.order_id = o.id WHERE o.id = ?`), id).
+		Scan(&o.ID, &o.AccountID, &o.OrgOID, &o.Status, &expires, &names, &o.Profile, &notBefore, &notAfter,
+			&o.Error, &o.CertSerial, &created, &authzs, &o.Replaces, &o.ReplacesSerial)
+	if err == nil {
+		o.Names, err = fromList(names)
+	}
 	if err != nil {
 		return nil, s.fail("get order "+id, err)
+	}
+	o.Expires, o.NotBefore, o.NotAfter, o.CreatedAt = fromMicros(expires), fromMicros(notBefore), fromMicros(notAfter), fromMicros(created)
+	// Authorization ids are base64url: a space never occurs in one.
+	if authzs != "" {
+		o.AuthzIDs = strings.Fields(authzs)
 	}
 	return &o, nil
 }
@@ -114,33 +114,46 @@ func (s *SQL) column(ctx context.Context, q querier, query string, args ...any) 
 }
 
 // GetAuthorization returns the authorization with its challenges in creation order,
-// or ErrNotFound.
+// or ErrNotFound. One statement joins them, so what it returns is one snapshot
+// without a transaction around several reads.
 func (s *SQL) GetAuthorization(ctx context.Context, id string) (*Authorization, error) {
 	var a Authorization
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var wildcard, expires, created int64
-		err := tx.QueryRowContext(ctx, s.d.rebind(
-			`SELECT id, account_id, name, wildcard, status, expires, created_at FROM authorizations WHERE id = ?`), id).
-			Scan(&a.ID, &a.AccountID, &a.Name, &wildcard, &a.Status, &expires, &created)
-		if err != nil {
-			return err
-		}
-		a.Wildcard, a.Expires, a.CreatedAt = wildcard != 0, fromMicros(expires), fromMicros(created)
-		rows, err := tx.QueryContext(ctx, s.d.rebind(
-			`SELECT `+challengeColumns+` FROM challenges WHERE authz_id = ? ORDER BY pos`), id)
+	err := func() error {
+		rows, err := s.q().QueryContext(ctx, s.d.rebind(
+			`SELECT a.id, a.account_id, a.name, a.wildcard, a.status, a.expires, a.created_at,
+			 c.id, c.authz_id, c.type, c.token, c.status, c.validated, c.error, c.evidence
+			 FROM authorizations a LEFT JOIN challenges c ON c.authz_id = a.id WHERE a.id = ? ORDER BY c.pos`), id)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		found := false
 		for rows.Next() {
-			c, err := scanChallenge(rows)
-			if err != nil {
+			var wildcard, expires, created int64
+			var cid, cauthz, ctype, ctoken, cstatus, cevidence sql.NullString
+			var cvalidated sql.NullInt64
+			var cerror []byte
+			if err := rows.Scan(&a.ID, &a.AccountID, &a.Name, &wildcard, &a.Status, &expires, &created,
+				&cid, &cauthz, &ctype, &ctoken, &cstatus, &cvalidated, &cerror, &cevidence); err != nil {
 				return err
 			}
-			a.Challenges = append(a.Challenges, *c)
+			found = true
+			a.Wildcard, a.Expires, a.CreatedAt = wildcard != 0, fromMicros(expires), fromMicros(created)
+			if !cid.Valid { // an authorization without challenges
+				continue
+			}
+			a.Challenges = append(a.Challenges, Challenge{ID: cid.String, AuthzID: cauthz.String, Type: ctype.String,
+				Token: ctoken.String, Status: cstatus.String, Validated: fromMicros(cvalidated.Int64), Error: cerror,
+				Evidence: cevidence.String})
 		}
-		return rows.Err()
-	})
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !found {
+			return sql.ErrNoRows
+		}
+		return nil
+	}()
 	if err != nil {
 		return nil, s.fail("get authorization "+id, err)
 	}
