@@ -136,7 +136,14 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	}
 	a.cfg.Metrics.Finalized(prof.Name, prof.CA.Issuer().Name, metrics.Issued)
 	a.log.InfoContext(ctx, "certificate issued", "serial", issued.Serial, "order", o.ID, "account", acct.ID, "org", o.OrgOID, "names", o.Names)
-	return a.Order(ctx, acct, o.ID)
+	// FinishIssuance moved the order from processing to valid with this serial in
+	// its transaction and changed nothing else of it: the answer is the order read
+	// at the start with that transition, not a read of it again.
+	done := *o
+	done.Status = string(acme.StatusValid)
+	done.CertSerial = store.NormalSerial(issued.Serial)
+	done.Error = nil
+	return &done, nil
 }
 
 // failOrder moves a processing order to invalid with the refusal the client sees.
