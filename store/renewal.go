@@ -137,4 +137,3 @@ func (s *SQL) claimReplacement(ctx context.Context, tx *sql.Tx, o Order) error {
 		o.ID, serial, o.Replaces)
 	return err
 }
-
