@@ -20,13 +20,18 @@ func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) 
 				a.ID, a.AccountID, a.Name, boolInt(a.Wildcard), a.Status, micros(a.Expires), micros(a.CreatedAt)); err != nil {
 				return err
 			}
+			// The challenges of one authorization in one statement.
+			if len(a.Challenges) == 0 {
+				continue
+			}
+			args := make([]any, 0, 8*len(a.Challenges))
 			for i, c := range a.Challenges {
-				if _, err := s.exec(ctx, tx,
-					`INSERT INTO challenges (id, authz_id, pos, type, token, status, validated, error)
-					 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-					c.ID, a.ID, i, c.Type, c.Token, c.Status, micros(c.Validated), blob(c.Error)); err != nil {
-					return err
-				}
+				args = append(args, c.ID, a.ID, i, c.Type, c.Token, c.Status, micros(c.Validated), blob(c.Error))
+			}
+			if _, err := s.exec(ctx, tx,
+				`INSERT INTO challenges (id, authz_id, pos, type, token, status, validated, error) VALUES `+
+					valueRows(len(a.Challenges), 8), args...); err != nil {
+				return err
 			}
 		}
 		if _, err := s.exec(ctx, tx,
@@ -42,18 +47,27 @@ func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) 
 				return err
 			}
 		}
-		for i, id := range o.AuthzIDs {
-			if _, err := s.exec(ctx, tx,
-				`INSERT INTO order_authzs (order_id, authz_id, pos) VALUES (?, ?, ?)`, o.ID, id, i); err != nil {
-				return err
-			}
+		if len(o.AuthzIDs) == 0 {
+			return nil
 		}
-		return nil
+		args := make([]any, 0, 3*len(o.AuthzIDs))
+		for i, id := range o.AuthzIDs {
+			args = append(args, o.ID, id, i)
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO order_authzs (order_id, authz_id, pos) VALUES `+valueRows(len(o.AuthzIDs), 3), args...)
+		return err
 	})
 	if err != nil {
 		return s.fail("create order "+o.ID, err)
 	}
 	return nil
+}
+
+// valueRows is the VALUES list of a multi-row INSERT: rows groups of cols
+// placeholders, "(?, ?), (?, ?)".
+func valueRows(rows, cols int) string {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	return strings.Repeat(row+", ", rows-1) + row
 }
 
 // GetOrder returns the order with that id, its AuthzIDs in position order, or
