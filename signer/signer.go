@@ -184,15 +184,18 @@ func New(issuer *Issuer, profile Profile, rec IntentRecorder, now func() time.Ti
 // Issuer is the issuer the CA signs with.
 func (c *CA) Issuer() *Issuer { return c.issuer }
 
-// Issue checks the request against the profile, draws a long serial, records the
-// issuance intent, lints, signs, and verifies the signature against the issuer
+// Issue checks the request against the profile, draws a long serial, lints,
+// records the issuance intent, signs, and verifies the signature against the issuer
 // certificate.
 //
 // The intent carries the TBS of a throw-away pre-signature; zlint checks that
 // pre-signed certificate, and the real certificate's TBS must equal it byte for
 // byte. A lint error or fatal means the issuer key is not called: the error wraps
 // ErrLint and ErrUnsigned, and the intent is closed with the findings as its
-// reason when the recorder is an IntentFailer. A refused intent means the issuer key is not
+// reason when the recorder is an IntentFailer. With an auditor the intent is
+// recorded after the lint, in the transaction that marks it asked with its
+// certificate.sign.begin event (one durable commit before the key is asked);
+// without one it is recorded before the lint. A refused intent means the issuer key is not
 // asked to sign: store.ErrDuplicate draws a new serial (up to 3 tries), any other
 // error — store.ErrKeyInUse among them — is returned wrapped. Request problems wrap
 // ErrInvalidRequest; a failure after the intent that never reached the key wraps
@@ -225,8 +228,12 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		return nil, err
 	}
 
+	linter := c.profile.Linter
+	if linter == nil {
+		linter = DefaultLinter()
+	}
 	var serial []byte
-	var preDER, lintTBS []byte
+	var lintTBS []byte
 	for try := 1; ; try++ {
 		if serial, err = NewSerial(now, c.random); err != nil {
 			return nil, err
@@ -236,10 +243,11 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 			return nil, fmt.Errorf("signer: drawn serial %x: %w", serial, err)
 		}
 		tmpl.SerialNumber = new(big.Int).SetBytes(serial)
+		var preDER []byte
 		if preDER, lintTBS, err = c.preSign(tmpl, req.PublicKey); err != nil {
 			return nil, err
 		}
-		err = c.rec.RecordIntent(ctx, store.IssuanceIntent{
+		intent := store.IssuanceIntent{
 			Serial:    hex.EncodeToString(serial),
 			OrderID:   req.OrderID,
 			Issuer:    c.issuer.Name,
@@ -247,48 +255,21 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 			KeyHash:   keyHash,
 			LintTBS:   lintTBS,
 			CreatedAt: now,
-		})
+		}
+		if c.auditor == nil {
+			err = c.recordThenLint(ctx, intent, linter, preDER)
+		} else {
+			err = c.lintThenBegin(ctx, intent, linter, preDER, req)
+		}
 		if err == nil {
 			break
 		}
 		if errors.Is(err, store.ErrDuplicate) && try < maxSerialTries {
 			continue
 		}
-		return nil, fmt.Errorf("signer: recording the issuance intent for serial %x: %w", serial, err)
+		return nil, err
 	}
-
-	// The intent is durable. A certificate that fails lint never reaches the key.
-	linter := c.profile.Linter
-	if linter == nil {
-		linter = DefaultLinter()
-	}
-	if err := linter.Lint(preDER); err != nil {
-		c.failIntent(ctx, serial, err.Error())
-		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
-	}
-	// A cancelled request should still not reach the key.
-	if err := ctx.Err(); err != nil {
-		c.failIntent(ctx, serial, "request ended before signing: "+err.Error())
-		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
-	}
-	// Every signature is audit-logged before and after, each event with the
-	// intent's step; no event, no signature.
 	serialHex := hex.EncodeToString(serial)
-	if c.auditor != nil {
-		begin := audit.SignBegin{Serial: serialHex, Order: req.OrderID, Profile: c.profile.Name,
-			Issuer: c.issuer.Name, Names: req.Names}
-		err := c.auditor.Change(ctx, begin, "pending", func(tx *store.Tx) error { return tx.BeginSigning(serialHex) })
-		if errors.Is(err, store.ErrIssuerRetired) {
-			// A replica that has not yet followed the database to the active
-			// generation: the retired key is never asked.
-			c.failIntent(ctx, serial, "issuer "+c.issuer.Name+" is retired: its key signs no certificate")
-			return nil, fmt.Errorf("signer: serial %x: %w: issuer %s is retired: %w", serial, ErrUnsigned, c.issuer.Name, err)
-		}
-		if err != nil {
-			c.failIntent(ctx, serial, "audit log not written before signing")
-			return nil, fmt.Errorf("signer: serial %x: %w: audit log: %w", serial, ErrUnsigned, err)
-		}
-	}
 	issued, err := c.sign(ctx, tmpl, req.PublicKey, serial, lintTBS, keyHash)
 	if err != nil {
 		c.signFailed(ctx, serial, err)
@@ -311,6 +292,73 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	return issued, nil
 }
 
+// recordThenLint is the way to the key of a CA without an auditor (tests): the
+// intent is recorded, then the pre-signed certificate linted. A lint failure or a
+// request that ended closes the intent with the reason.
+func (c *CA) recordThenLint(ctx context.Context, intent store.IssuanceIntent, linter *Linter, preDER []byte) error {
+	if err := c.rec.RecordIntent(ctx, intent); err != nil {
+		return fmt.Errorf("signer: recording the issuance intent for serial %s: %w", intent.Serial, err)
+	}
+	// The intent is durable. A certificate that fails lint never reaches the key.
+	if err := linter.Lint(preDER); err != nil {
+		c.failIntent(ctx, intent.Serial, err.Error())
+		return fmt.Errorf("signer: serial %s: %w: %w", intent.Serial, ErrUnsigned, err)
+	}
+	// A cancelled request should still not reach the key.
+	if err := ctx.Err(); err != nil {
+		c.failIntent(ctx, intent.Serial, "request ended before signing: "+err.Error())
+		return fmt.Errorf("signer: serial %s: %w: %w", intent.Serial, ErrUnsigned, err)
+	}
+	return nil
+}
+
+// lintThenBegin is the way to the key of a CA with an auditor (every server): the
+// pre-signed certificate is linted, then the intent with its lint TBS is recorded,
+// marked asked and its certificate.sign.begin event written, in one durable
+// transaction, which commits before the key is asked. A certificate that fails
+// lint, a request that ended and an issuer generation retired meanwhile never
+// reach the key; their intent is recorded closed, with the reason. A serial
+// already taken (store.ErrDuplicate) leaves nothing behind and is drawn again.
+func (c *CA) lintThenBegin(ctx context.Context, intent store.IssuanceIntent, linter *Linter, preDER []byte, req Request) error {
+	if err := linter.Lint(preDER); err != nil {
+		return c.unsigned(ctx, intent, err.Error(), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return c.unsigned(ctx, intent, "request ended before signing: "+err.Error(), err)
+	}
+	begin := audit.SignBegin{Serial: intent.Serial, Order: req.OrderID, Profile: c.profile.Name,
+		Issuer: c.issuer.Name, Names: req.Names}
+	err := c.auditor.Change(ctx, begin, "pending", func(tx *store.Tx) error {
+		if err := tx.RecordIntent(intent); err != nil {
+			return fmt.Errorf("signer: recording the issuance intent for serial %s: %w", intent.Serial, err)
+		}
+		return tx.BeginSigning(intent.Serial)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrKeyInUse):
+		return err
+	case errors.Is(err, store.ErrIssuerRetired):
+		// A replica that has not yet followed the database to the active
+		// generation: the retired key is never asked.
+		return c.unsigned(ctx, intent, "issuer "+c.issuer.Name+" is retired: its key signs no certificate",
+			fmt.Errorf("issuer %s is retired: %w", c.issuer.Name, err))
+	default:
+		return c.unsigned(ctx, intent, "audit log not written before signing", fmt.Errorf("audit log: %w", err))
+	}
+}
+
+// unsigned records the intent of a certificate the key was never asked to sign,
+// closed with reason, best effort (the error returned is cause's either way), and
+// returns cause wrapped with ErrUnsigned.
+func (c *CA) unsigned(ctx context.Context, intent store.IssuanceIntent, reason string, cause error) error {
+	if c.rec.RecordIntent(context.WithoutCancel(ctx), intent) == nil {
+		c.failIntent(ctx, intent.Serial, reason)
+	}
+	return fmt.Errorf("signer: serial %s: %w: %w", intent.Serial, ErrUnsigned, cause)
+}
+
 // signFailed records a signature that failed. A key that reports it never signed
 // (an HSM with no session to give) frees the intent, with its sign.end event when
 // the CA has an auditor; any other failure may have reached the key, so the intent
@@ -322,7 +370,7 @@ func (c *CA) signFailed(ctx context.Context, serial []byte, err error) {
 	if errors.Is(err, ErrUnsigned) {
 		reason := "issuer key not used: " + err.Error()
 		if c.auditor == nil {
-			c.failIntent(ctx, serial, reason)
+			c.failIntent(ctx, serialHex, reason)
 			return
 		}
 		_ = c.auditor.Change(ctx, end, "failed: the issuer key did not sign", func(tx *store.Tx) error {
@@ -360,9 +408,9 @@ func (c *CA) sign(ctx context.Context, tmpl *x509.Certificate, pub crypto.Public
 
 // failIntent closes the intent of a certificate that was never signed. It is best
 // effort: an intent left pending is still visible to the reconciler.
-func (c *CA) failIntent(ctx context.Context, serial []byte, reason string) {
+func (c *CA) failIntent(ctx context.Context, serial string, reason string) {
 	if f, ok := c.rec.(IntentFailer); ok {
-		_ = f.FailIntent(context.WithoutCancel(ctx), hex.EncodeToString(serial), reason)
+		_ = f.FailIntent(context.WithoutCancel(ctx), serial, reason)
 	}
 }
 

@@ -242,6 +242,9 @@ func (t *Tx) CreateOrder(o Order, authzs []Authorization) error {
 	return t.s.CreateOrder(t.ctx, o, authzs)
 }
 
+// RecordIntent: see SQL.RecordIntent.
+func (t *Tx) RecordIntent(in IssuanceIntent) error { return t.s.RecordIntent(t.ctx, in) }
+
 // BeginSigning: see SQL.BeginSigning.
 func (t *Tx) BeginSigning(serial string) error { return t.s.BeginSigning(t.ctx, serial) }
 
