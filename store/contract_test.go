@@ -695,6 +695,26 @@ func testSentinels(t *testing.T, open func(t *testing.T) *SQL) {
 		{name: "GetChallenge of an unknown id is ErrNotFound",
 			do:   func(w *world) error { _, err := w.s.GetChallenge(w.ctx, "nope"); return err },
 			want: ErrNotFound},
+		{name: "GetChallengeAuthorization of an unknown id is ErrNotFound",
+			do:   func(w *world) error { _, _, err := w.s.GetChallengeAuthorization(w.ctx, "nope"); return err },
+			want: ErrNotFound},
+		{name: "GetChallengeAuthorization reads the challenge and its whole authorization",
+			setup: func(w *world) { w.pendingOrder("o1", "az1"); w.pendingOrder("o2", "az2") },
+			do: func(w *world) error {
+				w.must(w.s.StartChallenge(w.ctx, "az1-c1"))
+				ch, az, err := w.s.GetChallengeAuthorization(w.ctx, "az1-c1")
+				if err != nil {
+					return err
+				}
+				wantCh, err := w.s.GetChallenge(w.ctx, "az1-c1")
+				w.must(err)
+				wantAz, err := w.s.GetAuthorization(w.ctx, "az1")
+				w.must(err)
+				if !reflect.DeepEqual(ch, wantCh) || !reflect.DeepEqual(az, wantAz) || len(az.Challenges) != 2 {
+					return fmt.Errorf("got %+v of %+v, want %+v of %+v", ch, az, wantCh, wantAz)
+				}
+				return nil
+			}},
 		{name: "StartChallenge of a pending challenge makes it processing",
 			setup: func(w *world) { w.pendingOrder("o1", "az1") },
 			do:    func(w *world) error { return w.s.StartChallenge(w.ctx, "az1-c1") },

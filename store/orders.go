@@ -131,45 +131,66 @@ func (s *SQL) column(ctx context.Context, q querier, query string, args ...any) 
 // or ErrNotFound. One statement joins them, so what it returns is one snapshot
 // without a transaction around several reads.
 func (s *SQL) GetAuthorization(ctx context.Context, id string) (*Authorization, error) {
-	var a Authorization
-	err := func() error {
-		rows, err := s.q().QueryContext(ctx, s.d.rebind(
-			`SELECT a.id, a.account_id, a.name, a.wildcard, a.status, a.expires, a.created_at,
-			 c.id, c.authz_id, c.type, c.token, c.status, c.validated, c.error, c.evidence
-			 FROM authorizations a LEFT JOIN challenges c ON c.authz_id = a.id WHERE a.id = ? ORDER BY c.pos`), id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		found := false
-		for rows.Next() {
-			var wildcard, expires, created int64
-			var cid, cauthz, ctype, ctoken, cstatus, cevidence sql.NullString
-			var cvalidated sql.NullInt64
-			var cerror []byte
-			if err := rows.Scan(&a.ID, &a.AccountID, &a.Name, &wildcard, &a.Status, &expires, &created,
-				&cid, &cauthz, &ctype, &ctoken, &cstatus, &cvalidated, &cerror, &cevidence); err != nil {
-				return err
-			}
-			found = true
-			a.Wildcard, a.Expires, a.CreatedAt = wildcard != 0, fromMicros(expires), fromMicros(created)
-			if !cid.Valid { // an authorization without challenges
-				continue
-			}
-			a.Challenges = append(a.Challenges, Challenge{ID: cid.String, AuthzID: cauthz.String, Type: ctype.String,
-				Token: ctoken.String, Status: cstatus.String, Validated: fromMicros(cvalidated.Int64), Error: cerror,
-				Evidence: cevidence.String})
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if !found {
-			return sql.ErrNoRows
-		}
-		return nil
-	}()
+	a, err := s.authorizationWhere(ctx, `a.id = ?`, id)
 	if err != nil {
 		return nil, s.fail("get authorization "+id, err)
+	}
+	return a, nil
+}
+
+// GetChallengeAuthorization returns the challenge with that id and its
+// authorization (with all of its challenges), read in one statement, or
+// ErrNotFound.
+func (s *SQL) GetChallengeAuthorization(ctx context.Context, challengeID string) (*Challenge, *Authorization, error) {
+	a, err := s.authorizationWhere(ctx, `a.id = (SELECT authz_id FROM challenges WHERE id = ?)`, challengeID)
+	if err != nil {
+		return nil, nil, s.fail("get challenge "+challengeID, err)
+	}
+	for i := range a.Challenges {
+		if a.Challenges[i].ID == challengeID {
+			c := a.Challenges[i]
+			return &c, a, nil
+		}
+	}
+	return nil, nil, s.fail("get challenge "+challengeID, sql.ErrNoRows)
+}
+
+// authorizationWhere reads the authorization that where (on authorizations a)
+// selects, joined with its challenges in creation order; sql.ErrNoRows when none.
+func (s *SQL) authorizationWhere(ctx context.Context, where string, args ...any) (*Authorization, error) {
+	var a Authorization
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(
+		`SELECT a.id, a.account_id, a.name, a.wildcard, a.status, a.expires, a.created_at,
+		 c.id, c.authz_id, c.type, c.token, c.status, c.validated, c.error, c.evidence
+		 FROM authorizations a LEFT JOIN challenges c ON c.authz_id = a.id WHERE `+where+` ORDER BY c.pos`), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		var wildcard, expires, created int64
+		var cid, cauthz, ctype, ctoken, cstatus, cevidence sql.NullString
+		var cvalidated sql.NullInt64
+		var cerror []byte
+		if err := rows.Scan(&a.ID, &a.AccountID, &a.Name, &wildcard, &a.Status, &expires, &created,
+			&cid, &cauthz, &ctype, &ctoken, &cstatus, &cvalidated, &cerror, &cevidence); err != nil {
+			return nil, err
+		}
+		found = true
+		a.Wildcard, a.Expires, a.CreatedAt = wildcard != 0, fromMicros(expires), fromMicros(created)
+		if !cid.Valid { // an authorization without challenges
+			continue
+		}
+		a.Challenges = append(a.Challenges, Challenge{ID: cid.String, AuthzID: cauthz.String, Type: ctype.String,
+			Token: ctoken.String, Status: cstatus.String, Validated: fromMicros(cvalidated.Int64), Error: cerror,
+			Evidence: cevidence.String})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, sql.ErrNoRows
 	}
 	return &a, nil
 }

@@ -46,7 +46,9 @@ type OrderStore interface {
 	GetOrder(ctx context.Context, id string) (*store.Order, error)
 	ListOrderIDs(ctx context.Context, accountID string) ([]string, error)
 	GetAuthorization(ctx context.Context, id string) (*store.Authorization, error)
-	GetChallenge(ctx context.Context, id string) (*store.Challenge, error)
+	// GetChallengeAuthorization reads a challenge with its authorization in one
+	// snapshot.
+	GetChallengeAuthorization(ctx context.Context, challengeID string) (*store.Challenge, *store.Authorization, error)
 	StartChallenge(ctx context.Context, challengeID string) error
 	FinishChallenge(ctx context.Context, challengeID string, valid bool, validated time.Time, problem []byte) error
 	BeginFinalize(ctx context.Context, orderID string) error

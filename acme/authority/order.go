@@ -296,28 +296,27 @@ func (a *Authority) Authorization(ctx context.Context, acct *store.Account, id s
 	if err != nil {
 		return nil, a.internal(ctx, "read the authorization", err)
 	}
-	if (az.Status == string(acme.StatusPending) || az.Status == string(acme.StatusValid)) && a.now().After(az.Expires) {
-		az.Status = string(acme.StatusExpired)
-	}
+	a.expire(az)
 	return az, nil
 }
 
-// Challenge returns the account's challenge and its authorisation.
+// expire shows a pending or valid authorisation past its time as expired.
+func (a *Authority) expire(az *store.Authorization) {
+	if (az.Status == string(acme.StatusPending) || az.Status == string(acme.StatusValid)) && a.now().After(az.Expires) {
+		az.Status = string(acme.StatusExpired)
+	}
+}
+
+// Challenge returns the account's challenge and its authorisation, read together.
 func (a *Authority) Challenge(ctx context.Context, acct *store.Account, id string) (*store.Challenge, *store.Authorization, error) {
-	ch, err := a.store.GetChallenge(ctx, id)
-	if isNotFound(err) {
+	ch, az, err := a.store.GetChallengeAuthorization(ctx, id)
+	if isNotFound(err) || (err == nil && az.AccountID != acct.ID) {
 		return nil, nil, notFound("challenge")
 	}
 	if err != nil {
 		return nil, nil, a.internal(ctx, "read the challenge", err)
 	}
-	az, err := a.Authorization(ctx, acct, ch.AuthzID)
-	if err != nil {
-		if acme.IsKind(err, acme.Malformed) {
-			return nil, nil, notFound("challenge")
-		}
-		return nil, nil, err
-	}
+	a.expire(az)
 	return ch, az, nil
 }
 
