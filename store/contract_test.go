@@ -757,6 +757,29 @@ func testSentinels(t *testing.T, open func(t *testing.T) *SQL) {
 			do:    func(w *world) error { return w.s.FinishChallenge(w.ctx, "az1-c0", true, t0, nil) },
 			want:  ErrConflict,
 			after: func(w *world) { mustEqual(w.t, "challenge", w.challengeStatus("az1-c0"), "invalid") }},
+		{name: "FinishChallengeValid makes the challenge and its authorization valid, with the authorization's new expiry, and the order ready",
+			setup: func(w *world) { w.pendingOrder("o1", "az1"); w.must(w.s.StartChallenge(w.ctx, "az1-c0")) },
+			do:    func(w *world) error { return w.s.FinishChallengeValid(w.ctx, "az1-c0", t0, t0.Add(30*24*time.Hour)) },
+			after: func(w *world) {
+				a, err := w.s.GetAuthorization(w.ctx, "az1")
+				w.must(err)
+				mustEqual(w.t, "authz", a.Status, "valid")
+				mustEqual(w.t, "authz expiry", a.Expires.UTC().String(), t0.Add(30*24*time.Hour).UTC().String())
+				mustEqual(w.t, "challenge", w.challengeStatus("az1-c0"), "valid")
+				o, err := w.s.GetOrder(w.ctx, "o1")
+				w.must(err)
+				mustEqual(w.t, "order", o.Status, "ready")
+			}},
+		{name: "FinishChallengeValid of a pending challenge is ErrConflict and keeps the authorization's expiry",
+			setup: func(w *world) { w.pendingOrder("o1", "az1") },
+			do:    func(w *world) error { return w.s.FinishChallengeValid(w.ctx, "az1-c0", t0, t0.Add(30*24*time.Hour)) },
+			want:  ErrConflict,
+			after: func(w *world) {
+				a, err := w.s.GetAuthorization(w.ctx, "az1")
+				w.must(err)
+				mustEqual(w.t, "authz", a.Status, "pending")
+				mustEqual(w.t, "authz expiry", a.Expires.UTC().String(), t0.Add(time.Hour).UTC().String())
+			}},
 		{name: "FinishChallengeWithEvidence makes the challenge valid with its evidence, with its audit event",
 			setup: func(w *world) { w.pendingOrder("o1", "az1"); w.must(w.s.StartChallenge(w.ctx, "az1-c0")) },
 			do: func(w *world) error {

@@ -252,9 +252,30 @@ func (s *SQL) FinishChallenge(ctx context.Context, challengeID string, valid boo
 	return nil
 }
 
+// FinishChallengeValid is FinishChallenge of a challenge that proved control, whose
+// authorization, becoming valid, is given its longer lifetime (expires) in the
+// same statement: a valid authorization lives longer than a pending one. Its commit
+// does not wait for the disk, as FinishChallenge's: lost in a crash, the challenge
+// is still processing and the sweep fails it.
+func (s *SQL) FinishChallengeValid(ctx context.Context, challengeID string, validated, expires time.Time) error {
+	err := s.inRelaxedTx(ctx, s.d.lockingIsolation, func(tx *sql.Tx) error {
+		return s.finishChallengeExpiring(ctx, tx, challengeID, true, validated, nil, time.Time{}, expires)
+	})
+	if err != nil {
+		return s.fail("finish challenge "+challengeID, err)
+	}
+	return nil
+}
+
 // finishChallenge is FinishChallenge in tx. A nonzero startedBefore finishes the
 // challenge only if it has been processing since before then (else ErrConflict).
 func (s *SQL) finishChallenge(ctx context.Context, tx *sql.Tx, challengeID string, valid bool, validated time.Time, problem []byte, startedBefore time.Time) error {
+	return s.finishChallengeExpiring(ctx, tx, challengeID, valid, validated, problem, startedBefore, time.Time{})
+}
+
+// finishChallengeExpiring is finishChallenge that, with a nonzero validExpires,
+// sets the expiry of the authorization it makes valid.
+func (s *SQL) finishChallengeExpiring(ctx context.Context, tx *sql.Tx, challengeID string, valid bool, validated time.Time, problem []byte, startedBefore, validExpires time.Time) error {
 	status := "invalid"
 	if valid {
 		status = "valid"
@@ -274,7 +295,14 @@ func (s *SQL) finishChallenge(ctx context.Context, tx *sql.Tx, challengeID strin
 	}
 	// An authorization that left pending meanwhile (deactivated) keeps its state,
 	// and so do its orders.
-	n, err := s.exec(ctx, tx, `UPDATE authorizations SET status = ? WHERE status = 'pending' AND id = ?`, status, authzID)
+	var n int64
+	var err error
+	if valid && !validExpires.IsZero() {
+		n, err = s.exec(ctx, tx, `UPDATE authorizations SET status = ?, expires = ? WHERE status = 'pending' AND id = ?`,
+			status, micros(validExpires), authzID)
+	} else {
+		n, err = s.exec(ctx, tx, `UPDATE authorizations SET status = ? WHERE status = 'pending' AND id = ?`, status, authzID)
+	}
 	if err != nil || n == 0 {
 		return err
 	}

@@ -51,6 +51,9 @@ type OrderStore interface {
 	GetChallengeAuthorization(ctx context.Context, challengeID string) (*store.Challenge, *store.Authorization, error)
 	StartChallenge(ctx context.Context, challengeID string) error
 	FinishChallenge(ctx context.Context, challengeID string, valid bool, validated time.Time, problem []byte) error
+	// FinishChallengeValid is FinishChallenge(valid) that also sets the expiry of the
+	// authorization it makes valid.
+	FinishChallengeValid(ctx context.Context, challengeID string, validated, expires time.Time) error
 	BeginFinalize(ctx context.Context, orderID string) error
 	FailOrder(ctx context.Context, orderID string, problem []byte) error
 }

@@ -412,13 +412,20 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
 	validated := a.now()
-	finish := func() error { return a.store.FinishChallenge(rctx, ch.ID, verr == nil, validated, problem) }
 	expires := validated.Add(a.cfg.ValidAuthzLifetime)
-	if verr == nil && persisted != nil {
+	// A valid authorisation lives longer than a pending one: its expiry is set with
+	// the outcome, or (dns-persist-01) right after it.
+	extended := false
+	finish := func() error { return a.store.FinishChallenge(rctx, ch.ID, false, validated, problem) }
+	switch {
+	case verr == nil && persisted != nil:
 		finish = func() error { return a.finishPersistent(rctx, acct, ch, az, persisted, validated) }
 		if !persisted.PersistUntil.IsZero() && persisted.PersistUntil.Before(expires) {
 			expires = persisted.PersistUntil // the record authorises nothing after it
 		}
+	case verr == nil:
+		finish = func() error { return a.store.FinishChallengeValid(rctx, ch.ID, validated, expires) }
+		extended = true
 	}
 	if err := finish(); err != nil {
 		a.log.ErrorContext(ctx, "recording a validation result failed", "challenge", ch.ID, "err", err)
@@ -427,7 +434,7 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 	if verr != nil {
 		a.countFailedValidation(rctx, acct, az, verr)
 	}
-	if verr == nil {
+	if verr == nil && !extended {
 		// A valid authorisation lives longer than a pending one. Should this fail, it
 		// keeps the shorter pending lifetime: safe, only less convenient.
 		if err := a.store.SetValidAuthorizationExpiry(rctx, az.ID, expires); err != nil && !errors.Is(err, store.ErrConflict) {
