@@ -232,8 +232,7 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	if linter == nil {
 		linter = DefaultLinter()
 	}
-	var serial []byte
-	var lintTBS []byte
+	var serial, lintTBS, algID []byte
 	for try := 1; ; try++ {
 		if serial, err = NewSerial(now, c.random); err != nil {
 			return nil, err
@@ -244,7 +243,7 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		}
 		tmpl.SerialNumber = new(big.Int).SetBytes(serial)
 		var preDER []byte
-		if preDER, lintTBS, err = c.preSign(tmpl, req.PublicKey); err != nil {
+		if preDER, lintTBS, algID, err = c.preSign(tmpl, req.PublicKey); err != nil {
 			return nil, err
 		}
 		intent := store.IssuanceIntent{
@@ -270,7 +269,7 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		return nil, err
 	}
 	serialHex := hex.EncodeToString(serial)
-	issued, err := c.sign(ctx, tmpl, req.PublicKey, serial, lintTBS, keyHash)
+	issued, err := c.sign(ctx, serial, lintTBS, algID, keyHash)
 	if err != nil {
 		c.signFailed(ctx, serial, err)
 		return nil, err
@@ -383,15 +382,30 @@ func (c *CA) signFailed(ctx context.Context, serial []byte, err error) {
 	}
 }
 
-// sign has the issuer key sign tmpl and checks the result.
-func (c *CA) sign(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey, serial, lintTBS []byte, keyHash string) (*Issued, error) {
+// sign has the issuer key sign the recorded TBS itself, lintTBS, under the
+// signature algorithm algID (the pre-signed certificate's), and checks the result:
+// the certificate is byte for byte the one linted, and its signature must verify
+// against the issuer certificate.
+func (c *CA) sign(ctx context.Context, serial, lintTBS, algID []byte, keyHash string) (*Issued, error) {
 	var key crypto.Signer = c.issuer.Key
 	if cs, ok := key.(ContextSigner); ok {
 		key = boundSigner{ctx: ctx, ContextSigner: cs}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, pub, key)
+	_, hash, err := signatureParams(c.issuer.Key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
+	}
+	sig, err := crypto.SignMessage(key, rand.Reader, lintTBS, hash)
 	if err != nil {
 		return nil, fmt.Errorf("signer: signing serial %x with issuer %q: %w", serial, c.issuer.Name, err)
+	}
+	der, err := asn1.Marshal(struct {
+		TBS       asn1.RawValue
+		Algorithm asn1.RawValue
+		Signature asn1.BitString
+	}{asn1.RawValue{FullBytes: lintTBS}, asn1.RawValue{FullBytes: algID}, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}})
+	if err != nil {
+		return nil, fmt.Errorf("signer: encoding signed serial %x: %w", serial, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -609,22 +623,27 @@ func (c *CA) template(req Request, spki []byte, notBefore, notAfter time.Time) (
 // certificate that carries the throw-away public key. Issuer name, AKI and signature
 // algorithm stay the issuer's, so the TBS is the one the real key will sign.
 //
-// It returns the pre-signed certificate, which is linted, and its TBS, which is
-// recorded.
-func (c *CA) preSign(tmpl *x509.Certificate, pub crypto.PublicKey) (der, tbs []byte, err error) {
+// It returns the pre-signed certificate, which is linted, its TBS, which is
+// recorded and which the issuer key signs, and its signature AlgorithmIdentifier
+// (DER), the issuer's.
+func (c *CA) preSign(tmpl *x509.Certificate, pub crypto.PublicKey) (der, tbs, algID []byte, err error) {
 	key, err := throwawayKey(c.issuer.Key.Public())
 	if err != nil {
-		return nil, nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
+		return nil, nil, nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
 	}
 	parent := *c.issuer.Cert
 	parent.PublicKey = key.Public()
 	der, err = x509.CreateCertificate(rand.Reader, tmpl, &parent, pub, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("signer: building the certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("signer: building the certificate: %w", err)
 	}
-	pre, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, fmt.Errorf("signer: parsing the pre-signed certificate: %w", err)
+	var pre struct {
+		TBS       asn1.RawValue
+		Algorithm asn1.RawValue
+		Signature asn1.BitString
 	}
-	return der, pre.RawTBSCertificate, nil
+	if rest, err := asn1.Unmarshal(der, &pre); err != nil || len(rest) != 0 {
+		return nil, nil, nil, fmt.Errorf("signer: parsing the pre-signed certificate: %v", err)
+	}
+	return der, pre.TBS.FullBytes, pre.Algorithm.FullBytes, nil
 }
