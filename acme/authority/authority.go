@@ -35,6 +35,9 @@ import (
 type AccountStore interface {
 	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
 	GetOrganisationRegister(ctx context.Context, oid string) (*store.OrganisationRegister, error)
+	// GetOrganisationRecord reads the organisation with its register record in one
+	// statement.
+	GetOrganisationRecord(ctx context.Context, oid string) (*store.Organisation, store.RegisterRecord, error)
 	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
 	GetAccount(ctx context.Context, id string) (*store.Account, error)
 	GetAccountByThumbprint(ctx context.Context, thumbprint string) (*store.Account, error)

@@ -211,14 +211,23 @@ func (a *Authority) accountContext(ctx context.Context, acct *store.Account) (*s
 	if err != nil {
 		return nil, nil, a.internal(ctx, "look up the organisation", err)
 	}
+	ek, err := a.accountEAB(ctx, acct)
+	if err != nil {
+		return nil, nil, err
+	}
+	return org, ek, nil
+}
+
+// accountEAB is the EAB key that registered acct; nil when it cannot be found.
+func (a *Authority) accountEAB(ctx context.Context, acct *store.Account) (*store.EABKey, error) {
 	ek, err := a.store.GetEAB(ctx, acct.EABKID)
 	switch {
 	case isNotFound(err):
-		return org, nil, nil
+		return nil, nil
 	case err != nil:
-		return nil, nil, a.internal(ctx, "look up the EAB key", err)
+		return nil, a.internal(ctx, "look up the EAB key", err)
 	}
-	return org, ek, nil
+	return ek, nil
 }
 
 // allowedDomains are the organisation's approved domains, narrowed to the EAB key's
