@@ -94,6 +94,12 @@ type Request struct {
 	Subject   pkix.Name // C, O, OU as the caller decides; CN is set to the first DNS name by the signer
 	NotBefore time.Time // zero: now - Backdate
 	NotAfter  time.Time // zero: the longest the profile allows
+	// Store, when set, is the caller's step to commit together with the
+	// certificate.sign.end event (a CA with an auditor): storing the certificate.
+	// When it or that transaction fails, the signature is recorded alone as
+	// without it, and Issued.Stored is false: the caller stores the certificate
+	// itself.
+	Store func(tx *store.Tx, issued *Issued) error
 }
 
 // IntentRecorder is the one store method the signer needs. RecordIntent returns
@@ -145,6 +151,8 @@ type Issued struct {
 	Serial  string // lower-case hex
 	KeyHash string // lower-case hex SHA-256 of the SubjectPublicKeyInfo DER
 	Issuer  string // the name of the issuer (generation) that signed it
+	// Stored: Request.Store committed with the certificate.sign.end event.
+	Stored bool
 }
 
 // CA issues certificates of one profile from one issuer. It is safe for concurrent
@@ -277,6 +285,21 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	if c.auditor != nil {
 		sum := sha256.Sum256(issued.DER)
 		end := audit.SignEnd{Serial: serialHex, SHA256: hex.EncodeToString(sum[:])}
+		if req.Store != nil {
+			// One durable commit for the signature's record and the caller's step.
+			err := c.auditor.Change(context.WithoutCancel(ctx), end, audit.OK, func(tx *store.Tx) error {
+				if err := tx.IntentSigned(serialHex, issued.DER); err != nil {
+					return err
+				}
+				return req.Store(tx, issued)
+			})
+			if err == nil {
+				issued.Stored = true
+				return issued, nil
+			}
+			// Refused or failed: the signature is recorded alone below, and the
+			// caller stores the certificate itself (and meets a refusal again).
+		}
 		// The certificate exists: a database that is back within seconds must not
 		// leave it recorded as "asked" only.
 		err := store.RetrySigned(context.WithoutCancel(ctx), func(ctx context.Context) error {
