@@ -151,7 +151,9 @@ func TestIssueAuditsSignature(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{"intent", string(audit.ActSignBegin), "sign", string(audit.ActSignEnd)}; !slices.Equal(h.ev.log, want) {
+		// The intent is recorded in the sign.begin event's transaction, not through
+		// the recorder: one durable commit before the key is asked.
+		if want := []string{string(audit.ActSignBegin), "sign", string(audit.ActSignEnd)}; !slices.Equal(h.ev.log, want) {
 			t.Errorf("events = %v, want %v", h.ev.log, want)
 		}
 		events := h.events(t)
@@ -284,4 +286,59 @@ func TestRetiredGenerationSignsNothing(t *testing.T) {
 	if in.Status != "failed" || !strings.Contains(in.Reason, "issuer production is retired") {
 		t.Errorf("the intent is %s (%q), want failed naming the retirement", in.Status, in.Reason)
 	}
+}
+
+// TestIssueStoresWithTheEndEvent: the caller's step (Request.Store: storing the
+// certificate) commits in the transaction of the certificate.sign.end event; when
+// it is refused, the signature is recorded alone, as without one, and the caller
+// is told to store the certificate itself.
+func TestIssueStoresWithTheEndEvent(t *testing.T) {
+	t.Run("stored with the end event", func(t *testing.T) {
+		h := newStoreHarness(t)
+		var stored []string
+		req := testRequest(t, "p256")
+		req.Store = func(tx *store.Tx, issued *Issued) error {
+			stored = append(stored, issued.Serial)
+			return tx.FinishIssuance(store.Certificate{Serial: issued.Serial, Issuer: issued.Issuer, DER: issued.DER,
+				Names: req.Names, KeyHash: issued.KeyHash, NotBefore: issued.Cert.NotBefore, NotAfter: issued.Cert.NotAfter,
+				OrgOID: "1.2.246.10.1234567.10.0", AccountID: "acct-1", OrderID: "order-1", Profile: "sote-server", CreatedAt: testNow})
+		}
+		issued, err := h.ca.Issue(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !issued.Stored || len(stored) != 1 {
+			t.Fatalf("Stored %v after %d store steps, want true after one", issued.Stored, len(stored))
+		}
+		c, err := h.st.GetCertificate(context.Background(), issued.Serial)
+		if err != nil || string(c.DER) != string(issued.DER) {
+			t.Fatalf("stored certificate: %v", err)
+		}
+		if list, err := h.st.IntentsWithoutCertificate(context.Background()); err != nil || len(list) != 0 {
+			t.Errorf("intents without a certificate: %v, %v; want none (issued)", list, err)
+		}
+		events := h.events(t)
+		if len(events) != 2 || events[1].Action != string(audit.ActSignEnd) || events[1].Outcome != audit.OK {
+			t.Errorf("events = %+v, want begin and one ok end", events)
+		}
+	})
+	t.Run("a refused step leaves the signature recorded alone", func(t *testing.T) {
+		h := newStoreHarness(t)
+		req := testRequest(t, "p256")
+		req.Store = func(tx *store.Tx, issued *Issued) error { return store.ErrKeyInUse }
+		issued, err := h.ca.Issue(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if issued.Stored {
+			t.Error("Stored after a refused step")
+		}
+		if in := h.intent(t); in.Status != store.IntentPending || in.KeyUse != store.KeySigned || string(in.DER) != string(issued.DER) {
+			t.Errorf("intent %s key %s, want pending and signed with the certificate", in.Status, in.KeyUse)
+		}
+		events := h.events(t)
+		if len(events) != 2 || events[1].Action != string(audit.ActSignEnd) || events[1].Outcome != audit.OK {
+			t.Errorf("events = %+v, want begin and one ok end", events)
+		}
+	})
 }

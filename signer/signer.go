@@ -94,6 +94,12 @@ type Request struct {
 	Subject   pkix.Name // C, O, OU as the caller decides; CN is set to the first DNS name by the signer
 	NotBefore time.Time // zero: now - Backdate
 	NotAfter  time.Time // zero: the longest the profile allows
+	// Store, when set, is the caller's step to commit together with the
+	// certificate.sign.end event (a CA with an auditor): storing the certificate.
+	// When it or that transaction fails, the signature is recorded alone as
+	// without it, and Issued.Stored is false: the caller stores the certificate
+	// itself.
+	Store func(tx *store.Tx, issued *Issued) error
 }
 
 // IntentRecorder is the one store method the signer needs. RecordIntent returns
@@ -145,6 +151,8 @@ type Issued struct {
 	Serial  string // lower-case hex
 	KeyHash string // lower-case hex SHA-256 of the SubjectPublicKeyInfo DER
 	Issuer  string // the name of the issuer (generation) that signed it
+	// Stored: Request.Store committed with the certificate.sign.end event.
+	Stored bool
 }
 
 // CA issues certificates of one profile from one issuer. It is safe for concurrent
@@ -184,15 +192,18 @@ func New(issuer *Issuer, profile Profile, rec IntentRecorder, now func() time.Ti
 // Issuer is the issuer the CA signs with.
 func (c *CA) Issuer() *Issuer { return c.issuer }
 
-// Issue checks the request against the profile, draws a long serial, records the
-// issuance intent, lints, signs, and verifies the signature against the issuer
+// Issue checks the request against the profile, draws a long serial, lints,
+// records the issuance intent, signs, and verifies the signature against the issuer
 // certificate.
 //
 // The intent carries the TBS of a throw-away pre-signature; zlint checks that
 // pre-signed certificate, and the real certificate's TBS must equal it byte for
 // byte. A lint error or fatal means the issuer key is not called: the error wraps
 // ErrLint and ErrUnsigned, and the intent is closed with the findings as its
-// reason when the recorder is an IntentFailer. A refused intent means the issuer key is not
+// reason when the recorder is an IntentFailer. With an auditor the intent is
+// recorded after the lint, in the transaction that marks it asked with its
+// certificate.sign.begin event (one durable commit before the key is asked);
+// without one it is recorded before the lint. A refused intent means the issuer key is not
 // asked to sign: store.ErrDuplicate draws a new serial (up to 3 tries), any other
 // error — store.ErrKeyInUse among them — is returned wrapped. Request problems wrap
 // ErrInvalidRequest; a failure after the intent that never reached the key wraps
@@ -225,8 +236,11 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 		return nil, err
 	}
 
-	var serial []byte
-	var preDER, lintTBS []byte
+	linter := c.profile.Linter
+	if linter == nil {
+		linter = DefaultLinter()
+	}
+	var serial, lintTBS, algID []byte
 	for try := 1; ; try++ {
 		if serial, err = NewSerial(now, c.random); err != nil {
 			return nil, err
@@ -236,10 +250,11 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 			return nil, fmt.Errorf("signer: drawn serial %x: %w", serial, err)
 		}
 		tmpl.SerialNumber = new(big.Int).SetBytes(serial)
-		if preDER, lintTBS, err = c.preSign(tmpl, req.PublicKey); err != nil {
+		var preDER []byte
+		if preDER, lintTBS, algID, err = c.preSign(tmpl, req.PublicKey); err != nil {
 			return nil, err
 		}
-		err = c.rec.RecordIntent(ctx, store.IssuanceIntent{
+		intent := store.IssuanceIntent{
 			Serial:    hex.EncodeToString(serial),
 			OrderID:   req.OrderID,
 			Issuer:    c.issuer.Name,
@@ -247,49 +262,22 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 			KeyHash:   keyHash,
 			LintTBS:   lintTBS,
 			CreatedAt: now,
-		})
+		}
+		if c.auditor == nil {
+			err = c.recordThenLint(ctx, intent, linter, preDER)
+		} else {
+			err = c.lintThenBegin(ctx, intent, linter, preDER, req)
+		}
 		if err == nil {
 			break
 		}
 		if errors.Is(err, store.ErrDuplicate) && try < maxSerialTries {
 			continue
 		}
-		return nil, fmt.Errorf("signer: recording the issuance intent for serial %x: %w", serial, err)
+		return nil, err
 	}
-
-	// The intent is durable. A certificate that fails lint never reaches the key.
-	linter := c.profile.Linter
-	if linter == nil {
-		linter = DefaultLinter()
-	}
-	if err := linter.Lint(preDER); err != nil {
-		c.failIntent(ctx, serial, err.Error())
-		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
-	}
-	// A cancelled request should still not reach the key.
-	if err := ctx.Err(); err != nil {
-		c.failIntent(ctx, serial, "request ended before signing: "+err.Error())
-		return nil, fmt.Errorf("signer: serial %x: %w: %w", serial, ErrUnsigned, err)
-	}
-	// Every signature is audit-logged before and after, each event with the
-	// intent's step; no event, no signature.
 	serialHex := hex.EncodeToString(serial)
-	if c.auditor != nil {
-		begin := audit.SignBegin{Serial: serialHex, Order: req.OrderID, Profile: c.profile.Name,
-			Issuer: c.issuer.Name, Names: req.Names}
-		err := c.auditor.Change(ctx, begin, "pending", func(tx *store.Tx) error { return tx.BeginSigning(serialHex) })
-		if errors.Is(err, store.ErrIssuerRetired) {
-			// A replica that has not yet followed the database to the active
-			// generation: the retired key is never asked.
-			c.failIntent(ctx, serial, "issuer "+c.issuer.Name+" is retired: its key signs no certificate")
-			return nil, fmt.Errorf("signer: serial %x: %w: issuer %s is retired: %w", serial, ErrUnsigned, c.issuer.Name, err)
-		}
-		if err != nil {
-			c.failIntent(ctx, serial, "audit log not written before signing")
-			return nil, fmt.Errorf("signer: serial %x: %w: audit log: %w", serial, ErrUnsigned, err)
-		}
-	}
-	issued, err := c.sign(ctx, tmpl, req.PublicKey, serial, lintTBS, keyHash)
+	issued, err := c.sign(ctx, serial, lintTBS, algID, keyHash)
 	if err != nil {
 		c.signFailed(ctx, serial, err)
 		return nil, err
@@ -297,6 +285,21 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	if c.auditor != nil {
 		sum := sha256.Sum256(issued.DER)
 		end := audit.SignEnd{Serial: serialHex, SHA256: hex.EncodeToString(sum[:])}
+		if req.Store != nil {
+			// One durable commit for the signature's record and the caller's step.
+			err := c.auditor.Change(context.WithoutCancel(ctx), end, audit.OK, func(tx *store.Tx) error {
+				if err := tx.IntentSigned(serialHex, issued.DER); err != nil {
+					return err
+				}
+				return req.Store(tx, issued)
+			})
+			if err == nil {
+				issued.Stored = true
+				return issued, nil
+			}
+			// Refused or failed: the signature is recorded alone below, and the
+			// caller stores the certificate itself (and meets a refusal again).
+		}
 		// The certificate exists: a database that is back within seconds must not
 		// leave it recorded as "asked" only.
 		err := store.RetrySigned(context.WithoutCancel(ctx), func(ctx context.Context) error {
@@ -311,6 +314,73 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	return issued, nil
 }
 
+// recordThenLint is the way to the key of a CA without an auditor (tests): the
+// intent is recorded, then the pre-signed certificate linted. A lint failure or a
+// request that ended closes the intent with the reason.
+func (c *CA) recordThenLint(ctx context.Context, intent store.IssuanceIntent, linter *Linter, preDER []byte) error {
+	if err := c.rec.RecordIntent(ctx, intent); err != nil {
+		return fmt.Errorf("signer: recording the issuance intent for serial %s: %w", intent.Serial, err)
+	}
+	// The intent is durable. A certificate that fails lint never reaches the key.
+	if err := linter.Lint(preDER); err != nil {
+		c.failIntent(ctx, intent.Serial, err.Error())
+		return fmt.Errorf("signer: serial %s: %w: %w", intent.Serial, ErrUnsigned, err)
+	}
+	// A cancelled request should still not reach the key.
+	if err := ctx.Err(); err != nil {
+		c.failIntent(ctx, intent.Serial, "request ended before signing: "+err.Error())
+		return fmt.Errorf("signer: serial %s: %w: %w", intent.Serial, ErrUnsigned, err)
+	}
+	return nil
+}
+
+// lintThenBegin is the way to the key of a CA with an auditor (every server): the
+// pre-signed certificate is linted, then the intent with its lint TBS is recorded,
+// marked asked and its certificate.sign.begin event written, in one durable
+// transaction, which commits before the key is asked. A certificate that fails
+// lint, a request that ended and an issuer generation retired meanwhile never
+// reach the key; their intent is recorded closed, with the reason. A serial
+// already taken (store.ErrDuplicate) leaves nothing behind and is drawn again.
+func (c *CA) lintThenBegin(ctx context.Context, intent store.IssuanceIntent, linter *Linter, preDER []byte, req Request) error {
+	if err := linter.Lint(preDER); err != nil {
+		return c.unsigned(ctx, intent, err.Error(), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return c.unsigned(ctx, intent, "request ended before signing: "+err.Error(), err)
+	}
+	begin := audit.SignBegin{Serial: intent.Serial, Order: req.OrderID, Profile: c.profile.Name,
+		Issuer: c.issuer.Name, Names: req.Names}
+	err := c.auditor.Change(ctx, begin, "pending", func(tx *store.Tx) error {
+		if err := tx.RecordIntent(intent); err != nil {
+			return fmt.Errorf("signer: recording the issuance intent for serial %s: %w", intent.Serial, err)
+		}
+		return tx.BeginSigning(intent.Serial)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrKeyInUse):
+		return err
+	case errors.Is(err, store.ErrIssuerRetired):
+		// A replica that has not yet followed the database to the active
+		// generation: the retired key is never asked.
+		return c.unsigned(ctx, intent, "issuer "+c.issuer.Name+" is retired: its key signs no certificate",
+			fmt.Errorf("issuer %s is retired: %w", c.issuer.Name, err))
+	default:
+		return c.unsigned(ctx, intent, "audit log not written before signing", fmt.Errorf("audit log: %w", err))
+	}
+}
+
+// unsigned records the intent of a certificate the key was never asked to sign,
+// closed with reason, best effort (the error returned is cause's either way), and
+// returns cause wrapped with ErrUnsigned.
+func (c *CA) unsigned(ctx context.Context, intent store.IssuanceIntent, reason string, cause error) error {
+	if c.rec.RecordIntent(context.WithoutCancel(ctx), intent) == nil {
+		c.failIntent(ctx, intent.Serial, reason)
+	}
+	return fmt.Errorf("signer: serial %s: %w: %w", intent.Serial, ErrUnsigned, cause)
+}
+
 // signFailed records a signature that failed. A key that reports it never signed
 // (an HSM with no session to give) frees the intent, with its sign.end event when
 // the CA has an auditor; any other failure may have reached the key, so the intent
@@ -322,7 +392,7 @@ func (c *CA) signFailed(ctx context.Context, serial []byte, err error) {
 	if errors.Is(err, ErrUnsigned) {
 		reason := "issuer key not used: " + err.Error()
 		if c.auditor == nil {
-			c.failIntent(ctx, serial, reason)
+			c.failIntent(ctx, serialHex, reason)
 			return
 		}
 		_ = c.auditor.Change(ctx, end, "failed: the issuer key did not sign", func(tx *store.Tx) error {
@@ -335,15 +405,30 @@ func (c *CA) signFailed(ctx context.Context, serial []byte, err error) {
 	}
 }
 
-// sign has the issuer key sign tmpl and checks the result.
-func (c *CA) sign(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey, serial, lintTBS []byte, keyHash string) (*Issued, error) {
+// sign has the issuer key sign the recorded TBS itself, lintTBS, under the
+// signature algorithm algID (the pre-signed certificate's), and checks the result:
+// the certificate is byte for byte the one linted, and its signature must verify
+// against the issuer certificate.
+func (c *CA) sign(ctx context.Context, serial, lintTBS, algID []byte, keyHash string) (*Issued, error) {
 	var key crypto.Signer = c.issuer.Key
 	if cs, ok := key.(ContextSigner); ok {
 		key = boundSigner{ctx: ctx, ContextSigner: cs}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer.Cert, pub, key)
+	_, hash, err := signatureParams(c.issuer.Key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
+	}
+	sig, err := crypto.SignMessage(key, rand.Reader, lintTBS, hash)
 	if err != nil {
 		return nil, fmt.Errorf("signer: signing serial %x with issuer %q: %w", serial, c.issuer.Name, err)
+	}
+	der, err := asn1.Marshal(struct {
+		TBS       asn1.RawValue
+		Algorithm asn1.RawValue
+		Signature asn1.BitString
+	}{asn1.RawValue{FullBytes: lintTBS}, asn1.RawValue{FullBytes: algID}, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}})
+	if err != nil {
+		return nil, fmt.Errorf("signer: encoding signed serial %x: %w", serial, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -360,9 +445,9 @@ func (c *CA) sign(ctx context.Context, tmpl *x509.Certificate, pub crypto.Public
 
 // failIntent closes the intent of a certificate that was never signed. It is best
 // effort: an intent left pending is still visible to the reconciler.
-func (c *CA) failIntent(ctx context.Context, serial []byte, reason string) {
+func (c *CA) failIntent(ctx context.Context, serial string, reason string) {
 	if f, ok := c.rec.(IntentFailer); ok {
-		_ = f.FailIntent(context.WithoutCancel(ctx), hex.EncodeToString(serial), reason)
+		_ = f.FailIntent(context.WithoutCancel(ctx), serial, reason)
 	}
 }
 
@@ -561,22 +646,27 @@ func (c *CA) template(req Request, spki []byte, notBefore, notAfter time.Time) (
 // certificate that carries the throw-away public key. Issuer name, AKI and signature
 // algorithm stay the issuer's, so the TBS is the one the real key will sign.
 //
-// It returns the pre-signed certificate, which is linted, and its TBS, which is
-// recorded.
-func (c *CA) preSign(tmpl *x509.Certificate, pub crypto.PublicKey) (der, tbs []byte, err error) {
+// It returns the pre-signed certificate, which is linted, its TBS, which is
+// recorded and which the issuer key signs, and its signature AlgorithmIdentifier
+// (DER), the issuer's.
+func (c *CA) preSign(tmpl *x509.Certificate, pub crypto.PublicKey) (der, tbs, algID []byte, err error) {
 	key, err := throwawayKey(c.issuer.Key.Public())
 	if err != nil {
-		return nil, nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
+		return nil, nil, nil, fmt.Errorf("signer: issuer %q: %w", c.issuer.Name, err)
 	}
 	parent := *c.issuer.Cert
 	parent.PublicKey = key.Public()
 	der, err = x509.CreateCertificate(rand.Reader, tmpl, &parent, pub, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("signer: building the certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("signer: building the certificate: %w", err)
 	}
-	pre, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, fmt.Errorf("signer: parsing the pre-signed certificate: %w", err)
+	var pre struct {
+		TBS       asn1.RawValue
+		Algorithm asn1.RawValue
+		Signature asn1.BitString
 	}
-	return der, pre.RawTBSCertificate, nil
+	if rest, err := asn1.Unmarshal(der, &pre); err != nil || len(rest) != 0 {
+		return nil, nil, nil, fmt.Errorf("signer: parsing the pre-signed certificate: %v", err)
+	}
+	return der, pre.TBS.FullBytes, pre.Algorithm.FullBytes, nil
 }

@@ -695,6 +695,26 @@ func testSentinels(t *testing.T, open func(t *testing.T) *SQL) {
 		{name: "GetChallenge of an unknown id is ErrNotFound",
 			do:   func(w *world) error { _, err := w.s.GetChallenge(w.ctx, "nope"); return err },
 			want: ErrNotFound},
+		{name: "GetChallengeAuthorization of an unknown id is ErrNotFound",
+			do:   func(w *world) error { _, _, err := w.s.GetChallengeAuthorization(w.ctx, "nope"); return err },
+			want: ErrNotFound},
+		{name: "GetChallengeAuthorization reads the challenge and its whole authorization",
+			setup: func(w *world) { w.pendingOrder("o1", "az1"); w.pendingOrder("o2", "az2") },
+			do: func(w *world) error {
+				w.must(w.s.StartChallenge(w.ctx, "az1-c1"))
+				ch, az, err := w.s.GetChallengeAuthorization(w.ctx, "az1-c1")
+				if err != nil {
+					return err
+				}
+				wantCh, err := w.s.GetChallenge(w.ctx, "az1-c1")
+				w.must(err)
+				wantAz, err := w.s.GetAuthorization(w.ctx, "az1")
+				w.must(err)
+				if !reflect.DeepEqual(ch, wantCh) || !reflect.DeepEqual(az, wantAz) || len(az.Challenges) != 2 {
+					return fmt.Errorf("got %+v of %+v, want %+v of %+v", ch, az, wantCh, wantAz)
+				}
+				return nil
+			}},
 		{name: "StartChallenge of a pending challenge makes it processing",
 			setup: func(w *world) { w.pendingOrder("o1", "az1") },
 			do:    func(w *world) error { return w.s.StartChallenge(w.ctx, "az1-c1") },
@@ -737,6 +757,29 @@ func testSentinels(t *testing.T, open func(t *testing.T) *SQL) {
 			do:    func(w *world) error { return w.s.FinishChallenge(w.ctx, "az1-c0", true, t0, nil) },
 			want:  ErrConflict,
 			after: func(w *world) { mustEqual(w.t, "challenge", w.challengeStatus("az1-c0"), "invalid") }},
+		{name: "FinishChallengeValid makes the challenge and its authorization valid, with the authorization's new expiry, and the order ready",
+			setup: func(w *world) { w.pendingOrder("o1", "az1"); w.must(w.s.StartChallenge(w.ctx, "az1-c0")) },
+			do:    func(w *world) error { return w.s.FinishChallengeValid(w.ctx, "az1-c0", t0, t0.Add(30*24*time.Hour)) },
+			after: func(w *world) {
+				a, err := w.s.GetAuthorization(w.ctx, "az1")
+				w.must(err)
+				mustEqual(w.t, "authz", a.Status, "valid")
+				mustEqual(w.t, "authz expiry", a.Expires.UTC().String(), t0.Add(30*24*time.Hour).UTC().String())
+				mustEqual(w.t, "challenge", w.challengeStatus("az1-c0"), "valid")
+				o, err := w.s.GetOrder(w.ctx, "o1")
+				w.must(err)
+				mustEqual(w.t, "order", o.Status, "ready")
+			}},
+		{name: "FinishChallengeValid of a pending challenge is ErrConflict and keeps the authorization's expiry",
+			setup: func(w *world) { w.pendingOrder("o1", "az1") },
+			do:    func(w *world) error { return w.s.FinishChallengeValid(w.ctx, "az1-c0", t0, t0.Add(30*24*time.Hour)) },
+			want:  ErrConflict,
+			after: func(w *world) {
+				a, err := w.s.GetAuthorization(w.ctx, "az1")
+				w.must(err)
+				mustEqual(w.t, "authz", a.Status, "pending")
+				mustEqual(w.t, "authz expiry", a.Expires.UTC().String(), t0.Add(time.Hour).UTC().String())
+			}},
 		{name: "FinishChallengeWithEvidence makes the challenge valid with its evidence, with its audit event",
 			setup: func(w *world) { w.pendingOrder("o1", "az1"); w.must(w.s.StartChallenge(w.ctx, "az1-c0")) },
 			do: func(w *world) error {

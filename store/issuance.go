@@ -55,31 +55,34 @@ func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
 	// finalizes do not abort each other as SERIALIZABLE would; and a database
 	// that is unreachable for a moment is tried again (RetrySigned).
 	store := func(ctx context.Context) error {
-		err := s.inLockingTx(ctx, func(tx *sql.Tx) error {
-			if _, err := s.exec(ctx, tx,
-				`INSERT INTO certificates (serial, issuer, der, names, key_hash, not_before, not_after,
-			 org_oid, account_id, order_id, profile, created_at)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				serial, c.Issuer, c.DER, list(c.Names), keyHash, micros(c.NotBefore), micros(c.NotAfter),
-				c.OrgOID, c.AccountID, c.OrderID, c.Profile, micros(c.CreatedAt)); err != nil {
-				return err
-			}
-			// A certificate is stored only for a serial that was recorded before
-			// signing; the intent's copy of a signed certificate is no longer needed.
-			if err := s.transition(ctx, tx, "issuance_intents", "serial", serial,
-				`UPDATE issuance_intents SET status = 'issued', der = NULL WHERE status = 'pending' AND serial = ?`, serial); err != nil {
-				return err
-			}
-			return s.transition(ctx, tx, "orders", "id", c.OrderID,
-				`UPDATE orders SET status = 'valid', cert_serial = ? WHERE status = 'processing' AND id = ?`,
-				serial, c.OrderID)
-		})
+		err := s.inLockingTx(ctx, func(tx *sql.Tx) error { return s.finishIssuance(ctx, tx, c, serial, keyHash) })
 		if err != nil {
 			return s.fail("finish issuance of "+serial, err)
 		}
 		return nil
 	}
 	return RetrySigned(ctx, store, func(ctx context.Context) bool { return s.finished(ctx, c, serial) })
+}
+
+// finishIssuance is FinishIssuance's statements in tx.
+func (s *SQL) finishIssuance(ctx context.Context, tx *sql.Tx, c Certificate, serial, keyHash string) error {
+	if _, err := s.exec(ctx, tx,
+		`INSERT INTO certificates (serial, issuer, der, names, key_hash, not_before, not_after,
+		 org_oid, account_id, order_id, profile, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		serial, c.Issuer, c.DER, list(c.Names), keyHash, micros(c.NotBefore), micros(c.NotAfter),
+		c.OrgOID, c.AccountID, c.OrderID, c.Profile, micros(c.CreatedAt)); err != nil {
+		return err
+	}
+	// A certificate is stored only for a serial that was recorded before
+	// signing; the intent's copy of a signed certificate is no longer needed.
+	if err := s.transition(ctx, tx, "issuance_intents", "serial", serial,
+		`UPDATE issuance_intents SET status = 'issued', der = NULL WHERE status = 'pending' AND serial = ?`, serial); err != nil {
+		return err
+	}
+	return s.transition(ctx, tx, "orders", "id", c.OrderID,
+		`UPDATE orders SET status = 'valid', cert_serial = ? WHERE status = 'processing' AND id = ?`,
+		serial, c.OrderID)
 }
 
 // finishRetry bounds how long a write about a signed certificate is tried again.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 )
 
@@ -19,13 +20,18 @@ func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) 
 				a.ID, a.AccountID, a.Name, boolInt(a.Wildcard), a.Status, micros(a.Expires), micros(a.CreatedAt)); err != nil {
 				return err
 			}
+			// The challenges of one authorization in one statement.
+			if len(a.Challenges) == 0 {
+				continue
+			}
+			args := make([]any, 0, 8*len(a.Challenges))
 			for i, c := range a.Challenges {
-				if _, err := s.exec(ctx, tx,
-					`INSERT INTO challenges (id, authz_id, pos, type, token, status, validated, error)
-					 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-					c.ID, a.ID, i, c.Type, c.Token, c.Status, micros(c.Validated), blob(c.Error)); err != nil {
-					return err
-				}
+				args = append(args, c.ID, a.ID, i, c.Type, c.Token, c.Status, micros(c.Validated), blob(c.Error))
+			}
+			if _, err := s.exec(ctx, tx,
+				`INSERT INTO challenges (id, authz_id, pos, type, token, status, validated, error) VALUES `+
+					valueRows(len(a.Challenges), 8), args...); err != nil {
+				return err
 			}
 		}
 		if _, err := s.exec(ctx, tx,
@@ -41,13 +47,15 @@ func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) 
 				return err
 			}
 		}
-		for i, id := range o.AuthzIDs {
-			if _, err := s.exec(ctx, tx,
-				`INSERT INTO order_authzs (order_id, authz_id, pos) VALUES (?, ?, ?)`, o.ID, id, i); err != nil {
-				return err
-			}
+		if len(o.AuthzIDs) == 0 {
+			return nil
 		}
-		return nil
+		args := make([]any, 0, 3*len(o.AuthzIDs))
+		for i, id := range o.AuthzIDs {
+			args = append(args, o.ID, id, i)
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO order_authzs (order_id, authz_id, pos) VALUES `+valueRows(len(o.AuthzIDs), 3), args...)
+		return err
 	})
 	if err != nil {
 		return s.fail("create order "+o.ID, err)
@@ -55,33 +63,39 @@ func (s *SQL) CreateOrder(ctx context.Context, o Order, authzs []Authorization) 
 	return nil
 }
 
+// valueRows is the VALUES list of a multi-row INSERT: rows groups of cols
+// placeholders, "(?, ?), (?, ?)".
+func valueRows(rows, cols int) string {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	return strings.Repeat(row+", ", rows-1) + row
+}
+
 // GetOrder returns the order with that id, its AuthzIDs in position order, or
-// ErrNotFound.
+// ErrNotFound. One statement reads the order with its authorizations and the
+// certificate it replaces, so what it returns is one snapshot without a transaction
+// around several reads.
 func (s *SQL) GetOrder(ctx context.Context, id string) (*Order, error) {
 	var o Order
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var names string
-		var expires, notBefore, notAfter, created int64
-		err := tx.QueryRowContext(ctx, s.d.rebind(
-			`SELECT id, account_id, org_oid, status, expires, names, profile, not_before, not_after,
-			 error, cert_serial, created_at FROM orders WHERE id = ?`), id).
-			Scan(&o.ID, &o.AccountID, &o.OrgOID, &o.Status, &expires, &names, &o.Profile, &notBefore, &notAfter,
-				&o.Error, &o.CertSerial, &created)
-		if err != nil {
-			return err
-		}
-		if o.Names, err = fromList(names); err != nil {
-			return err
-		}
-		o.Expires, o.NotBefore, o.NotAfter, o.CreatedAt = fromMicros(expires), fromMicros(notBefore), fromMicros(notAfter), fromMicros(created)
-		o.AuthzIDs, err = s.column(ctx, tx, `SELECT authz_id FROM order_authzs WHERE order_id = ? ORDER BY pos`, id)
-		if err != nil {
-			return err
-		}
-		return s.readReplacement(ctx, tx, &o) // renewal.go
-	})
+	var names, authzs string
+	var expires, notBefore, notAfter, created int64
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
+		`SELECT o.id, o.account_id, o.org_oid, o.status, o.expires, o.names, o.profile, o.not_before, o.not_after,
+		 o.error, o.cert_serial, o.created_at,
+		 COALESCE((SELECT string_agg(l.authz_id, ' ' ORDER BY l.pos) FROM order_authzs l WHERE l.order_id = o.id), ''),
+		 COALESCE(r.cert_id, ''), COALESCE(r.serial, '')
+		 FROM orders o LEFT JOIN order_replaces r ON r.order_id = o.id WHERE o.id = ?`), id).
+		Scan(&o.ID, &o.AccountID, &o.OrgOID, &o.Status, &expires, &names, &o.Profile, &notBefore, &notAfter,
+			&o.Error, &o.CertSerial, &created, &authzs, &o.Replaces, &o.ReplacesSerial)
+	if err == nil {
+		o.Names, err = fromList(names)
+	}
 	if err != nil {
 		return nil, s.fail("get order "+id, err)
+	}
+	o.Expires, o.NotBefore, o.NotAfter, o.CreatedAt = fromMicros(expires), fromMicros(notBefore), fromMicros(notAfter), fromMicros(created)
+	// Authorization ids are base64url: a space never occurs in one.
+	if authzs != "" {
+		o.AuthzIDs = strings.Fields(authzs)
 	}
 	return &o, nil
 }
@@ -114,35 +128,69 @@ func (s *SQL) column(ctx context.Context, q querier, query string, args ...any) 
 }
 
 // GetAuthorization returns the authorization with its challenges in creation order,
-// or ErrNotFound.
+// or ErrNotFound. One statement joins them, so what it returns is one snapshot
+// without a transaction around several reads.
 func (s *SQL) GetAuthorization(ctx context.Context, id string) (*Authorization, error) {
-	var a Authorization
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var wildcard, expires, created int64
-		err := tx.QueryRowContext(ctx, s.d.rebind(
-			`SELECT id, account_id, name, wildcard, status, expires, created_at FROM authorizations WHERE id = ?`), id).
-			Scan(&a.ID, &a.AccountID, &a.Name, &wildcard, &a.Status, &expires, &created)
-		if err != nil {
-			return err
-		}
-		a.Wildcard, a.Expires, a.CreatedAt = wildcard != 0, fromMicros(expires), fromMicros(created)
-		rows, err := tx.QueryContext(ctx, s.d.rebind(
-			`SELECT `+challengeColumns+` FROM challenges WHERE authz_id = ? ORDER BY pos`), id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			c, err := scanChallenge(rows)
-			if err != nil {
-				return err
-			}
-			a.Challenges = append(a.Challenges, *c)
-		}
-		return rows.Err()
-	})
+	a, err := s.authorizationWhere(ctx, `a.id = ?`, id)
 	if err != nil {
 		return nil, s.fail("get authorization "+id, err)
+	}
+	return a, nil
+}
+
+// GetChallengeAuthorization returns the challenge with that id and its
+// authorization (with all of its challenges), read in one statement, or
+// ErrNotFound.
+func (s *SQL) GetChallengeAuthorization(ctx context.Context, challengeID string) (*Challenge, *Authorization, error) {
+	a, err := s.authorizationWhere(ctx, `a.id = (SELECT authz_id FROM challenges WHERE id = ?)`, challengeID)
+	if err != nil {
+		return nil, nil, s.fail("get challenge "+challengeID, err)
+	}
+	for i := range a.Challenges {
+		if a.Challenges[i].ID == challengeID {
+			c := a.Challenges[i]
+			return &c, a, nil
+		}
+	}
+	return nil, nil, s.fail("get challenge "+challengeID, sql.ErrNoRows)
+}
+
+// authorizationWhere reads the authorization that where (on authorizations a)
+// selects, joined with its challenges in creation order; sql.ErrNoRows when none.
+func (s *SQL) authorizationWhere(ctx context.Context, where string, args ...any) (*Authorization, error) {
+	var a Authorization
+	rows, err := s.q().QueryContext(ctx, s.d.rebind(
+		`SELECT a.id, a.account_id, a.name, a.wildcard, a.status, a.expires, a.created_at,
+		 c.id, c.authz_id, c.type, c.token, c.status, c.validated, c.error, c.evidence
+		 FROM authorizations a LEFT JOIN challenges c ON c.authz_id = a.id WHERE `+where+` ORDER BY c.pos`), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		var wildcard, expires, created int64
+		var cid, cauthz, ctype, ctoken, cstatus, cevidence sql.NullString
+		var cvalidated sql.NullInt64
+		var cerror []byte
+		if err := rows.Scan(&a.ID, &a.AccountID, &a.Name, &wildcard, &a.Status, &expires, &created,
+			&cid, &cauthz, &ctype, &ctoken, &cstatus, &cvalidated, &cerror, &cevidence); err != nil {
+			return nil, err
+		}
+		found = true
+		a.Wildcard, a.Expires, a.CreatedAt = wildcard != 0, fromMicros(expires), fromMicros(created)
+		if !cid.Valid { // an authorization without challenges
+			continue
+		}
+		a.Challenges = append(a.Challenges, Challenge{ID: cid.String, AuthzID: cauthz.String, Type: ctype.String,
+			Token: ctoken.String, Status: cstatus.String, Validated: fromMicros(cvalidated.Int64), Error: cerror,
+			Evidence: cevidence.String})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, sql.ErrNoRows
 	}
 	return &a, nil
 }
@@ -204,9 +252,30 @@ func (s *SQL) FinishChallenge(ctx context.Context, challengeID string, valid boo
 	return nil
 }
 
+// FinishChallengeValid is FinishChallenge of a challenge that proved control, whose
+// authorization, becoming valid, is given its longer lifetime (expires) in the
+// same statement: a valid authorization lives longer than a pending one. Its commit
+// does not wait for the disk, as FinishChallenge's: lost in a crash, the challenge
+// is still processing and the sweep fails it.
+func (s *SQL) FinishChallengeValid(ctx context.Context, challengeID string, validated, expires time.Time) error {
+	err := s.inRelaxedTx(ctx, s.d.lockingIsolation, func(tx *sql.Tx) error {
+		return s.finishChallengeExpiring(ctx, tx, challengeID, true, validated, nil, time.Time{}, expires)
+	})
+	if err != nil {
+		return s.fail("finish challenge "+challengeID, err)
+	}
+	return nil
+}
+
 // finishChallenge is FinishChallenge in tx. A nonzero startedBefore finishes the
 // challenge only if it has been processing since before then (else ErrConflict).
 func (s *SQL) finishChallenge(ctx context.Context, tx *sql.Tx, challengeID string, valid bool, validated time.Time, problem []byte, startedBefore time.Time) error {
+	return s.finishChallengeExpiring(ctx, tx, challengeID, valid, validated, problem, startedBefore, time.Time{})
+}
+
+// finishChallengeExpiring is finishChallenge that, with a nonzero validExpires,
+// sets the expiry of the authorization it makes valid.
+func (s *SQL) finishChallengeExpiring(ctx context.Context, tx *sql.Tx, challengeID string, valid bool, validated time.Time, problem []byte, startedBefore, validExpires time.Time) error {
 	status := "invalid"
 	if valid {
 		status = "valid"
@@ -226,7 +295,14 @@ func (s *SQL) finishChallenge(ctx context.Context, tx *sql.Tx, challengeID strin
 	}
 	// An authorization that left pending meanwhile (deactivated) keeps its state,
 	// and so do its orders.
-	n, err := s.exec(ctx, tx, `UPDATE authorizations SET status = ? WHERE status = 'pending' AND id = ?`, status, authzID)
+	var n int64
+	var err error
+	if valid && !validExpires.IsZero() {
+		n, err = s.exec(ctx, tx, `UPDATE authorizations SET status = ?, expires = ? WHERE status = 'pending' AND id = ?`,
+			status, micros(validExpires), authzID)
+	} else {
+		n, err = s.exec(ctx, tx, `UPDATE authorizations SET status = ? WHERE status = 'pending' AND id = ?`, status, authzID)
+	}
 	if err != nil || n == 0 {
 		return err
 	}

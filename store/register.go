@@ -369,6 +369,40 @@ type RegisterRecord struct {
 	Register OrganisationRegister
 }
 
+// GetOrganisationRecord reads the organisation (as GetOrganisation) with its
+// register record (as GetRegisterRecord) in one statement, the standing check's
+// one read of them; ErrNotFound when the organisation is unknown.
+func (s *SQL) GetOrganisationRecord(ctx context.Context, oid string) (*Organisation, RegisterRecord, error) {
+	var o Organisation
+	var rec RegisterRecord
+	var x registerRow
+	var domains, networks string
+	var created, testOnly, suspended int64
+	var at, records sql.NullInt64
+	var source sql.NullString
+	err := s.q().QueryRowContext(ctx, s.d.rebind(
+		`SELECT o.oid, o.name, o.long_name, o.domains, o.created_at, o.test_only, o.networks, o.suspended_at,
+		 o.suspended_by, o.suspend_reason, l.source, l.loaded_at, l.records, `+registerColumns+`
+		 FROM organisations o LEFT JOIN register_load l ON l.id = 1 WHERE o.oid = ?`), oid).
+		Scan(x.dest(&o.OID, &o.Name, &o.LongName, &domains, &created, &testOnly, &networks, &suspended,
+			&o.SuspendedBy, &o.SuspendReason, &source, &at, &records)...)
+	if err == nil {
+		o.Domains, err = fromList(domains)
+	}
+	if err == nil {
+		o.Networks, err = fromPrefixList(networks)
+	}
+	if err != nil {
+		return nil, rec, s.fail("get organisation "+oid, err)
+	}
+	o.CreatedAt, o.TestOnly, o.SuspendedAt = fromMicros(created), testOnly != 0, fromMicros(suspended)
+	if at.Valid {
+		rec.Load = RegisterLoad{Source: source.String, LoadedAt: fromMicros(at.Int64), Records: int(records.Int64)}
+	}
+	rec.Known, rec.LongName, rec.Register = true, o.LongName, x.value(oid)
+	return &o, rec, nil
+}
+
 // GetRegisterRecord reads the last register load and the organisation's register
 // data together.
 func (s *SQL) GetRegisterRecord(ctx context.Context, oid string) (RegisterRecord, error) {

@@ -57,10 +57,33 @@ func testRegisterRecord(t *testing.T, open func(t *testing.T) *SQL) {
 		!rec.Register.SyncedAt.Equal(t0) || !rec.Register.LeftAt.IsZero() {
 		t.Fatalf("record %+v; want load %+v, long name and register data %+v", rec, want, wantReg)
 	}
+	// The organisation and its record in one read: as the two reads answer them.
+	both := func(when string) {
+		t.Helper()
+		o, r, err := w.s.GetOrganisationRecord(w.ctx, org1)
+		if err != nil {
+			t.Fatalf("%s: GetOrganisationRecord: %v", when, err)
+		}
+		wantOrg, err := w.s.GetOrganisation(w.ctx, org1)
+		w.must(err)
+		wantRec, err := w.s.GetRegisterRecord(w.ctx, org1)
+		w.must(err)
+		if !reflect.DeepEqual(o, wantOrg) || !same(r.Load, wantRec.Load) || r.Known != wantRec.Known || r.LongName != wantRec.LongName ||
+			!sameRegister(r.Register, wantRec.Register) || !r.Register.SyncedAt.Equal(wantRec.Register.SyncedAt) {
+			t.Errorf("%s: GetOrganisationRecord = %+v, %+v; want %+v, %+v", when, o, r, wantOrg, wantRec)
+		}
+	}
+	both("after loads")
 	rec, err = w.s.GetRegisterRecord(w.ctx, "1.2.246.10.999.10.0")
 	if err != nil || rec.Known || !same(rec.Load, want) {
 		t.Fatalf("record of an unknown organisation = %+v, %v; want unknown with the load", rec, err)
 	}
+	if _, _, err := w.s.GetOrganisationRecord(w.ctx, "1.2.246.10.999.10.0"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetOrganisationRecord of an unknown organisation: %v, want ErrNotFound", err)
+	}
+	w2 := newWorld(t, open)
+	w = w2
+	both("before any load")
 }
 
 const org3 = "1.2.246.10.3333333.10.0"

@@ -137,13 +137,3 @@ func (s *SQL) claimReplacement(ctx context.Context, tx *sql.Tx, o Order) error {
 		o.ID, serial, o.Replaces)
 	return err
 }
-
-// readReplacement fills o.Replaces and o.ReplacesSerial in GetOrder's transaction.
-func (s *SQL) readReplacement(ctx context.Context, tx *sql.Tx, o *Order) error {
-	err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT cert_id, serial FROM order_replaces WHERE order_id = ?`), o.ID).
-		Scan(&o.Replaces, &o.ReplacesSerial)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	return err
-}

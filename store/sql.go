@@ -570,3 +570,6 @@ func boolInt(b bool) int64 {
 
 // normalHex lower-cases a serial or key hash used for a lookup.
 func normalHex(v string) string { return strings.ToLower(v) }
+
+// NormalSerial is a certificate serial (hex) as the store records it.
+func NormalSerial(serial string) string { return normalHex(serial) }

@@ -242,12 +242,33 @@ func (t *Tx) CreateOrder(o Order, authzs []Authorization) error {
 	return t.s.CreateOrder(t.ctx, o, authzs)
 }
 
+// RecordIntent: see SQL.RecordIntent.
+func (t *Tx) RecordIntent(in IssuanceIntent) error { return t.s.RecordIntent(t.ctx, in) }
+
 // BeginSigning: see SQL.BeginSigning.
 func (t *Tx) BeginSigning(serial string) error { return t.s.BeginSigning(t.ctx, serial) }
 
 // IntentSigned: see SQL.IntentSigned.
 func (t *Tx) IntentSigned(serial string, der []byte) error {
 	return t.s.IntentSigned(t.ctx, serial, der)
+}
+
+// FinishIssuance is SQL.FinishIssuance in the transaction, tried once: the caller
+// decides what a failure means (the signer then records the signature alone and
+// its caller stores the certificate with SQL.FinishIssuance).
+func (t *Tx) FinishIssuance(c Certificate) error {
+	serial, err := hexKey("serial", c.Serial)
+	if err != nil {
+		return err
+	}
+	keyHash, err := hexKey("key hash", c.KeyHash)
+	if err != nil {
+		return err
+	}
+	if err := t.s.finishIssuance(t.ctx, t.s.cur, c, serial, keyHash); err != nil {
+		return t.s.fail("finish issuance of "+serial, err)
+	}
+	return nil
 }
 
 // FailIntent: see SQL.FailIntent.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -50,13 +51,46 @@ func (a *Authority) Account(ctx context.Context, id string) (*store.Account, err
 	return acct, nil
 }
 
-// AccountKey returns the account's public key.
+// AccountKey returns the account's public key. The key is parsed once per JWK: a
+// parsed key is kept under the JWK's exact bytes, so a key change (new bytes) is
+// never answered with the old key. Callers must not change the returned key. The
+// account itself, and with it its status, is still read on every request.
 func AccountKey(acct *store.Account) (*jose.JSONWebKey, error) {
+	if k := accountKeys.get(acct.JWK); k != nil {
+		return k, nil
+	}
 	var k jose.JSONWebKey
 	if err := k.UnmarshalJSON(acct.JWK); err != nil {
 		return nil, err
 	}
+	accountKeys.put(acct.JWK, &k)
 	return &k, nil
+}
+
+// accountKeys are the parsed account keys, by JWK.
+var accountKeys = keyCache{max: 10000}
+
+// keyCache maps a JWK's bytes to the key parsed from them. Full, it starts again
+// empty: the price is one parse per account, and its size stays bounded.
+type keyCache struct {
+	mu   sync.RWMutex
+	max  int
+	keys map[string]*jose.JSONWebKey
+}
+
+func (c *keyCache) get(jwk []byte) *jose.JSONWebKey {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.keys[string(jwk)]
+}
+
+func (c *keyCache) put(jwk []byte, k *jose.JSONWebKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys == nil || len(c.keys) >= c.max {
+		c.keys = make(map[string]*jose.JSONWebKey)
+	}
+	c.keys[string(jwk)] = k
 }
 
 // NewAccount handles newAccount. url is the request URL the EAB must be bound to.

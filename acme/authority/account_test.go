@@ -2,6 +2,8 @@ package authority
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -234,4 +236,58 @@ func TestNewAccountEABBindsOnce(t *testing.T) {
 	if ek, err := f.st.GetEAB(f.ctx, kid); err != nil || ek.AccountID != winner.ID || ek.Status != store.EABBound {
 		t.Errorf("EAB key %+v, %v; want bound to the one account %s", ek, err, winner.ID)
 	}
+}
+
+// TestAccountKeyFollowsTheJWK: a parsed key is reused only for the same JWK bytes, so
+// an account whose key changed is verified with its new key from the next request.
+func TestAccountKeyFollowsTheJWK(t *testing.T) {
+	jwkOf := func(k *ecdsa.PrivateKey) []byte {
+		b, err := json.Marshal(jwstest.JWK(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	oldKey, newKey := newTestKey(t), newTestKey(t)
+	acct := &store.Account{ID: "acct-1", JWK: jwkOf(oldKey)}
+	first, err := AccountKey(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := AccountKey(&store.Account{ID: "acct-1", JWK: jwkOf(oldKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Error("the same JWK was parsed again instead of reused")
+	}
+	acct.JWK = jwkOf(newKey) // the key changed
+	changed, err := AccountKey(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !newKey.PublicKey.Equal(changed.Key) || oldKey.PublicKey.Equal(changed.Key) {
+		t.Errorf("after the key change AccountKey answered %v, not the new key", changed.Key)
+	}
+	if _, err := AccountKey(&store.Account{ID: "acct-2", JWK: []byte(`{"kty":"EC"}`)}); err == nil {
+		t.Error("a JWK that is no key was accepted")
+	}
+
+	small := keyCache{max: 2}
+	k1, k2, k3 := []byte("1"), []byte("2"), []byte("3")
+	small.put(k1, first)
+	small.put(k2, changed)
+	small.put(k3, first) // full: starts again with this one only
+	if small.get(k1) != nil || small.get(k2) != nil || small.get(k3) != first || len(small.keys) != 1 {
+		t.Errorf("a full cache kept %d keys", len(small.keys))
+	}
+}
+
+func newTestKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

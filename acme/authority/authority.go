@@ -35,6 +35,9 @@ import (
 type AccountStore interface {
 	GetOrganisation(ctx context.Context, oid string) (*store.Organisation, error)
 	GetOrganisationRegister(ctx context.Context, oid string) (*store.OrganisationRegister, error)
+	// GetOrganisationRecord reads the organisation with its register record in one
+	// statement.
+	GetOrganisationRecord(ctx context.Context, oid string) (*store.Organisation, store.RegisterRecord, error)
 	GetEAB(ctx context.Context, kid string) (*store.EABKey, error)
 	GetAccount(ctx context.Context, id string) (*store.Account, error)
 	GetAccountByThumbprint(ctx context.Context, thumbprint string) (*store.Account, error)
@@ -46,9 +49,14 @@ type OrderStore interface {
 	GetOrder(ctx context.Context, id string) (*store.Order, error)
 	ListOrderIDs(ctx context.Context, accountID string) ([]string, error)
 	GetAuthorization(ctx context.Context, id string) (*store.Authorization, error)
-	GetChallenge(ctx context.Context, id string) (*store.Challenge, error)
+	// GetChallengeAuthorization reads a challenge with its authorization in one
+	// snapshot.
+	GetChallengeAuthorization(ctx context.Context, challengeID string) (*store.Challenge, *store.Authorization, error)
 	StartChallenge(ctx context.Context, challengeID string) error
 	FinishChallenge(ctx context.Context, challengeID string, valid bool, validated time.Time, problem []byte) error
+	// FinishChallengeValid is FinishChallenge(valid) that also sets the expiry of the
+	// authorization it makes valid.
+	FinishChallengeValid(ctx context.Context, challengeID string, validated, expires time.Time) error
 	BeginFinalize(ctx context.Context, orderID string) error
 	FailOrder(ctx context.Context, orderID string, problem []byte) error
 }

@@ -102,6 +102,22 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 	if !notBefore.After(a.now()) {
 		notBefore = time.Time{}
 	}
+	certificate := func(issued *signer.Issued) store.Certificate {
+		return store.Certificate{
+			Serial:    issued.Serial,
+			Issuer:    issued.Issuer, // the generation that signed it, even if another became active meanwhile
+			DER:       issued.DER,
+			Names:     o.Names,
+			KeyHash:   issued.KeyHash,
+			NotBefore: issued.Cert.NotBefore,
+			NotAfter:  issued.Cert.NotAfter,
+			OrgOID:    o.OrgOID,
+			AccountID: acct.ID,
+			OrderID:   o.ID,
+			Profile:   o.Profile,
+			CreatedAt: a.now(),
+		}
+	}
 	issued, err := prof.CA.Issue(ctx, signer.Request{
 		OrderID:   o.ID,
 		PublicKey: csr.PublicKey,
@@ -109,34 +125,32 @@ func (a *Authority) Finalize(ctx context.Context, acct *store.Account, orderID s
 		Subject:   subjectFor(org),
 		NotBefore: notBefore,
 		NotAfter:  o.NotAfter,
+		// The certificate is stored in the transaction of its certificate.sign.end
+		// event when it can be; otherwise below.
+		Store: func(tx *store.Tx, issued *signer.Issued) error { return tx.FinishIssuance(certificate(issued)) },
 	})
 	if err != nil {
 		a.cfg.Metrics.Finalized(prof.Name, prof.CA.Issuer().Name, finalizeOutcome(err))
 		return nil, a.failOrder(ctx, o.ID, "issue the certificate", err)
 	}
-	rec := store.Certificate{
-		Serial:    issued.Serial,
-		Issuer:    issued.Issuer, // the generation that signed it, even if another became active meanwhile
-		DER:       issued.DER,
-		Names:     o.Names,
-		KeyHash:   issued.KeyHash,
-		NotBefore: issued.Cert.NotBefore,
-		NotAfter:  issued.Cert.NotAfter,
-		OrgOID:    o.OrgOID,
-		AccountID: acct.ID,
-		OrderID:   o.ID,
-		Profile:   o.Profile,
-		CreatedAt: a.now(),
-	}
-	if err := a.store.FinishIssuance(ctx, rec); err != nil {
-		// Signed but not stored: the intent with this serial stays for the reconciler.
-		a.log.ErrorContext(ctx, "certificate signed but not stored", "serial", issued.Serial, "order", o.ID, "err", err)
-		a.cfg.Metrics.Finalized(prof.Name, prof.CA.Issuer().Name, finalizeOutcome(err))
-		return nil, a.failOrder(ctx, o.ID, "store the certificate", err)
+	if !issued.Stored {
+		if err := a.store.FinishIssuance(ctx, certificate(issued)); err != nil {
+			// Signed but not stored: the intent with this serial stays for the reconciler.
+			a.log.ErrorContext(ctx, "certificate signed but not stored", "serial", issued.Serial, "order", o.ID, "err", err)
+			a.cfg.Metrics.Finalized(prof.Name, prof.CA.Issuer().Name, finalizeOutcome(err))
+			return nil, a.failOrder(ctx, o.ID, "store the certificate", err)
+		}
 	}
 	a.cfg.Metrics.Finalized(prof.Name, prof.CA.Issuer().Name, metrics.Issued)
 	a.log.InfoContext(ctx, "certificate issued", "serial", issued.Serial, "order", o.ID, "account", acct.ID, "org", o.OrgOID, "names", o.Names)
-	return a.Order(ctx, acct, o.ID)
+	// FinishIssuance moved the order from processing to valid with this serial in
+	// its transaction and changed nothing else of it: the answer is the order read
+	// at the start with that transition, not a read of it again.
+	done := *o
+	done.Status = string(acme.StatusValid)
+	done.CertSerial = store.NormalSerial(issued.Serial)
+	done.Error = nil
+	return &done, nil
 }
 
 // failOrder moves a processing order to invalid with the refusal the client sees.

@@ -421,3 +421,43 @@ func TestAccountKeysAreNotCertified(t *testing.T) {
 		t.Fatalf("a key of its own after the refusals: %v", err)
 	}
 }
+
+// TestFinalizeSignedButNotStored: a certificate is normally stored in the
+// transaction of its certificate.sign.end event; when storing it is refused (here the
+// order left processing while the key signed), the signature is still recorded with
+// its event, the intent keeps the certificate for the reconciler, nothing is
+// stored and the client gets serverInternal.
+func TestFinalizeSignedButNotStored(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	acct := f.account()
+	o := f.readyOrder(acct, "www.example.fi")
+	f.rec.afterRecord = func() { // between sign.begin and the signature
+		if err := f.st.FailOrder(f.ctx, o.ID, []byte(`{"type":"urn:ietf:params:acme:error:serverInternal"}`)); err != nil {
+			t.Error(err)
+		}
+	}
+	_, err := f.finalize(acct, o.ID, makeCSR(t, newKey(t), &x509.CertificateRequest{DNSNames: []string{"www.example.fi"}}))
+	f.rec.afterRecord = nil
+	wantKind(t, err, acme.ServerInternal)
+	list, err := f.st.IntentsWithoutCertificate(f.ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("intents without a certificate: %v, %v; want the one signed", list, err)
+	}
+	if in := list[0]; in.Status != store.IntentPending || in.KeyUse != store.KeySigned || len(in.DER) == 0 {
+		t.Errorf("intent %s key %s (%d bytes kept), want pending, signed, with the certificate", in.Status, in.KeyUse, len(in.DER))
+	}
+	events, err := f.st.AuditEvents(f.ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends int
+	for _, e := range events {
+		if e.Action == "certificate.sign.end" {
+			ends++
+		}
+	}
+	if ends != 1 {
+		t.Errorf("%d certificate.sign.end events, want 1", ends)
+	}
+}

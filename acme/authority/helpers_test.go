@@ -78,7 +78,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 	}, rec, time.Now, rand.Reader)
 	// Every change and signature is audited, as in a server.
 	aud := testAuditor(st)
-	ca.WithAuditor(aud)
+	ca.WithAuditor(&intentAuditor{Recorder: aud, rec: rec})
 	val := &fakeValidator{}
 	if cfg.Revoker == nil {
 		cfg.Revoker = testRevoker(st)
@@ -156,12 +156,39 @@ func copyTemplateDB(t testing.TB, to string) {
 	}
 }
 
-// countingRecorder is the real store's RecordIntent, counting the intents recorded.
+// countingRecorder is the real store's RecordIntent, counting the intents recorded:
+// those recorded through it, closed, and those the CA records in the transaction of
+// their certificate.sign.begin event (intentAuditor).
 type countingRecorder struct {
 	st *store.SQL
 	n  atomic.Int32
 	// afterRecord, when set before use, runs after each recorded intent.
 	afterRecord func()
+	// beforeBegin, when set before use, runs before each transaction that records
+	// an intent with its sign.begin event.
+	beforeBegin func()
+}
+
+// intentAuditor is the server's audit log, counting in rec the intents the CA
+// records with their sign.begin event.
+type intentAuditor struct {
+	audit.Recorder
+	rec *countingRecorder
+}
+
+func (a *intentAuditor) Change(ctx context.Context, e audit.Event, outcome string, change func(tx *store.Tx) error) error {
+	begin := e.Action() == audit.ActSignBegin
+	if begin && a.rec.beforeBegin != nil {
+		a.rec.beforeBegin()
+	}
+	err := a.Recorder.Change(ctx, e, outcome, change)
+	if begin && err == nil {
+		a.rec.n.Add(1)
+		if a.rec.afterRecord != nil {
+			a.rec.afterRecord()
+		}
+	}
+	return err
 }
 
 // FailIntent passes the signer's closing of an unsigned intent to the store, when

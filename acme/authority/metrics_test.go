@@ -43,10 +43,11 @@ func TestMetricsCountTheAuthoritysEvents(t *testing.T) {
 	acct := f.account()
 	f.issue(acct, "www.example.fi")
 
-	// The second order reaches the signer, and the database goes as soon as its
-	// intent is recorded: signing cannot be audited, so it fails.
+	// The second order reaches the signer, and the database goes as the intent is
+	// to be recorded with its sign.begin event: signing cannot be audited, so it
+	// fails.
 	o := f.readyOrder(acct, "api.example.fi")
-	f.rec.afterRecord = func() { f.st.Close() }
+	f.rec.beforeBegin = func() { f.st.Close() }
 	if _, err := f.finalize(acct, o.ID, makeCSR(t, newKey(t), &x509.CertificateRequest{DNSNames: []string{"api.example.fi"}})); err == nil {
 		t.Fatal("finalize without a database succeeded")
 	}

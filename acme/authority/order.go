@@ -211,14 +211,23 @@ func (a *Authority) accountContext(ctx context.Context, acct *store.Account) (*s
 	if err != nil {
 		return nil, nil, a.internal(ctx, "look up the organisation", err)
 	}
+	ek, err := a.accountEAB(ctx, acct)
+	if err != nil {
+		return nil, nil, err
+	}
+	return org, ek, nil
+}
+
+// accountEAB is the EAB key that registered acct; nil when it cannot be found.
+func (a *Authority) accountEAB(ctx context.Context, acct *store.Account) (*store.EABKey, error) {
 	ek, err := a.store.GetEAB(ctx, acct.EABKID)
 	switch {
 	case isNotFound(err):
-		return org, nil, nil
+		return nil, nil
 	case err != nil:
-		return nil, nil, a.internal(ctx, "look up the EAB key", err)
+		return nil, a.internal(ctx, "look up the EAB key", err)
 	}
-	return org, ek, nil
+	return ek, nil
 }
 
 // allowedDomains are the organisation's approved domains, narrowed to the EAB key's
@@ -296,28 +305,27 @@ func (a *Authority) Authorization(ctx context.Context, acct *store.Account, id s
 	if err != nil {
 		return nil, a.internal(ctx, "read the authorization", err)
 	}
-	if (az.Status == string(acme.StatusPending) || az.Status == string(acme.StatusValid)) && a.now().After(az.Expires) {
-		az.Status = string(acme.StatusExpired)
-	}
+	a.expire(az)
 	return az, nil
 }
 
-// Challenge returns the account's challenge and its authorisation.
+// expire shows a pending or valid authorisation past its time as expired.
+func (a *Authority) expire(az *store.Authorization) {
+	if (az.Status == string(acme.StatusPending) || az.Status == string(acme.StatusValid)) && a.now().After(az.Expires) {
+		az.Status = string(acme.StatusExpired)
+	}
+}
+
+// Challenge returns the account's challenge and its authorisation, read together.
 func (a *Authority) Challenge(ctx context.Context, acct *store.Account, id string) (*store.Challenge, *store.Authorization, error) {
-	ch, err := a.store.GetChallenge(ctx, id)
-	if isNotFound(err) {
+	ch, az, err := a.store.GetChallengeAuthorization(ctx, id)
+	if isNotFound(err) || (err == nil && az.AccountID != acct.ID) {
 		return nil, nil, notFound("challenge")
 	}
 	if err != nil {
 		return nil, nil, a.internal(ctx, "read the challenge", err)
 	}
-	az, err := a.Authorization(ctx, acct, ch.AuthzID)
-	if err != nil {
-		if acme.IsKind(err, acme.Malformed) {
-			return nil, nil, notFound("challenge")
-		}
-		return nil, nil, err
-	}
+	a.expire(az)
 	return ch, az, nil
 }
 
@@ -413,13 +421,20 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
 	validated := a.now()
-	finish := func() error { return a.store.FinishChallenge(rctx, ch.ID, verr == nil, validated, problem) }
 	expires := validated.Add(a.cfg.ValidAuthzLifetime)
-	if verr == nil && persisted != nil {
+	// A valid authorisation lives longer than a pending one: its expiry is set with
+	// the outcome, or (dns-persist-01) right after it.
+	extended := false
+	finish := func() error { return a.store.FinishChallenge(rctx, ch.ID, false, validated, problem) }
+	switch {
+	case verr == nil && persisted != nil:
 		finish = func() error { return a.finishPersistent(rctx, acct, ch, az, persisted, validated) }
 		if !persisted.PersistUntil.IsZero() && persisted.PersistUntil.Before(expires) {
 			expires = persisted.PersistUntil // the record authorises nothing after it
 		}
+	case verr == nil:
+		finish = func() error { return a.store.FinishChallengeValid(rctx, ch.ID, validated, expires) }
+		extended = true
 	}
 	if err := finish(); err != nil {
 		a.log.ErrorContext(ctx, "recording a validation result failed", "challenge", ch.ID, "err", err)
@@ -428,7 +443,7 @@ func (a *Authority) validate(ctx context.Context, acct *store.Account, ch *store
 	if verr != nil {
 		a.countFailedValidation(rctx, acct, az, verr)
 	}
-	if verr == nil {
+	if verr == nil && !extended {
 		// A valid authorisation lives longer than a pending one. Should this fail, it
 		// keeps the shorter pending lifetime: safe, only less convenient.
 		if err := a.store.SetValidAuthorizationExpiry(rctx, az.ID, expires); err != nil && !errors.Is(err, store.ErrConflict) {

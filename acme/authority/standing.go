@@ -51,7 +51,11 @@ func (a *Authority) standing(ctx context.Context, s step, acct *store.Account, p
 		return nil, nil, acme.Errorf(acme.Unauthorized, "account %s of organisation %s is %s, so %s is refused; register a new account with a new EAB key",
 			acct.ID, acct.OrgOID, acct.Status, s)
 	}
-	org, ek, err := a.accountContext(ctx, acct)
+	org, rec, err := a.store.GetOrganisationRecord(ctx, acct.OrgOID)
+	if err != nil {
+		return nil, nil, a.internal(ctx, "look up the organisation", err)
+	}
+	ek, err := a.accountEAB(ctx, acct)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -71,7 +75,7 @@ func (a *Authority) standing(ctx context.Context, s step, acct *store.Account, p
 		return nil, nil, acme.Errorf(acme.Unauthorized, "the EAB key %s that registered account %s of organisation %s is %s, so %s is refused; ask the CA's registrar",
 			ek.KID, acct.ID, acct.OrgOID, ek.Status, s)
 	}
-	if err := a.organisationStanding(ctx, s, org); err != nil {
+	if err := a.organisationStanding(ctx, s, org, &rec); err != nil {
 		return nil, nil, err
 	}
 	if prof != nil {
@@ -102,15 +106,16 @@ func (a *Authority) bindingStanding(ctx context.Context, ek *store.EABKey) error
 	if err != nil {
 		return a.internal(ctx, "look up the organisation", err)
 	}
-	return a.organisationStanding(ctx, stepNewAccount, org)
+	return a.organisationStanding(ctx, stepNewAccount, org, nil)
 }
 
 // organisationStanding judges the organisation: not suspended, and active in THL's
 // register. With a register source (Config.Register, the store's copy every replica
 // reads) the register decides, and a copy too old pauses issuance; without one (a
 // development server) the data the last "varmenne org import" stored does. Either
-// way it is one read.
-func (a *Authority) organisationStanding(ctx context.Context, s step, org *store.Organisation) error {
+// way it is one read, none when rec, the organisation's register record read with
+// it, is given.
+func (a *Authority) organisationStanding(ctx context.Context, s step, org *store.Organisation, rec *store.RegisterRecord) error {
 	if !org.SuspendedAt.IsZero() {
 		return acme.Errorf(acme.Unauthorized, "organisation %s is suspended%s by the CA's operators since %s, so %s is refused; "+
 			"ask the CA's registrar to resume it (revoking and downloading the organisation's certificates stay possible)",
@@ -118,7 +123,11 @@ func (a *Authority) organisationStanding(ctx context.Context, s step, org *store
 	}
 	now := a.now()
 	if !isNil(a.cfg.Register) {
-		if _, err := thl.Check(ctx, a.cfg.Register, org, now); err != nil {
+		reg := a.cfg.Register
+		if stored, ok := reg.(*thl.Stored); ok && rec != nil {
+			reg = stored.Read(org.OID, *rec)
+		}
+		if _, err := thl.Check(ctx, reg, org, now); err != nil {
 			if ae, ok := acme.AsError(err); ok && ae.Kind != "" {
 				return ae
 			}
@@ -126,11 +135,17 @@ func (a *Authority) organisationStanding(ctx context.Context, s step, org *store
 		}
 		return nil
 	}
-	rec, err := a.store.GetOrganisationRegister(ctx, org.OID)
-	if err != nil {
-		return a.internal(ctx, "read the organisation's register data", err)
+	var data store.OrganisationRegister
+	if rec != nil {
+		data = rec.Register
+	} else {
+		r, err := a.store.GetOrganisationRegister(ctx, org.OID)
+		if err != nil {
+			return a.internal(ctx, "read the organisation's register data", err)
+		}
+		data = *r
 	}
-	if why := thl.RecordRefusal(*rec, now, a.cfg.Production); why != "" {
+	if why := thl.RecordRefusal(data, now, a.cfg.Production); why != "" {
 		return acme.Errorf(acme.Unauthorized, "organisation %s %s, so %s is refused; certificates are issued only to organisations active in the register: ask THL to make its entry active, then the CA's operators to import the register",
 			org.OID, why, s)
 	}

@@ -3,6 +3,7 @@ package thl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -398,5 +399,45 @@ func TestOnFailure(t *testing.T) {
 	stored := NewStored(mem, 72*time.Hour, c.Now)
 	if stored.Stale(c.Now()) || !stored.Stale(time.Time{}) || !stored.Stale(c.Now().Add(-73*time.Hour)) {
 		t.Fatal("Stale: want a fresh copy fresh, and a copy never loaded or 73 h old stale")
+	}
+}
+
+// TestReadAnswersAsLookup: the register record read with the organisation
+// (Stored.Read) is judged by the rules Lookup applies to the one it reads: listed
+// and active, inactive, not listed, and stale.
+func TestReadAnswersAsLookup(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: now0}
+	r := newTestRegister(t, &fakeSource{entries: sample}, c)
+	oids := []string{"1.2.246.10.12345678.10.0", "1.2.246.10.56789012.10.0", "1.2.246.10.99999999.10.0"}
+	same := func(when string) {
+		t.Helper()
+		for _, oid := range oids {
+			rec, err := r.mem.GetRegisterRecord(ctx, oid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, wantErr := r.Lookup(ctx, oid)
+			got, gotErr := r.Read(oid, rec).Lookup(ctx, oid)
+			if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Errorf("%s, %s: Read answered %+v, %v; Lookup %+v, %v", when, oid, got, gotErr, want, wantErr)
+			}
+		}
+	}
+	same("never loaded")
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	same("loaded")
+	c.Add(73 * time.Hour)
+	same("stale")
+
+	// A record answers for its own organisation only: another is looked up.
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := r.mem.GetRegisterRecord(ctx, oids[2]) // not listed
+	if _, err := r.Read(oids[2], rec).Lookup(ctx, oids[0]); err != nil {
+		t.Errorf("another organisation was judged from this record: %v", err)
 	}
 }

@@ -57,6 +57,31 @@ func (s *Stored) Lookup(ctx context.Context, oid string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
+	return s.judge(oid, rec)
+}
+
+// Read is the register as Lookup answers it, from rec, the register record of
+// the organisation already read (store.SQL.GetOrganisationRecord): the same rules,
+// without reading it again. It answers for that organisation only.
+func (s *Stored) Read(oid string, rec store.RegisterRecord) Lookuper {
+	return readRecord{s: s, oid: oid, rec: rec}
+}
+
+type readRecord struct {
+	s   *Stored
+	oid string
+	rec store.RegisterRecord
+}
+
+func (r readRecord) Lookup(ctx context.Context, oid string) (Entry, error) {
+	if oid != r.oid {
+		return r.s.Lookup(ctx, oid)
+	}
+	return r.s.judge(oid, r.rec)
+}
+
+// judge answers Lookup from the organisation's register record.
+func (s *Stored) judge(oid string, rec store.RegisterRecord) (Entry, error) {
 	if s.Stale(rec.Load.LoadedAt) {
 		return Entry{}, &StaleError{LoadedAt: rec.Load.LoadedAt, MaxStale: s.maxStale}
 	}
