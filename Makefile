@@ -24,10 +24,17 @@ run: build
 	./$(BIN) serve --data $(DATA)
 
 ## test: every test, with the race detector, after installing what the tests need
-## (the end-to-end packages first: they are the longest, so they start while the rest run beside them)
+## (the end-to-end packages first: they are the longest, so they start while the rest run beside them),
+## and beside them, at the lowest CPU priority, every fuzz target briefly (scripts/fuzz-brief: the
+## end-to-end tests leave a third of the two cores idle while they wait); both must pass
 test: test-deps vet fmt-check
-	$(GO) test -race -count=1 -timeout 30m ./test/e2e/ ./test/clients/ ./...
-	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz-brief
+	@log=$$(mktemp); \
+	echo "GO=$(GO) FUZZTIME=$(FUZZTIME) nice -n 19 ./scripts/fuzz-brief (beside the tests; its output follows them)"; \
+	GO=$(GO) FUZZTIME=$(FUZZTIME) nice -n 19 ./scripts/fuzz-brief >"$$log" 2>&1 & fuzz=$$!; \
+	echo "$(GO) test -race -count=1 -timeout 30m ./test/e2e/ ./test/clients/ ./..."; \
+	$(GO) test -race -count=1 -timeout 30m ./test/e2e/ ./test/clients/ ./...; tests=$$?; \
+	wait $$fuzz; fuzzed=$$?; cat "$$log"; rm -f "$$log"; \
+	test $$tests -eq 0 && test $$fuzzed -eq 0
 
 ## fuzz: every fuzz target for FUZZTIME each (default 3s; make fuzz FUZZTIME=5m for a longer hunt)
 .PHONY: fuzz
