@@ -406,6 +406,18 @@ func (s *suite) varmenne(ctx context.Context, db string, k issuerKey) {
 		return
 	}
 	defer srv.stop()
+	if k.hsm {
+		// The register made the organisation at the start; an operator approves its domain.
+		cmd := exec.Command(s.bin, append(append([]string{"org", "domains", "add"}, args[:2]...), benchOrg, "--domain", "bench.example")...)
+		if dsn != "" {
+			cmd.Args = append(cmd.Args, "--db", dsn)
+		}
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			record(fmt.Errorf("org domains add: %v: %s", err, lastLines(string(out), 2)))
+			return
+		}
+	}
 	dir := fmt.Sprintf("https://127.0.0.1:%d/acme/directory", pt.acme)
 	common := append([]string{"--directory", dir, "--local-org", benchOrg, "--accounts", "1",
 		"--http01-listen", fmt.Sprintf("127.0.0.1:%d", pt.http01), "--dns-listen", fmt.Sprintf("127.0.0.1:%d", pt.dns),
@@ -445,8 +457,14 @@ func (s *suite) hsmInit(data string, dbArgs []string) (args, env []string, err e
 	// with both.
 	shares := []string{filepath.Join(data+"-hsm", "one.share"), filepath.Join(data+"-hsm", "two.share")}
 	env = []string{tok.Env()}
+	// Issuer keys in an HSM mean production: only organisations THL's register lists
+	// get certificates, so the bench organisation is given one.
+	register, err := writeRegister(data+"-hsm", benchOrg, "Bench Oy")
+	if err != nil {
+		return nil, nil, err
+	}
 	args = []string{"--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label, "--pkcs11-sessions", fmt.Sprint(s.p.pkcsSessions),
-		"--pkcs11-pin-share", shares[0], "--pkcs11-pin-share", shares[1]}
+		"--pkcs11-pin-share", shares[0], "--pkcs11-pin-share", shares[1], "--register-source", register}
 	initArgs := append(append([]string{"init"}, dbArgs...), "--pkcs11-module", softhsmtest.Module, "--pkcs11-token", tok.Label,
 		"--operator", "Bench One", "--operator", "Bench Two", "--key-type", "rsa-4096", "--share-out", shares[0], "--share-out", shares[1])
 	cmd := exec.Command(s.bin, initArgs...)
@@ -455,6 +473,25 @@ func (s *suite) hsmInit(data string, dbArgs []string) (args, env []string, err e
 		return nil, nil, fmt.Errorf("varmenne init: %v: %s", err, lastLines(string(out), 2))
 	}
 	return args, env, nil
+}
+
+// writeRegister writes a THL SOTE register export (the code service's JSON form)
+// listing one active organisation into dir, and returns its path.
+func writeRegister(dir, oid, name string) (string, error) {
+	type attr struct {
+		Name  string   `json:"attributeName"`
+		Value []string `json:"attributeValue"`
+	}
+	export := map[string]any{"conceptCodes": []map[string]any{{
+		"conceptCodeId": oid, "conceptCodeName": name, "status": "ACTIVE", "beginDate": "2000-01-01T00:00:00",
+		"attributes": []attr{{"LongName", []string{name}}, {"Sektori", []string{"2 Yksityinen"}}},
+	}}}
+	b, err := json.Marshal(export)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "register.json")
+	return path, os.WriteFile(path, b, 0o600)
 }
 
 func (s *suite) newPostgres(ctx context.Context) (string, error) {
