@@ -116,12 +116,12 @@ func (v *Validator) lookup(ctx context.Context, name string, typ dnsmessage.Type
 }
 
 // query asks the configured servers one question, retrying lost packets and other
-// servers, and returns the first NOERROR or NXDOMAIN answer, checked against DNSSEC
-// unless the validator was made without it.
+// servers, and returns the first NOERROR or NXDOMAIN answer once DNSSEC found it
+// secure or provably unsigned.
 func (v *Validator) query(ctx context.Context, name string, typ dnsmessage.Type) (*dnsmessage.Message, error) {
 	m, raw, err := v.ask(ctx, name, typ)
-	if err != nil || v.dnssec == nil {
-		return m, err
+	if err != nil {
+		return nil, err
 	}
 	var full dns.Msg
 	if err := full.Unpack(raw); err != nil {
@@ -168,7 +168,7 @@ func (v *Validator) ask(ctx context.Context, name string, typ dnsmessage.Type) (
 			if ctx.Err() != nil {
 				return nil, nil, v.lookupFailure(ctx, name, last)
 			}
-			m, raw, err := exchange(ctx, server, question, v.dnssec != nil)
+			m, raw, err := exchange(ctx, server, question)
 			switch {
 			case err != nil:
 				last = err
@@ -219,29 +219,29 @@ func (v *Validator) lookupFailure(ctx context.Context, name string, err error) *
 // exchange sends one question to server over UDP, and over TCP when the answer was
 // truncated. Answers that do not match the question and its random ID are ignored,
 // so an off-path guess cannot answer for the server.
-// With dnssec, the question asks for signatures and proofs (EDNS DO) and for the data
-// unchecked (CD), which the caller checks itself.
-func exchange(ctx context.Context, server string, q dnsmessage.Question, dnssec bool) (*dnsmessage.Message, []byte, error) {
+// The question asks for signatures and proofs (EDNS DO) and for the data unchecked
+// (CD): the validator judges DNSSEC itself.
+func exchange(ctx context.Context, server string, q dnsmessage.Question) (*dnsmessage.Message, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, dnsTryTimeout)
 	defer cancel()
-	m, raw, err := exchangeOver(ctx, "udp", server, q, dnssec)
+	m, raw, err := exchangeOver(ctx, "udp", server, q)
 	if err == nil && m.Truncated {
-		m, raw, err = exchangeOver(ctx, "tcp", server, q, dnssec)
+		m, raw, err = exchangeOver(ctx, "tcp", server, q)
 	}
 	return m, raw, err
 }
 
-func exchangeOver(ctx context.Context, network, server string, q dnsmessage.Question, dnssec bool) (*dnsmessage.Message, []byte, error) {
+func exchangeOver(ctx context.Context, network, server string, q dnsmessage.Question) (*dnsmessage.Message, []byte, error) {
 	var idb [2]byte
 	if _, err := rand.Read(idb[:]); err != nil {
 		return nil, nil, err
 	}
 	id := binary.BigEndian.Uint16(idb[:])
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true, CheckingDisabled: dnssec})
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true, CheckingDisabled: true})
 	b.EnableCompression()
 	var opt dnsmessage.ResourceHeader
 	err := errors.Join(b.StartQuestions(), b.Question(q), b.StartAdditionals(),
-		opt.SetEDNS0(ednsSize, dnsmessage.RCodeSuccess, dnssec), b.OPTResource(opt, dnsmessage.OPTResource{}))
+		opt.SetEDNS0(ednsSize, dnsmessage.RCodeSuccess, true), b.OPTResource(opt, dnsmessage.OPTResource{}))
 	if err != nil {
 		return nil, nil, err
 	}
