@@ -8,15 +8,21 @@ import (
 	"time"
 )
 
+// serialAndKeyHash normalises an issuance's serial and key hash (hex), or says which is not hex.
+func serialAndKeyHash(serial, keyHash string) (string, string, error) {
+	s, err := hexKey("serial", serial)
+	if err != nil {
+		return "", "", err
+	}
+	k, err := hexKey("key hash", keyHash)
+	return s, k, err
+}
+
 // RecordIntent records, with status pending and its key not asked (KeyNotAsked), that the issuer is about to sign
 // serial for the intent's key. ErrDuplicate if the serial was ever used;
 // ErrKeyInUse if the key is certified or held by another pending or issued intent.
 func (s *SQL) RecordIntent(ctx context.Context, in IssuanceIntent) error {
-	serial, err := hexKey("serial", in.Serial)
-	if err != nil {
-		return err
-	}
-	keyHash, err := hexKey("key hash", in.KeyHash)
+	serial, keyHash, err := serialAndKeyHash(in.Serial, in.KeyHash)
 	if err != nil {
 		return err
 	}
@@ -41,11 +47,7 @@ func (s *SQL) RecordIntent(ctx context.Context, in IssuanceIntent) error {
 // ErrDuplicate if the serial is taken, ErrKeyInUse if the key is certified,
 // ErrConflict if the intent is not pending or the order not processing.
 func (s *SQL) FinishIssuance(ctx context.Context, c Certificate) error {
-	serial, err := hexKey("serial", c.Serial)
-	if err != nil {
-		return err
-	}
-	keyHash, err := hexKey("key hash", c.KeyHash)
+	serial, keyHash, err := serialAndKeyHash(c.Serial, c.KeyHash)
 	if err != nil {
 		return err
 	}

@@ -257,11 +257,7 @@ func (t *Tx) IntentSigned(serial string, der []byte) error {
 // decides what a failure means (the signer then records the signature alone and
 // its caller stores the certificate with SQL.FinishIssuance).
 func (t *Tx) FinishIssuance(c Certificate) error {
-	serial, err := hexKey("serial", c.Serial)
-	if err != nil {
-		return err
-	}
-	keyHash, err := hexKey("key hash", c.KeyHash)
+	serial, keyHash, err := serialAndKeyHash(c.Serial, c.KeyHash)
 	if err != nil {
 		return err
 	}
