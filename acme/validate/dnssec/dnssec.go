@@ -168,7 +168,6 @@ type zone struct {
 	apex     string
 	keys     []*dns.DNSKEY // the zone's validated keys; nil when insecure
 	insecure bool
-	why      string // for an insecure zone: why it is taken unsigned
 }
 
 // step is what a DS question at a name proved about it.
@@ -216,7 +215,7 @@ func (c *Checker) zoneOf(ctx context.Context, name string) (*zone, error) {
 	name = dns.CanonicalName(name)
 	for _, nta := range c.insecure {
 		if dns.IsSubDomain(nta, name) {
-			return &zone{apex: nta, insecure: true, why: "configured as an insecure zone"}, nil
+			return &zone{apex: nta, insecure: true}, nil // configured so
 		}
 	}
 	anchor, found := "", false
@@ -226,7 +225,7 @@ func (c *Checker) zoneOf(ctx context.Context, name string) (*zone, error) {
 		}
 	}
 	if !found {
-		return &zone{apex: name, insecure: true, why: "no trust anchor covers it"}, nil
+		return &zone{apex: name, insecure: true}, nil // no trust anchor covers it
 	}
 	z, err := c.anchorZone(ctx, anchor)
 	if err != nil || z.insecure {
@@ -319,7 +318,8 @@ func (c *Checker) delegation(ctx context.Context, parent *zone, child string) (s
 	case d.kind == nameError:
 		st = stepNoName
 	case d.kind == unjudged || d.has(dns.TypeNS) && !d.has(dns.TypeSOA):
-		st, z = stepInsecureCut, &zone{apex: child, insecure: true, why: "its parent " + parent.apex + " proves it has no DS record"}
+		// The parent proves the child has no DS record: an unsigned zone.
+		st, z = stepInsecureCut, &zone{apex: child, insecure: true}
 	default:
 		st = stepNoCut
 	}
@@ -340,7 +340,8 @@ func (c *Checker) dnskeys(ctx context.Context, apex string, anchors []dns.RR) (*
 		}
 	}
 	if !usable {
-		return &zone{apex: apex, insecure: true, why: "it is signed only with algorithms this validator does not check"}, uint32(maxCache / time.Second), nil
+		// Signed only with algorithms this validator does not check: unsigned to it.
+		return &zone{apex: apex, insecure: true}, uint32(maxCache / time.Second), nil
 	}
 	m, err := c.ask(ctx, apex, dns.TypeDNSKEY)
 	if err != nil {
