@@ -16,7 +16,9 @@ import (
 // resolver, or a poisoned resolver, could. Every rewrite must be bogus, and the
 // untouched answers must pass.
 
-type tamper func(qname string, qtype uint16, m *dns.Msg)
+// tamper rewrites the answer m to (qname, qtype); genuine asks the server, untouched,
+// for another question's answer, whose signed records an attacker may replay.
+type tamper func(qname string, qtype uint16, m *dns.Msg, genuine func(name string, qtype uint16) *dns.Msg)
 
 func signedServer(t testing.TB) (*dnsserver.Server, []dns.RR) {
 	t.Helper()
@@ -51,20 +53,20 @@ func signedServer(t testing.TB) (*dnsserver.Server, []dns.RR) {
 
 func checker(t testing.TB, d *dnsserver.Server, anchors []dns.RR, tm tamper) (*Checker, func(name string, qtype uint16) error) {
 	t.Helper()
-	ask := func(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
-		q := new(dns.Msg)
-		q.SetQuestion(dns.Fqdn(name), qtype)
-		q.SetEdns0(1232, true)
-		q.CheckingDisabled = true
-		c := &dns.Client{Net: "tcp"}
-		m, _, err := c.ExchangeContext(ctx, q, d.Addr())
+	genuine := func(name string, qtype uint16) *dns.Msg {
+		m, err := askServer(context.Background(), d.Addr(), name, qtype)
 		if err != nil {
-			return nil, err
+			t.Errorf("asking %s %s: %v", name, dns.TypeToString[qtype], err)
+			return new(dns.Msg)
 		}
-		if tm != nil {
-			tm(dns.CanonicalName(name), qtype, m)
+		return m
+	}
+	ask := func(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+		m, err := askServer(ctx, d.Addr(), name, qtype)
+		if err == nil && tm != nil {
+			tm(dns.CanonicalName(name), qtype, m, genuine)
 		}
-		return m, nil
+		return m, err
 	}
 	c, err := New(Config{Anchors: anchors}, ask)
 	if err != nil {
@@ -129,49 +131,49 @@ func TestTamperedAnswersAreBogus(t *testing.T) {
 		tamper tamper
 		says   string
 	}{
-		{"a changed TXT value", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg) {
+		{"a changed TXT value", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "www.n1.test." && qt == dns.TypeTXT {
 				m.Answer[0].(*dns.TXT).Txt = []string{"forged"}
 			}
 		}, "does not verify"},
-		{"a record set with its signature removed", "www.n3.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg) {
+		{"a record set with its signature removed", "www.n3.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if qt == dns.TypeTXT {
 				m.Answer = drop(m.Answer, isType(dns.TypeRRSIG))
 			}
 		}, "carry no signature"},
-		{"an existing TXT answered as NODATA", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg) {
+		{"an existing TXT answered as NODATA", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "www.n1.test." && qt == dns.TypeTXT {
 				m.Answer = nil
 			}
 		}, "no signed NSEC"},
-		{"an existing TXT answered as NODATA with another name's proof", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg) {
+		{"an existing TXT answered as NODATA with another name's proof", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "www.n1.test." && qt == dns.TypeTXT {
-				other := fetch(t, q, "b.n1.test", dns.TypeCAA)
+				other := genuine("b.n1.test", dns.TypeCAA)
 				m.Answer, m.Ns = nil, other.Ns
 			}
 		}, "covers"},
-		{"an existing name answered NXDOMAIN with its genuine NODATA proof", "www.n3.test", dns.TypeCAA, func(q string, qt uint16, m *dns.Msg) {
+		{"an existing name answered NXDOMAIN with its genuine NODATA proof", "www.n3.test", dns.TypeCAA, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "www.n3.test." && qt == dns.TypeCAA {
 				m.Rcode = dns.RcodeNameError
 			}
 		}, "does not exist, but its proof shows it does"},
-		{"a missing name answered NOERROR with its genuine NXDOMAIN proof", "none.n1.test", dns.TypeCAA, func(q string, qt uint16, m *dns.Msg) {
+		{"a missing name answered NOERROR with its genuine NXDOMAIN proof", "none.n1.test", dns.TypeCAA, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "none.n1.test." && qt == dns.TypeCAA {
 				m.Rcode = dns.RcodeSuccess
 			}
 		}, "exists, but its proof shows it does not"},
-		{"a CAA NODATA whose NSEC proofs were stripped", "www.n3.test", dns.TypeCAA, func(q string, qt uint16, m *dns.Msg) {
+		{"a CAA NODATA whose NSEC proofs were stripped", "www.n3.test", dns.TypeCAA, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if qt == dns.TypeCAA {
 				m.Ns = drop(m.Ns, isType(dns.TypeNSEC, dns.TypeNSEC3))
 			}
 		}, "no signed NSEC or NSEC3"},
-		{"the NSEC3 record of the name itself, shown for a missing CAA (its bitmap lists TXT, so it proves nothing for TXT)", "www.n3.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg) {
+		{"the NSEC3 record of the name itself, shown for a missing CAA (its bitmap lists TXT, so it proves nothing for TXT)", "www.n3.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "www.n3.test." && qt == dns.TypeTXT {
-				other := fetch(t, q, "www.n3.test", dns.TypeCAA)
+				other := genuine("www.n3.test", dns.TypeCAA)
 				m.Answer, m.Ns = nil, other.Ns
 			}
 		}, "lists them"},
-		{"a signed zone's DS removed to pass it off as unsigned", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg) {
+		{"a signed zone's DS removed to pass it off as unsigned", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "n1.test." && qt == dns.TypeDS {
 				m.Answer = nil
 				m.Ns = nil
@@ -180,13 +182,13 @@ func TestTamperedAnswersAreBogus(t *testing.T) {
 				m.Answer = drop(m.Answer, isType(dns.TypeRRSIG))
 			}
 		}, "no signed NSEC"},
-		{"an unsigned answer for a signed zone, with the parent's proof of an unsigned child replayed", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg) {
+		{"an unsigned answer for a signed zone, with the parent's proof of an unsigned child replayed", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "n1.test." && qt == dns.TypeDS {
-				other := fetch(t, q, "plain.test", dns.TypeDS)
+				other := genuine("plain.test", dns.TypeDS)
 				m.Answer, m.Ns = nil, other.Ns
 			}
 		}, "covers"},
-		{"a DNSKEY set with a key added by the attacker and the signature kept", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg) {
+		{"a DNSKEY set with a key added by the attacker and the signature kept", "www.n1.test", dns.TypeTXT, func(q string, qt uint16, m *dns.Msg, genuine func(string, uint16) *dns.Msg) {
 			if q == "n1.test." && qt == dns.TypeDNSKEY {
 				k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: "n1.test.", Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET}, Flags: 256, Protocol: 3, Algorithm: dns.ECDSAP256SHA256}
 				k.Generate(256)
@@ -196,7 +198,6 @@ func TestTamperedAnswersAreBogus(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d, anchors := signedServer(t)
-			serverAddr = d.Addr()
 			_, check := checker(t, d, anchors, tt.tamper)
 			err := check(tt.qname, tt.qtype)
 			var b *BogusError
@@ -207,21 +208,13 @@ func TestTamperedAnswersAreBogus(t *testing.T) {
 	}
 }
 
-// serverAddr is the server the tampering functions fetch replayed records from.
-var serverAddr string
-
-// fetch asks the server directly (no tampering) for another question's answer, whose
-// genuine signed records an attacker replays. It never recurses into the tamper that
-// called it: q is the question being tampered, other a different one.
-func fetch(t *testing.T, q, other string, qtype uint16) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(other), qtype)
-	m.SetEdns0(1232, true)
-	c := &dns.Client{Net: "tcp"}
-	r, _, err := c.Exchange(m, serverAddr)
-	if err != nil {
-		t.Errorf("fetch %s for %s: %v", other, q, err)
-		return new(dns.Msg)
-	}
-	return r
+// askServer asks the test server one question as the validator's resolver is asked:
+// DO and CD set, over TCP so that no answer is truncated.
+func askServer(ctx context.Context, addr, name string, qtype uint16) (*dns.Msg, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	q.SetEdns0(1232, true)
+	q.CheckingDisabled = true
+	m, _, err := (&dns.Client{Net: "tcp"}).ExchangeContext(ctx, q, addr)
+	return m, err
 }

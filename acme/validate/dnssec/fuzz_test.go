@@ -21,10 +21,7 @@ func FuzzCheck(f *testing.F) {
 		{"www.n1.test", dns.TypeTXT}, {"www.n3.test", dns.TypeTXT}, {"www.plain.test", dns.TypeA},
 		{"www.n1.test", dns.TypeCAA}, {"none.n3.test", dns.TypeCAA}, {"none.n1.test", dns.TypeTXT},
 	} {
-		m := new(dns.Msg)
-		m.SetQuestion(dns.Fqdn(q.name), q.qtype)
-		m.SetEdns0(1232, true)
-		r, _, err := (&dns.Client{Net: "tcp"}).Exchange(m, d.Addr())
+		r, err := askServer(context.Background(), d.Addr(), q.name, q.qtype)
 		if err != nil {
 			f.Fatal(err)
 		}
