@@ -71,8 +71,8 @@ func (s *SQL) OrganisationStates(ctx context.Context) (map[string]int64, error) 
 	return out, nil
 }
 
-// PoolStats are the statistics of the store's connection pool (on SQLite, the
-// pool of durable commits; the relaxed one is alike).
+// PoolStats are the statistics of the store's connection pool (on SQLite, its
+// write connection among them).
 func (s *SQL) PoolStats() sql.DBStats { return s.db.Stats() }
 
 // OnTxRetry makes the store call f each time it runs a transaction again after the

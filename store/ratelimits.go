@@ -36,17 +36,13 @@ func (s *SQL) TakeRateLimit(ctx context.Context, name, subject string, max int, 
 	start, end := rateWindow(window, now)
 	use := RateLimitUse{Reset: end}
 	var used int64
-	unlock, err := s.lockWriter(ctx)
+	// A count lost in a crash of the machine lets one more request through: the
+	// upsert need not wait for the disk (SQLite; see inRelaxedTx).
+	q, unlock, err := s.lockWrite(ctx, true)
 	if err != nil {
 		return use, err
 	}
-	// A count lost in a crash of the machine lets one more request through: the
-	// upsert need not wait for the disk (SQLite; see inRelaxedTx).
-	pool := s.db
-	if s.relaxed != nil {
-		pool = s.relaxed
-	}
-	err = pool.QueryRowContext(ctx, s.d.rebind(
+	err = q.QueryRowContext(ctx, s.d.rebind(
 		`INSERT INTO rate_limits (name, subject, window_start, used, expires) VALUES (?, ?, ?, 1, ?)
 		 ON CONFLICT (name, subject, window_start) DO UPDATE SET used = rate_limits.used + 1
 		 WHERE rate_limits.used < ?
@@ -146,11 +142,12 @@ func (s *SQL) ClaimTally(ctx context.Context, name, subject string, start time.T
 	}
 	q := s.on(s.db)
 	if q == querier(s.db) {
-		unlock, err := s.lockWriter(ctx)
+		w, unlock, err := s.lockWrite(ctx, false)
 		if err != nil {
 			return 0, err
 		}
 		defer unlock()
+		q = w
 	}
 	var used int64
 	err := q.QueryRowContext(ctx, s.d.rebind(

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -69,19 +70,42 @@ func TestOpenSQLiteSettings(t *testing.T) {
 			}
 		})
 	}
-	// The pool of relaxed transactions (inRelaxedTx) differs in synchronous only.
-	relaxed := map[string]string{"journal_mode": "wal", "busy_timeout": "10000", "foreign_keys": "1", "synchronous": "1"} // NORMAL
-	for pragma, want := range relaxed {
-		t.Run("relaxed pool: "+pragma+" is "+want, func(t *testing.T) {
-			var got string
-			if err := s.relaxed.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
-				t.Fatal(err)
-			}
-			if got != want {
-				t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+	// Writes run on one connection, durable (synchronous FULL) or relaxed (NORMAL)
+	// as each asks, whatever the one before it was.
+	ctx := context.Background()
+	synchronous := func(t *testing.T, relaxed bool) string {
+		t.Helper()
+		var got string
+		if err := s.retryTxOn(ctx, s.d.isolation, relaxed, func(tx *sql.Tx) error {
+			return tx.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&got)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for i, relaxed := range []bool{true, true, false, false, true, false} {
+		want := map[bool]string{false: "2", true: "1"}[relaxed] // FULL, NORMAL
+		t.Run(fmt.Sprintf("write %d (relaxed %v): synchronous is %s", i+1, relaxed, want), func(t *testing.T) {
+			if got := synchronous(t, relaxed); got != want {
+				t.Errorf("PRAGMA synchronous = %s in the transaction, want %s", got, want)
 			}
 		})
 	}
+	t.Run("a statement on its own is durable after a relaxed transaction", func(t *testing.T) {
+		synchronous(t, true)
+		if _, err := s.exec(ctx, s.db, "CREATE TABLE IF NOT EXISTS durable_probe (x INTEGER)"); err != nil {
+			t.Fatal(err)
+		}
+		if s.wsync != "FULL" {
+			t.Errorf("the write connection is at synchronous %s after a statement on its own, want FULL", s.wsync)
+		}
+	})
+	t.Run("a closed write connection is replaced", func(t *testing.T) {
+		s.wconn.Close() // as if the driver had dropped it
+		if got := synchronous(t, false); got != "2" {
+			t.Errorf("PRAGMA synchronous = %s, want 2", got)
+		}
+	})
 	t.Run("Ping answers", func(t *testing.T) {
 		if err := s.Ping(context.Background()); err != nil {
 			t.Fatal(err)
