@@ -12,6 +12,7 @@
 package jws
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +37,11 @@ type Message struct {
 	JWK   *jose.JSONWebKey // nil unless the header had jwk
 
 	hasNonce bool
-	sig      *jose.JSONWebSignature
+	// What the signature covers and the signature itself, as sent; Parse guarantees
+	// both are non-nil, which Verify relies on to tell a parsed Message from another.
+	signingInput []byte // ASCII(protected "." payload), RFC 7515 section 5.2
+	signature    []byte
+	payload      []byte // decoded
 }
 
 // Parse checks body is exactly one flattened JWS suitable for ACME.
@@ -120,21 +125,25 @@ func parse(body []byte, what string) (*Message, error) {
 		return nil, acme.Errorf(acme.Malformed, "the %s signature is empty", what)
 	}
 
-	// go-jose computes the signing input and checks the signature; everything it could
-	// read differently from us (duplicates, padding, unprotected headers) is refused above.
-	sig, err := jose.ParseSignedJSON(string(body), []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
-	if err != nil || len(sig.Signatures) != 1 || sig.Signatures[0].Protected.Algorithm != alg {
-		return nil, acme.Errorf(acme.Malformed, "the %s could not be parsed as a flattened JWS", what)
-	}
-	m.sig = sig
+	m.signingInput = signingInput(env.protectedB64, env.payloadB64)
+	m.signature = env.signature
+	m.payload = env.payload
 	return m, nil
+}
+
+// signingInput is ASCII(protected "." payload) in one allocation.
+func signingInput(protectedB64, payloadB64 string) []byte {
+	b := make([]byte, 0, len(protectedB64)+1+len(payloadB64))
+	b = append(b, protectedB64...)
+	b = append(b, '.')
+	return append(b, payloadB64...)
 }
 
 // Verify checks the signature with key and returns the payload bytes ("" payload for
 // POST-as-GET is returned as an empty slice). The key must fit the JWS alg: for a kid
 // this is where an account key that does not match the alg is refused.
 func (m *Message) Verify(key *jose.JSONWebKey) ([]byte, error) {
-	if m == nil || m.sig == nil {
+	if m == nil || m.signingInput == nil || m.signature == nil {
 		return nil, errors.New("jws: Verify on a Message that Parse did not return")
 	}
 	if key == nil || key.Key == nil {
@@ -147,10 +156,10 @@ func (m *Message) Verify(key *jose.JSONWebKey) ([]byte, error) {
 	if err := checkKeyAlg(pub.Key, m.Alg); err != nil {
 		return nil, err
 	}
-	payload, err := m.sig.Verify(pub.Key)
-	if err != nil {
+	if !verifySignature(m.Alg, pub.Key, m.signingInput, m.signature) {
 		return nil, acme.Errorf(acme.Malformed, "JWS signature is invalid")
 	}
+	payload := m.payload
 	if payload == nil {
 		payload = []byte{}
 	}
@@ -173,8 +182,8 @@ type envelope struct {
 // parseEnvelope checks body is one flattened JWS JSON object whose only members are
 // protected, payload and signature, each valid base64url.
 func parseEnvelope(body []byte, what string) (*envelope, error) {
-	trimmed := strings.TrimSpace(string(body))
-	if trimmed == "" {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return nil, acme.Errorf(acme.Malformed, "the %s is empty; send a flattened JWS JSON object (RFC 8555 section 6.2)", what)
 	}
 	if trimmed[0] != '{' {
@@ -213,8 +222,9 @@ func parseEnvelope(body []byte, what string) (*envelope, error) {
 		if !ok {
 			return nil, acme.Errorf(acme.Malformed, "the %s has no %s member", what, p.name)
 		}
+		// null would decode as "" and pass for an empty member.
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 			return nil, acme.Errorf(acme.Malformed, "the %s member %s must be a base64url string", what, p.name)
 		}
 		b, ok := decodeB64(s)
@@ -243,7 +253,7 @@ func parseProtected(data []byte, what string) (header, error) {
 		return nil, acme.Errorf(acme.Malformed, "the %s protected header is not valid JSON", what)
 	}
 	// crit names extensions we would have to understand; b64:false (RFC 7797) would make
-	// the payload member raw bytes, and go-jose would honour it.
+	// the payload member raw bytes, which a reader honouring it would read differently.
 	for _, name := range []string{"crit", "b64"} {
 		if _, ok := h[name]; ok {
 			return nil, acme.Errorf(acme.Malformed, "the %s protected header member %q is not supported", what, name)

@@ -129,6 +129,9 @@ func TestVerifyCallerErrors(t *testing.T) {
 		{"key without Key", m, &jose.JSONWebKey{}},
 		{"symmetric key", m, &jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef")}},
 		{"message not from Parse", &jws.Message{Alg: "ES256"}, jwstest.JWK(k.p256)},
+		{"zero message", &jws.Message{}, jwstest.JWK(k.p256)},
+		{"nil message", nil, jwstest.JWK(k.p256)},
+		{"message not from Parse with a copied header", &jws.Message{Alg: m.Alg, URL: m.URL, KID: m.KID, Nonce: m.Nonce}, jwstest.JWK(k.p256)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
