@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"github.com/zmap/zlint/v3/lint"
 	"io"
 	"strings"
 	"testing"
@@ -65,6 +66,29 @@ func TestNewLinterRefusesUnknownLint(t *testing.T) {
 	for name, why := range SOTEIgnoredLints {
 		if strings.TrimSpace(why) == "" {
 			t.Errorf("ignored lint %s has no reason", name)
+		}
+	}
+}
+
+// TestLinterRunsEveryLintButTheIgnored: the linter runs each certificate lint
+// zlint registers, except the SOTE ignore list, exactly once.
+func TestLinterRunsEveryLintButTheIgnored(t *testing.T) {
+	l := DefaultLinter()
+	ran := map[string]int{}
+	for _, cl := range l.lints {
+		ran[cl.Name]++
+	}
+	all := lint.GlobalRegistry().CertificateLints().Lints()
+	if len(all) < 300 {
+		t.Fatalf("zlint registers %d certificate lints; its lint packages are not linked in", len(all))
+	}
+	for _, cl := range all {
+		_, ignored := SOTEIgnoredLints[cl.Name]
+		switch n := ran[cl.Name]; {
+		case ignored && n != 0:
+			t.Errorf("ignored lint %s runs", cl.Name)
+		case !ignored && n != 1:
+			t.Errorf("lint %s runs %d times, want once", cl.Name, n)
 		}
 	}
 }
