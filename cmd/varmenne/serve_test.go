@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"testing"
 	"time"
@@ -196,4 +197,24 @@ func writeTemp(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestServeGCPercent: the server collects at serveGCPercent unless GOGC is set,
+// and then leaves the runtime's setting (read from GOGC at start) alone.
+func TestServeGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+
+	t.Setenv("GOGC", "")
+	setGCPercent()
+	if got := debug.SetGCPercent(100); got != serveGCPercent {
+		t.Errorf("GOGC unset: GC percent %d, want %d", got, serveGCPercent)
+	}
+
+	t.Setenv("GOGC", "150")
+	debug.SetGCPercent(150) // what the runtime read from GOGC at start
+	setGCPercent()
+	if got := debug.SetGCPercent(100); got != 150 {
+		t.Errorf("GOGC=150: GC percent %d, want 150 left as it was", got)
+	}
 }
