@@ -110,9 +110,9 @@ func testAudited(t *testing.T, open func(t *testing.T) *SQL) {
 		w := newWorld(t, open)
 		const n = 8
 		var wg sync.WaitGroup
-		errs := make(chan error, 2*n)
+		errs := make(chan error, 3*n)
 		for i := range n {
-			wg.Add(2)
+			wg.Add(3)
 			go func() {
 				defer wg.Done()
 				_, err := w.s.Audited(context.Background(), testSeal, func(tx *Tx) ([]AuditEvent, error) {
@@ -126,6 +126,14 @@ func testAudited(t *testing.T, open func(t *testing.T) *SQL) {
 				_, err := w.s.AppendAudit(context.Background(), event("account.create", strconv.Itoa(i)), testSeal)
 				errs <- err
 			}()
+			go func() { // locks for the append after its change (PostgreSQL)
+				defer wg.Done()
+				_, err := w.s.AuditedRows(context.Background(), testSeal, func(tx *Tx) ([]AuditEvent, error) {
+					err := tx.AddOrganisation(Organisation{OID: "1.2.246.10.98." + strconv.Itoa(i), Name: "Org", CreatedAt: t0})
+					return []AuditEvent{event("organisation.add", "rows "+strconv.Itoa(i))}, err
+				})
+				errs <- err
+			}()
 		}
 		wg.Wait()
 		close(errs)
@@ -133,8 +141,8 @@ func testAudited(t *testing.T, open func(t *testing.T) *SQL) {
 			w.must(err)
 		}
 		log := events(w)
-		if len(log) != 2*n {
-			t.Fatalf("%d events, want %d", len(log), 2*n)
+		if len(log) != 3*n {
+			t.Fatalf("%d events, want %d", len(log), 3*n)
 		}
 		for i, e := range log {
 			prev := ""

@@ -43,7 +43,7 @@ type dialect struct {
 	// relaxedCommit, run first in a transaction, lets it commit without waiting for
 	// the disk; "" where the dialect has no such setting.
 	relaxedCommit string
-	// auditLock, run first in a READ COMMITTED transaction, makes appends to the
+	// auditLock, run before the append in a transaction (tx.go audited), makes appends to the
 	// audit log wait for each other; "" where a writing transaction holds the whole
 	// database (SQLite).
 	auditLock string

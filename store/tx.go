@@ -50,12 +50,23 @@ func (s *SQL) audited(ctx context.Context, level sql.IsolationLevel, seal Seal, 
 	var stored []AuditEvent
 	for try := 1; ; try++ {
 		appending := false
+		// Where the dialect has an audit lock (PostgreSQL), concurrent audited
+		// changes queue on it instead of aborting each other at the append. A
+		// serializable transaction takes it first: its snapshot is taken at its
+		// first statement, and one taken before the previous appender committed
+		// would read a stale last event. A READ COMMITTED one (AuditedRows) takes
+		// it after the change, just before the append, whose statements each see
+		// what committed before them: the changes of concurrent issuances run side
+		// by side, and only the append and the commit wait in line.
+		lockFirst := s.d.auditLock != "" && level != s.d.lockingIsolation
 		err := s.retryTx(ctx, level, func(tx *sql.Tx) error {
 			stored, appending = stored[:0], false
-			// The audit lock comes first, so that concurrent audited changes queue
-			// here instead of aborting each other at the append.
-			if s.d.auditLock != "" {
-				if _, err := tx.ExecContext(ctx, s.d.auditLock); err != nil {
+			lock := func() error {
+				_, err := tx.ExecContext(ctx, s.d.auditLock)
+				return err
+			}
+			if lockFirst {
+				if err := lock(); err != nil {
 					return err
 				}
 			}
@@ -67,6 +78,11 @@ func (s *SQL) audited(ctx context.Context, level sql.IsolationLevel, seal Seal, 
 			}
 			if len(events) == 0 {
 				return ErrNoAuditEvent
+			}
+			if s.d.auditLock != "" && !lockFirst {
+				if err := lock(); err != nil {
+					return err
+				}
 			}
 			appending = true
 			for _, e := range events {
