@@ -429,7 +429,9 @@ func (s *SQL) writeConn(ctx context.Context, relaxed bool) (*sql.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.wconn, s.wsync = c, "FULL" // sqlitePragmas
+		// Set synchronous on first use: the connection may be a former write
+		// connection, handed back to the pool at NORMAL.
+		s.wconn, s.wsync = c, ""
 	}
 	if s.wsync != want {
 		if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous = "+want); err != nil {

@@ -106,6 +106,15 @@ func TestOpenSQLiteSettings(t *testing.T) {
 			t.Errorf("PRAGMA synchronous = %s, want 2", got)
 		}
 	})
+	t.Run("a write connection handed back relaxed is set anew", func(t *testing.T) {
+		synchronous(t, true)
+		// Closing a *sql.Conn hands its connection back to the pool, still at
+		// NORMAL; the next write connection may be that one.
+		s.wconn.Close()
+		if got := synchronous(t, false); got != "2" {
+			t.Errorf("a durable write ran at synchronous %s, want 2 (FULL)", got)
+		}
+	})
 	t.Run("Ping answers", func(t *testing.T) {
 		if err := s.Ping(context.Background()); err != nil {
 			t.Fatal(err)
