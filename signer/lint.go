@@ -67,11 +67,10 @@ var SOTEIgnoredLints = map[string]string{
 // Linter runs zlint on a certificate before the issuer key signs it. It is safe for
 // concurrent use.
 type Linter struct {
-	registry lint.Registry
-	ignored  map[string]string
-	// lints and config are the registry's certificate lints and configuration, read
-	// once: zlint.LintCertificateEx would list and sort every lint's name for each
-	// certificate (0.1 ms) to size a result map Lint does not need.
+	// lints and config are the filtered registry's certificate lints and
+	// configuration, read once: zlint.LintCertificateEx would list and sort every
+	// lint's name for each certificate (0.1 ms) to size a result map Lint does not
+	// need.
 	lints  []*lint.CertificateLint
 	config lint.Configuration
 }
@@ -100,8 +99,7 @@ func NewLinter(ignore map[string]string) (*Linter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signer: lint registry: %w", err)
 	}
-	return &Linter{registry: reg, ignored: maps.Clone(ignore), lints: reg.CertificateLints().Lints(),
-		config: reg.GetConfiguration()}, nil
+	return &Linter{lints: reg.CertificateLints().Lints(), config: reg.GetConfiguration()}, nil
 }
 
 // defaultLinter is the SOTE linter, built once: building a registry walks every lint.

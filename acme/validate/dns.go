@@ -123,11 +123,11 @@ func (v *Validator) query(ctx context.Context, name string, typ dnsmessage.Type)
 	if err != nil {
 		return nil, err
 	}
-	var full dns.Msg
-	if err := full.Unpack(raw); err != nil {
-		return nil, &lookupError{name: name, reason: "the DNS server sent an answer this validator cannot read"}
+	full, err := unpack(name, raw)
+	if err != nil {
+		return nil, err
 	}
-	if err := v.dnssec.Check(ctx, name, uint16(typ), &full); err != nil {
+	if err := v.dnssec.Check(ctx, name, uint16(typ), full); err != nil {
 		var b *dnssec.BogusError
 		if errors.As(err, &b) {
 			return nil, &lookupError{name: name, reason: b.Error(), bogus: true}
@@ -147,6 +147,12 @@ func (v *Validator) askDNSSEC(ctx context.Context, name string, qtype uint16) (*
 	if err != nil {
 		return nil, err
 	}
+	return unpack(name, raw)
+}
+
+// unpack reads an answer as the DNSSEC checker needs it, with its signatures and
+// proofs (miekg/dns; the lookup itself reads it with dnsmessage).
+func unpack(name string, raw []byte) (*dns.Msg, error) {
 	var m dns.Msg
 	if err := m.Unpack(raw); err != nil {
 		return nil, &lookupError{name: name, reason: "the DNS server sent an answer this validator cannot read"}
