@@ -931,15 +931,7 @@ func startChallengeServer(tb testing.TB) *challengeServer {
 
 func (cs *challengeServer) set(token, keyAuth string) { cs.keys.Store(token, keyAuth) }
 
-func freePortTB(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePortTB(tb testing.TB) int { return harness.FreePort(tb) }
 
 // benchBinary is varmenne built without the race detector, for measurements.
 var (

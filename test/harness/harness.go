@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,15 +77,50 @@ type Instance struct {
 	PublicAddr string   // the CRL/OCSP listener (--public-listen), kept across restarts
 }
 
-// FreePort finds a loopback TCP port nobody listens on.
-func FreePort(t *testing.T) int {
+// FreePort finds a loopback TCP port nobody listens on, for a listener that starts
+// later (a client's http-01 responder, often many seconds later). It is drawn below
+// the kernel's ephemeral range: a port the kernel hands out for ":0" may meanwhile
+// become the local port of another test's outgoing connection, and the client then
+// cannot bind it ("already in use": TestHSMCertbot failed so once).
+func FreePort(t testing.TB) int {
 	t.Helper()
+	lo := ephemeralLow()
+	for range 100 {
+		port := portFloor + rand.IntN(lo-portFloor)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// portFloor is the lowest port FreePort draws: above the well-known and most
+// registered services' ports.
+const portFloor = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// ip_local_port_range; 32768, its default, where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= portFloor+1000 {
+		return 32768
+	}
+	return lo
 }
 
 // Start runs the server on a fresh data directory (or data, when given) and waits for
